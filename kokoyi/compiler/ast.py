@@ -1,0 +1,374 @@
+"""The Kokoyi AST: frozen dataclasses, each with the source span it came from.
+
+Nodes compare by identity (eq=False), so passes can key side tables on them. Parentheses
+and braces are kept (Paren, Group) so the renderer can give back what was written; the
+other passes look through them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Union
+
+from kokoyi.errors import Span
+
+node = dataclass(frozen=True, eq=False)
+
+
+@node
+class Node:
+    span: Span
+
+
+# ---- names -----------------------------------------------------------------------
+
+
+@node
+class Name(Node):
+    """A possibly decorated name: `x`, `\\alpha`, `G_t`, `\\bar{G_t}`, `s'`, `W^{(1)}`.
+
+    key is the canonical spelling, the name's identity (`G_{t}`, `\\bar{G_{t}}`).
+    hint is a readable Python identifier for it (`G_t`, `G_t_bar`).
+    When the name's outermost decoration is a subscript, `inner` is the name without it
+    and `indices` the subscript's expressions: if `key` is not defined the subscript
+    indexes `inner`. A parenthesised superscript likewise keeps `inner` and `exponent`.
+    """
+
+    key: str
+    hint: str
+    inner: Name | None = None
+    indices: tuple[Expr, ...] = ()
+    exponent: Expr | None = None
+
+
+# ---- expressions ---------------------------------------------------------------------
+
+
+@node
+class Num(Node):
+    value: int | float
+    text: str
+
+
+@node
+class Paren(Node):
+    expr: Expr
+
+
+@node
+class Group(Node):
+    """A braced group `{e}`: grouping only."""
+
+    expr: Expr
+
+
+@node
+class Unary(Node):
+    op: str  # "-", "+", "not"
+    operand: Expr
+
+
+@node
+class Binary(Node):
+    op: str  # "+", "-", "*", "/", "@", "and", "or"
+    left: Expr
+    right: Expr
+    spelling: str = ""  # the source operator (`\cdot`, `\odot`, ...) for rendering
+
+
+@node
+class Compare(Node):
+    op: str  # "<", ">", "<=", ">=", "==", "!="
+    left: Expr
+    right: Expr
+
+
+@node
+class Juxtapose(Node):
+    """Implicit product: `2x`, `\\frac{1}{2} \\delta^2`."""
+
+    left: Expr
+    right: Expr
+
+
+@node
+class Power(Node):
+    base: Expr
+    exponent: Expr
+    spelling: str = "^"  # "^" or "**"
+
+
+@node
+class Transpose(Node):
+    operand: Expr
+
+
+@node
+class Frac(Node):
+    numerator: Expr
+    denominator: Expr
+
+
+@node
+class Sqrt(Node):
+    radicand: Expr
+    degree: Expr | None = None
+
+
+@node
+class Bars(Node):
+    """`|x|`: length of the first axis, or absolute value of a scalar."""
+
+    operand: Expr
+
+
+@node
+class Norm(Node):
+    operand: Expr
+    order: str | None = None  # None, "1", "2", "inf"
+
+
+@node
+class Rounding(Node):
+    kind: str  # "ceil" or "floor"
+    operand: Expr
+
+
+@node
+class Call(Node):
+    func: Expr
+    args: tuple[Expr, ...]
+
+
+@node
+class Slice(Node):
+    start: Expr | None
+    stop: Expr | None
+
+
+@node
+class Index(Node):
+    target: Expr
+    items: tuple[Expr, ...]  # Expr or Slice
+
+
+@node
+class Builtin(Node):
+    """A built-in function used as a value or callee: `\\Mean`, `\\exp`."""
+
+    name: str
+
+
+@node
+class BuiltinCall(Node):
+    name: str
+    args: tuple[Expr, ...]
+    style: str = "paren"  # "paren" or "bare"
+
+
+@node
+class Reduce(Node):
+    """`\\sum(x)`, `\\max(x)`, `\\max(a, b)`: reductions and n-ary max/min."""
+
+    op: str
+    args: tuple[Expr, ...]
+
+
+@node
+class Bound(Node):
+    var: Name
+    lower: Expr
+    upper: Expr
+
+
+@node
+class BigOp(Node):
+    """`\\sum_{i=a}^{b} body` and friends; bounds inclusive."""
+
+    op: str  # sum prod max min argmax argmin mean
+    bound: Bound
+    body: Expr
+
+
+@node
+class SetBuilder(Node):
+    """`\\{ e \\}_{t=a}^{b}` (one or more bounds, outermost first)."""
+
+    element: Expr
+    bounds: tuple[Bound, ...]
+
+
+@node
+class CaseRow(Node):
+    value: Expr
+    condition: Expr | None  # None: otherwise
+    text: str = ""  # "if", "otherwise", "else" or ""
+
+
+@node
+class Cases(Node):
+    rows: tuple[CaseRow, ...]
+
+
+@node
+class Indicator(Node):
+    condition: Expr
+    style: str = "["  # "[", "(", "_"
+
+
+Expr = Union[
+    Name, Num, Paren, Group, Unary, Binary, Compare, Juxtapose, Power, Transpose, Frac, Sqrt, Bars,
+    Norm, Rounding, Call, Slice, Index, Builtin, BuiltinCall, Reduce, BigOp, SetBuilder, Cases,
+    Indicator,
+]
+
+
+# ---- statements and items ------------------------------------------------------------
+
+
+@node
+class TypeAnnotation(Node):
+    field: str  # "R", "Z" or "N"
+    dims: tuple[Expr, ...]  # Name or Num
+
+
+@node
+class Decl(Node):
+    name: Name
+    annotation: TypeAnnotation | None = None
+
+
+@node
+class Definition(Node):
+    """`target \\gets value`, or `target(args) \\gets value` for a function."""
+
+    target: Name
+    params: tuple[Name, ...] | None
+    value: Expr
+    where: tuple[Definition, ...] = ()
+    comment: str | None = None
+
+
+@node
+class Return(Node):
+    values: tuple[Expr, ...]
+    where: tuple[Definition, ...] = ()
+    comment: str | None = None
+
+
+Statement = Union[Definition, Return]
+
+
+@node
+class Module(Node):
+    name: Name
+    inputs: tuple[Decl, ...]
+    params: tuple[Decl, ...]
+    body: tuple[Statement, ...]
+    has_params_section: bool = False
+
+
+@node
+class Function(Node):
+    name: Name
+    args: tuple[Decl, ...]
+    body: tuple[Statement, ...]
+
+
+Item = Union[Module, Function, Definition]
+
+
+@node
+class Program(Node):
+    items: tuple[Item, ...] = field(default=())
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def children(n: Node):
+    """The child nodes of n, in source order."""
+    for f in dataclasses.fields(n):
+        if f.name == "span":
+            continue
+        v = getattr(n, f.name)
+        if isinstance(v, Node):
+            yield v
+        elif isinstance(v, tuple):
+            for x in v:
+                if isinstance(x, Node):
+                    yield x
+
+
+def walk(n: Node):
+    """n and all its descendants, depth first, in source order."""
+    yield n
+    for c in children(n):
+        yield from walk(c)
+
+
+def strip(e: Expr) -> Expr:
+    """e without surrounding parentheses or braces."""
+    while isinstance(e, (Paren, Group)):
+        e = e.expr
+    return e
+
+
+def dump(n, indent: int = 0) -> str:
+    """A readable indented dump of a tree (what `kyic compile --dump-after` prints)."""
+    pad = "  " * indent
+    if isinstance(n, tuple):
+        return "\n".join(dump(x, indent) for x in n) if n else pad + "()"
+    if not isinstance(n, Node):
+        return pad + repr(n)
+    scalars, nested = [], []
+    for f in dataclasses.fields(n):
+        if f.name == "span":
+            continue
+        v = getattr(n, f.name)
+        if isinstance(v, Node) or (isinstance(v, tuple) and any(isinstance(x, Node) for x in v)):
+            nested.append((f.name, v))
+        elif v not in (None, (), "") and not (isinstance(n, Name) and f.name == "hint"):
+            scalars.append(f"{f.name}={v!r}")
+    head = f"{pad}{type(n).__name__}({', '.join(scalars)}) @{n.span.line}:{n.span.column}"
+    lines = [head]
+    for name, v in nested:
+        lines.append(f"{pad}  .{name}:")
+        lines.append(dump(v, indent + 2))
+    return "\n".join(lines)
+
+
+# ---- nodes that name resolution introduces ---------------------------------------------
+
+
+@node
+class Ref(Node):
+    """A resolved use of a name: what it refers to is `symbol` (kokoyi.compiler.symbols)."""
+
+    symbol: object
+    name: Name
+
+
+@node
+class Constant(Node):
+    """A built-in constant (`\\pi`, `e`, `\\infty`) where the name is not user-defined."""
+
+    key: str
+
+
+def map_children(n: Node, fn) -> Node:
+    """A copy of n with fn applied to each child node (and to nodes inside tuples)."""
+    changes = {}
+    for f in dataclasses.fields(n):
+        if f.name == "span":
+            continue
+        v = getattr(n, f.name)
+        if isinstance(v, Node):
+            new = fn(v)
+        elif isinstance(v, tuple) and any(isinstance(x, Node) for x in v):
+            new = tuple(fn(x) if isinstance(x, Node) else x for x in v)
+        else:
+            continue
+        if new is not v:
+            changes[f.name] = new
+    return dataclasses.replace(n, **changes) if changes else n

@@ -1,0 +1,98 @@
+"""Built-in functions, reductions and constants, kept as data.
+
+Each entry says how many arguments it takes, how the per-sample rank of its result follows
+from its arguments' ranks, which runtime function (kokoyi.runtime.ops) implements it, and
+how it renders. The docs' built-in table is generated from this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BuiltinFunction:
+    name: str  # source word: `\Softmax` -> "Softmax"
+    runtime: str  # function in kokoyi.runtime.ops
+    min_args: int
+    max_args: int | None  # None: any number
+    rank: str  # "same" (of the first argument), "scalar", "broadcast", "onehot"
+    render: str  # LaTeX shown in notebooks and papers
+    meaning: str  # one line for the docs: the PyTorch meaning, per sample
+
+    def arity_text(self) -> str:
+        if self.max_args is None:
+            return f"{self.min_args} or more arguments"
+        if self.min_args == self.max_args:
+            return f"{self.min_args} argument" + ("s" if self.min_args != 1 else "")
+        return f"{self.min_args} to {self.max_args} arguments"
+
+
+def _f(name, runtime, n, rank, render, meaning, max_args=-1):
+    return BuiltinFunction(name, runtime, n, n if max_args == -1 else max_args, rank, render, meaning)
+
+
+FUNCTIONS: dict[str, BuiltinFunction] = {
+    f.name: f
+    for f in [
+        _f("exp", "exp", 1, "same", r"\exp", "torch.exp, element-wise"),
+        _f("Exp", "exp", 1, "same", r"\exp", "torch.exp, element-wise"),
+        _f("log", "log", 1, "same", r"\log", "torch.log, element-wise"),
+        _f("ln", "log", 1, "same", r"\ln", "torch.log, element-wise"),
+        _f("sin", "sin", 1, "same", r"\sin", "torch.sin, element-wise"),
+        _f("cos", "cos", 1, "same", r"\cos", "torch.cos, element-wise"),
+        _f("tan", "tan", 1, "same", r"\tan", "torch.tan, element-wise"),
+        _f("sinh", "sinh", 1, "same", r"\sinh", "torch.sinh, element-wise"),
+        _f("cosh", "cosh", 1, "same", r"\cosh", "torch.cosh, element-wise"),
+        _f("tanh", "tanh", 1, "same", r"\tanh", "torch.tanh, element-wise"),
+        _f("abs", "abs", 1, "same", r"\operatorname{abs}", "torch.abs, element-wise"),
+        _f("sign", "sign", 1, "same", r"\operatorname{sign}", "torch.sign, element-wise"),
+        _f("ReLU", "relu", 1, "same", r"\operatorname{ReLU}", "torch.relu, element-wise"),
+        _f("Sigmoid", "sigmoid", 1, "same", r"\sigma", "torch.sigmoid, element-wise"),
+        _f("Softplus", "softplus", 1, "same", r"\operatorname{softplus}", "torch.nn.functional.softplus"),
+        _f("GELU", "gelu", 1, "same", r"\operatorname{GELU}", "torch.nn.functional.gelu"),
+        _f("maximum", "maximum", 2, "broadcast", r"\max", "torch.maximum, element-wise"),
+        _f("minimum", "minimum", 2, "broadcast", r"\min", "torch.minimum, element-wise"),
+        _f("clip", "clip", 3, "broadcast", r"\operatorname{clip}", "torch.clamp(x, lo, hi)"),
+        _f("Softmax", "softmax", 1, "same", r"\operatorname{softmax}", "torch.softmax over the last axis"),
+        _f("LogSoftmax", "log_softmax", 1, "same", r"\operatorname{log\,softmax}",
+           "torch.log_softmax over the last axis"),
+        _f("Mean", "mean", 1, "scalar", r"\operatorname{mean}", "mean of all elements"),
+        _f("Var", "var", 1, "scalar", r"\operatorname{Var}", "population variance of all elements"),
+        _f("Std", "std", 1, "scalar", r"\operatorname{std}", "population standard deviation of all elements"),
+        _f("LogSumExp", "logsumexp", 1, "scalar", r"\operatorname{LSE}", "log of the sum of exp of all elements"),
+        _f("OneHot", "one_hot", 2, "onehot", r"\operatorname{onehot}", "one-hot float vector of length n"),
+        _f("Concat", "concat", 2, "broadcast", r"\operatorname{concat}", "torch.cat along the first axis",
+           max_args=None),
+        _f("StopGrad", "stop_grad", 1, "same", r"\mathrm{sg}", "x.detach(): no gradient flows through"),
+        _f("CrossEntropy", "cross_entropy", 2, "scalar", r"\operatorname{CE}",
+           "-log_softmax(logits)[label] for an integer label"),
+        _f("MSE", "mse", 2, "scalar", r"\operatorname{MSE}", "mean of squared differences"),
+        _f("SmoothL1", "smooth_l1", 2, "scalar", r"\operatorname{SmoothL1}",
+           "torch.nn.functional.smooth_l1_loss, mean"),
+    ]
+}
+
+# `\sum(x)`-style reductions over all elements; max/min with several arguments are element-wise.
+REDUCTIONS = {
+    "sum": ("reduce_sum", r"\sum"),
+    "prod": ("reduce_prod", r"\prod"),
+    "max": ("reduce_max", r"\max"),
+    "min": ("reduce_min", r"\min"),
+    "argmax": ("reduce_argmax", r"\operatorname{argmax}"),
+    "argmin": ("reduce_argmin", r"\operatorname{argmin}"),
+}
+
+# Big operators over an index range: runtime function, value of an empty range (None:
+# an empty range is a run-time error), and rendering.
+BIG_OPERATORS = {
+    "sum": ("range_sum", 0, r"\sum"),
+    "prod": ("range_prod", 1, r"\prod"),
+    "max": ("range_max", None, r"\max"),
+    "min": ("range_min", None, r"\min"),
+    "argmax": ("range_argmax", None, r"\operatorname*{argmax}"),
+    "argmin": ("range_argmin", None, r"\operatorname*{argmin}"),
+    "mean": ("range_mean", None, r"\mathbb{E}"),
+}
+
+# Constants, used where the name is not defined by the user.
+CONSTANTS = {"\\pi": "math.pi", "e": "math.e", "\\infty": "math.inf"}

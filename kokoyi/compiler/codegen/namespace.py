@@ -1,0 +1,47 @@
+"""Namespace: turns any source name into a unique, legal, readable Python identifier.
+
+Modelled on torch.fx's Namespace: `\\alpha` -> `alpha`, `x_{first}` -> `x_first`,
+`\\bar{x}` -> `x_bar`, `s'` -> `s_prime`; Python keywords, builtins and the names the
+generated code itself uses get a trailing underscore; collisions get `_1`, `_2`, ...
+"""
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+# Names generated code uses for itself; user names never take them.
+RESERVED = frozenset({"kk", "torch", "math", "kokoyi"})
+TAKEN_BY_PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+
+
+def legal(hint: str) -> str:
+    """hint made into an identifier, before uniqueness."""
+    text = re.sub(r"[^A-Za-z0-9_]", "_", hint)
+    text = re.sub(r"_+", "_", text).strip("_") or "v"
+    if text[0].isdigit():
+        text = "v_" + text
+    if text in TAKEN_BY_PYTHON or text in RESERVED or text.startswith("__"):
+        text += "_"
+    return text
+
+
+class Namespace:
+    def __init__(self, taken=()) -> None:
+        self._used: set[str] = set(taken)
+
+    def create(self, hint: str) -> str:
+        base = legal(hint)
+        name, n = base, 0
+        while name in self._used:
+            n += 1
+            name = f"{base}_{n}"
+        self._used.add(name)
+        return name
+
+    def reserve(self, name: str) -> None:
+        self._used.add(name)
+
+    def child(self) -> Namespace:
+        """A namespace that avoids every name taken here so far."""
+        return Namespace(self._used)

@@ -1,0 +1,271 @@
+"""Text -> lark parse tree: the LALR parser, the post-lexer and readable syntax errors."""
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterator
+from importlib import resources
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from kokoyi.compiler import keywords
+from kokoyi.errors import KokoyiSyntaxError, Source, Span
+
+GRAMMAR_FILE = "grammar.lark"
+
+# What each terminal is called in messages: lark's terminal names never reach the user.
+TERMINAL_TEXT = {
+    "END": "`\\\\` to end the statement",
+    "LSET": "`\\{`",
+    "RSET": "`\\}`",
+    "DNORM": "`\\|`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "BAR": "`|`",
+    "COMMA": "`,`",
+    "SEMI": "`;`",
+    "COLON": "`:`",
+    "AMP": "`&`",
+    "PRIME": "`'`",
+    "POW": "`**`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
+    "AT": "`@`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "CARET": "`^`",
+    "UNDERSCORE": "`_`",
+    "LT": "`<`",
+    "GT": "`>`",
+    "EQ": "`=`",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "GREEK": "a name",
+    "MODULE": "`\\Module`",
+    "END_MODULE": "`\\EndModule`",
+    "FUNCTION": "`\\Function`",
+    "END_FUNCTION": "`\\EndFunction`",
+    "RETURN": "`\\Return`",
+    "GETS": "`\\gets`",
+    "WHERE": "`\\where`",
+    "IN": "`\\in`",
+    "FRAC": "`\\frac`",
+    "SQRT": "`\\sqrt`",
+    "TEXT": "`\\text{...}`",
+    "COMMENT_TEXT": "`\\Comment{...}`",
+    "BEGIN_CASES": "`\\begin{cases}`",
+    "END_CASES": "`\\end{cases}`",
+    "TRANSPOSE_HAT": "`^\\top`",
+    "FUNC": "a built-in function",
+    "BIGOP": "a big operator",
+    "MATHBB": "`\\mathbb`",
+    "ACCENT": "an accent",
+    "FONT": "a font command",
+    "$END": "the end of the input",
+}
+
+# Terminals that start or form an operand: an unexpected one right after an operand means
+# two things were written side by side.
+OPERAND_TERMINALS = {"NAME", "GREEK", "FONT", "ACCENT", "LPAR", "FUNC"}
+OPERAND_ENDS = {"NAME", "GREEK", "RPAR", "RSQB", "RBRACE", "PRIME", "NUMBER", "BAR", "DNORM", "TRANSPOSE_HAT"}
+
+
+class TexArguments:
+    """Post-lexer: keyword lookup for `\\commands`, and TeX's argument rule.
+
+    A macro argument is one token or one braced group, so after `\\frac`, `^` and the
+    like a multi-character number or name is split: `\\frac1234` reads as
+    `\\frac{1}{2}34` and `x^ab` as `x^{a}b`, exactly as LaTeX typesets them.
+    """
+
+    always_accept = ("CMD",)
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.recent: list[Token] = []  # the last two tokens handed to the parser
+
+    def _emit(self, tok: Token) -> Token:
+        self.recent = [*self.recent[-1:], tok]
+        return tok
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        frames: list[_Frame] = []
+        depth = 0
+        pending: list[Token] = []
+        for raw in stream:
+            token = self._keyword(raw) if raw.type == "CMD" else raw
+            if token is None:
+                continue
+            pending.append(token)
+            while pending:
+                tok = pending.pop(0)
+                top = frames[-1] if frames else None
+                active = top is not None and top.depth == depth and not top.in_group and not top.in_option
+                if tok.type in ("LBRACE", "LSQB"):
+                    if active and tok.type == "LSQB" and top.optional and top.remaining == top.count:
+                        top.in_option = True
+                    elif active and tok.type == "LBRACE":
+                        top.in_group = True
+                    depth += 1
+                    yield self._emit(tok)
+                    continue
+                if tok.type in ("RBRACE", "RSQB"):
+                    depth -= 1
+                    yield self._emit(tok)
+                    top = frames[-1] if frames else None
+                    if top is not None and top.depth == depth:
+                        if top.in_option and tok.type == "RSQB":
+                            top.in_option = False
+                        elif top.in_group and tok.type == "RBRACE":
+                            top.in_group = False
+                            _argument_done(frames)
+                    continue
+                if active and tok.type in ("NUMBER", "NAME") and len(tok.value) > 1:
+                    head, rest = _split_first(tok)
+                    pending.insert(0, rest)
+                    tok = head
+                count = keywords.TEX_ARGUMENTS.get(tok.type)
+                if count:
+                    frames.append(_Frame(count, depth, optional=tok.type == "SQRT", is_argument=active))
+                elif active:
+                    _argument_done(frames)
+                yield self._emit(tok)
+
+    def _keyword(self, token: Token) -> Token | None:
+        word = token.value[1:]
+        kind = keywords.classify(word)
+        if kind == "LAYOUT":
+            return None
+        if kind is None:
+            near = difflib.get_close_matches(word, keywords.known_words(), n=1, cutoff=0.6)
+            hint = f" (did you mean `\\{near[0]}`?)" if near else ""
+            raise KokoyiSyntaxError.at(self.source, _span(token), f"unknown command `{token.value}`{hint}")
+        return Token.new_borrow_pos(kind, token.value, token)
+
+
+class _Frame:
+    __slots__ = ("count", "remaining", "depth", "optional", "in_group", "in_option", "is_argument")
+
+    def __init__(self, count: int, depth: int, optional: bool, is_argument: bool) -> None:
+        self.count = self.remaining = count
+        self.depth = depth
+        self.optional = optional
+        self.is_argument = is_argument
+        self.in_group = self.in_option = False
+
+
+def _argument_done(frames: list[_Frame]) -> None:
+    """One argument of the innermost macro is complete; close finished macros."""
+    while frames:
+        top = frames[-1]
+        top.remaining -= 1
+        if top.remaining > 0:
+            return
+        frames.pop()
+        if not top.is_argument:
+            return
+
+
+def _split_first(tok: Token) -> tuple[Token, Token]:
+    head = Token(tok.type, tok.value[0], tok.start_pos, tok.line, tok.column, tok.line, tok.column + 1,
+                 None if tok.start_pos is None else tok.start_pos + 1)
+    rest = Token(tok.type, tok.value[1:], None if tok.start_pos is None else tok.start_pos + 1, tok.line,
+                 tok.column + 1, tok.end_line, tok.end_column, tok.end_pos)
+    return head, rest
+
+
+def _span(token: Token) -> Span:
+    end_col = token.end_column if token.end_column is not None else token.column + len(token.value)
+    return Span(token.line, token.column, token.end_line or token.line, end_col)
+
+
+@functools.lru_cache(maxsize=None)
+def grammar_text() -> str:
+    return resources.files("kokoyi.compiler").joinpath(GRAMMAR_FILE).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=4)
+def _lark(start: str = "start", strict: bool = False) -> Lark:
+    # The post-lexer is swapped per call (it needs the Source for its errors), so build
+    # without one and wrap the lexer ourselves.
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        start=start,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        strict=strict,
+        postlex=_PostLexSlot(),
+        cache=False,
+    )
+
+
+class _PostLexSlot:
+    """Lark wants the post-lexer at construction; this one forwards to the current one."""
+
+    always_accept = TexArguments.always_accept
+    current: TexArguments | None = None
+
+    def process(self, stream):
+        return self.current.process(stream)
+
+
+def parse(source: Source, start: str = "start") -> Tree:
+    """Parse source into a lark tree, raising KokoyiSyntaxError on bad input."""
+    parser = _lark(start)
+    slot = parser.options.postlex
+    previous = slot.current
+    slot.current = TexArguments(source)
+    try:
+        return parser.parse(source.text)
+    except UnexpectedInput as err:
+        recent = slot.current.recent
+        raise _syntax_error(source, err, recent[0] if len(recent) == 2 else None) from None
+    finally:
+        slot.current = previous
+
+
+def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) -> KokoyiSyntaxError:
+    if isinstance(err, UnexpectedCharacters):
+        ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else ""
+        span = Span(err.line, err.column, err.line, err.column + 1)
+        what = "a stray `\\`" if ch == "\\" else f"unexpected character {ch!r}"
+        return KokoyiSyntaxError.at(source, span, f"{what}{_expected(err.allowed)}")
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        lines = source.text.rstrip().splitlines() or [""]
+        line = len(lines)
+        span = Span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
+        return KokoyiSyntaxError.at(source, span, f"unexpected end of input{_expected(err.expected)}")
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    span = _span(tok)
+    if tok.type in OPERAND_TERMINALS and previous is not None and previous.type in OPERAND_ENDS:
+        left, right = previous.value, tok.value
+        return KokoyiSyntaxError.at(
+            source,
+            span,
+            f"`{left}` and `{right}` side by side: write `{left} @ {right}` for a matrix product "
+            f"or `{left} * {right}` for an element-wise one (only a number, \\frac or \\sqrt "
+            f"multiplies by juxtaposition; a multi-letter name is one name)",
+        )
+    if tok.type == "MISPLACED":
+        return KokoyiSyntaxError.at(source, span, f"`{tok.value}` cannot stand here{_expected(err.expected)}")
+    shown = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
+    if "END" in err.expected and tok.type in {"RETURN", "END_MODULE", "END_FUNCTION", "NAME", "GREEK"}:
+        return KokoyiSyntaxError.at(source, span, f"expected `\\\\` to end the statement before `{shown}`")
+    return KokoyiSyntaxError.at(source, span, f"unexpected `{shown}`{_expected(err.expected)}")
+
+
+def _expected(terminals) -> str:
+    names = sorted({TERMINAL_TEXT.get(t, t.lower()) for t in terminals or () if t not in ("CMD", "MISPLACED")})
+    if not names:
+        return ""
+    if len(names) > 6:
+        return ""
+    return "; expected " + ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]

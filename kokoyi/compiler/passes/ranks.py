@@ -1,0 +1,176 @@
+"""Per-sample rank inference, and the rank errors it can prove at compile time.
+
+Ranks come from annotations (`x \\in \\mathbb{R}^{T \\times d}` has rank 2), literals,
+indices and dimensions (rank 0), built-ins and set-builders. Unannotated inputs have an
+unknown rank (None) that the call decides; anything computed from an unknown rank is
+unknown too, and is checked at run time instead. Symbol.rank records the result for later
+passes (the code generator picks `x.shape[0]` or `abs` for `|x|` when it is known).
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ast as A
+from kokoyi.compiler import builtins as B
+from kokoyi.errors import KokoyiTypeError, Source
+
+
+class RankInference:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.ranks: dict[int, int | None] = {}
+
+    def error(self, node: A.Node, message: str) -> KokoyiTypeError:
+        return KokoyiTypeError.at(self.source, node.span, message)
+
+    def program(self, prog: A.Program) -> None:
+        for item in prog.items:
+            match item:
+                case A.Module() | A.Function():
+                    for stmt in item.body:
+                        self.statement(stmt)
+                case A.Definition():
+                    self.statement(item)
+
+    def statement(self, stmt) -> None:
+        for b in stmt.where:
+            self.statement(b)
+        if isinstance(stmt, A.Return):
+            for v in stmt.values:
+                self.rank(v)
+            return
+        if stmt.params is not None:
+            self.rank(stmt.value)
+            return
+        sym = stmt.target.symbol
+        if sym.extra.get("recurrence"):
+            builder = A.strip(stmt.value)
+            # The element's rank may depend on earlier elements; base cases decide it.
+            sym.rank = None
+            element = self.rank(builder.element)
+            sym.rank = None if element is None else element + 1
+            return
+        r = self.rank(stmt.value)
+        if not sym.is_function:
+            sym.rank = r
+
+    def rank(self, e) -> int | None:
+        key = id(e)
+        if key not in self.ranks:
+            self.ranks[key] = self._rank(e)
+        return self.ranks[key]
+
+    def _all(self, *es):
+        ranks = [self.rank(x) for x in es]
+        return None if any(r is None for r in ranks) else max(ranks, default=0)
+
+    def _rank(self, e) -> int | None:
+        match e:
+            case A.Num() | A.Constant():
+                return 0
+            case A.Bars() | A.Norm():
+                self.rank(e.operand)
+                return 0
+            case A.Indicator():
+                return self.rank(e.condition)
+            case A.Ref():
+                return None if e.symbol.is_function else e.symbol.rank
+            case A.Paren() | A.Group():
+                return self.rank(e.expr)
+            case A.Unary() | A.Rounding() | A.Transpose():
+                return self.rank(e.operand)
+            case A.Binary(op="@"):
+                return self.matmul(e)
+            case A.Binary() | A.Compare() | A.Juxtapose():
+                return self._all(e.left, e.right)
+            case A.Power():
+                return self._all(e.base, e.exponent)
+            case A.Frac():
+                return self._all(e.numerator, e.denominator)
+            case A.Sqrt():
+                if e.degree is not None:
+                    self.rank(e.degree)
+                return self.rank(e.radicand)
+            case A.Index():
+                return self.index(e)
+            case A.Slice():
+                return self._all(*(x for x in (e.start, e.stop) if x is not None))
+            case A.Call():
+                self.rank(e.func)
+                for a in e.args:
+                    self.rank(a)
+                return None
+            case A.Builtin():
+                return None
+            case A.BuiltinCall():
+                return self.builtin_call(e)
+            case A.Reduce():
+                ranks = [self.rank(a) for a in e.args]
+                if len(ranks) == 1:
+                    return 0
+                return None if None in ranks else max(ranks)
+            case A.BigOp():
+                self._all(e.bound.lower, e.bound.upper)
+                body = self.rank(e.body)
+                return 0 if e.op in ("argmax", "argmin") else body
+            case A.SetBuilder():
+                for b in e.bounds:
+                    self._all(b.lower, b.upper)
+                element = self.rank(e.element)
+                return None if element is None else element + len(e.bounds)
+            case A.Cases():
+                ranks = []
+                for row in e.rows:
+                    ranks.append(self.rank(row.value))
+                    if row.condition is not None:
+                        ranks.append(self.rank(row.condition))
+                return None if None in ranks else max(ranks)
+        raise TypeError(f"no rank rule for {type(e).__name__}")
+
+    def matmul(self, e: A.Binary) -> int | None:
+        left, right = self.rank(e.left), self.rank(e.right)
+        for side, r in ((e.left, left), (e.right, right)):
+            if r == 0:
+                raise self.error(side, "`@` (matrix product) needs vectors or matrices, not a scalar; "
+                                       "use `*` to scale")
+        if left is None or right is None:
+            return None
+        if left == 1 and right == 1:
+            return 0
+        if left == 1 or right == 1:
+            return max(left, right) - 1
+        return max(left, right)
+
+    def index(self, e: A.Index) -> int | None:
+        target = self.rank(e.target)
+        removed, added = 0, 0
+        for item in e.items:
+            r = self.rank(item)
+            if isinstance(item, A.Slice):
+                continue
+            removed += 1
+            if r is None:
+                return None
+            added += r
+        if target is None:
+            return None
+        if removed > target:
+            raise self.error(e, f"indexed with {removed} indices but the value has rank {target}")
+        return target - removed + added
+
+    def builtin_call(self, e: A.BuiltinCall) -> int | None:
+        fn = B.FUNCTIONS[e.name]
+        ranks = [self.rank(a) for a in e.args]
+        if fn.rank == "scalar":
+            return 0
+        if fn.rank == "same":
+            if e.name in ("Softmax", "LogSoftmax") and ranks[0] == 0:
+                raise self.error(e, f"`\\{e.name}` works along the last axis, but its argument is a scalar")
+            return ranks[0]
+        if fn.rank == "onehot":
+            return None if ranks[0] is None else ranks[0] + 1
+        return None if None in ranks else max(ranks)
+
+
+def infer_ranks(prog: A.Program, source: Source) -> A.Program:
+    RankInference(source).program(prog)
+    return prog
+

@@ -1,0 +1,110 @@
+"""The compiler, as one list of passes in order (after Halide's Lower.cpp).
+
+    parse        text -> lark tree                    kokoyi/compiler/parser.py
+    build        lark tree -> AST                     kokoyi/compiler/builder.py
+    resolve      names -> symbols, subscript rule     kokoyi/compiler/passes/resolve.py
+    recurrences  set-builders that read themselves    kokoyi/compiler/passes/recurrences.py
+    ranks        per-sample ranks, call checks        kokoyi/compiler/passes/ranks.py
+    codegen      AST -> Python source + line map      kokoyi/compiler/codegen/python.py
+
+`compile_unit(..., dump_after="resolve")` prints the IR after that pass
+(`kyic compile --dump-after resolve`).
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kokoyi.compiler import ast as A
+from kokoyi.errors import Source
+
+
+@dataclass
+class UnitState:
+    """What flows through the passes."""
+
+    source: Source
+    env: dict  # key -> Symbol of top-level definitions from earlier units
+    global_names: dict  # key -> Python name of those definitions
+    tree: Any = None  # lark tree
+    ast: A.Program | None = None
+    defined: list = field(default_factory=list)  # Symbols this unit defines, in order
+    generated: Any = None  # codegen.python.GeneratedUnit
+
+
+def _parse(state: UnitState) -> None:
+    from kokoyi.compiler.parser import parse
+
+    state.tree = parse(state.source)
+
+
+def _build(state: UnitState) -> None:
+    from kokoyi.compiler.builder import build
+
+    state.ast = build(state.tree, state.source)
+
+
+def _resolve(state: UnitState) -> None:
+    from kokoyi.compiler.passes.resolve import resolve
+
+    state.ast, state.defined = resolve(state.ast, state.source, state.env)
+
+
+def _recurrences(state: UnitState) -> None:
+    from kokoyi.compiler.passes.recurrences import check_recurrences
+
+    state.ast = check_recurrences(state.ast, state.source)
+
+
+def _ranks(state: UnitState) -> None:
+    from kokoyi.compiler.passes.ranks import infer_ranks
+
+    state.ast = infer_ranks(state.ast, state.source)
+
+
+def _codegen(state: UnitState) -> None:
+    from kokoyi.compiler.codegen.python import generate
+
+    state.generated = generate(state.ast, state.source, state.global_names)
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[UnitState], None]
+    doc: str
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("parse", _parse, "text -> lark parse tree (LALR, contextual lexer, TeX argument rule)"),
+    Pass("build", _build, "parse tree -> AST with source spans"),
+    Pass("resolve", _resolve, "names -> symbols: scopes, subscript rule, single assignment, recursion"),
+    Pass("recurrences", _recurrences, "a set-builder reading itself reads only earlier elements"),
+    Pass("ranks", _ranks, "per-sample ranks from annotations, literals and built-ins; rank errors"),
+    Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
+)
+PASS_NAMES = tuple(p.name for p in PASSES)
+
+
+def dump(state: UnitState, pass_name: str) -> str:
+    """The IR after pass_name, as text."""
+    if pass_name == "parse":
+        return state.tree.pretty()
+    if pass_name == "codegen":
+        return state.generated.code
+    return A.dump(state.ast) + "\n"
+
+
+def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
+                 dump_after: str | None = None, out=None) -> UnitState:
+    """Run every pass over one unit. Raises KokoyiError on bad input; changes no global state."""
+    if dump_after is not None and dump_after not in PASS_NAMES:
+        raise ValueError(f"unknown pass {dump_after!r}; passes are: {', '.join(PASS_NAMES)}")
+    state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}))
+    for p in PASSES:
+        p.run(state)
+        if p.name == dump_after:
+            (out or sys.stdout).write(dump(state, p.name))
+    return state

@@ -1,0 +1,116 @@
+"""Errors raised by the compiler and by compiled code.
+
+Every compile error carries the file name, 1-based line and column, and prints as::
+
+    policy.kyi:3:3: expected `\\\\` to end the statement
+      3 |   \\Return a \\\\
+        |   ^
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines and columns, end exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def to(self, other: Span) -> Span:
+        """The span from the start of self to the end of other."""
+        return Span(self.line, self.column, other.end_line, other.end_column)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A unit's text and the name errors give it."""
+
+    text: str
+    filename: str = "<kokoyi>"
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+
+class KokoyiError(Exception):
+    """Base class of every error kokoyi raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        filename: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        source_line: str | None = None,
+        width: int = 1,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.message = message
+        self.filename = filename
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        self.width = max(1, width)
+        self.notes = tuple(notes)
+        super().__init__(self._render())
+
+    @classmethod
+    def at(cls, source: Source, span: Span, message: str, notes: tuple[str, ...] = ()) -> KokoyiError:
+        """An error located at span in source."""
+        width = span.end_column - span.column if span.end_line == span.line else 1
+        return cls(
+            message,
+            filename=source.filename,
+            line=span.line,
+            column=span.column,
+            source_line=source.line_text(span.line),
+            width=width,
+            notes=notes,
+        )
+
+    def _render(self) -> str:
+        if self.line is None:
+            head = f"{self.filename}: {self.message}" if self.filename else self.message
+            return "\n".join((head, *self.notes))
+        head = f"{self.filename or '<kokoyi>'}:{self.line}:{self.column}: {self.message}"
+        parts = [head]
+        if self.source_line is not None:
+            gutter = f"{self.line:>4} | "
+            text = self.source_line.expandtabs(1)
+            parts.append(gutter + text)
+            caret_width = min(self.width, max(1, len(text) - self.column + 1))
+            parts.append(" " * (len(gutter) - 2) + "| " + " " * (self.column - 1) + "^" * caret_width)
+        parts.extend(self.notes)
+        return "\n".join(parts)
+
+    def __reduce__(self):  # keep errors picklable across processes (pytest-xdist, nbclient)
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls, message, state):
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class KokoyiSyntaxError(KokoyiError):
+    """The text is not Kokoyi: a bad token, a missing `\\\\`, an unknown command."""
+
+
+class KokoyiNameError(KokoyiError):
+    """A name is undefined, defined twice, or used in its own definition."""
+
+
+class KokoyiTypeError(KokoyiError):
+    """Ranks, shapes, argument counts or batch levels that do not fit."""
+
+
+class KokoyiRuntimeError(KokoyiError):
+    """An error raised while compiled code runs, located at its `.kyi` line."""

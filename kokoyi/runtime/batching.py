@@ -1,0 +1,88 @@
+"""`batch_level`: map a per-sample function over leading batch axes.
+
+The batch axes of all batched inputs are flattened into one, the per-sample function is
+mapped over it with torch.func.vmap, and the outputs get the batch shape back in front.
+Parameters are never batched.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch.func import vmap
+
+from kokoyi.errors import KokoyiTypeError
+from kokoyi.runtime.device import rt_device
+
+
+def check_batch_level(spec, args, batch_level) -> tuple[int, ...]:
+    """Validated batch levels, one per input (all zeros when batch_level is None)."""
+    n = len(spec.inputs)
+    if batch_level is None:
+        return (0,) * n
+    if isinstance(batch_level, int):
+        batch_level = [batch_level] * n
+    levels = tuple(batch_level)
+    if len(levels) != n:
+        raise KokoyiTypeError(f"{spec.where}: batch_level has {len(levels)} entries but module "
+                              f"`{spec.name}` has {n} input{'s' if n != 1 else ''} "
+                              f"({', '.join(i.key for i in spec.inputs)})")
+    batch_shape, first = None, None
+    for level, arg, inp in zip(levels, args, spec.inputs):
+        if not isinstance(level, numbers.Integral) or isinstance(level, bool) or level < 0:
+            raise KokoyiTypeError(f"{spec.where}: batch_level for input `{inp.key}` of module `{spec.name}` "
+                                  f"must be a non-negative integer, got {level!r}")
+        if level == 0:
+            continue
+        if not isinstance(arg, torch.Tensor):
+            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` has batch_level "
+                                  f"{level} but is a {type(arg).__name__}, not a tensor")
+        if arg.dim() < level:
+            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` has batch_level "
+                                  f"{level} but only {arg.dim()} axes (shape {tuple(arg.shape)})")
+        shape = tuple(arg.shape[:level])
+        if batch_shape is None:
+            batch_shape, first = shape, inp.key
+        elif shape != batch_shape:
+            raise KokoyiTypeError(f"{spec.where}: batch shapes disagree in module `{spec.name}`: input "
+                                  f"`{first}` has batch shape {batch_shape} but input `{inp.key}` has {shape}")
+    return levels
+
+
+def as_output(x):
+    """Outputs are tensors, also when the math gives a Python number."""
+    if isinstance(x, tuple):
+        return tuple(as_output(v) for v in x)
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, bool):
+        return torch.tensor(x, device=rt_device())
+    if isinstance(x, numbers.Integral):
+        return torch.tensor(int(x), device=rt_device())
+    return torch.tensor(float(x), dtype=torch.get_default_dtype(), device=rt_device())
+
+
+def run(per_sample, args, params, levels):
+    """per_sample(*args, *params), mapped over the batch axes that levels give."""
+    if not any(levels):
+        return as_output(per_sample(*args, *params))
+    level = max(levels)
+    batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
+    size = math.prod(batch_shape)
+    flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
+    in_dims = tuple(0 if k else None for k in levels)
+
+    def sample(*xs):
+        return as_output(per_sample(*xs, *params))
+
+    out = vmap(sample, in_dims=in_dims)(*flat)
+    if level == 1 and len(batch_shape) == 1:
+        return out
+    return _unflatten(out, batch_shape)
+
+
+def _unflatten(x, batch_shape):
+    if isinstance(x, tuple):
+        return tuple(_unflatten(v, batch_shape) for v in x)
+    return x.reshape(tuple(batch_shape) + tuple(x.shape[1:]))

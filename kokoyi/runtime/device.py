@@ -1,0 +1,21 @@
+"""The device of tensors that compiled code creates when no input decides it."""
+from __future__ import annotations
+
+import torch
+
+_device: torch.device | None = None
+
+
+def set_rt_device(device) -> None:
+    """Create tensors on `device` when no input of a compiled call decides the device.
+
+    Inputs decide otherwise: compiled code follows the device of the tensors it is given.
+    `None` restores the default (torch's default device, normally the CPU).
+    """
+    global _device
+    _device = None if device is None else torch.device(device)
+
+
+def rt_device() -> torch.device | None:
+    """The device set by set_rt_device, or None for torch's default."""
+    return _device

@@ -1,0 +1,69 @@
+"""kokoyi.compile, kokoyi.load and kokoyi.template."""
+from __future__ import annotations
+
+import os
+
+from kokoyi.compiler.pipeline import compile_unit
+from kokoyi.errors import KokoyiError, KokoyiRuntimeError
+from kokoyi.runtime.module import locate
+from kokoyi.runtime.symbols import Unit, symbol
+
+
+def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - the public name
+    """Compile a unit of Kokoyi source and register its definitions in kokoyi.symbol.
+
+    Returns a mapping from the unit's names to the registered objects; its
+    `python_source` attribute is the generated Python. On any error nothing is
+    registered and kokoyi.symbol is left exactly as it was.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"kokoyi.compile expects source text (str), got {type(source).__name__}")
+    env, names = symbol.environment()
+    state = compile_unit(source, filename, env, names)
+    try:
+        return symbol.install(state)
+    except KokoyiError:
+        raise
+    except Exception as err:
+        where = locate(err) or filename
+        raise KokoyiRuntimeError(f"{where}: {type(err).__name__}: {err}") from err
+
+
+def load(path: str | os.PathLike) -> Unit:
+    """Compile and register a `.kyi` file (see kokoyi.runtime.cache for the code cache)."""
+    from kokoyi.runtime.cache import load_cached
+
+    return load_cached(os.fspath(path))
+
+
+def template(name: str) -> str:
+    """The torch.nn.Module class skeleton for a compiled module, to copy and fill in."""
+    forward = symbol[name]
+    spec = getattr(forward, "__kokoyi_spec__", None)
+    if spec is None:
+        raise KeyError(f"{name!r} is not a Kokoyi module")
+    key = symbol.canonical(name)
+    class_name = _class_name(symbol._python_names()[key])
+    attrs = spec.param_hints
+    lines = [f"class {class_name}(torch.nn.Module):"]
+    lines.append(f'    r"""{spec.describe()}"""')
+    lines.append("")
+    lines.append("    def __init__(self):")
+    lines.append("        super().__init__()")
+    for attr, param in zip(attrs, spec.params):
+        lines.append(f"        self.{attr} = None  # TODO: parameter {param}: a tensor, number or torch.nn.Module")
+    if attrs:
+        lines.append("")
+        lines.append("    def get_parameters(self):")
+        if len(attrs) == 1:
+            lines.append(f"        return self.{attrs[0]}")
+        else:
+            lines.append(f"        return ({', '.join('self.' + a for a in attrs)})")
+    lines.append("")
+    lines.append(f"    forward = kokoyi.symbol[{key!r}]")
+    return "\n".join(lines) + "\n"
+
+
+def _class_name(python_name: str) -> str:
+    parts = [p for p in python_name.split("_") if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts) or "Model"

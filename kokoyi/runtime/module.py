@@ -1,0 +1,156 @@
+"""Module symbols: `forward(self, *inputs, batch_level=None)` around a per-sample function.
+
+The wrapper checks the call (input and parameter counts, batch levels, annotated
+dimensions) before any tensor work, reads the parameters from `self.get_parameters()`,
+maps the per-sample function over the batch axes, and turns errors raised inside
+compiled code into KokoyiRuntimeErrors that name the `.kyi` line.
+"""
+from __future__ import annotations
+
+import linecache
+import numbers
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
+from kokoyi.runtime import batching
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    key: str
+    field: str | None  # "R", "Z", "N" or None when unannotated
+    dims: tuple | None  # dimension names (str) and sizes (int), or None
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    name: str
+    inputs: tuple[InputSpec, ...]
+    params: tuple[str, ...]
+    param_hints: tuple[str, ...]
+    signature: str
+    where: str  # file:line:col of the \Module
+
+    def describe(self) -> str:
+        inputs = ", ".join(i.key for i in self.inputs)
+        params = ", ".join(self.params)
+        return f"\\Module{{{self.name}}}{{{inputs}{'; ' + params if self.params else ''}}}"
+
+
+def module(per_sample, *, name, inputs, params, param_hints, signature, where):
+    """The forward function of a compiled module (what kokoyi.symbol holds)."""
+    spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
+                      signature, where)
+
+    def forward(self, *args, batch_level=None):
+        if len(args) != len(spec.inputs):
+            raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {len(spec.inputs)} input"
+                                  f"{'s' if len(spec.inputs) != 1 else ''}, got {len(args)}; "
+                                  f"declared as {spec.describe()}")
+        params = read_parameters(self, spec)
+        levels = batching.check_batch_level(spec, args, batch_level)
+        check_annotations(spec, args, levels)
+        try:
+            return batching.run(per_sample, args, params, levels)
+        except KokoyiError:
+            raise
+        except Exception as err:  # noqa: BLE001 - re-raised with the .kyi line
+            located = locate(err)
+            if located is None:
+                raise
+            raise KokoyiRuntimeError(f"{located}: in module `{spec.name}`: {type(err).__name__}: {err}") from err
+
+    forward.__name__ = forward.__qualname__ = per_sample.__name__.replace("__per_sample", "")
+    forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
+    forward.__kokoyi_spec__ = spec
+    forward.__kokoyi_per_sample__ = per_sample
+    return forward
+
+
+def read_parameters(owner, spec: ModuleSpec) -> tuple:
+    n = len(spec.params)
+    if n == 0:
+        return ()
+    getter = getattr(owner, "get_parameters", None)
+    if getter is None:
+        raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` needs parameters "
+                              f"({', '.join(spec.params)}): define get_parameters(self) on "
+                              f"{type(owner).__name__}; declared as {spec.describe()}")
+    value = getter()
+    if n == 1:
+        return (value,)
+    if not isinstance(value, (tuple, list, torch.nn.ModuleList, torch.nn.ParameterList)) or len(value) != n:
+        got = f"{len(value)} values" if isinstance(value, (tuple, list)) else f"a {type(value).__name__}"
+        raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` has {n} parameters "
+                              f"({', '.join(spec.params)}) but get_parameters() returned {got}; "
+                              f"declared as {spec.describe()}")
+    return tuple(value)
+
+
+def check_annotations(spec: ModuleSpec, args, levels) -> None:
+    """Annotated ranks, integer types and shared dimension sizes, per sample."""
+    sizes: dict[str, tuple[int, str]] = {}
+    for arg, level, inp in zip(args, levels, spec.inputs):
+        if inp.dims is None:
+            continue
+        if isinstance(arg, torch.Tensor):
+            shape = tuple(arg.shape[level:])
+            integer = not (arg.is_floating_point() or arg.is_complex())
+        elif isinstance(arg, numbers.Number):
+            shape, integer = (), isinstance(arg, numbers.Integral)
+        else:
+            continue
+        if len(shape) != len(inp.dims):
+            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` is annotated with "
+                                  f"{len(inp.dims)} per-sample axes but has shape {shape} per sample")
+        if inp.field in ("Z", "N") and not integer:
+            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` is "
+                                  f"\\mathbb{{{inp.field}}} but got a floating-point value")
+        for axis, (dim, size) in enumerate(zip(inp.dims, shape)):
+            if isinstance(dim, int):
+                if dim != size:
+                    raise KokoyiTypeError(f"{spec.where}: axis {axis} of input `{inp.key}` of module "
+                                          f"`{spec.name}` must have size {dim}, got {size}")
+                continue
+            if dim in sizes and sizes[dim][0] != size:
+                first_size, first_input = sizes[dim]
+                raise KokoyiTypeError(f"{spec.where}: dimension `{dim}` of module `{spec.name}` disagrees: "
+                                      f"input `{first_input}` has {dim} = {first_size} but input `{inp.key}` "
+                                      f"has {dim} = {size}")
+            sizes.setdefault(dim, (size, inp.key))
+
+
+# ---- generated code -> source positions ----------------------------------------------------
+LINE_MAPS: dict[str, tuple[str, dict[int, int]]] = {}  # generated filename -> (source filename, map)
+
+
+def register_code(filename: str, code: str, source_filename: str, line_map: dict[int, int]) -> None:
+    """Make generated code visible to tracebacks and map its lines back to the source."""
+    lines = code.splitlines(keepends=True)
+    linecache.cache[filename] = (len(code), None, lines, filename)
+    LINE_MAPS[filename] = (source_filename, line_map)
+
+
+def locate(err: BaseException) -> str | None:
+    """`file.kyi:line` of the innermost generated frame in err's traceback."""
+    tb = err.__traceback__
+    found = None
+    while tb is not None:
+        entry = LINE_MAPS.get(tb.tb_frame.f_code.co_filename)
+        if entry is not None:
+            src, line_map = entry
+            line = line_map.get(tb.tb_lineno)
+            if line is not None:
+                found = f"{src}:{line}"
+        tb = tb.tb_next
+    return found
+
+
+def excepthook_note(err: BaseException) -> str | None:  # pragma: no cover - used by the notebook magic
+    return locate(err) if isinstance(err, BaseException) else None
+
+
+__all__ = ["module", "ModuleSpec", "InputSpec", "register_code", "locate", "sys"]

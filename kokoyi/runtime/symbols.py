@@ -1,0 +1,145 @@
+"""`kokoyi.symbol`: the one namespace that units, files and notebook cells share.
+
+Keys are the source spelling of a name, with or without its leading backslash
+(`r"\\pi"`, `"pi"`, `"x_{first}"`, `"x_first"`, `r"\\bar{x}"`). A unit is installed all
+at once: if its generated code fails to run, the namespace is restored as it was.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+
+from kokoyi.runtime.module import register_code
+
+
+class _Lookup(Mapping):
+    """Mapping whose keys accept every spelling of a name."""
+
+    def _keys(self) -> dict:
+        raise NotImplementedError
+
+    def _python_names(self) -> dict:
+        raise NotImplementedError
+
+    def canonical(self, key: str) -> str | None:
+        keys = self._keys()
+        if not isinstance(key, str):
+            return None
+        if key in keys:
+            return key
+        if "\\" + key in keys:
+            return "\\" + key
+        by_python = {v: k for k, v in self._python_names().items()}
+        if key in by_python:
+            return by_python[key]
+        spelled = canonical_spelling(key)
+        return spelled if spelled in keys else None
+
+    def __getitem__(self, key: str):
+        k = self.canonical(key)
+        if k is None:
+            raise KeyError(f"no Kokoyi symbol {key!r}; defined: {', '.join(sorted(self._keys())) or 'none'}")
+        return self._keys()[k]
+
+    def __contains__(self, key) -> bool:
+        return self.canonical(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+def canonical_spelling(key: str) -> str | None:
+    """The canonical key of a name written any way (`G_t` -> `G_{t}`), or None."""
+    from kokoyi.compiler import ast as A
+    from kokoyi.compiler.builder import build
+    from kokoyi.compiler.parser import parse
+    from kokoyi.errors import KokoyiError, Source
+
+    if "\n" in key or "\\\\" in key or len(key) > 200:
+        return None
+    try:
+        prog = build(parse(Source(f"{key} \\gets 0 \\\\")), Source(key))
+    except KokoyiError:
+        return None
+    if len(prog.items) != 1 or not isinstance(prog.items[0], A.Definition):
+        return None
+    return prog.items[0].target.key
+
+
+class Unit(_Lookup):
+    """What one compile defined: names -> objects, plus the generated Python source."""
+
+    def __init__(self, filename: str, python_source: str, objects: dict, python_names: dict, line_map: dict):
+        self.filename = filename
+        self.python_source = python_source
+        self.line_map = line_map
+        self._objects = objects
+        self._names = python_names
+
+    def _keys(self) -> dict:
+        return self._objects
+
+    def _python_names(self) -> dict:
+        return self._names
+
+    def __repr__(self) -> str:
+        return f"<kokoyi unit {self.filename}: {', '.join(self._objects) or 'nothing'}>"
+
+
+class SymbolTable(_Lookup):
+    """Every top-level definition compiled in this process, by source spelling."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, object] = {}
+        self._symbols: dict[str, object] = {}  # key -> compiler Symbol, for later units
+        self._names: dict[str, str] = {}  # key -> Python name in the shared namespace
+        self.namespace: dict[str, object] = {"__name__": "kokoyi.symbol"}
+        self._counter = 0
+
+    def _keys(self) -> dict:
+        return self._objects
+
+    def _python_names(self) -> dict:
+        return self._names
+
+    def environment(self) -> tuple[dict, dict]:
+        """(key -> Symbol, key -> Python name) for compiling the next unit."""
+        return dict(self._symbols), dict(self._names)
+
+    def install(self, state) -> Unit:
+        """Run a compiled unit's code in the shared namespace and register what it defines."""
+        generated = state.generated
+        digest = hashlib.sha256(generated.code.encode()).hexdigest()[:12]
+        self._counter += 1
+        code_name = f"<kokoyi:{state.source.filename}:{self._counter}:{digest}>"
+        code = compile(generated.code, code_name, "exec")
+        register_code(code_name, generated.code, state.source.filename, generated.line_map)
+        saved = dict(self.namespace)
+        try:
+            exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only
+        except BaseException:
+            self.namespace.clear()
+            self.namespace.update(saved)
+            raise
+        objects, names = {}, {}
+        for sym in state.defined:
+            name = generated.globals[sym.key]
+            objects[sym.key] = self.namespace[name]
+            names[sym.key] = name
+        self._objects.update(objects)
+        self._names.update(names)
+        self._symbols.update({sym.key: sym for sym in state.defined})
+        return Unit(state.source.filename, generated.code, objects, names, generated.line_map)
+
+    def clear(self) -> None:
+        """Forget every definition (tests and fresh notebooks)."""
+        self.__init__()
+
+    def __repr__(self) -> str:
+        return f"<kokoyi.symbol: {', '.join(self._objects) or 'empty'}>"
+
+
+symbol = SymbolTable()
