@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 
 from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import VisitError
 
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import keywords
 from kokoyi.compiler.spelling import identifier_hint, spell
-from kokoyi.errors import KokoyiSyntaxError, Source, Span
+from kokoyi.errors import KokoyiError, KokoyiSyntaxError, Source, Span
 
 OPERATORS = {
     "PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "AT": "@", "CDOT": "@", "TIMES": "*",
@@ -407,4 +408,10 @@ class AstBuilder(Transformer):
 
 def build(tree: Tree, source: Source) -> A.Program:
     """The AST of a parsed unit."""
-    return AstBuilder(source).transform(tree)
+    try:
+        return AstBuilder(source).transform(tree)
+    except VisitError as err:
+        # lark wraps what a rule raises; a KokoyiError is the user's, anything else a bug.
+        if isinstance(err.orig_exc, KokoyiError):
+            raise err.orig_exc.with_traceback(None) from None
+        raise

@@ -63,9 +63,25 @@ TERMINAL_TEXT = {
     "TRANSPOSE_HAT": "`^\\top`",
     "FUNC": "a built-in function",
     "BIGOP": "a big operator",
+    "ARG": "`\\arg`",
+    "OPNAME_STAR": "`\\operatorname*`",
     "MATHBB": "`\\mathbb`",
     "ACCENT": "an accent",
     "FONT": "a font command",
+    "CDOT": "`\\cdot`",
+    "TIMES": "`\\times`",
+    "CIRC": "`\\circ`",
+    "ODOT": "`\\odot`",
+    "LE": "`\\le`",
+    "GE": "`\\ge`",
+    "NE": "`\\ne`",
+    "LOR": "`\\lor`",
+    "LAND": "`\\land`",
+    "LNOT": "`\\lnot`",
+    "LCEIL": "`\\lceil`",
+    "RCEIL": "`\\rceil`",
+    "LFLOOR": "`\\lfloor`",
+    "RFLOOR": "`\\rfloor`",
     "$END": "the end of the input",
 }
 
@@ -225,40 +241,81 @@ def parse(source: Source, start: str = "start") -> Tree:
     try:
         return parser.parse(source.text)
     except UnexpectedInput as err:
-        recent = slot.current.recent
-        raise _syntax_error(source, err, recent[0] if len(recent) == 2 else None) from None
+        raise _syntax_error(source, err, _previous(slot.current.recent, err)) from None
     finally:
         slot.current = previous
+
+
+def _previous(recent: list[Token], err: UnexpectedInput) -> Token | None:
+    """The token handed to the parser just before the one err is about.
+
+    The contextual lexer rejects a token the parser state cannot take before the
+    post-lexer sees it, so the offending token is not always among the recent ones.
+    """
+    token = getattr(err, "token", None)
+    pos = getattr(token, "start_pos", None)
+    if pos is None:
+        return recent[-1] if recent else None
+    before = [t for t in recent if t.start_pos is not None and t.start_pos < pos]
+    return before[-1] if before else None
+
+
+# A token that is a whole operand by itself, so the message can quote it.
+SIMPLE_OPERANDS = {"NAME", "GREEK"}
+JUXTAPOSITION_NOTE = ("(only a number, \\frac or \\sqrt multiplies by juxtaposition; "
+                      "a multi-letter name is one name)")
+
+
+def _side_by_side(source: Source, span: Span, previous: Token, tok: Token) -> KokoyiSyntaxError:
+    if previous.type in SIMPLE_OPERANDS and tok.type in SIMPLE_OPERANDS:
+        left, right = previous.value, tok.value
+        return KokoyiSyntaxError.at(
+            source, span,
+            f"`{left}` and `{right}` side by side: write `{left} @ {right}` for a matrix product "
+            f"or `{left} * {right}` for an element-wise one {JUXTAPOSITION_NOTE}",
+        )
+    return KokoyiSyntaxError.at(
+        source, span,
+        f"two operands side by side before `{tok.value}`: write `@` between them for a matrix product "
+        f"or `*` for an element-wise one {JUXTAPOSITION_NOTE}",
+    )
 
 
 def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) -> KokoyiSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else ""
         span = Span(err.line, err.column, err.line, err.column + 1)
-        what = "a stray `\\`" if ch == "\\" else f"unexpected character {ch!r}"
-        return KokoyiSyntaxError.at(source, span, f"{what}{_expected(err.allowed)}")
+        if ch == "\\":
+            following = source.text[err.pos_in_stream + 1:err.pos_in_stream + 2]
+            if following and not following.isspace():
+                span = Span(err.line, err.column, err.line, err.column + 2)
+                return KokoyiSyntaxError.at(source, span, f"unknown command `\\{following}`")
+            return KokoyiSyntaxError.at(source, span, f"a stray `\\`{_expected(err.allowed)}")
+        return KokoyiSyntaxError.at(source, span, f"unexpected character {ch!r}{_expected(err.allowed)}")
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         lines = source.text.rstrip().splitlines() or [""]
         line = len(lines)
         span = Span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
+        if "END" in (err.expected or ()):
+            return KokoyiSyntaxError.at(source, span, "expected `\\\\` to end the statement before the end of the input")
         return KokoyiSyntaxError.at(source, span, f"unexpected end of input{_expected(err.expected)}")
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = _span(tok)
     if tok.type in OPERAND_TERMINALS and previous is not None and previous.type in OPERAND_ENDS:
-        left, right = previous.value, tok.value
-        return KokoyiSyntaxError.at(
-            source,
-            span,
-            f"`{left}` and `{right}` side by side: write `{left} @ {right}` for a matrix product "
-            f"or `{left} * {right}` for an element-wise one (only a number, \\frac or \\sqrt "
-            f"multiplies by juxtaposition; a multi-letter name is one name)",
-        )
+        return _side_by_side(source, span, previous, tok)
+    if tok.type in ("BAR", "DNORM") and previous is not None and previous.type == "FUNC":
+        bar = tok.value
+        return KokoyiSyntaxError.at(source, span, f"`{previous.value}` applied to `{bar}...{bar}` needs parentheses "
+                                                  f"or braces: write `{previous.value}({bar}...{bar})`")
     if tok.type == "MISPLACED":
         return KokoyiSyntaxError.at(source, span, f"`{tok.value}` cannot stand here{_expected(err.expected)}")
     shown = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
     if "END" in err.expected and tok.type in {"RETURN", "END_MODULE", "END_FUNCTION", "NAME", "GREEK"}:
         return KokoyiSyntaxError.at(source, span, f"expected `\\\\` to end the statement before `{shown}`")
+    if tok.type == "GETS":
+        return KokoyiSyntaxError.at(source, span, f"unexpected `{shown}`: is the `\\\\` that ends the previous "
+                                                  "statement missing?")
     return KokoyiSyntaxError.at(source, span, f"unexpected `{shown}`{_expected(err.expected)}")
 
 

@@ -43,17 +43,17 @@ def spell(e) -> str:
         case A.Transpose():
             return f"{spell(e.operand)}^\\top"
         case A.Frac():
-            return f"\\frac{_arg(e.numerator)}{_arg(e.denominator)}"
+            return f"\\frac{_group(e.numerator)}{_group(e.denominator)}"
         case A.Sqrt():
             deg = f"[{spell(e.degree)}]" if e.degree is not None else ""
-            return f"\\sqrt{deg}{_arg(e.radicand)}"
+            return f"\\sqrt{deg}{_group(e.radicand)}"
         case A.Bars():
             return f"|{spell(e.operand)}|"
         case A.Norm():
             order = {None: "", "1": "_1", "2": "_2", "inf": "_\\infty"}[e.order]
             return f"\\|{spell(e.operand)}\\|{order}"
         case A.Rounding():
-            return f"\\l{e.kind}{spell(e.operand)}\\r{e.kind}"
+            return f"\\l{e.kind} {spell(e.operand)} \\r{e.kind}"
         case A.Call():
             return f"{spell(e.func)}({', '.join(spell(a) for a in e.args)})"
         case A.Slice():
@@ -83,6 +83,12 @@ def spell(e) -> str:
         case A.Indicator():
             return f"\\mathbb{{1}}[{spell(e.condition)}]"
     raise TypeError(f"cannot spell {type(e).__name__}")
+
+
+def _group(e) -> str:
+    """A macro argument, always braced: `\\frac{a}{2}` (`\\fraca2` would be one command word)."""
+    e = e.expr if isinstance(e, A.Group) else e
+    return f"{{{spell(e)}}}"
 
 
 def _arg(e) -> str:

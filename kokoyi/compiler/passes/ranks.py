@@ -153,7 +153,8 @@ class RankInference:
         if target is None:
             return None
         if removed > target:
-            raise self.error(e, f"indexed with {removed} indices but the value has rank {target}")
+            raise self.error(e, f"indexed with {removed} {'index' if removed == 1 else 'indices'} but the value "
+                                f"has rank {target}")
         return target - removed + added
 
     def builtin_call(self, e: A.BuiltinCall) -> int | None:
