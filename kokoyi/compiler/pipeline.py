@@ -50,6 +50,8 @@ def _resolve(state: UnitState) -> None:
     from kokoyi.compiler.passes.resolve import resolve
 
     state.ast, state.defined = resolve(state.ast, state.source, state.env)
+    for item, sym in zip(state.ast.items, state.defined):
+        sym.extra["item"] = item  # later units specialise calls to this definition
 
 
 def _recurrences(state: UnitState) -> None:
@@ -98,13 +100,20 @@ def dump(state: UnitState, pass_name: str) -> str:
 
 
 def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
-                 dump_after: str | None = None, out=None) -> UnitState:
-    """Run every pass over one unit. Raises KokoyiError on bad input; changes no global state."""
-    if dump_after is not None and dump_after not in PASS_NAMES:
-        raise ValueError(f"unknown pass {dump_after!r}; passes are: {', '.join(PASS_NAMES)}")
+                 dump_after: str | None = None, out=None, stop_after: str | None = None) -> UnitState:
+    """Run the passes over one unit. Raises KokoyiError on bad input; changes no global state.
+
+    stop_after ends the run after that pass (the renderer needs only parse and build; the
+    code cache runs up to ranks and takes the generated code from the cache).
+    """
+    for name in (dump_after, stop_after):
+        if name is not None and name not in PASS_NAMES:
+            raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
     state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}))
     for p in PASSES:
         p.run(state)
         if p.name == dump_after:
             (out or sys.stdout).write(dump(state, p.name))
+        if p.name == stop_after:
+            break
     return state

@@ -16,11 +16,14 @@ from kokoyi.errors import KokoyiTypeError
 from kokoyi.runtime.device import rt_device
 
 
+_ZEROS = tuple((0,) * n for n in range(16))
+
+
 def check_batch_level(spec, args, batch_level) -> tuple[int, ...]:
     """Validated batch levels, one per input (all zeros when batch_level is None)."""
     n = len(spec.inputs)
     if batch_level is None:
-        return (0,) * n
+        return _ZEROS[n] if n < len(_ZEROS) else (0,) * n
     if isinstance(batch_level, int):
         batch_level = [batch_level] * n
     levels = tuple(batch_level)
@@ -80,6 +83,32 @@ def run(per_sample, args, params, levels):
     if level == 1 and len(batch_shape) == 1:
         return out
     return _unflatten(out, batch_shape)
+
+
+def run_specialized(fn, outputs, args, params, levels):
+    """The specialised (already batch-aware) function on the batch axes flattened into one."""
+    if not any(levels):
+        out = fn(*args, *params)
+        return out if isinstance(out, torch.Tensor) else as_output(out)
+    batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
+    size = math.prod(batch_shape)
+    flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
+    out = fn(*flat, *params)
+    if len(outputs) == 1:
+        out = _batch_output(out, outputs[0], size)
+    else:
+        out = tuple(_batch_output(o, v, size) for o, v in zip(out, outputs))
+    if len(batch_shape) == 1:
+        return out
+    return _unflatten(out, batch_shape)
+
+
+def _batch_output(x, layout, size):
+    """Outputs that do not depend on a batched input are repeated over the batch."""
+    x = as_output(x)
+    if layout.batched:
+        return x
+    return x.expand((size,) + tuple(x.shape))
 
 
 def _unflatten(x, batch_shape):

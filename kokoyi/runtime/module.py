@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import linecache
 import numbers
-import sys
 from dataclasses import dataclass
 
 import torch
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
 from kokoyi.runtime import batching
+from kokoyi.runtime.specialize import FALLBACK, Specializations
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,25 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where):
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
                       signature, where)
+    specializations = Specializations(per_sample.__name__.replace("__per_sample", "").replace("_per_sample", ""))
+
+    annotated = any(i.dims is not None for i in spec.inputs)
+    n_inputs = len(spec.inputs)
 
     def forward(self, *args, batch_level=None):
-        if len(args) != len(spec.inputs):
-            raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {len(spec.inputs)} input"
-                                  f"{'s' if len(spec.inputs) != 1 else ''}, got {len(args)}; "
+        if len(args) != n_inputs:
+            raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
+                                  f"{'s' if n_inputs != 1 else ''}, got {len(args)}; "
                                   f"declared as {spec.describe()}")
         params = read_parameters(self, spec)
         levels = batching.check_batch_level(spec, args, batch_level)
-        check_annotations(spec, args, levels)
+        if annotated:
+            check_annotations(spec, args, levels)
         try:
-            return batching.run(per_sample, args, params, levels)
+            entry = specializations.lookup(args, levels, params)
+            if entry is FALLBACK:
+                return batching.run(per_sample, args, params, levels)
+            return batching.run_specialized(entry[0], entry[1], args, params, levels)
         except KokoyiError:
             raise
         except Exception as err:  # noqa: BLE001 - re-raised with the .kyi line
@@ -67,6 +75,8 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where):
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
     forward.__kokoyi_per_sample__ = per_sample
+    forward.__kokoyi_specializations__ = specializations
+    forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return forward
 
 
@@ -148,9 +158,3 @@ def locate(err: BaseException) -> str | None:
         tb = tb.tb_next
     return found
 
-
-def excepthook_note(err: BaseException) -> str | None:  # pragma: no cover - used by the notebook magic
-    return locate(err) if isinstance(err, BaseException) else None
-
-
-__all__ = ["module", "ModuleSpec", "InputSpec", "register_code", "locate", "sys"]

@@ -346,3 +346,319 @@ def range_argmax(items, lower, where_):
 def range_argmin(items, lower, where_):
     _nonempty(items, where_, "\\argmin")
     return torch.argmin(stack(items), dim=0) + lower
+
+
+# ---- specialised (batch-aware, loop-free) code ----------------------------------------------
+# Layout of a value: [batch axis] [loop axes] [per-sample axes]; see
+# kokoyi/compiler/codegen/specialize.py.
+
+def device_of(*xs):
+    for x in xs:
+        if isinstance(x, torch.Tensor):
+            return x.device
+    return rt_device()
+
+
+def as_tensor(x, device):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=device)
+
+
+def as_vector(x):
+    x = _t(x)
+    return x.reshape(1) if x.dim() == 0 else x
+
+
+def int_min(x) -> int:
+    return int(x.min().item()) if isinstance(x, torch.Tensor) else int(x)
+
+
+def int_max(x) -> int:
+    return int(x.max().item()) if isinstance(x, torch.Tensor) else int(x)
+
+
+def axis_range(lo: int, n: int, depth: int, device):
+    """lo, lo+1, ..., lo+n-1 on loop axis `depth` (1-based) of `depth` loop axes."""
+    r = torch.arange(lo, lo + n, device=device)
+    return r.view((1,) * (depth - 1) + (n,)) if depth > 1 else r
+
+
+def full_axis(x, depth: int, n: int, device):
+    t = torch.as_tensor(x, device=device)
+    return t.expand((1,) * (depth - 1) + (n,))
+
+
+def _fill(x, pos: int, n: int):
+    if x.shape[pos] == n:
+        return x
+    shape = list(x.shape)
+    shape[pos] = n
+    return x.expand(shape)
+
+
+def fill_axes(x, first: int, sizes):
+    """x with loop axes first, first+1, ... broadcast to their full sizes."""
+    for k, n in enumerate(sizes):
+        x = _fill(x, first + k, n)
+    return x
+
+
+def _masked(x, pos, n, mask, fill):
+    x = _fill(x, pos, n)
+    if mask is None:
+        return x
+    return torch.where(mask, x, torch.as_tensor(fill, dtype=x.dtype, device=x.device))
+
+
+def _require(n, mask, pos, where_, what):
+    if n == 0 or (mask is not None and not bool(mask.any(dim=pos).all())):
+        raise _where_error(where_, f"{what} over an empty range")
+
+
+def axis_sum(x, pos, n, mask):
+    return _masked(x, pos, n, mask, 0).sum(pos)
+
+
+def axis_prod(x, pos, n, mask):
+    return _masked(x, pos, n, mask, 1).prod(pos)
+
+
+def axis_max(x, pos, n, mask, where_):
+    _require(n, mask, pos, where_, "\\max")
+    return _masked(x, pos, n, mask, -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min).amax(pos)
+
+
+def axis_min(x, pos, n, mask, where_):
+    _require(n, mask, pos, where_, "\\min")
+    return _masked(x, pos, n, mask, math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max).amin(pos)
+
+
+def axis_mean(x, pos, n, mask, where_):
+    _require(n, mask, pos, where_, "\\mathbb{E}")
+    x = _float(x)
+    if mask is None:
+        return _fill(x, pos, n).mean(pos)
+    count = _fill(mask, pos, n).sum(pos)
+    return _masked(x, pos, n, mask, 0).sum(pos) / count
+
+
+def axis_argmax(x, pos, n, mask, lo, where_):
+    _require(n, mask, pos, where_, "\\argmax")
+    fill = -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min
+    return _masked(x, pos, n, mask, fill).argmax(pos) + lo
+
+
+def axis_argmin(x, pos, n, mask, lo, where_):
+    _require(n, mask, pos, where_, "\\argmin")
+    fill = math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max
+    return _masked(x, pos, n, mask, fill).argmin(pos) + lo
+
+
+def reduce_trailing(x, name: str, rank: int):
+    """A whole-value reduction of each per-sample value: over its last `rank` axes."""
+    if rank == 0:
+        if name in ("reduce_argmax", "reduce_argmin"):
+            return torch.zeros_like(_t(x), dtype=torch.long)
+        if name in ("var",):
+            return torch.zeros_like(_float(x))
+        if name in ("std",):
+            return torch.zeros_like(_float(x))
+        return _float(x) if name in ("mean", "logsumexp") else _t(x)
+    x = _t(x)
+    dims = tuple(range(-rank, 0))
+    if name == "reduce_sum":
+        return x.sum(dims)
+    if name == "reduce_prod":
+        return x.flatten(-rank).prod(-1)
+    if name == "reduce_max":
+        return x.amax(dims)
+    if name == "reduce_min":
+        return x.amin(dims)
+    if name == "reduce_argmax":
+        return x.flatten(-rank).argmax(-1)
+    if name == "reduce_argmin":
+        return x.flatten(-rank).argmin(-1)
+    x = _float(x)
+    if name == "mean":
+        return x.mean(dims)
+    if name == "var":
+        return x.var(dims, correction=0)
+    if name == "std":
+        return x.std(dims, correction=0)
+    if name == "logsumexp":
+        return torch.logsumexp(x.flatten(-rank), -1)
+    raise ValueError(name)
+
+
+def mse_trailing(a, b, rank):
+    d = (_float(a) - _float(b)) ** 2
+    return d.mean(tuple(range(-rank, 0))) if rank else d
+
+
+def smooth_l1_trailing(a, b, rank):
+    d = torch.abs(_float(a) - _float(b))
+    loss = torch.where(d < 1, 0.5 * d ** 2, d - 0.5)
+    return loss.mean(tuple(range(-rank, 0))) if rank else loss
+
+
+def concat_axis(xs, pos, batch):
+    ts = [_t(x) for x in xs]
+    lead = torch.broadcast_shapes(*[t.shape[:pos] for t in ts])
+    return torch.cat([t.expand(lead + t.shape[pos:]) if t.shape[:pos] != lead else t for t in ts], dim=pos)
+
+
+def stack_axis(items, pos, device):
+    if not items:
+        return torch.zeros(0, dtype=torch.get_default_dtype(), device=device)
+    ts = [as_tensor(x, device) for x in items]
+    shape = torch.broadcast_shapes(*[t.shape for t in ts])
+    return torch.stack([t.expand(shape) if t.shape != shape else t for t in ts], dim=pos)
+
+
+def narrow_range(x, pos, lo, n, where_):
+    """x[i] for i = lo..lo+n-1 along axis pos, as that axis (no copy when in range)."""
+    size = x.shape[pos]
+    if 0 <= lo and lo + n <= size:
+        return x.narrow(pos, lo, n)
+    idx = torch.arange(lo, lo + n, device=x.device)
+    if bool(((idx < -size) | (idx >= size)).any()):
+        raise _where_error(where_, f"index out of range: {lo}..{lo + n - 1} on an axis of length {size}")
+    return x.index_select(pos, torch.where(idx < 0, idx + size, idx))
+
+
+def take(x, lead: int, items: tuple, clamp: bool, where_: str):
+    """Per-sample indexing x[items...] where some items are integer tensors.
+
+    x and the tensor items share `lead` leading (batch and loop) axes, broadcast against
+    each other; Python ints and slices index per-sample axes as usual.
+    """
+    tensors = [t for t in items if isinstance(t, torch.Tensor)]
+    lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
+    extra = max(t.dim() - lead for t in tensors)
+    if x.shape[:lead] != lead_shape:
+        x = x.expand(tuple(lead_shape) + tuple(x.shape[lead:]))
+    index = []
+    for k in range(lead):
+        shape = [1] * (lead + extra)
+        shape[k] = lead_shape[k]
+        index.append(torch.arange(lead_shape[k], device=x.device).view(shape))
+    axis = lead
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            size = x.shape[axis]
+            item = item.long()
+            if clamp:
+                item = item.clamp(-size, size - 1)
+            elif bool(((item < -size) | (item >= size)).any()):
+                bad = item[(item < -size) | (item >= size)][0].item()
+                raise _where_error(where_, f"index {bad} out of range for an axis of length {size}")
+            index.append(item)
+        else:
+            index.append(item)
+        axis += 1
+    return x[tuple(index)]
+
+
+def expand_batch(x, batch: int):
+    x = _t(x)
+    return x.expand((batch,) + tuple(x.shape))
+
+
+# ---- discounted suffix sums -------------------------------------------------------------------
+def discounted_suffix_sum(r, gamma, axis: int):
+    """G_t = sum_{s >= t} gamma^(s-t) r_s along `axis`, in O(T) work, without overflow.
+
+    The sequence is cut into chunks; inside a chunk G is a product with an upper-triangular
+    matrix of gamma powers (all exponents >= 0, so nothing overflows), and the chunks are
+    joined by the same recurrence one level up with discount gamma^C.
+    """
+    r = _float(r)
+    moved = r.movedim(axis, -1)
+    out = _suffix_last(moved, float(gamma) if not isinstance(gamma, torch.Tensor) else gamma)
+    return out.movedim(-1, axis)
+
+
+def _chunk(gamma) -> int:
+    g = float(gamma)
+    if g <= 0 or g >= 1:
+        return 64
+    # Keep gamma^C above ~1e-30 so powers stay normal floats.
+    return int(max(2, min(64, math.floor(69.0 / -math.log(g)))))
+
+
+DIRECT_LIMIT = 1024  # up to this length one triangular matrix product does the whole sum
+
+
+def _suffix_last(r, gamma):
+    T = r.shape[-1]
+    if T == 0:
+        return r
+    C = _chunk(gamma)
+    if T <= max(C, DIRECT_LIMIT if _matrix_is_exact(gamma, T) else C):
+        return r @ _discount_matrix(T, gamma, r)
+    n = -(-T // C)
+    pad = n * C - T
+    rp = torch.nn.functional.pad(r, (0, pad)) if pad else r
+    chunks = rp.reshape(r.shape[:-1] + (n, C))
+    local = chunks @ _discount_matrix(C, gamma, r)  # suffix sums inside each chunk
+    # Value at the first element of each chunk, including everything after it.
+    firsts = _suffix_last(local[..., 0], gamma ** C)
+    # Carry into chunk k: firsts of chunk k+1, discounted to each position.
+    carry = torch.nn.functional.pad(firsts[..., 1:], (0, 1))
+    powers = gamma ** torch.arange(C, 0, -1, dtype=r.dtype, device=r.device)
+    out = local + carry[..., None] * powers
+    return out.reshape(r.shape[:-1] + (n * C,))[..., :T]
+
+
+def _matrix_is_exact(gamma, T) -> bool:
+    """A T x T matrix of powers gamma^k (k < T) is fine while the powers stay normal floats."""
+    g = float(gamma)
+    return 0 < g <= 1 and (g == 1 or (T - 1) * -math.log(g) < 80)
+
+
+_DISCOUNT_CACHE: dict = {}
+
+
+def _discount_matrix(C, gamma, like):
+    """M[s, t] = gamma^(s-t) for s >= t, else 0, so that (r @ M)[t] = sum_{s>=t} gamma^(s-t) r[s]."""
+    if isinstance(gamma, torch.Tensor):
+        return _build_discount(C, gamma, like)
+    key = (C, float(gamma), like.dtype, like.device)
+    m = _DISCOUNT_CACHE.get(key)
+    if m is None:
+        if len(_DISCOUNT_CACHE) > 64:
+            _DISCOUNT_CACHE.clear()
+        m = _DISCOUNT_CACHE[key] = _build_discount(C, gamma, like)
+    return m
+
+
+def _build_discount(C, gamma, like):
+    i = torch.arange(C, device=like.device)
+    e = (i[:, None] - i[None, :]).to(like.dtype)
+    base = gamma if isinstance(gamma, torch.Tensor) else torch.tensor(gamma, dtype=like.dtype, device=like.device)
+    return torch.where(e >= 0, base ** e.clamp(min=0), torch.zeros((), dtype=like.dtype, device=like.device))
+
+
+def discounted_window(r, gamma, axis, lo, hi, last, offset, where_):
+    """G_t = sum_{s=t}^{S} gamma^(s-t) r[s] for t = lo..hi, with S = last + offset."""
+    S = int(last) + int(offset)
+    size = r.shape[axis]
+    if S >= size:
+        raise _where_error(where_, f"index {S} out of range for an axis of length {size}")
+    if lo < 0 and hi >= lo:
+        raise _where_error(where_, f"index {lo} out of range: the sum starts before the first element")
+    n = max(hi - lo + 1, 0)
+    if S < 0:
+        shape = list(r.shape)
+        shape[axis] = n
+        return torch.zeros(shape, dtype=_float(r).dtype, device=r.device)
+    G = discounted_suffix_sum(r.narrow(axis, 0, S + 1), gamma, axis)
+    if lo == 0 and hi == S:
+        return G
+    top = min(hi, S)
+    part = G.narrow(axis, lo, max(top - lo + 1, 0)) if top >= lo else G.narrow(axis, 0, 0)
+    missing = n - part.shape[axis]
+    if missing > 0:
+        shape = list(part.shape)
+        shape[axis] = missing
+        part = torch.cat([part, torch.zeros(shape, dtype=part.dtype, device=part.device)], dim=axis)
+    return part

@@ -132,7 +132,15 @@ class SymbolTable(_Lookup):
         self._objects.update(objects)
         self._names.update(names)
         self._symbols.update({sym.key: sym for sym in state.defined})
+        for item in state.ast.items:
+            obj = objects.get(item.name.symbol.key) if hasattr(item, "inputs") else None
+            if obj is not None and hasattr(obj, "__kokoyi_specializations__"):
+                obj.__kokoyi_specializations__.attach(item, state.source, self)
         return Unit(state.source.filename, generated.code, objects, names, generated.line_map)
+
+    def globals_info(self) -> dict:
+        """key -> (Python name, object) of every top-level definition."""
+        return {k: (self._names[k], self.namespace.get(self._names[k])) for k in self._objects}
 
     def clear(self) -> None:
         """Forget every definition (tests and fresh notebooks)."""

@@ -1,0 +1,1030 @@
+"""Call-time specialisation: loop-free, batch-aware Python for one call signature.
+
+When a module is called, its inputs fix every rank, so this generator can emit code that
+works on the whole batch at once instead of one sample at a time:
+
+* each value has a layout: `[batch axis] [loop axes ...] [per-sample axes ...]`, described
+  by a `Value` (per-sample rank, batched or not, number of loop axes);
+* an index variable of a set-builder or big operator becomes a broadcast `arange` on its own
+  loop axis; bounds that depend on outer indices become masks; reductions reduce that axis;
+  a set-builder's loop axis simply becomes its first per-sample axis;
+* indexing by a loop variable becomes `narrow` when it walks the whole axis, otherwise a
+  gather (`kk.take`), clamped where a `cases` row may not apply;
+* discounted suffix sums (`\\sum_{i=0}^{T-1-t} \\gamma^i r[t+i]` and friends) become an O(T)
+  chunked scan (kk.discounted_suffix_sum);
+* recurrences stay one loop over the sequence axis, batched over everything else.
+
+Anything it cannot express raises Unsupported; the runtime then maps the per-sample code
+over the batch with torch.func.vmap and warns, naming the construct.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kokoyi.compiler import ast as A
+from kokoyi.compiler import builtins as B
+from kokoyi.compiler import symbols as S
+from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.codegen.python import Emitter, safe_comment
+from kokoyi.errors import Source
+
+
+class Unsupported(Exception):
+    """A construct the specialiser cannot vectorise; the runtime falls back to vmap."""
+
+    def __init__(self, what: str, node: A.Node | None = None, source: Source | None = None):
+        where = f" at {source.filename}:{node.span.line}:{node.span.column}" if node is not None and source else ""
+        super().__init__(f"{what}{where}")
+
+
+@dataclass(frozen=True)
+class Value:
+    """The layout of a value in specialised code."""
+
+    rank: int = 0  # per-sample rank
+    batched: bool = False  # has the leading batch axis
+    depth: int = 0  # number of loop axes after the batch axis
+    python: bool = False  # a Python number or bool, not a tensor
+    integer: bool = False
+    kind: str = "tensor"  # tensor, module, kokoyi, list, function, builtin
+    info: object = None  # module descriptor, list of element descriptors, function symbol...
+
+    @property
+    def lead(self) -> int:
+        return int(self.batched) + self.depth
+
+
+NUMBER = Value(python=True)
+INT = Value(python=True, integer=True)
+
+# torch layers that accept any number of leading axes and act on the trailing ones,
+# with the change of per-sample rank they make.
+TRANSPARENT_LAYERS = {
+    "Linear": 0, "Bilinear": 0, "LayerNorm": 0, "Embedding": 1, "ReLU": 0, "Tanh": 0, "Sigmoid": 0,
+    "GELU": 0, "Softplus": 0, "LeakyReLU": 0, "ELU": 0, "Dropout": 0, "Identity": 0, "Softmax": 0,
+    "LogSoftmax": 0, "SiLU": 0,
+}
+# Element-wise and last-axis built-ins called straight on float tensors (no conversions).
+DIRECT_FLOAT = {
+    "exp": "torch.exp({})", "log": "torch.log({})", "sin": "torch.sin({})", "cos": "torch.cos({})",
+    "tan": "torch.tan({})", "sinh": "torch.sinh({})", "cosh": "torch.cosh({})", "tanh": "torch.tanh({})",
+    "relu": "torch.relu({})", "sigmoid": "torch.sigmoid({})", "softplus": "torch.nn.functional.softplus({})",
+    "gelu": "torch.nn.functional.gelu({})", "softmax": "torch.softmax({}, -1)",
+    "log_softmax": "torch.log_softmax({}, -1)", "abs": "torch.abs({})", "sign": "torch.sign({})",
+    "sqrt": "torch.sqrt({})", "stop_grad": "{}.detach()",
+}
+# Convolutions take an optional batch axis in front of (C, ...) only.
+CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "ConvTranspose2d": 3}
+
+
+def describe(obj) -> tuple:
+    """A hashable description of a parameter (or input) for the specialisation cache."""
+    import numbers
+
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", obj.dim(), not (obj.is_floating_point() or obj.is_complex()))
+    if isinstance(obj, bool):
+        return ("number", True)
+    if isinstance(obj, numbers.Number):
+        return ("number", isinstance(obj, numbers.Integral))
+    if isinstance(obj, (torch.nn.ModuleList, list, tuple)):
+        return ("list", tuple(describe(x) for x in obj))
+    if isinstance(obj, torch.nn.Module):
+        forward = getattr(type(obj), "forward", None)
+        spec = getattr(forward, "__kokoyi_spec__", None)
+        if spec is not None:
+            params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
+            inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
+            return ("kokoyi", id(forward), inner)
+        name = type(obj).__name__
+        if isinstance(obj, torch.nn.Sequential):
+            return ("sequential", tuple(describe(m) for m in obj))
+        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS):
+            return ("layer", name)
+        return ("opaque", name)
+    if callable(obj):
+        return ("opaque", type(obj).__name__)
+    return ("other", type(obj).__name__)
+
+
+def value_of(desc: tuple, batched: bool = False, rank: int | None = None) -> Value:
+    kind = desc[0]
+    if kind == "tensor":
+        return Value(rank=desc[1] if rank is None else rank, batched=batched, integer=desc[2])
+    if kind == "number":
+        return Value(python=True, integer=desc[1])
+    if kind == "list":
+        return Value(kind="list", info=desc[1])
+    if kind in ("kokoyi", "layer", "sequential"):
+        return Value(kind="module", info=desc)
+    raise Unsupported(f"a parameter of type {desc[1] if len(desc) > 1 else kind}")
+
+
+class Specializer:
+    """Generates one specialised function for a module and a call signature."""
+
+    def __init__(self, module: A.Module, source: Source, inputs: tuple, params: tuple,
+                 globals_info: dict, callee_outputs) -> None:
+        self.module = module
+        self.source = source
+        self.input_descs = inputs  # per input: (desc, batched)
+        self.param_descs = params
+        self.globals_info = globals_info  # key -> (python name, object) of top-level definitions
+        self.callee_outputs = callee_outputs  # (kokoyi desc, arg values) -> tuple[Value]
+        self.out = Emitter()
+        self.ns = Namespace(set(n for n, _ in globals_info.values()) | {"_dev", "_B"})
+        self.names: dict[int, str] = {}
+        self.values: dict[int, Value] = {}
+        self.depth = 0
+        self.loops: list[dict] = []  # per loop depth: {"n": name, "mask": name or None}
+        self.rec: dict[int, tuple[str, str]] = {}
+        self.guarded = 0  # > 0 inside a cases row whose condition is a tensor
+        self.specialised_functions: dict[tuple, str] = {}
+        self.pending: list[str] = []  # lines to emit before the current statement
+        self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
+        self.indent = 1
+
+    # ---- helpers ----
+    def unsupported(self, what: str, node: A.Node | None = None) -> Unsupported:
+        return Unsupported(what, node, self.source)
+
+    def where(self, node: A.Node) -> str:
+        return repr(f"{self.source.filename}:{node.span.line}:{node.span.column}")
+
+    def bind(self, sym, value: Value, hint: str | None = None) -> str:
+        name = self.ns.create(hint or sym.hint)
+        self.names[id(sym)] = name
+        self.values[id(sym)] = value
+        return name
+
+    def temp(self, hint: str, code: str) -> str:
+        name = self.ns.create(hint)
+        self.pending.append(f"{name} = {code}")
+        return name
+
+    def flush(self) -> None:
+        for line in self.pending:
+            self.out.emit(self.indent, line)
+        self.pending = []
+
+    def comment(self, node: A.Node) -> None:
+        span = node.span
+        text = " ".join(self.source.line_text(i).strip() for i in range(span.line, span.end_line + 1))
+        self.out.source_line = span.line
+        self.out.emit(self.indent, f"# {safe_comment(self.source.filename, 80)}:{span.line}: {safe_comment(text)}")
+
+    # ---- layout ----
+    def lift(self, code: str, v: Value, depth: int, rank: int | None = None) -> str:
+        """code reshaped from layout v to `depth` loop axes and `rank` per-sample axes."""
+        if v.python:
+            return code
+        rank = v.rank if rank is None else rank
+        k = (depth - v.depth) + (rank - v.rank)
+        if k <= 0:
+            return code
+        pos = v.lead
+        return f"{code}[{':, ' * pos}{', '.join(['None'] * k)}]"
+
+    def at(self, v: Value, depth: int, rank: int | None = None) -> Value:
+        if v.python:
+            return v
+        return replace(v, depth=depth, rank=v.rank if rank is None else rank)
+
+    # ---- entry ----
+    def generate(self, name: str) -> tuple[str, dict, tuple]:
+        mod = self.module
+        args = []
+        for decl, (desc, batched) in zip(mod.inputs, self.input_descs):
+            args.append(self.bind(decl.name.symbol, value_of(desc, batched)))
+        for decl, desc in zip(mod.params, self.param_descs):
+            args.append(self.bind(decl.name.symbol, value_of(desc)))
+        self.out.emit(0, f"def {name}({', '.join(args)}):")
+        tensors = [self.names[id(d.name.symbol)] for d, (desc, _) in zip(mod.inputs, self.input_descs)
+                   if desc[0] == "tensor"]
+        batched = [self.names[id(d.name.symbol)] for d, (desc, b) in zip(mod.inputs, self.input_descs) if b]
+        self.out.emit(1, f"_dev = kk.device_of({', '.join(tensors)}{',' if len(tensors) == 1 else ''})")
+        if batched:
+            self.out.emit(1, f"_B = {batched[0]}.shape[0]")
+        for decl in mod.inputs:
+            if decl.annotation is None:
+                continue
+            v = self.values[id(decl.name.symbol)]
+            for axis, dim in enumerate(decl.annotation.dims):
+                if isinstance(dim, A.Ref) and id(dim.symbol) not in self.names:
+                    dname = self.bind(dim.symbol, INT)
+                    self.out.emit(1, f"{dname} = {self.names[id(decl.name.symbol)]}.shape[{v.lead + axis}]")
+        outputs = self.body(mod.body)
+        code = "\n".join(self.out.lines) + "\n"
+        return code, self.out.line_map, outputs
+
+    def body(self, stmts) -> tuple[Value, ...]:
+        outputs = ()
+        for stmt in stmts:
+            self.comment(stmt)
+            if isinstance(stmt, A.Return):
+                self.where_bindings(stmt.where)
+                parts = [self.expr(v) for v in stmt.values]
+                self.flush()
+                outputs = tuple(v for _, v in parts)
+                codes = [c for c, _ in parts]
+                if len(codes) == 1:
+                    self.out.emit(self.indent, f"return {codes[0]}")
+                else:
+                    self.out.emit(self.indent, f"return ({', '.join(codes)})")
+            else:
+                self.definition(stmt)
+        return outputs
+
+    def where_bindings(self, bindings) -> None:
+        for b in bindings:
+            self.definition(b)
+
+    def definition(self, d: A.Definition) -> None:
+        sym = d.target.symbol
+        if d.params is not None:
+            # Local functions are specialised at each call signature (see call_user).
+            self.values[id(sym)] = Value(kind="function", info=d)
+            return
+        self.where_bindings(d.where)
+        if sym.extra.get("recurrence"):
+            self.recurrence(sym, A.strip(d.value))
+            return
+        code, v = self.expr(d.value)
+        self.flush()
+        if v.kind in ("function", "builtin", "module", "list"):
+            self.values[id(sym)] = v
+            self.names[id(sym)] = code
+            return
+        name = self.bind(sym, v)
+        self.out.emit(self.indent, f"{name} = {code}")
+
+    def recurrence(self, sym, builder: A.SetBuilder) -> None:
+        bound = builder.bounds[0]
+        lo, lo_v = self.expr(bound.lower)
+        hi, hi_v = self.expr(bound.upper)
+        if not (lo_v.python and hi_v.python):
+            raise self.unsupported("a recurrence whose bounds are tensors", builder)
+        elements = self.ns.create(f"{sym.hint}_elements")
+        first = self.ns.create(f"{sym.hint}_first")
+        self.flush()
+        self.out.emit(self.indent, f"{elements} = []")
+        self.out.emit(self.indent, f"{first} = {lo}")
+        var = self.bind(bound.var.symbol, INT)
+        element = self._recurrence_element(builder, sym)
+        self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth)
+        self.rec[id(sym)] = (elements, first, element)
+        self.out.emit(self.indent, f"for {var} in range({first}, {hi} + 1):")
+        self.indent += 1
+        code, v = self.expr(builder.element)
+        if v.batched != element.batched or v.rank != element.rank:
+            raise self.unsupported("a recurrence whose elements change layout", builder)
+        self.flush()
+        self.out.emit(self.indent, f"{elements}.append({code})")
+        self.indent -= 1
+        del self.rec[id(sym)]
+        name = self.bind(sym, self.values[id(sym)])
+        self.out.emit(self.indent, f"{name} = kk.stack_axis({elements}, {element.lead}, _dev)")
+
+    def _recurrence_element(self, builder: A.SetBuilder, sym) -> Value:
+        """The element layout, from the rows of the element's cases that do not read the sequence."""
+        element = A.strip(builder.element)
+        rows = element.rows if isinstance(element, A.Cases) else (A.CaseRow(element.span, element, None),)
+        saved = (self.out, self.pending, self.ns)
+        found = []
+        for row in rows:
+            if any(isinstance(n, A.Ref) and n.symbol is sym for n in A.walk(row.value)):
+                continue
+            self.out, self.pending, self.ns = Emitter(), [], Namespace(self.ns._used)
+            try:
+                found.append(self.expr(row.value)[1])
+            finally:
+                self.out, self.pending, self.ns = saved
+        if not found:
+            raise self.unsupported("a recurrence without a base case", builder)
+        batched = any(v.batched for v in found)
+        # Later elements may become batched through batched inputs; assume so when any input is.
+        if any(b for _, b in self.input_descs):
+            batched = True
+        return Value(rank=max(v.rank for v in found), batched=batched, depth=self.depth)
+
+    # ---- expressions ----
+    def expr(self, e) -> tuple[str, Value]:
+        method = getattr(self, "e_" + type(e).__name__, None)
+        if method is None:
+            raise self.unsupported(f"`{type(e).__name__}`", e)
+        return method(e)
+
+    def e_Paren(self, e):
+        code, v = self.expr(e.expr)
+        return f"({code})", v
+
+    e_Group = e_Paren
+
+    def e_Num(self, e):
+        return repr(e.value), Value(python=True, integer=isinstance(e.value, int))
+
+    def e_Constant(self, e):
+        return B.CONSTANTS[e.key], NUMBER
+
+    def e_Ref(self, e):
+        sym = e.symbol
+        if id(sym) in self.lazy:
+            self.pending.append(self.lazy.pop(id(sym)))
+        if id(sym) in self.values:
+            v = self.values[id(sym)]
+            if v.kind == "function":
+                return "", v
+            return self.names[id(sym)], v
+        if sym.key in self.globals_info:
+            name, obj = self.globals_info[sym.key]
+            if sym.kind == S.FUNCTION:
+                return name, Value(kind="function", info=sym.extra.get("item"))
+            if sym.kind == S.MODULE:
+                raise self.unsupported(f"module `{sym.key}` used as a value", e)
+            return name, value_of(describe(obj))
+        raise self.unsupported(f"the name `{sym.key}`", e)
+
+    def e_Builtin(self, e):
+        return f"kk.{B.FUNCTIONS[e.name].runtime}", Value(kind="builtin", info=e.name)
+
+    def e_Unary(self, e):
+        code, v = self.expr(e.operand)
+        if e.op == "not":
+            return f"kk.logical_not({code})", v
+        return f"({e.op}{code})", v
+
+    def _broadcast(self, parts):
+        """Lift operands to a common layout: (codes, result Value)."""
+        vals = [v for _, v in parts]
+        tensors = [v for v in vals if not v.python]
+        for v in vals:
+            if v.kind != "tensor":
+                raise self.unsupported(f"a {v.kind} used as a number")
+        if not tensors:
+            return [c for c, _ in parts], Value(python=True, integer=all(v.integer for v in vals))
+        depth = max(v.depth for v in tensors)
+        rank = max(v.rank for v in tensors)
+        batched = any(v.batched for v in tensors)
+        codes = []
+        for code, v in parts:
+            if v.python:
+                codes.append(code)
+            elif v.batched or not batched:
+                codes.append(self.lift(code, v, depth, rank))
+            else:
+                # Unbatched operands broadcast from the right; only loop axes must line up.
+                codes.append(self.lift(code, v, depth, v.rank) if v.depth < depth else code)
+        return codes, Value(rank=rank, batched=batched, depth=depth, integer=all(v.integer for v in vals))
+
+    def e_Binary(self, e):
+        left, right = self.expr(e.left), self.expr(e.right)
+        if e.op == "@":
+            return self.matmul(e, left, right)
+        (a, b), v = self._broadcast([left, right])
+        if e.op in ("and", "or"):
+            return f"kk.logical_{e.op}({a}, {b})", replace(v, integer=False)
+        if e.op == "/":
+            v = replace(v, integer=False)
+        return f"({a} {e.op} {b})", v
+
+    def e_Juxtapose(self, e):
+        (a, b), v = self._broadcast([self.expr(e.left), self.expr(e.right)])
+        return f"({a} * {b})", v
+
+    def e_Compare(self, e):
+        (a, b), v = self._broadcast([self.expr(e.left), self.expr(e.right)])
+        return f"({a} {e.op} {b})", replace(v, integer=False)
+
+    def e_Power(self, e):
+        (a, b), v = self._broadcast([self.expr(e.base), self.expr(e.exponent)])
+        return f"({a} ** {b})", v
+
+    def e_Frac(self, e):
+        (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)])
+        return f"({a} / {b})", replace(v, integer=False)
+
+    def e_Sqrt(self, e):
+        code, v = self.expr(e.radicand)
+        if e.degree is None:
+            if not v.python and not v.integer:
+                return f"torch.sqrt({code})", v
+            return f"kk.sqrt({code})", replace(v, integer=False)
+        (a, b), v = self._broadcast([(code, v), self.expr(e.degree)])
+        return f"kk.root({a}, {b})", replace(v, integer=False)
+
+    def e_Rounding(self, e):
+        code, v = self.expr(e.operand)
+        return f"kk.{e.kind}({code})", v
+
+    def e_Transpose(self, e):
+        code, v = self.expr(e.operand)
+        return (f"{code}.transpose(-1, -2)" if v.rank >= 2 and not v.python else code), v
+
+    def e_Bars(self, e):
+        code, v = self.expr(e.operand)
+        if v.kind == "list":
+            return f"len({code})", INT
+        if v.python or v.rank == 0:
+            return (f"abs({code})" if v.python else f"torch.abs({code})"), v
+        return f"{code}.shape[{v.lead}]", INT
+
+    def e_Norm(self, e):
+        code, v = self.expr(e.operand)
+        order = {None: 2, "1": 1, "2": 2, "inf": "math.inf"}[e.order]
+        if v.python:
+            return f"abs({code})", NUMBER
+        dims = self._per_sample_dims(v)
+        if not dims:
+            return f"torch.abs({code})", v
+        return f"torch.linalg.vector_norm({code}, ord={order}, dim={dims})", replace(v, rank=0, integer=False)
+
+    def _per_sample_dims(self, v: Value) -> str:
+        if v.rank == 0:
+            return ""
+        return "(" + ", ".join(str(-i) for i in range(v.rank, 0, -1)) + ("," if v.rank == 1 else "") + ")"
+
+    def e_Indicator(self, e):
+        code, v = self.expr(e.condition)
+        return f"kk.indicator({code})", replace(v, integer=False)
+
+    def e_Cases(self, e):
+        rows = list(e.rows)
+        static = all(r.condition is None or self.expr_is_python(r.condition) for r in rows)
+        if static:
+            return self._static_cases(e, rows)
+        self.guarded += 1
+        try:
+            parts, conds = [], []
+            for r in rows:
+                parts.append(self.expr(r.value))
+                conds.append(None if r.condition is None else self.expr(r.condition))
+        finally:
+            self.guarded -= 1
+        if rows[-1].condition is not None:
+            parts.append(("math.nan", NUMBER))
+            conds.append(None)
+        all_parts = parts + [c for c in conds if c is not None]
+        codes, v = self._broadcast(all_parts)
+        values, cond_codes = codes[: len(parts)], codes[len(parts):]
+        text = values[-1]
+        ci = len(cond_codes) - 1
+        for i in range(len(parts) - 2, -1, -1):
+            text = f"kk.where({cond_codes[ci]}, {values[i]}, {text})"
+            ci -= 1
+        value_v = self._broadcast(parts)[1]
+        return text, replace(v, rank=v.rank, integer=value_v.integer)
+
+    def _static_cases(self, e, rows):
+        parts = [self.expr(r.value) for r in rows]
+        conds = [self.expr(r.condition)[0] if r.condition is not None else None for r in rows]
+        vals = [v for _, v in parts]
+        if any(v.rank != vals[0].rank or v.batched != vals[0].batched for v in vals if not v.python):
+            codes, v = self._broadcast(parts)
+        else:
+            codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
+        text = codes[-1] if conds[-1] is None else f"kk.no_case({self.where(e)})"
+        last = len(rows) - 1 if conds[-1] is None else len(rows)
+        for i in range(last - 1, -1, -1):
+            text = f"({codes[i]} if {conds[i]} else {text})"
+        return text, v
+
+    def expr_is_python(self, e) -> bool:
+        """Whether e is a Python value here (indices of recurrence loops, dimensions, literals)."""
+        e = A.strip(e)
+        match e:
+            case A.Num():
+                return True
+            case A.Ref():
+                v = self.values.get(id(e.symbol))
+                return v is not None and v.python
+            case A.Unary():
+                return self.expr_is_python(e.operand)
+            case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
+                return self.expr_is_python(e.left) and self.expr_is_python(e.right)
+        return False
+
+    # ---- products ----
+    def matmul(self, e, left, right):
+        (a, va), (b, vb) = left, right
+        if va.python or vb.python or va.rank == 0 or vb.rank == 0:
+            raise self.unsupported("`@` with a scalar", e)
+        depth = max(va.depth, vb.depth)
+        batched = va.batched or vb.batched
+        a = self.lift(a, va, depth) if va.depth < depth else a
+        b = self.lift(b, vb, depth) if vb.depth < depth else b
+        if (va.depth or vb.depth or batched) and (va.lead != vb.lead) and (va.rank > 2 or vb.rank > 2):
+            raise self.unsupported("`@` of batched values of rank above 2", e)
+        if va.rank == 1 and vb.rank == 1:
+            return f"({a} * {b}).sum(-1)", Value(rank=0, batched=batched, depth=depth)
+        if va.rank == 2 and vb.rank == 1:
+            if not batched and not depth:
+                return f"({a} @ {b})", Value(rank=1)
+            return f"({a} @ {b}[..., None])[..., 0]", Value(rank=1, batched=batched, depth=depth)
+        if va.rank == 1 and vb.rank == 2:
+            if not batched and not depth:
+                return f"({a} @ {b})", Value(rank=1)
+            return f"({a}[..., None, :] @ {b})[..., 0, :]", Value(rank=1, batched=batched, depth=depth)
+        rank = max(va.rank, vb.rank)
+        if (va.batched or va.depth) and not (vb.batched or vb.depth) or (vb.batched or vb.depth) and not (va.batched or va.depth):
+            return f"({a} @ {b})", Value(rank=rank, batched=batched, depth=depth)
+        if va.rank != vb.rank:
+            raise self.unsupported("`@` of batched values of different ranks", e)
+        return f"({a} @ {b})", Value(rank=rank, batched=batched, depth=depth)
+
+    # ---- calls ----
+    def e_BuiltinCall(self, e):
+        parts = [self.expr(a) for a in e.args]
+        return self.builtin(e, e.name, parts)
+
+    def builtin(self, e, name: str, parts):
+        fn = B.FUNCTIONS[name]
+        if fn.rank in ("same",) and len(parts) == 1:
+            code, v = parts[0]
+            if v.kind != "tensor":
+                raise self.unsupported(f"`\\{name}` of a {v.kind}", e)
+            if name in ("Softmax", "LogSoftmax") and (v.python or v.rank == 0):
+                raise self.unsupported(f"`\\{name}` of a scalar", e)
+            integer = v.integer and name in ("abs", "sign", "ReLU", "StopGrad")
+            if not v.python and not v.integer and fn.runtime in DIRECT_FLOAT:
+                return DIRECT_FLOAT[fn.runtime].format(code), replace(v, integer=False)
+            return f"kk.{fn.runtime}({code})", replace(v, integer=integer, python=False) if not v.python else \
+                Value(integer=integer)
+        if fn.rank == "scalar" and len(parts) == 1:
+            code, v = parts[0]
+            if v.python:
+                return f"kk.{fn.runtime}({code})", NUMBER
+            direct = _direct_reduction(fn.runtime, code, v)
+            if direct is not None:
+                return direct, replace(v, rank=0, integer=False)
+            return f"kk.reduce_trailing({code}, {fn.runtime!r}, {v.rank})", replace(v, rank=0, integer=False)
+        if name in ("maximum", "minimum", "clip"):
+            codes, v = self._broadcast(parts)
+            return f"kk.{fn.runtime}({', '.join(codes)})", v
+        if name == "OneHot":
+            (i, vi), (n, vn) = parts
+            return f"kk.one_hot({i}, {n})", Value(rank=(0 if vi.python else vi.rank) + 1, batched=vi.batched,
+                                                 depth=vi.depth)
+        if name == "CrossEntropy":
+            (z, vz), (y, vy) = parts
+            if vz.rank != 1:
+                raise self.unsupported("\\CrossEntropy of logits whose per-sample rank is not 1", e)
+            depth = max(vz.depth, vy.depth)
+            z = self.lift(z, vz, depth) if vz.depth < depth else z
+            y = self.lift(y, vy, depth) if not vy.python and vy.depth < depth else y
+            return f"kk.cross_entropy({z}, {y})", Value(batched=vz.batched or vy.batched, depth=depth)
+        if name in ("MSE", "SmoothL1"):
+            codes, v = self._broadcast(parts)
+            return f"kk.{fn.runtime}_trailing({codes[0]}, {codes[1]}, {v.rank})", replace(v, rank=0, integer=False)
+        if name == "Concat":
+            codes, v = self._broadcast(parts)
+            if v.python or v.rank == 0:
+                codes, v = self._broadcast([(c, self.at(p[1], p[1].depth, 1) if not p[1].python else p[1])
+                                            for c, p in zip([f"kk.as_vector({c})" for c in codes], parts)])
+            return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
+        raise self.unsupported(f"`\\{name}` here", e)
+
+    def e_Reduce(self, e):
+        parts = [self.expr(a) for a in e.args]
+        if len(parts) > 1:
+            codes, v = self._broadcast(parts)
+            return f"kk.{e.op}imum({', '.join(codes)})", v
+        code, v = parts[0]
+        if v.python:
+            return code, v
+        runtime = B.REDUCTIONS[e.op][0]
+        direct = _direct_reduction(runtime, code, v)
+        if direct is not None:
+            return direct, replace(v, rank=0)
+        return f"kk.reduce_trailing({code}, {runtime!r}, {v.rank})", replace(v, rank=0,
+                                                                             integer=v.integer or "arg" in e.op)
+
+    def e_Call(self, e):
+        func, fv = self.expr(e.func)
+        parts = [self.expr(a) for a in e.args]
+        if fv.kind == "builtin":
+            return self.builtin(e, fv.info, parts)
+        if fv.kind == "function":
+            return self.call_user(e, fv.info, parts)
+        if fv.kind == "module":
+            return self.call_module(e, func, fv.info, parts)
+        raise self.unsupported(f"calling a {fv.kind}", e)
+
+    def call_module(self, e, func: str, desc: tuple, parts):
+        kind = desc[0]
+        if kind == "layer" or kind == "sequential":
+            if len(parts) != 1:
+                raise self.unsupported("a layer called with several arguments", e)
+            code, v = parts[0]
+            return f"{func}({code})", replace(v, rank=v.rank + self._layer_rank(desc, v, e), integer=False)
+        if kind == "kokoyi":
+            vals = [v for _, v in parts]
+            lead = max((v.lead for v in vals if not v.python), default=0)
+            codes = []
+            for code, v in parts:
+                if v.python or v.lead == lead:
+                    codes.append(code)
+                elif v.lead == 0:
+                    codes.append(code)
+                else:
+                    raise self.unsupported("a Kokoyi module called on inputs with different batch axes", e)
+            levels = [0 if v.python or v.lead == 0 else lead for v in vals]
+            outputs = self.callee_outputs(desc, tuple(vals))
+            if outputs is None:
+                raise self.unsupported("a Kokoyi module parameter", e)
+            batched = any(v.batched for v in vals)
+            depth = max((v.depth for v in vals if not v.python), default=0)
+            outs = [Value(rank=o.rank, batched=batched, depth=depth, integer=o.integer) if lead else o
+                    for o in outputs]
+            call = f"{func}({', '.join(codes)}, batch_level={levels!r})" if lead else f"{func}({', '.join(codes)})"
+            if len(outs) != 1:
+                raise self.unsupported("a Kokoyi module with several outputs used in an expression", e)
+            return call, outs[0]
+        raise self.unsupported(f"a parameter of type {desc[1]}", e)
+
+    def _layer_rank(self, desc, v: Value, e) -> int:
+        if desc[0] == "sequential":
+            return sum(self._layer_rank(d, v, e) for d in desc[1])
+        name = desc[1]
+        if name in CONV_LAYERS:
+            if v.depth or v.rank != CONV_LAYERS[name]:
+                raise self.unsupported(f"`{name}` on a value of per-sample rank {v.rank}", e)
+            return 0
+        return TRANSPARENT_LAYERS[name]
+
+    def call_user(self, e, item, parts):
+        """A call of a Kokoyi function: its body, specialised for these argument layouts."""
+        if item is None:
+            raise self.unsupported("a function without source", e)
+        vals = tuple(parts_v for _, parts_v in parts)
+        key = (id(item), vals, self.depth)
+        entry = self.specialised_functions.get(key)
+        if entry is None:
+            entry = self._specialise_function(item, vals)
+            self.specialised_functions[key] = entry
+        name, out = entry
+        return f"{name}({', '.join(c for c, _ in parts)})", out
+
+    def _specialise_function(self, item, vals):
+        if isinstance(item, A.Definition):
+            params, body, where = item.params, None, item.where
+        else:
+            params, body, where = tuple(d.name for d in item.args), item.body, ()
+        if len(params) != len(vals):
+            raise self.unsupported("a call with the wrong number of arguments", item)
+        name = self.ns.create(f"{params[0].symbol.hint if False else 'f'}_{len(self.specialised_functions)}")
+        hint = item.target.symbol.hint if isinstance(item, A.Definition) else item.name.symbol.hint
+        name = self.ns.create(hint)
+        saved_out, saved_pending, saved_indent = self.out, self.pending, self.indent
+        self.out, self.pending, self.indent = Emitter(), [], 1
+        arg_names = [self.bind(p.symbol, v) for p, v in zip(params, vals)]
+        self.out.emit(0, f"def {name}({', '.join(arg_names)}):")
+        if body is None:
+            self.where_bindings(where)
+            code, out = self.expr(item.value)
+            self.flush()
+            self.out.emit(1, f"return {code}")
+        else:
+            outs = self.body(body)
+            if len(outs) != 1:
+                raise self.unsupported("a function returning a tuple", item)
+            out = outs[0]
+        lines, line_map = self.out.lines, self.out.line_map
+        self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
+        # Emit the specialised function just before the statement that needs it.
+        self.flush()
+        for i, line in enumerate(lines, 1):
+            self.out.source_line = line_map.get(i, self.out.source_line)
+            self.out.emit(self.indent, line)
+        return name, out
+
+    # ---- indexing ----
+    def e_Index(self, e):
+        target = A.strip(e.target)
+        if isinstance(target, A.Ref) and id(target.symbol) in self.rec:
+            return self.recurrence_read(e, target)
+        code, v = self.expr(e.target)
+        if v.kind == "list":
+            if len(e.items) != 1 or not self.expr_is_python(e.items[0]):
+                raise self.unsupported("indexing a list of modules by a tensor", e)
+            idx = self.expr(e.items[0])[0]
+            return f"{code}[{idx}]", self._list_item(v, e.items[0], e)
+        if v.kind != "tensor" or v.python:
+            raise self.unsupported(f"indexing a {v.kind}", e)
+        narrowed = self._try_narrow(e, code, v)
+        if narrowed is not None:
+            return narrowed
+        items, tensors = [], []
+        for item in e.items:
+            if isinstance(item, A.Slice):
+                start = self.expr(item.start)[0] if item.start is not None else ""
+                stop = self.expr(item.stop)[0] if item.stop is not None else ""
+                items.append((f"{start}:{stop}", None))
+                continue
+            icode, iv = self.expr(item)
+            if iv.python:
+                items.append((icode, iv))
+            else:
+                items.append((icode, iv))
+                tensors.append(iv)
+        if len(e.items) > v.rank:
+            raise self.unsupported("more indices than axes", e)
+        if not tensors:
+            return f"{code}[{':, ' * v.lead}{', '.join(c for c, _ in items)}]", \
+                replace(v, rank=v.rank - sum(1 for _, iv in items if iv is not None))
+        # A gather: bring the value and the index tensors to one leading layout.
+        seen_slice = False
+        for c, iv in items:
+            if iv is None:
+                seen_slice = True
+            elif not iv.python and seen_slice:
+                raise self.unsupported("a tensor index after a slice", e)
+        depth = max([v.depth] + [t.depth for t in tensors])
+        batched = v.batched or any(t.batched for t in tensors)
+        lead = int(batched) + depth
+        value = self.lift(code, v, depth) if v.depth < depth else code
+        if batched and not v.batched:
+            value = f"{value}[None]"
+        item_rank = max(t.rank for t in tensors)
+        item_codes = []
+        for c, iv in items:
+            if iv is None or iv.python:
+                item_codes.append(c if iv is not None else f"slice({c.split(':')[0] or None}, {c.split(':')[1] or None})")
+                continue
+            lifted = self.lift(c, iv, depth, item_rank) if iv.batched or not batched else \
+                self.lift(c, iv, depth, item_rank)
+            if batched and not iv.batched:
+                lifted = f"{lifted}[None]"
+            item_codes.append(lifted)
+        clamp = self.guarded > 0
+        result_rank = v.rank - len([1 for _, iv in items if iv is not None]) + item_rank
+        return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {clamp}, {self.where(e)})",
+                Value(rank=result_rank, batched=batched, depth=depth, integer=v.integer))
+
+    def _list_item(self, v: Value, item, e) -> Value:
+        idx = A.strip(item)
+        if not isinstance(idx, A.Num):
+            descs = set(v.info)
+            if len(descs) != 1:
+                raise self.unsupported("indexing a list of different modules by a computed index", e)
+            return value_of(next(iter(descs)))
+        try:
+            return value_of(v.info[idx.value])
+        except IndexError:
+            raise self.unsupported("an index past the end of a list of modules", e) from None
+
+    def _try_narrow(self, e, code: str, v: Value):
+        """x[i] where i is the innermost loop variable and x lives one loop level out."""
+        if len(e.items) != 1 or isinstance(e.items[0], A.Slice) or v.rank < 1:
+            return None
+        item = A.strip(e.items[0])
+        if not isinstance(item, A.Ref):
+            return None
+        loop = next((lp for lp in self.loops if lp["symbol"] is item.symbol), None)
+        if loop is None or v.depth != loop["depth"] - 1:
+            return None
+        pos = v.lead
+        return (f"kk.narrow_range({code}, {pos}, {loop['lo']}, {loop['n']}, {self.where(e)})",
+                replace(v, rank=v.rank - 1, depth=loop["depth"]))
+
+    def recurrence_read(self, e, target):
+        elements, first, element = self.rec[id(target.symbol)]
+        idx = self.expr(e.items[0])[0]
+        return f"kk.earlier({elements}, {idx} - {first}, {self.where(target)})", element
+
+    # ---- index ranges ----
+    def _open_loop(self, bound: A.Bound, node) -> dict:
+        lo, lo_v = self.expr(bound.lower)
+        hi, hi_v = self.expr(bound.upper)
+        depth = self.depth + 1
+        for part in (lo_v, hi_v):
+            if part.batched:
+                raise self.unsupported("a range whose bounds differ between samples", node)
+        if lo_v.python and hi_v.python:
+            lo_name = self.temp("lo", lo)
+            n = self.temp("n", f"max({hi} - {lo_name} + 1, 0)")
+            mask = None
+        else:
+            lo_name = self.temp("lo", f"kk.int_min({lo})")
+            n = self.temp("n", f"max(kk.int_max({hi}) - {lo_name} + 1, 0)")
+            mask = "pending"
+        var = self.bind(bound.var.symbol, Value(depth=depth, integer=True))
+        # The arange is emitted on first use: x[i] over a whole axis never needs it.
+        self.lazy[id(bound.var.symbol)] = f"{var} = kk.axis_range({lo_name}, {n}, {depth}, _dev)"
+        loop = {"symbol": bound.var.symbol, "depth": depth, "lo": lo_name, "n": n, "mask": None}
+        self.depth = depth
+        self.loops.append(loop)
+        if mask:
+            vv = self.values[id(bound.var.symbol)]
+            self.pending.append(self.lazy.pop(id(bound.var.symbol)))
+            (m_lo, m_var, m_hi), _ = self._broadcast([(lo, lo_v), (var, vv), (hi, hi_v)])
+            loop["mask"] = self.temp("mask", f"({m_var} >= {m_lo}) & ({m_var} <= {m_hi})")
+        return loop
+
+    def _close_loop(self) -> None:
+        self.loops.pop()
+        self.depth -= 1
+
+    def e_BigOp(self, e):
+        scan = self._discounted_sum(e)
+        if scan is not None:
+            return scan
+        loop = self._open_loop(e.bound, e)
+        try:
+            body, v = self.expr(e.body)
+        finally:
+            self._close_loop()
+        if v.kind != "tensor":
+            raise self.unsupported(f"`\\{e.op}` of a {v.kind}", e)
+        depth = loop["depth"]
+        varies = not v.python and v.depth == depth  # built from this loop's axis: already full size
+        if v.python:
+            body = f"kk.full_axis({body}, {depth}, {loop['n']}, _dev)"
+            v = Value(depth=depth, integer=v.integer)
+        elif v.depth < depth:
+            body = self.lift(body, v, depth)
+            v = self.at(v, depth)
+        pos = int(v.batched) + depth - 1
+        mask = loop["mask"]
+        mask_code = "None"
+        if mask is not None:
+            mask_v = Value(depth=depth)
+            mask_code = self.lift(mask, mask_v, depth, v.rank)
+        out_v = replace(v, depth=depth - 1)
+        if e.op in ("argmax", "argmin"):
+            out_v = replace(out_v, integer=True)
+        elif e.op == "mean":
+            out_v = replace(out_v, integer=False)
+        if varies and mask is None and e.op in ("sum", "prod"):
+            return f"{body}.{e.op}({pos})", out_v
+        args = f"{body}, {pos}, {loop['n']}, {mask_code}"
+        if e.op in ("argmax", "argmin"):
+            return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)})", out_v
+        if e.op in ("max", "min", "mean"):
+            return f"kk.axis_{e.op}({args}, {self.where(e)})", out_v
+        return f"kk.axis_{e.op}({args})", out_v
+
+    def e_SetBuilder(self, e):
+        scan = self._discounted_set(e)
+        if scan is not None:
+            return scan
+        loops = []
+        for b in e.bounds:
+            loop = self._open_loop(b, e)
+            if loop["mask"] is not None:
+                raise self.unsupported("a set-builder whose bounds depend on another index", e)
+            loops.append(loop)
+        try:
+            code, v = self.expr(e.element)
+        finally:
+            for _ in loops:
+                self._close_loop()
+        if v.kind != "tensor":
+            raise self.unsupported(f"a set-builder of {v.kind}s", e)
+        depth = loops[-1]["depth"]
+        if v.python:
+            code, v = f"kk.as_tensor({code}, _dev)", Value(integer=v.integer)
+        if v.depth < depth:
+            code = self.lift(code, v, depth)
+            v = self.at(v, depth)
+        sizes = ", ".join(lp["n"] for lp in loops)
+        first = int(v.batched) + loops[0]["depth"] - 1
+        code = f"kk.fill_axes({code}, {first}, ({sizes},))"
+        return code, replace(v, rank=v.rank + len(loops), depth=depth - len(loops))
+
+    # ---- scans ----
+    def _discounted_set(self, e: A.SetBuilder):
+        """`\\{ \\sum_{i} \\gamma^{...} r[...] \\}_{t}`: a discounted suffix sum of r."""
+        if len(e.bounds) != 1:
+            return None
+        inner = A.strip(e.element)
+        if not isinstance(inner, A.BigOp) or inner.op != "sum":
+            return None
+        match = _match_discounted(inner, e.bounds[0].var.symbol)
+        if match is None:
+            return None
+        gamma, seq, last, offset = match
+        g_code, g_v = self.expr(gamma)
+        if not (g_v.python or (g_v.rank == 0 and not g_v.batched and g_v.depth == 0)):
+            return None
+        r_code, r_v = self.expr(seq)
+        if r_v.python or r_v.rank < 1 or r_v.depth:
+            return None
+        lo, lo_v = self.expr(e.bounds[0].lower)
+        hi, hi_v = self.expr(e.bounds[0].upper)
+        last_code, last_v = self.expr(last)
+        if not (lo_v.python and hi_v.python and last_v.python):
+            return None
+        code = (f"kk.discounted_window({r_code}, {g_code}, {r_v.lead}, {lo}, {hi}, {last_code}, {offset}, "
+                f"{self.where(e)})")
+        return code, replace(r_v, integer=False)
+
+    def _discounted_sum(self, e: A.BigOp):
+        return None
+
+
+REDUCTION_METHODS = {"mean": "mean", "reduce_sum": "sum", "reduce_max": "amax", "reduce_min": "amin"}
+
+
+def _direct_reduction(runtime: str, code: str, v: Value) -> str | None:
+    """A whole-value reduction over the per-sample axes as one torch call, where that is exact."""
+    method = REDUCTION_METHODS.get(runtime)
+    if method is None or v.rank == 0 or (v.integer and runtime == "mean"):
+        return None
+    dims = ", ".join(str(-k) for k in range(v.rank, 0, -1))
+    return f"{code}.{method}({dims if v.rank == 1 else '(' + dims + ')'})"
+
+
+def _linear(e, variables):
+    """(coefficients by variable, constant AST terms) when e is affine in variables."""
+    e = A.strip(e)
+    match e:
+        case A.Ref() if e.symbol in variables:
+            return {e.symbol: 1}, [], 0
+        case A.Num(value=int(v)):
+            return {}, [], v
+        case A.Unary(op="-"):
+            inner = _linear(e.operand, variables)
+            if inner is None:
+                return None
+            coef, terms, const = inner
+            return {k: -c for k, c in coef.items()}, [(-s, t) for s, t in terms], -const
+        case A.Binary(op="+" | "-"):
+            a, b = _linear(e.left, variables), _linear(e.right, variables)
+            if a is None or b is None:
+                return None
+            sign = 1 if e.op == "+" else -1
+            coef = dict(a[0])
+            for k, c in b[0].items():
+                coef[k] = coef.get(k, 0) + sign * c
+            return coef, a[1] + [(sign * s, t) for s, t in b[1]], a[2] + sign * b[2]
+    if any(isinstance(n, A.Ref) and n.symbol in variables for n in A.walk(e)):
+        return None
+    return {}, [(1, e)], 0
+
+
+def _match_discounted(op: A.BigOp, t):
+    """Match `\\sum_{i=lo}^{hi} \\gamma^{e} r[g]` with g = s and e = s - t over s = t..S.
+
+    Returns (gamma, r, S as an AST-free description, offset) or None. The sum is then
+    G_t = sum_{s=t}^{S} gamma^(s-t) r[s]; S must not depend on t.
+    """
+    i = op.bound.var.symbol
+    body = A.strip(op.body)
+    factors = _factors(body)
+    if factors is None or len(factors) != 2:
+        return None
+    power = next((f for f in factors if isinstance(A.strip(f), A.Power)), None)
+    index = next((f for f in factors if isinstance(A.strip(f), A.Index)), None)
+    if power is None or index is None:
+        return None
+    power, index = A.strip(power), A.strip(index)
+    if len(index.items) != 1 or isinstance(index.items[0], A.Slice):
+        return None
+    gamma = power.base
+    if any(isinstance(n, A.Ref) and n.symbol in (i, t) for n in A.walk(gamma)):
+        return None
+    if any(isinstance(n, A.Ref) and n.symbol in (i, t) for n in A.walk(index.target)):
+        return None
+    g = _linear(index.items[0], {i, t})
+    x = _linear(power.exponent, {i, t})
+    lo = _linear(op.bound.lower, {t})
+    hi = _linear(op.bound.upper, {t})
+    if None in (g, x, lo, hi) or g[1] or x[1] or lo[1]:
+        return None
+    gi, gt, g0 = g[0].get(i, 0), g[0].get(t, 0), g[2]
+    xi, xt, x0 = x[0].get(i, 0), x[0].get(t, 0), x[2]
+    if gi != 1:
+        return None
+    # With s = g = i + gt*t + g0: i = s - gt*t - g0; exponent = s + (xt - gt)*t + (x0 - g0).
+    if xi != 1 or xt - gt != -1 or x0 - g0 != 0:
+        return None
+    # First s: lo + gt*t + g0 must equal t.
+    if lo[0].get(t, 0) + gt != 1 or lo[2] + g0 != 0:
+        return None
+    # Last s: hi + gt*t + g0 must not depend on t.
+    if hi[0].get(t, 0) + gt != 0:
+        return None
+    offset = hi[2] + g0
+    last = _terms_expr(hi[1], op.bound.upper.span)
+    return gamma, index.target, last, offset
+
+
+def _factors(e):
+    e = A.strip(e)
+    if isinstance(e, A.Binary) and e.op == "*":
+        a, b = _factors(e.left), _factors(e.right)
+        return None if a is None or b is None else a + b
+    if isinstance(e, A.Juxtapose):
+        a, b = _factors(e.left), _factors(e.right)
+        return None if a is None or b is None else a + b
+    return [e]
+
+
+def _terms_expr(terms, span):
+    """An AST summing signed terms (0 when empty)."""
+    out = A.Num(span, 0, "0")
+    for sign, term in terms:
+        out = A.Binary(span, "+" if sign > 0 else "-", out, term)
+    return out

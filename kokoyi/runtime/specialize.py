@@ -1,0 +1,143 @@
+"""Per-signature specialised code for module calls, cached on the module.
+
+A signature is what fixes the generated code: each input's per-sample rank, integer-ness and
+whether it is batched, and a description of each parameter (tensor rank, number, layer
+type, Kokoyi module). The first call with a signature generates and compiles the code
+(kokoyi.compiler.codegen.specialize); later calls reuse it. A signature the specialiser
+cannot handle is remembered as a fallback to torch.func.vmap, with one warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import numbers
+import warnings
+
+import torch
+
+from kokoyi.compiler.codegen.specialize import Specializer, Unsupported, describe
+
+FALLBACK = object()
+
+
+class KokoyiVmapFallback(UserWarning):
+    """A module call is batched with torch.func.vmap because the compiler could not batch it."""
+
+
+class Specializations:
+    """The specialisation cache of one module symbol."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.module_ast = None
+        self.source = None
+        self.table = None  # the SymbolTable whose namespace the code runs in
+        self.cache: dict = {}
+        self.fast: dict = {}  # (input dims and dtypes, levels, parameter identities) -> entry
+        self._params_key = None
+        self._params_desc = None
+        self._counter = 0
+        self.enabled = True
+
+    def attach(self, module_ast, source, table) -> None:
+        self.module_ast, self.source, self.table = module_ast, source, table
+        self.cache.clear()
+        self.fast.clear()
+
+    def param_descs(self, params) -> tuple:
+        key = tuple(id(p) for p in params)
+        if key != self._params_key:
+            self._params_desc = tuple(describe(p) for p in params)
+            self._params_key = key
+        return self._params_desc
+
+    def lookup(self, args, levels, params):
+        """(function, output layouts) for this call, or FALLBACK."""
+        try:  # the common case, all inputs tensors: one cheap key
+            fast = (tuple([(a.dim(), a.dtype) for a in args]), levels,
+                    tuple([(id(p), type(p)) for p in params]))
+        except AttributeError:
+            fast = None
+        else:
+            entry = self.fast.get(fast)
+            if entry is not None:
+                return entry
+        entry = self._lookup(args, levels, params)
+        if fast is not None:
+            if len(self.fast) > 256:
+                self.fast.clear()
+            self.fast[fast] = entry
+        return entry
+
+    def _lookup(self, args, levels, params):
+        if self.module_ast is None or not self.enabled:
+            return FALLBACK
+        inputs = []
+        for a, k in zip(args, levels):
+            if isinstance(a, torch.Tensor):
+                inputs.append((("tensor", a.dim() - k, not a.dtype.is_floating_point), k > 0))
+            elif isinstance(a, numbers.Number):
+                inputs.append((("number", isinstance(a, numbers.Integral)), False))
+            else:
+                return FALLBACK
+        key = (tuple(inputs), self.param_descs(params))
+        entry = self.cache.get(key)
+        if entry is None:
+            entry = self._build(tuple(inputs), key[1], params)
+            self.cache[key] = entry
+        return entry
+
+    def output_layouts(self, inputs, param_descs, params):
+        entry = self._build(inputs, param_descs, params)
+        return None if entry is FALLBACK else entry[1]
+
+    def _build(self, inputs, param_descs, params):
+        from kokoyi.runtime.module import register_code
+
+        def callee_outputs(desc, values):
+            return _callee_outputs(desc, values, params)
+
+        globals_info = self.table.globals_info() if self.table is not None else {}
+        self._counter += 1
+        name = f"{self.name}__batched_{self._counter}"
+        try:
+            gen = Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs)
+            code, line_map, outputs = gen.generate(name)
+        except Unsupported as err:
+            warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
+                          f"because the compiler cannot vectorise {err}", KokoyiVmapFallback, stacklevel=4)
+            return FALLBACK
+        digest = hashlib.sha256(code.encode()).hexdigest()[:12]
+        filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
+        register_code(filename, code, self.source.filename, line_map)
+        scratch: dict = {}
+        exec(compile(code, filename, "exec"), self.table.namespace, scratch)  # noqa: S102 - generated code
+        return scratch[name], outputs, code
+
+
+def _callee_outputs(desc, values, outer_params):
+    """Output layouts of a Kokoyi module parameter called on values (for the caller's code)."""
+    forward_id = desc[1]
+    target = _find_module(outer_params, forward_id)
+    if target is None:
+        return None
+    forward = type(target).forward
+    specs: Specializations = forward.__kokoyi_specializations__
+    inputs = []
+    for v in values:
+        if v.python:
+            inputs.append((("number", v.integer), False))
+        else:
+            inputs.append((("tensor", v.rank, v.integer), v.lead > 0))
+    params = forward.__kokoyi_read_params__(target)
+    return specs.output_layouts(tuple(inputs), specs.param_descs(params), params)
+
+
+def _find_module(obj, forward_id):
+    if isinstance(obj, torch.nn.Module) and id(getattr(type(obj), "forward", None)) == forward_id:
+        return obj
+    if isinstance(obj, (list, tuple, torch.nn.ModuleList)):
+        for x in obj:
+            found = _find_module(x, forward_id)
+            if found is not None:
+                return found
+    return None
