@@ -40,11 +40,14 @@ class ModuleSpec:
         return f"\\Module{{{self.name}}}{{{inputs}{'; ' + params if self.params else ''}}}"
 
 
-def module(per_sample, *, name, inputs, params, param_hints, signature, where):
+def module(per_sample, *, name, inputs, params, param_hints, signature, where, source=None):
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
                       signature, where)
     specializations = Specializations(per_sample.__name__.replace("__per_sample", "").replace("_per_sample", ""))
+    if source is not None:
+        # Until kokoyi.symbol attaches the resolved module, the embedded source can supply it.
+        specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
 
     annotated = any(i.dims is not None for i in spec.inputs)
     n_inputs = len(spec.inputs)

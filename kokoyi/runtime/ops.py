@@ -402,6 +402,13 @@ def fill_axes(x, first: int, sizes):
     return x
 
 
+def _align(mask, x):
+    """mask with x's number of axes (masks never carry the batch axis)."""
+    if mask is None or mask.dim() == x.dim():
+        return mask
+    return mask.reshape((1,) * (x.dim() - mask.dim()) + tuple(mask.shape))
+
+
 def _masked(x, pos, n, mask, fill):
     x = _fill(x, pos, n)
     if mask is None:
@@ -415,39 +422,46 @@ def _require(n, mask, pos, where_, what):
 
 
 def axis_sum(x, pos, n, mask):
+    mask = _align(mask, x)
     return _masked(x, pos, n, mask, 0).sum(pos)
 
 
 def axis_prod(x, pos, n, mask):
+    mask = _align(mask, x)
     return _masked(x, pos, n, mask, 1).prod(pos)
 
 
 def axis_max(x, pos, n, mask, where_):
+    mask = _align(mask, x)
     _require(n, mask, pos, where_, "\\max")
     return _masked(x, pos, n, mask, -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min).amax(pos)
 
 
 def axis_min(x, pos, n, mask, where_):
+    mask = _align(mask, x)
     _require(n, mask, pos, where_, "\\min")
     return _masked(x, pos, n, mask, math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max).amin(pos)
 
 
 def axis_mean(x, pos, n, mask, where_):
+    mask = _align(mask, x)
     _require(n, mask, pos, where_, "\\mathbb{E}")
     x = _float(x)
     if mask is None:
         return _fill(x, pos, n).mean(pos)
-    count = _fill(mask, pos, n).sum(pos)
+    count = _fill(mask.expand(torch.broadcast_shapes(mask.shape, x.shape)), pos, n).sum(pos)
     return _masked(x, pos, n, mask, 0).sum(pos) / count
 
 
 def axis_argmax(x, pos, n, mask, lo, where_):
+    mask = _align(mask, x)
     _require(n, mask, pos, where_, "\\argmax")
     fill = -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min
     return _masked(x, pos, n, mask, fill).argmax(pos) + lo
 
 
 def axis_argmin(x, pos, n, mask, lo, where_):
+    mask = _align(mask, x)
     _require(n, mask, pos, where_, "\\argmin")
     fill = math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max
     return _masked(x, pos, n, mask, fill).argmin(pos) + lo

@@ -30,7 +30,9 @@ class Specializations:
         self.name = name
         self.module_ast = None
         self.source = None
-        self.table = None  # the SymbolTable whose namespace the code runs in
+        self.namespace: dict = {}  # globals the specialised code runs in
+        self.globals_info = dict  # () -> key -> (Python name, object) of top-level definitions
+        self._lazy = None
         self.cache: dict = {}
         self.fast: dict = {}  # (input dims and dtypes, levels, parameter identities) -> entry
         self._params_key = None
@@ -39,9 +41,28 @@ class Specializations:
         self.enabled = True
 
     def attach(self, module_ast, source, table) -> None:
-        self.module_ast, self.source, self.table = module_ast, source, table
+        self.module_ast, self.source = module_ast, source
+        self.namespace = table.namespace
+        self.globals_info = table.globals_info
+        self._lazy = None
         self.cache.clear()
         self.fast.clear()
+
+    def attach_lazily(self, text: str, filename: str, key: str, namespace: dict) -> None:
+        """Find the module in `text` on first use (generated files that run on their own)."""
+        self._lazy = (text, filename, key, namespace)
+
+    def _load_lazy(self) -> None:
+        from kokoyi.compiler.pipeline import compile_unit
+
+        text, filename, key, namespace = self._lazy
+        self._lazy = None
+        state = compile_unit(text, filename)
+        names = state.generated.globals
+        self.module_ast = next(i for i in state.ast.items if hasattr(i, "inputs") and i.name.symbol.key == key)
+        self.source = state.source
+        self.namespace = namespace
+        self.globals_info = lambda: {k: (n, namespace.get(n)) for k, n in names.items()}
 
     def param_descs(self, params) -> tuple:
         key = tuple(id(p) for p in params)
@@ -69,6 +90,8 @@ class Specializations:
         return entry
 
     def _lookup(self, args, levels, params):
+        if self._lazy is not None:
+            self._load_lazy()
         if self.module_ast is None or not self.enabled:
             return FALLBACK
         inputs = []
@@ -96,7 +119,7 @@ class Specializations:
         def callee_outputs(desc, values):
             return _callee_outputs(desc, values, params)
 
-        globals_info = self.table.globals_info() if self.table is not None else {}
+        globals_info = self.globals_info()
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         try:
@@ -110,7 +133,7 @@ class Specializations:
         filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
         register_code(filename, code, self.source.filename, line_map)
         scratch: dict = {}
-        exec(compile(code, filename, "exec"), self.table.namespace, scratch)  # noqa: S102 - generated code
+        exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
         return scratch[name], outputs, code
 
 

@@ -112,6 +112,11 @@ class PythonGenerator:
         o.emit(0, "import torch")
         o.emit(0, "")
         o.emit(0, "from kokoyi.runtime import ops as kk")
+        o.emit(0, "")
+        # The source travels with the code, so a standalone copy (kyic compile) can still
+        # specialise its modules for each call signature.
+        o.emit(0, f"KOKOYI_SOURCE = {self.source.text!r}")
+        o.emit(0, f"KOKOYI_FILENAME = {self.source.filename!r}")
         for item in prog.items:
             o.source_line = 0
             o.emit(0, "")
@@ -152,6 +157,7 @@ class PythonGenerator:
                          f"{',' if len(mod.params) == 1 else ''}),")
         self.out.emit(1, f"signature={safe_header(header)!r},")
         self.out.emit(1, f"where={self.where(mod)},")
+        self.out.emit(1, "source=(KOKOYI_SOURCE, KOKOYI_FILENAME),")
         self.out.emit(0, ")")
         self.modules.append(public)
         self.ns = self.globals_ns

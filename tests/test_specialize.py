@@ -1,0 +1,229 @@
+"""Specialised (vectorised, batch-aware) code against the per-sample code and vmap.
+
+The per-sample generated function, called once per sample and stacked, is the reference
+(the oracle the contract defines batching by); torch.func.vmap over it is the fallback. The
+specialised code must agree with both, on every conformance case and on generated programs.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kokoyi
+from conftest import CONFORMANCE, conformance_runner
+from kokoyi.runtime.specialize import KokoyiVmapFallback
+
+runner = conformance_runner() if CONFORMANCE.exists() else None
+NUMERIC = [p for p in (runner.discover() if runner else [])
+           if not hasattr(runner.load_case(p), "ERROR") and not hasattr(runner.load_case(p), "VALUES")]
+
+
+class Host(torch.nn.Module):
+    def __init__(self, forward, params):
+        super().__init__()
+        self._forward, self._params = forward, params
+        for i, p in enumerate(params if isinstance(params, (tuple, list)) else [params]):
+            if isinstance(p, torch.nn.Module):
+                self.add_module(f"p{i}", p)
+
+    def get_parameters(self):
+        return self._params
+
+    def forward(self, *args, **kw):
+        return self._forward(self, *args, **kw)
+
+
+def _flat(x):
+    return list(x) if isinstance(x, (tuple, list)) else [x]
+
+
+def per_sample_reference(forward, params, args, levels):
+    """Stack per-sample calls of the unspecialised per-sample function."""
+    per_sample = forward.__kokoyi_per_sample__
+    plist = list(params) if isinstance(params, (tuple, list)) and len(forward.__kokoyi_spec__.params) > 1 \
+        else [params] if forward.__kokoyi_spec__.params else []
+    bshape = next((tuple(a.shape[:k]) for a, k in zip(args, levels) if k), ())
+    outs = []
+    for idx in itertools.product(*map(range, bshape)):
+        sample = [a[idx] if k else a for a, k in zip(args, levels)]
+        outs.append(_flat(per_sample(*sample, *plist)))
+    if not bshape:
+        return [torch.as_tensor(o) for o in outs[0]]
+    return [torch.stack([torch.as_tensor(o[i]) for o in outs]).reshape(bshape + torch.as_tensor(outs[0][i]).shape)
+            for i in range(len(outs[0]))]
+
+
+def assert_close(a, b):
+    for x, y in zip(_flat(a), _flat(b)):
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        assert x.shape == y.shape, (x.shape, y.shape)
+        assert torch.allclose(x.double(), y.double(), rtol=1e-5, atol=1e-6, equal_nan=True), (x, y)
+
+
+@pytest.mark.parametrize("path", NUMERIC, ids=lambda p: p.stem)
+def test_specialised_agrees_with_per_sample_and_vmap(path):
+    case = runner.load_case(path)
+    kokoyi.compile(case.SOURCE, filename=path.name)
+    forward = kokoyi.symbol[case.MODULE]
+    params = case.params(None) if hasattr(case, "params") else ()
+    host = Host(forward, params)
+    n = len(case.inputs(torch.Generator().manual_seed(0)))
+    g = torch.Generator().manual_seed(7)
+    for levels in ([0] * n, [1] * n, [2] * n):
+        bshape = {0: (), 1: (3,), 2: (2, 2)}[levels[0]]
+        samples = [case.inputs(g) for _ in range(max(1, len(list(itertools.product(*map(range, bshape))))))]
+        args = [torch.stack([s[j] for s in samples]).reshape(bshape + tuple(samples[0][j].shape)) if levels[j]
+                else samples[0][j] for j in range(n)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", KokoyiVmapFallback)
+            got = host(*args, batch_level=levels)
+        want = per_sample_reference(forward, params, args, levels)
+        assert_close(got, want)
+        specs = forward.__kokoyi_specializations__
+        specs.enabled = False
+        try:
+            specs.fast.clear()
+            assert_close(host(*args, batch_level=levels), want)
+        finally:
+            specs.enabled = True
+            specs.fast.clear()
+
+
+def test_seed_specialised_code_has_no_python_loop():
+    case = runner.load_case(CONFORMANCE / "cases" / "seed_pgloss.py")
+    kokoyi.compile(case.SOURCE + runner.load_case(CONFORMANCE / "cases" / "seed_policy.py").SOURCE, "policy.kyi")
+    loss = Host(kokoyi.symbol["PGLoss"], 0.99)
+    loss(torch.randn(7), torch.rand(7))
+    loss(torch.randn(2, 7), torch.rand(2, 7), batch_level=[1, 1])
+    pi = Host(kokoyi.symbol[r"\pi"], torch.nn.ModuleList([torch.nn.Linear(4, 8), torch.nn.Linear(8, 2)]))
+    pi(torch.randn(4))
+    pi(torch.randn(5, 4), batch_level=[1])
+    codes = [entry[2] for fwd in (kokoyi.symbol["PGLoss"], kokoyi.symbol["pi"])
+             for entry in fwd.__kokoyi_specializations__.cache.values()]
+    assert len(codes) == 4
+    for code in codes:
+        assert " for " not in code and "while " not in code, code
+    assert any("discounted_window" in c for c in codes)
+
+
+def test_recurrence_is_one_loop_batched_over_the_rest():
+    case = runner.load_case(CONFORMANCE / "cases" / "recurrence_rnn.py")
+    kokoyi.compile(case.SOURCE, "rnn.kyi")
+    rnn = Host(kokoyi.symbol["RNN"], case.params(None))
+    rnn(torch.randn(4, 6, 3), batch_level=[1])
+    (code,) = [e[2] for e in kokoyi.symbol["RNN"].__kokoyi_specializations__.cache.values()]
+    assert code.count(" for ") == 1
+
+
+def test_long_discounted_sum_is_exact_and_finite():
+    case = runner.load_case(CONFORMANCE / "cases" / "seed_pgloss.py")
+    kokoyi.compile(case.SOURCE, "policy.kyi")
+    T = 20000
+    r = torch.rand(T, generator=torch.Generator().manual_seed(0))
+    logp = torch.ones(T)
+    got = Host(kokoyi.symbol["PGLoss"], 0.99)(logp, r)
+    G = torch.zeros(T, dtype=torch.float64)
+    running = 0.0
+    r64 = r.double()
+    for t in range(T - 1, -1, -1):
+        running = float(r64[t]) + 0.99 * running
+        G[t] = running
+    want = -(G - G.mean()) / G.std(unbiased=False)
+    assert torch.isfinite(got).all()
+    assert (got.double() - want).abs().max() < 1e-3
+
+
+def test_unvectorisable_call_falls_back_to_vmap_with_a_warning():
+    kokoyi.compile(r"""
+\Module{M}{x; f}
+  \Return f(x) * 2 \\
+\EndModule
+""", "m.kyi")
+
+    class Opaque(torch.nn.Module):
+        def forward(self, x):
+            return x.sum() + x
+
+    host = Host(kokoyi.symbol["M"], Opaque())
+    x = torch.randn(3, 4)
+    with pytest.warns(KokoyiVmapFallback, match="parameter of type Opaque"):
+        got = host(x, batch_level=[1])
+    assert torch.allclose(got, torch.stack([(xi.sum() + xi) * 2 for xi in x]))
+
+
+# ---- generated programs ---------------------------------------------------------------------
+# Per-sample: x, y are vectors of one length n, s is a scalar. Expressions are built by kind.
+SCALAR_LEAVES = ["s", "x[0]", "y[|y| - 1]", r"\Mean(x)", r"\max(y)", r"\frac{1}{2}", "|s|", "|x|"]
+VECTOR_LEAVES = ["x", "y", r"\tanh(x)", "(x * s)"]
+
+
+def _scalar(inner_vec, inner_sc):
+    return st.one_of(
+        st.builds(lambda a, b: f"({a} + {b})", inner_sc, inner_sc),
+        st.builds(lambda a, b: f"({a} * {b})", inner_sc, inner_sc),
+        st.builds(lambda v: rf"\sum_{{i=0}}^{{|x|-1}} {{({v})[i] * y[i]}}", inner_vec),
+        st.builds(lambda v: rf"\max_{{i=0}}^{{|x|-1}} {{({v})[|x| - 1 - i]}}", inner_vec),
+        st.builds(lambda v: rf"\mathbb{{E}}_{{i=1}}^{{|x|-1}} {{({v})[i] - ({v})[i - 1]}}", inner_vec),
+        st.builds(lambda v: rf"\|{v}\|", inner_vec),
+        st.builds(lambda a, b: f"({a} @ {b})", inner_vec, inner_vec),
+        st.builds(lambda v: rf"\LogSumExp({v})", inner_vec),
+        st.builds(lambda v: rf"x[\argmax_{{i=0}}^{{|x|-1}} ({v})[i]]", inner_vec),
+        st.builds(lambda v: rf"\prod_{{i=0}}^{{1}} {{\tanh(({v})[i])}}", inner_vec),
+        st.builds(lambda a: rf"\begin{{cases}} {a} & {a} > 0 \\ -{a} & \text{{otherwise}} \end{{cases}}", inner_sc),
+    )
+
+
+def _vector(inner_vec, inner_sc):
+    return st.one_of(
+        st.builds(lambda a, b: f"({a} + {b})", inner_vec, inner_vec),
+        st.builds(lambda a, b: f"({a} * {b})", inner_vec, inner_sc),
+        st.builds(lambda v: rf"\Softmax({v})", inner_vec),
+        st.builds(lambda v: rf"\{{ \sum_{{j=0}}^{{t}} ({v})[j] \}}_{{t=0}}^{{|x|-1}}", inner_vec),
+        st.builds(lambda v, c: rf"\{{ ({v})[t] * {c} \}}_{{t=0}}^{{|x|-1}}", inner_vec, inner_sc),
+        st.builds(lambda v: rf"\{{ \begin{{cases}} ({v})[t] & t = 0 \\ ({v})[t] - ({v})[t - 1] & \text{{otherwise}} "
+                            rf"\end{{cases}} \}}_{{t=0}}^{{|x|-1}}", inner_vec),
+        st.builds(lambda v: rf"\{{ \max_{{j=t}}^{{|x|-1}} ({v})[j] \}}_{{t=0}}^{{|x|-1}}", inner_vec),
+        st.builds(lambda v: rf"\{{ ({v})[t] * \mathbb{{1}}[({v})[t] > 0] \}}_{{t=0}}^{{|x|-1}}", inner_vec),
+        st.builds(lambda v: rf"\{{ \sum_{{j=0}}^{{|x|-1}} ({v})[j] * \mathbb{{1}}[j \le t] \}}_{{t=0}}^{{|x|-1}}",
+                  inner_vec),
+        st.builds(lambda v: rf"\{{ \{{ ({v})[i] * ({v})[j] \}}_{{j=0}}^{{|x|-1}} \}}_{{i=0}}^{{|x|-1}} @ x", inner_vec),
+    )
+
+
+def _programs():
+    leaves = st.tuples(st.sampled_from(VECTOR_LEAVES), st.sampled_from(SCALAR_LEAVES))
+
+    def extend(children):
+        vec = children.map(lambda c: c[0])
+        sc = children.map(lambda c: c[1])
+        return st.tuples(st.one_of(vec, _vector(vec, sc)), st.one_of(sc, _scalar(vec, sc)))
+
+    return st.recursive(leaves, extend, max_leaves=4)
+
+
+@settings(max_examples=int(__import__("os").environ.get("KOKOYI_PROGRAMS", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_programs(), st.sampled_from([[1, 1, 1], [0, 1, 1], [1, 0, 0], [0, 0, 0]]), st.integers(2, 5))
+def test_generated_programs_batch_like_stacked_samples(program, levels, n):
+    vec, sc = program
+    kokoyi.symbol.clear()
+    kokoyi.compile(rf"""
+\Module{{G}}{{x, y, s}}
+  \Return {vec}, {sc} \\
+\EndModule
+""", "gen.kyi")
+    forward = kokoyi.symbol["G"]
+    host = Host(forward, ())
+    g = torch.Generator().manual_seed(n)
+    B = 3
+    shapes = [(n,), (n,), ()]
+    args = [torch.randn(((B,) if k else ()) + shp, generator=g) for k, shp in zip(levels, shapes)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = host(*args, batch_level=levels)
+    want = per_sample_reference(forward, (), args, levels)
+    assert_close(got, want)
