@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import os
+import sys
 from collections.abc import Iterator
 from importlib import resources
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -205,10 +209,30 @@ def grammar_text() -> str:
     return resources.files("kokoyi.compiler").joinpath(GRAMMAR_FILE).read_text(encoding="utf-8")
 
 
+def _table_cache(start: str, strict: bool):
+    """Where lark keeps the analysed LALR tables between processes (None: do not cache).
+
+    Building the tables takes a few hundred milliseconds; loading them takes a few tens.
+    The file lives in the user's kokoyi cache folder, named by the grammar's hash and the
+    lark and Python versions, and lark checks the hash again before using it.
+    """
+    if strict or os.environ.get("KOKOYI_NO_PARSER_CACHE"):
+        return False
+    try:
+        from kokoyi.runtime.cache import cache_dir
+
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    digest = hashlib.sha256(grammar_text().encode()).hexdigest()[:16]
+    return str(folder / f"lalr-{start}-{digest}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.tables")
+
+
 @functools.lru_cache(maxsize=4)
 def _lark(start: str = "start", strict: bool = False) -> Lark:
     # The post-lexer is swapped per call (it needs the Source for its errors), so build
-    # without one and wrap the lexer ourselves.
+    # with a forwarding slot.
     return Lark(
         grammar_text(),
         parser="lalr",
@@ -218,7 +242,7 @@ def _lark(start: str = "start", strict: bool = False) -> Lark:
         maybe_placeholders=True,
         strict=strict,
         postlex=_PostLexSlot(),
-        cache=False,
+        cache=_table_cache(start, strict),
     )
 
 

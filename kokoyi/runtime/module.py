@@ -50,19 +50,33 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
         specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
 
     annotated = any(i.dims is not None for i in spec.inputs)
-    n_inputs = len(spec.inputs)
+    n_inputs, n_params = len(spec.inputs), len(spec.params)
+    zeros = (0,) * n_inputs
+
+    def has_getter(owner):
+        return hasattr(owner, "get_parameters")
 
     def forward(self, *args, batch_level=None):
         if len(args) != n_inputs:
             raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''}, got {len(args)}; "
                                   f"declared as {spec.describe()}")
-        params = read_parameters(self, spec)
-        levels = batching.check_batch_level(spec, args, batch_level)
+        if n_params == 1 and has_getter(self):
+            params = (self.get_parameters(),)
+        else:
+            params = read_parameters(self, spec)
+        if batch_level is None or (type(batch_level) in (list, tuple) and len(batch_level) == n_inputs
+                                   and all(type(k) is int and k == 0 for k in batch_level)):
+            levels = zeros
+        else:
+            levels = batching.check_batch_level(spec, args, batch_level)
         if annotated:
             check_annotations(spec, args, levels)
         try:
             entry = specializations.lookup(args, levels, params)
+            if levels is zeros and entry is not FALLBACK:
+                out = entry[0](*args, *params)
+                return out if isinstance(out, torch.Tensor) else batching.as_output(out)
             if entry is FALLBACK:
                 return batching.run(per_sample, args, params, levels)
             return batching.run_specialized(entry[0], entry[1], args, params, levels)

@@ -90,7 +90,7 @@ def describe(obj) -> tuple:
     if isinstance(obj, numbers.Number):
         return ("number", isinstance(obj, numbers.Integral))
     if isinstance(obj, (torch.nn.ModuleList, list, tuple)):
-        return ("list", tuple(describe(x) for x in obj))
+        return ("list", tuple(describe(x) for x in obj), type(obj) is torch.nn.ModuleList)
     if isinstance(obj, torch.nn.Module):
         forward = getattr(type(obj), "forward", None)
         spec = getattr(forward, "__kokoyi_spec__", None)
@@ -116,7 +116,7 @@ def value_of(desc: tuple, batched: bool = False, rank: int | None = None) -> Val
     if kind == "number":
         return Value(python=True, integer=desc[1])
     if kind == "list":
-        return Value(kind="list", info=desc[1])
+        return Value(kind="list", info=desc[1:])
     if kind in ("kokoyi", "layer", "sequential"):
         return Value(kind="module", info=desc)
     raise Unsupported(f"a parameter of type {desc[1] if len(desc) > 1 else kind}")
@@ -216,6 +216,14 @@ class Specializer:
                     dname = self.bind(dim.symbol, INT)
                     self.out.emit(1, f"{dname} = {self.names[id(decl.name.symbol)]}.shape[{v.lead + axis}]")
         outputs = self.body(mod.body)
+        # Blank the device and batch-size lines when nothing uses them (blank, not removed,
+        # so the line map stays right).
+        for name in ("_dev", "_B"):
+            defining = [i for i, line in enumerate(self.out.lines) if line.startswith(f"    {name} = ")]
+            used = any(name in line for i, line in enumerate(self.out.lines) if i not in defining)
+            if not used:
+                for i in defining:
+                    self.out.lines[i] = ""
         code = "\n".join(self.out.lines) + "\n"
         return code, self.out.line_map, outputs
 
@@ -709,7 +717,13 @@ class Specializer:
             if len(e.items) != 1 or not self.expr_is_python(e.items[0]):
                 raise self.unsupported("indexing a list of modules by a tensor", e)
             idx = self.expr(e.items[0])[0]
-            return f"{code}[{idx}]", self._list_item(v, e.items[0], e)
+            item = self._list_item(v, e.items[0], e)
+            literal = A.strip(e.items[0])
+            items, is_module_list = v.info
+            if is_module_list and isinstance(literal, A.Num) and -len(items) <= literal.value < len(items):
+                # ModuleList.__getitem__ costs a microsecond; its dict does not.
+                return f"{code}._modules[{str(literal.value % len(items))!r}]", item
+            return f"{code}[{idx}]", item
         if v.kind != "tensor" or v.python:
             raise self.unsupported(f"indexing a {v.kind}", e)
         narrowed = self._try_narrow(e, code, v)
@@ -764,13 +778,14 @@ class Specializer:
 
     def _list_item(self, v: Value, item, e) -> Value:
         idx = A.strip(item)
+        items = v.info[0]
         if not isinstance(idx, A.Num):
-            descs = set(v.info)
+            descs = set(items)
             if len(descs) != 1:
                 raise self.unsupported("indexing a list of different modules by a computed index", e)
             return value_of(next(iter(descs)))
         try:
-            return value_of(v.info[idx.value])
+            return value_of(items[idx.value])
         except IndexError:
             raise self.unsupported("an index past the end of a list of modules", e) from None
 
