@@ -20,6 +20,28 @@ from kokoyi.runtime.device import set_rt_device  # noqa: E402
 from kokoyi.runtime.loader import compile, load, template  # noqa: E402
 from kokoyi.runtime.symbols import symbol  # noqa: E402
 
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext kokoyi`: register the `%kokoyi` notebook magic (kokoyi.notebook)."""
+    from kokoyi.notebook import register
+
+    register(ipython)
+
+
+def _register_in_running_ipython() -> None:
+    """Inside IPython, `import kokoyi` registers the magic; outside, IPython is not imported."""
+    import sys
+
+    ipython_module = sys.modules.get("IPython")
+    if ipython_module is None:
+        return
+    shell = ipython_module.get_ipython()
+    if shell is not None:
+        load_ipython_extension(shell)
+
+
+_register_in_running_ipython()
+
 __all__ = [
     "__version__", "compile", "load", "symbol", "template", "set_rt_device", "nn",
     "KokoyiError", "KokoyiSyntaxError", "KokoyiNameError", "KokoyiTypeError", "KokoyiRuntimeError",

@@ -6,7 +6,7 @@ import os
 from kokoyi.compiler.pipeline import compile_unit
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError
 from kokoyi.runtime.module import locate
-from kokoyi.runtime.symbols import Unit, symbol
+from kokoyi.runtime.symbols import SymbolTable, Unit, symbol
 
 
 def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - the public name
@@ -20,12 +20,21 @@ def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - th
         raise TypeError(f"kokoyi.compile expects source text (str), got {type(source).__name__}")
     env, names = symbol.environment()
     state = compile_unit(source, filename, env, names)
+    return install(state)
+
+
+def install(state, table: SymbolTable | None = None) -> Unit:
+    """Run a compiled unit's code and register it in table (kokoyi.symbol by default).
+
+    An exception other than a KokoyiError becomes a KokoyiRuntimeError naming the `.kyi` line.
+    """
+    table = symbol if table is None else table
     try:
-        return symbol.install(state)
+        return table.install(state)
     except KokoyiError:
         raise
     except Exception as err:
-        where = locate(err) or filename
+        where = locate(err) or state.source.filename
         raise KokoyiRuntimeError(f"{where}: {type(err).__name__}: {err}") from err
 
 
@@ -36,14 +45,19 @@ def load(path: str | os.PathLike) -> Unit:
     return load_cached(os.fspath(path))
 
 
-def template(name: str) -> str:
-    """The torch.nn.Module class skeleton for a compiled module, to copy and fill in."""
-    forward = symbol[name]
-    spec = getattr(forward, "__kokoyi_spec__", None)
+def template(name: str, table: SymbolTable | None = None, forward: str | None = None) -> str:
+    """The torch.nn.Module class skeleton for a compiled module, to copy and fill in.
+
+    table is where to look the module up (kokoyi.symbol by default); forward is the Python
+    expression the class's `forward` is bound to (default `kokoyi.symbol[KEY]`).
+    """
+    table = symbol if table is None else table
+    forward_fn = table[name]
+    spec = getattr(forward_fn, "__kokoyi_spec__", None)
     if spec is None:
         raise KeyError(f"{name!r} is not a Kokoyi module")
-    key = symbol.canonical(name)
-    class_name = _class_name(symbol._python_names()[key])
+    key = table.canonical(name)
+    class_name = _class_name(table._python_names()[key])
     attrs = spec.param_hints
     lines = [f"class {class_name}(torch.nn.Module):"]
     lines.append(f'    r"""{spec.describe()}"""')
@@ -60,7 +74,7 @@ def template(name: str) -> str:
         else:
             lines.append(f"        return ({', '.join('self.' + a for a in attrs)})")
     lines.append("")
-    lines.append(f"    forward = kokoyi.symbol[{key!r}]")
+    lines.append(f"    forward = {forward or f'kokoyi.symbol[{key!r}]'}")
     return "\n".join(lines) + "\n"
 
 

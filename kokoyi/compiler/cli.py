@@ -1,0 +1,214 @@
+"""`kyic`: the Kokoyi compiler on the command line.
+
+    kyic compile FILE.kyi [-o OUT.py] [--dump-after PASS]
+    kyic check FILE.kyi...
+    kyic render FILE.kyi [--format tex|md|html] [-o OUT]
+    kyic template FILE.kyi [NAME]
+
+Each file compiles in a fresh environment (no earlier units), so the output depends only on
+the file and the compiler and is byte-identical from run to run. Exit status: 0 success,
+1 a Kokoyi error (its located message on stderr, never a traceback) or an unreadable file,
+2 a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A problem to report in one line and exit 1 (missing file, unknown module)."""
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory, expected a .kyi file") from None
+    except UnicodeDecodeError as err:
+        raise CliError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise CliError(f"{path}: {err.strerror or err}") from None
+
+
+def _write(text: str, out: str | None) -> None:
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise CliError(f"{out}: cannot write: {err.strerror or err}") from None
+
+
+def _compile(path: str, dump_after: str | None = None):
+    """The unit's pipeline state, compiled with an empty environment."""
+    from kokoyi.compiler.pipeline import compile_unit
+
+    return compile_unit(_read(path), path, env={}, global_names={}, dump_after=dump_after, out=sys.stdout,
+                        stop_after=dump_after)
+
+
+def _module_table(state):
+    """A private symbol table holding the unit's definitions (kokoyi.symbol is not touched)."""
+    from kokoyi.runtime.loader import install
+    from kokoyi.runtime.symbols import SymbolTable
+
+    table = SymbolTable()
+    install(state, table)
+    return table
+
+
+def _module_keys(table) -> list[str]:
+    return [key for key, value in table.items() if getattr(value, "__kokoyi_spec__", None) is not None]
+
+
+def templates_comment(state) -> str:
+    """The nn.Module templates of a compiled unit, as a comment block for the end of its .py file."""
+    from kokoyi.runtime.loader import template
+
+    table = _module_table(state)
+    keys = _module_keys(table)
+    if not keys:
+        return ""
+    lines = ["", "", "# ---- torch.nn.Module templates: copy one, uncomment it and fill in the TODOs ----",
+             "# import kokoyi, torch"]
+    for key in keys:
+        python_name = table._python_names()[key]
+        lines.append("#")
+        text = template(key, table=table, forward=f"{python_name}  # the forward function above")
+        lines.extend(("# " + line).rstrip() for line in text.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+# ---- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_compile(args) -> int:
+    state = _compile(args.file, args.dump_after)
+    if args.dump_after is not None:
+        return EXIT_OK
+    code = state.generated.code
+    if not code.endswith("\n"):
+        code += "\n"
+    _write(code + templates_comment(state), args.output)
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from kokoyi.errors import KokoyiError
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            _compile(path)
+        except KokoyiError as err:
+            print(str(err), file=sys.stderr)
+            status = EXIT_ERROR
+        except CliError as err:
+            print(f"kyic: {err}", file=sys.stderr)
+            status = EXIT_ERROR
+        else:
+            if args.verbose:
+                print(f"{path}: ok")
+    return status
+
+
+def cmd_render(args) -> int:
+    from kokoyi.compiler.render import FORMATS
+
+    _write(FORMATS[args.format](_read(args.file), args.file), args.output)
+    return EXIT_OK
+
+
+def cmd_template(args) -> int:
+    from kokoyi.runtime.loader import template
+
+    table = _module_table(_compile(args.file))
+    keys = _module_keys(table)
+    if args.name is not None:
+        key = table.canonical(args.name)
+        if key not in keys:
+            raise CliError(f"{args.file}: no module {args.name!r}; modules: {', '.join(keys) or 'none'}")
+        keys = [key]
+    _write("\n".join(template(key, table=table) for key in keys), None)
+    return EXIT_OK
+
+
+# ---- argument parsing ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kokoyi import __version__
+    from kokoyi.compiler.pipeline import PASSES, PASS_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="kyic",
+        description="The Kokoyi compiler: LaTeX math (.kyi) to PyTorch.",
+        epilog="Exit status: 0 success, 1 Kokoyi errors (located, on stderr), 2 usage errors.")
+    parser.add_argument("--version", action="version", version=f"kyic (kokoyi) {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    passes = "\n".join(f"  {p.name:<12} {p.doc}" for p in PASSES)
+    p = sub.add_parser(
+        "compile", help="compile a .kyi file to an importable Python module",
+        description="Compile FILE to Python: one forward function per Kokoyi module (plus the "
+                    "functions and constants), with nn.Module templates in comments at the end.",
+        epilog=f"passes, in order:\n{passes}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE.kyi")
+    p.add_argument("-o", "--output", metavar="OUT.py", help="write here instead of standard output")
+    p.add_argument("--dump-after", metavar="PASS", choices=PASS_NAMES,
+                   help=f"print the IR after this pass instead of compiling ({', '.join(PASS_NAMES)})")
+    p.set_defaults(run=cmd_compile)
+
+    p = sub.add_parser("check", help="check .kyi files for errors",
+                       description="Compile each FILE and report its errors; nothing is written. "
+                                   "Exit 0 when all are clean, 1 otherwise.")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("-v", "--verbose", action="store_true", help="say `FILE: ok` for each clean file")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("render", help="render a .kyi file as LaTeX, Markdown or HTML",
+                       description="Render FILE for reading: a standalone LaTeX document using the "
+                                   "algorithm and algpseudocode packages (tex), Markdown with $$ blocks "
+                                   "(md), or an HTML page typeset by MathJax (html).")
+    p.add_argument("file", metavar="FILE.kyi")
+    p.add_argument("--format", choices=("tex", "md", "html"), default="tex", help="output format (default: tex)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
+    p.set_defaults(run=cmd_render)
+
+    p = sub.add_parser("template", help="print the torch.nn.Module skeleton of a module",
+                       description="Print the torch.nn.Module class skeleton of module NAME of FILE "
+                                   "(of every module when NAME is left out), as kokoyi.template "
+                                   "gives it after kokoyi.load(FILE).")
+    p.add_argument("file", metavar="FILE.kyi")
+    p.add_argument("name", metavar="NAME", nargs="?", help=r"the module, e.g. PGLoss or '\pi'")
+    p.set_defaults(run=cmd_template)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kyic` console script; returns the exit status."""
+    from kokoyi.errors import KokoyiError
+
+    args = build_parser().parse_args(argv)  # exits 2 on usage errors, 0 on --help/--version
+    try:
+        return args.run(args)
+    except KokoyiError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_ERROR
+    except CliError as err:
+        print(f"kyic: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `kyic compile x.kyi | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
