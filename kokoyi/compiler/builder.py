@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, Tree
 from lark.exceptions import VisitError
 
 from kokoyi.compiler import ast as A
@@ -26,12 +26,27 @@ def token_span(tok: Token) -> Span:
     return Span(tok.line, tok.column, tok.end_line or tok.line, end_col)
 
 
+def _first_span(children, last: bool = False) -> Span | None:
+    for c in children:
+        if isinstance(c, Token):
+            if c.line is not None:
+                return token_span(c)
+        elif isinstance(c, A.Node):
+            return c.span
+        elif isinstance(c, Span):
+            return c
+        elif isinstance(c, (tuple, list)):
+            found = _first_span(reversed(c) if last else c, last)
+            if found is not None:
+                return found
+    return None
+
+
 def _nodes(children):
     """Children without punctuation tokens."""
     return [c for c in children if not (isinstance(c, Token) and c.type in PUNCTUATION)]
 
 
-@v_args(meta=True)
 class AstBuilder(Transformer):
     """Turns the lark tree into AST nodes; raises KokoyiSyntaxError for ill-formed parts."""
 
@@ -40,37 +55,35 @@ class AstBuilder(Transformer):
         self.source = source
 
     # ---- helpers ----
-    def _span(self, meta, children=()) -> Span:
-        if not getattr(meta, "empty", True):
-            return Span(meta.line, meta.column, meta.end_line, meta.end_column)
-        for c in children:
-            if isinstance(c, Token):
-                return token_span(c)
-            if isinstance(c, A.Node):
-                return c.span
-        return Span(1, 1, 1, 2)
+    def _span(self, children) -> Span:
+        """From the start of the first child to the end of the last (lark's positions are off:
+        computing them for every reduction cost more than the rest of the parse)."""
+        first, last = _first_span(children), _first_span(reversed(children), last=True)
+        if first is None:
+            return Span(1, 1, 1, 2)
+        return first.to(last)
 
     def _error(self, span: Span, message: str) -> KokoyiSyntaxError:
         return KokoyiSyntaxError.at(self.source, span, message)
 
     # ---- program structure ----
-    def start(self, meta, children):
-        return A.Program(self._span(meta, children), tuple(children))
+    def start(self, children):
+        return A.Program(self._span(children), tuple(children))
 
-    def module(self, meta, children):
+    def module(self, children):
         name, signature, *body = _nodes(children[1:-1])
         inputs, params, has_params = signature
-        return A.Module(self._span(meta, children), name, inputs, params, tuple(body), has_params)
+        return A.Module(self._span(children), name, inputs, params, tuple(body), has_params)
 
-    def function(self, meta, children):
+    def function(self, children):
         parts = _nodes(children[1:-1])
         name, rest = parts[0], parts[1:]
         args = ()
         if rest and isinstance(rest[0], tuple):
             args, rest = rest[0], rest[1:]
-        return A.Function(self._span(meta, children), name, args, tuple(rest))
+        return A.Function(self._span(children), name, args, tuple(rest))
 
-    def signature(self, meta, children):
+    def signature(self, children):
         has_semi = any(isinstance(c, Token) and c.type == "SEMI" for c in children)
         if has_semi:
             i = next(i for i, c in enumerate(children) if isinstance(c, Token) and c.type == "SEMI")
@@ -81,27 +94,27 @@ class AstBuilder(Transformer):
         params = next((c for c in after if isinstance(c, tuple)), ())
         return inputs, params, has_semi
 
-    def decl_list(self, meta, children):
+    def decl_list(self, children):
         return tuple(_nodes(children))
 
-    def decl(self, meta, children):
+    def decl(self, children):
         parts = [c for c in _nodes(children) if not (isinstance(c, Token) and c.type == "IN")]
         name = parts[0]
         annotation = parts[1] if len(parts) > 1 else None
-        return A.Decl(self._span(meta, children), name, annotation)
+        return A.Decl(self._span(children), name, annotation)
 
-    def type_expr(self, meta, children):
+    def type_expr(self, children):
         field_tok = children[2]
         if field_tok.value not in ("R", "Z", "N"):
             raise self._error(token_span(field_tok),
                               f"unknown type `\\mathbb{{{field_tok.value}}}`; use \\mathbb{{R}}, \\mathbb{{Z}} or \\mathbb{{N}}")
         dims = children[-1] if isinstance(children[-1], tuple) else ()
-        return A.TypeAnnotation(self._span(meta, children), field_tok.value, dims)
+        return A.TypeAnnotation(self._span(children), field_tok.value, dims)
 
-    def dims(self, meta, children):
+    def dims(self, children):
         return tuple(c for c in children if isinstance(c, A.Node))
 
-    def dim(self, meta, children):
+    def dim(self, children):
         tok = children[0]
         if tok.type == "NUMBER":
             return self._number(tok)
@@ -109,15 +122,15 @@ class AstBuilder(Transformer):
         return A.Name(token_span(tok), key, identifier_hint(key))
 
     # ---- statements ----
-    def definition(self, meta, children):
+    def definition(self, children):
         (target, params), value, *rest = _nodes(children)
         where, comment = self._where_comment(rest)
-        return A.Definition(self._span(meta, children), target, params, value, where, comment)
+        return A.Definition(self._span(children), target, params, value, where, comment)
 
-    def return_stmt(self, meta, children):
+    def return_stmt(self, children):
         values, *rest = _nodes(children[1:])
         where, comment = self._where_comment(rest)
-        return A.Return(self._span(meta, children), values, where, comment)
+        return A.Return(self._span(children), values, where, comment)
 
     def _where_comment(self, rest):
         where, comment = (), None
@@ -128,21 +141,21 @@ class AstBuilder(Transformer):
                 where = part
         return where, comment
 
-    def where_clause(self, meta, children):
+    def where_clause(self, children):
         return tuple(c for c in children if isinstance(c, A.Definition))
 
-    def binding(self, meta, children):
+    def binding(self, children):
         (target, params), value = _nodes(children)
-        return A.Definition(self._span(meta, children), target, params, value)
+        return A.Definition(self._span(children), target, params, value)
 
-    def target(self, meta, children):
+    def target(self, children):
         parts = _nodes(children)
         name = parts[0]
         has_parens = any(isinstance(c, Token) and c.type == "LPAR" for c in children)
         params = (parts[1] if len(parts) > 1 else ()) if has_parens else None
         return name, params
 
-    def target_name(self, meta, children):
+    def target_name(self, children):
         parts = _nodes(children)
         name = parts[0]
         self._check_definable(name)
@@ -150,7 +163,7 @@ class AstBuilder(Transformer):
             return name
         sup = parts[-1]
         text = spell(sup)
-        return A.Name(self._span(meta, children), f"{name.key}^{{({text})}}",
+        return A.Name(self._span(children), f"{name.key}^{{({text})}}",
                       f"{name.hint}_{identifier_hint(text)}", inner=name, exponent=sup)
 
     def _check_definable(self, name: A.Name) -> None:
@@ -162,83 +175,83 @@ class AstBuilder(Transformer):
         if name.inner is not None:
             self._check_definable(name.inner)
 
-    def name_list(self, meta, children):
+    def name_list(self, children):
         return tuple(c for c in children if isinstance(c, A.Name))
 
-    def expr_list(self, meta, children):
+    def expr_list(self, children):
         return tuple(_nodes(children))
 
-    def args(self, meta, children):
+    def args(self, children):
         return tuple(_nodes(children))
 
-    def index_list(self, meta, children):
+    def index_list(self, children):
         return tuple(_nodes(children))
 
     # ---- expressions ----
-    def binop(self, meta, children):
+    def binop(self, children):
         left, op, right = children
-        return A.Binary(self._span(meta, children), OPERATORS[op.type], left, right, op.value)
+        return A.Binary(self._span(children), OPERATORS[op.type], left, right, op.value)
 
-    def unop(self, meta, children):
+    def unop(self, children):
         op, operand = children
-        return A.Unary(self._span(meta, children), OPERATORS[op.type], operand)
+        return A.Unary(self._span(children), OPERATORS[op.type], operand)
 
-    def compare(self, meta, children):
+    def compare(self, children):
         left, op, right = children
-        return A.Compare(self._span(meta, children), OPERATORS[op.type], left, right)
+        return A.Compare(self._span(children), OPERATORS[op.type], left, right)
 
-    def juxtapose(self, meta, children):
+    def juxtapose(self, children):
         left, right = children
-        return A.Juxtapose(self._span(meta, children), left, right)
+        return A.Juxtapose(self._span(children), left, right)
 
-    def power(self, meta, children):
+    def power(self, children):
         base, op, exponent = children
-        return A.Power(self._span(meta, children), base, exponent, "**" if op.type == "POW" else "^")
+        return A.Power(self._span(children), base, exponent, "**" if op.type == "POW" else "^")
 
-    def transpose(self, meta, children):
-        return A.Transpose(self._span(meta, children), children[0])
+    def transpose(self, children):
+        return A.Transpose(self._span(children), children[0])
 
-    def func_bare(self, meta, children):
+    def func_bare(self, children):
         tok, operand = children
-        return A.BuiltinCall(self._span(meta, children), tok.value[1:], (operand,), "bare")
+        return A.BuiltinCall(self._span(children), tok.value[1:], (operand,), "bare")
 
-    def func_value(self, meta, children):
+    def func_value(self, children):
         tok = children[0]
         return A.Builtin(token_span(tok), tok.value[1:])
 
-    def func_call(self, meta, children):
+    def func_call(self, children):
         tok = children[0]
         args = next((c for c in children if isinstance(c, tuple)), ())
-        return A.BuiltinCall(self._span(meta, children), tok.value[1:], args, "paren")
+        return A.BuiltinCall(self._span(children), tok.value[1:], args, "paren")
 
-    def reduce_call(self, meta, children):
+    def reduce_call(self, children):
         (op_name, _), args = children[0], children[2]
         if op_name == "mean":
-            return A.BuiltinCall(self._span(meta, children), "Mean", args, "paren")
-        return A.Reduce(self._span(meta, children), op_name, args)
+            return A.BuiltinCall(self._span(children), "Mean", args, "paren")
+        return A.Reduce(self._span(children), op_name, args)
 
-    def index(self, meta, children):
+    def index(self, children):
         target, _, items, _ = children
-        return A.Index(self._span(meta, children), target, items)
+        return A.Index(self._span(children), target, items)
 
-    def call(self, meta, children):
+    def call(self, children):
         func = children[0]
         args = next((c for c in children if isinstance(c, tuple)), ())
-        return A.Call(self._span(meta, children), func, args)
+        return A.Call(self._span(children), func, args)
 
-    def paren(self, meta, children):
-        return A.Paren(self._span(meta, children), children[1])
+    def paren(self, children):
+        return A.Paren(self._span(children), children[1])
 
-    def group(self, meta, children):
-        return A.Group(self._span(meta, children), children[1])
+    def group(self, children):
+        return A.Group(self._span(children), children[1])
 
-    def slice(self, meta, children):
+    def slice(self, children):
         colon = next(i for i, c in enumerate(children) if isinstance(c, Token) and c.type == "COLON")
         start = next((c for c in children[:colon] if isinstance(c, A.Node)), None)
         stop = next((c for c in children[colon + 1:] if isinstance(c, A.Node)), None)
-        return A.Slice(self._span(meta, children), start, stop)
+        return A.Slice(self._span(children), start, stop)
 
-    def number(self, meta, children):
+    def number(self, children):
         return self._number(children[0])
 
     def _number(self, tok: Token) -> A.Num:
@@ -246,19 +259,19 @@ class AstBuilder(Transformer):
         value = int(text) if re.fullmatch(r"\d+", text) else float(text)
         return A.Num(token_span(tok), value, text)
 
-    def frac(self, meta, children):
+    def frac(self, children):
         _, num, den = children
-        return A.Frac(self._span(meta, children), num, den)
+        return A.Frac(self._span(children), num, den)
 
-    def sqrt(self, meta, children):
+    def sqrt(self, children):
         parts = [c for c in children if isinstance(c, A.Node)]
         degree = parts[0] if len(parts) == 2 else None
-        return A.Sqrt(self._span(meta, children), parts[-1], degree)
+        return A.Sqrt(self._span(children), parts[-1], degree)
 
-    def bars(self, meta, children):
-        return A.Bars(self._span(meta, children), children[1])
+    def bars(self, children):
+        return A.Bars(self._span(children), children[1])
 
-    def norm(self, meta, children):
+    def norm(self, children):
         operand = children[1]
         order = None
         if len(children) > 3:
@@ -267,25 +280,25 @@ class AstBuilder(Transformer):
             order = {"1": "1", "2": "2", "\\infty": "inf"}.get(text)
             if order is None:
                 raise self._error(sub.span, f"unknown norm `\\|.\\|_{{{text}}}`; use _1, _2 or _\\infty")
-        return A.Norm(self._span(meta, children), operand, order)
+        return A.Norm(self._span(children), operand, order)
 
-    def ceil(self, meta, children):
-        return A.Rounding(self._span(meta, children), "ceil", children[1])
+    def ceil(self, children):
+        return A.Rounding(self._span(children), "ceil", children[1])
 
-    def floor(self, meta, children):
-        return A.Rounding(self._span(meta, children), "floor", children[1])
+    def floor(self, children):
+        return A.Rounding(self._span(children), "floor", children[1])
 
-    def indicator(self, meta, children):
+    def indicator(self, children):
         one = children[2]
         if one.value != "1":
             raise self._error(token_span(one), f"`\\mathbb{{{one.value}}}` is not an indicator; write \\mathbb{{1}}[c]")
         opener = children[4]
         cond = next(c for c in children[5:] if isinstance(c, A.Node))
         style = {"LSQB": "[", "LPAR": "(", "UNDERSCORE": "_"}[opener.type]
-        return A.Indicator(self._span(meta, children), A.strip(cond) if style == "_" else cond, style)
+        return A.Indicator(self._span(children), A.strip(cond) if style == "_" else cond, style)
 
-    def bigop_head(self, meta, children):
-        span = self._span(meta, children)
+    def bigop_head(self, children):
+        span = self._span(children)
         if children[0].type == "BIGOP":
             return children[0].value[1:], span
         if children[0].type == "ARG":
@@ -303,19 +316,19 @@ class AstBuilder(Transformer):
                                     + ", ".join(sorted(BIGOP_NAMES)))
         return word, span
 
-    def limits(self, meta, children):
+    def limits(self, children):
         bindings = next(c for c in children if isinstance(c, list))
         uppers = next(c for c in children if isinstance(c, tuple))
-        return bindings, uppers, self._span(meta, children)
+        return bindings, uppers, self._span(children)
 
-    def bindings(self, meta, children):
+    def bindings(self, children):
         return [c for c in children if isinstance(c, tuple)]
 
-    def bound(self, meta, children):
+    def bound(self, children):
         name, _, lower = children
         return name, lower
 
-    def tex_args(self, meta, children):
+    def tex_args(self, children):
         return tuple(c for c in children if isinstance(c, A.Node))
 
     def _bounds(self, limits) -> tuple[A.Bound, ...]:
@@ -324,29 +337,29 @@ class AstBuilder(Transformer):
             raise self._error(span, f"{len(bindings)} index variable(s) but {len(uppers)} upper bound(s)")
         return tuple(A.Bound(var.span.to(up.span), var, lo, up) for (var, lo), up in zip(bindings, uppers))
 
-    def bigop(self, meta, children):
+    def bigop(self, children):
         (op, op_span), limits, body = children
         bounds = self._bounds(limits)
         if len(bounds) != 1:
             raise self._error(limits[2], f"`\\{op}` takes one index variable")
-        return A.BigOp(self._span(meta, children), op, bounds[0], body)
+        return A.BigOp(self._span(children), op, bounds[0], body)
 
-    def setbuilder(self, meta, children):
+    def setbuilder(self, children):
         _, element, _, limits = children
-        return A.SetBuilder(self._span(meta, children), element, self._bounds(limits))
+        return A.SetBuilder(self._span(children), element, self._bounds(limits))
 
-    def cases(self, meta, children):
+    def cases(self, children):
         rows = tuple(c for c in children if isinstance(c, A.CaseRow))
         for row in rows[:-1]:
             if row.condition is None:
                 raise self._error(row.span, "only the last row of a cases may say `otherwise`")
-        return A.Cases(self._span(meta, children), rows)
+        return A.Cases(self._span(children), rows)
 
-    def case_row(self, meta, children):
+    def case_row(self, children):
         value, _, (condition, text) = children
-        return A.CaseRow(self._span(meta, children), value, condition, text)
+        return A.CaseRow(self._span(children), value, condition, text)
 
-    def case_cond(self, meta, children):
+    def case_cond(self, children):
         if isinstance(children[0], Token):
             tok = children[0]
             word = re.match(r"\\text\s*\{(.*)\}\Z", tok.value, re.S).group(1).strip()
@@ -360,49 +373,49 @@ class AstBuilder(Transformer):
         return children[0], ""
 
     # ---- names ----
-    def name(self, meta, children):
+    def name(self, children):
         return children[0]
 
-    def plain_name(self, meta, children):
+    def plain_name(self, children):
         tok = children[0]
         return A.Name(token_span(tok), tok.value, tok.value)
 
-    def greek_name(self, meta, children):
+    def greek_name(self, children):
         tok = children[0]
         return A.Name(token_span(tok), tok.value, identifier_hint(tok.value))
 
-    def font(self, meta, children):
+    def font(self, children):
         font_tok, _, word, _ = children
         font = font_tok.value[1:]
-        span = self._span(meta, children)
+        span = self._span(children)
         if font in keywords.SAME_NAME_FONTS:
             return A.Name(span, word.value, word.value)
         return A.Name(span, f"\\{font}{{{word.value}}}", f"{word.value}_{FONT_HINTS[font]}")
 
-    def accent(self, meta, children):
+    def accent(self, children):
         tok, inner = children
         accent = tok.value[1:]
-        return A.Name(self._span(meta, children), f"\\{accent}{{{inner.key}}}", f"{inner.hint}_{accent}")
+        return A.Name(self._span(children), f"\\{accent}{{{inner.key}}}", f"{inner.hint}_{accent}")
 
-    def accent_arg(self, meta, children):
+    def accent_arg(self, children):
         return next(c for c in children if isinstance(c, A.Name))
 
-    def subscript(self, meta, children):
+    def subscript(self, children):
         inner, _, indices = children
         text = ",".join(spell(i) for i in indices)
-        return A.Name(self._span(meta, children), f"{inner.key}_{{{text}}}",
+        return A.Name(self._span(children), f"{inner.key}_{{{text}}}",
                       f"{inner.hint}_{identifier_hint(text)}", inner=inner, indices=indices)
 
-    def sub_arg(self, meta, children):
+    def sub_arg(self, children):
         if isinstance(children[0], Token) and children[0].type == "NUMBER":
             return (self._number(children[0]),)
         return tuple(c for c in children if isinstance(c, A.Node))
 
-    def prime(self, meta, children):
+    def prime(self, children):
         inner = children[0]
-        return A.Name(self._span(meta, children), inner.key + "'", inner.hint + "_prime")
+        return A.Name(self._span(children), inner.key + "'", inner.hint + "_prime")
 
-    def __default__(self, data, children, meta):
+    def __default__(self, data, children, meta):  # noqa: ARG002 - lark's signature
         raise AssertionError(f"no AST rule for {data}")
 
 

@@ -238,7 +238,7 @@ def _lark(start: str = "start", strict: bool = False) -> Lark:
         parser="lalr",
         lexer="contextual",
         start=start,
-        propagate_positions=True,
+        propagate_positions=False,  # the builder computes spans from tokens
         maybe_placeholders=True,
         strict=strict,
         postlex=_PostLexSlot(),
