@@ -3,6 +3,20 @@
     import kokoyi
     unit = kokoyi.compile(source, filename="policy.kyi")   # or kokoyi.load("policy.kyi")
     forward = kokoyi.symbol[r"\\pi"]
+
+The public API (documented in docs/api.md):
+
+    compile(source, filename)   compile a unit, register its definitions, return them
+    load(path)                  the same for a .kyi file, with an on-disk code cache
+    symbol                      every definition compiled in this process, by source name
+    template(name)              the torch.nn.Module class skeleton of a compiled module
+    set_rt_device(device)       where compiled code creates tensors no input places
+    nn                          layers whose per-sample call matches the math
+    KokoyiError, KokoyiSyntaxError, KokoyiNameError, KokoyiTypeError, KokoyiRuntimeError
+
+A module symbol is `forward(self, *inputs, batch_level=None)`: assign it as the `forward` of
+a torch.nn.Module whose `get_parameters()` returns the module's parameters in declaration
+order. Inside IPython, importing kokoyi registers the `%kokoyi` notebook magic.
 """
 from __future__ import annotations
 

@@ -329,6 +329,28 @@ def test_every_builtin_is_documented():
         assert f"`{name}`" in page, name
 
 
+# ---- docstrings of the public API ---------------------------------------------------------------
+
+def test_public_api_docstrings():
+    """Every public name has a docstring, and the examples in them run."""
+    import torch
+
+    import kokoyi
+
+    public = [kokoyi.compile, kokoyi.load, kokoyi.template, kokoyi.set_rt_device, kokoyi.nn.MLP,
+              kokoyi.KokoyiError, kokoyi.KokoyiSyntaxError, kokoyi.KokoyiNameError, kokoyi.KokoyiTypeError,
+              kokoyi.KokoyiRuntimeError, type(kokoyi.symbol), kokoyi]
+    for obj in public:
+        assert (obj.__doc__ or "").strip(), f"{obj!r} has no docstring"
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out = io.StringIO()
+    for obj in public:
+        for test in finder.find(obj, globs={"kokoyi": kokoyi, "torch": torch}):
+            runner.run(test, out=out.write)
+    assert runner.tries > 0 and runner.failures == 0, out.getvalue()
+
+
 # ---- the site builds -----------------------------------------------------------------------------
 
 def test_mkdocs_build_strict(tmp_path):

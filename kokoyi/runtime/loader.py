@@ -12,9 +12,18 @@ from kokoyi.runtime.symbols import SymbolTable, Unit, symbol
 def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - the public name
     """Compile a unit of Kokoyi source and register its definitions in kokoyi.symbol.
 
-    Returns a mapping from the unit's names to the registered objects; its
-    `python_source` attribute is the generated Python. On any error nothing is
-    registered and kokoyi.symbol is left exactly as it was.
+    A unit is what a .kyi file or a notebook cell holds; it may use every top-level name
+    compiled before it in this process. `filename` is the name error messages and the
+    generated code use. Returns a Unit: a mapping from the unit's names (source spelling,
+    e.g. `\\gamma`) to the registered objects (constants as values, functions as Python
+    functions, modules as `forward(self, *inputs, batch_level=None)`); its
+    `python_source` attribute is the generated Python. On any error (a KokoyiError
+    located at file:line:col) nothing is registered and kokoyi.symbol is left exactly as
+    it was.
+
+        >>> unit = kokoyi.compile(r"\\gamma \\gets 0.99 \\\\", filename="consts.kyi")
+        >>> unit[r"\\gamma"], kokoyi.symbol["gamma"]
+        (0.99, 0.99)
     """
     if not isinstance(source, str):
         raise TypeError(f"kokoyi.compile expects source text (str), got {type(source).__name__}")
@@ -39,7 +48,13 @@ def install(state, table: SymbolTable | None = None) -> Unit:
 
 
 def load(path: str | os.PathLike) -> Unit:
-    """Compile and register a `.kyi` file (see kokoyi.runtime.cache for the code cache)."""
+    """Compile and register a `.kyi` file, like kokoyi.compile with the path as file name.
+
+    The generated Python is cached on disk (in $KOKOYI_CACHE_DIR, else
+    $XDG_CACHE_HOME/kokoyi, else ~/.cache/kokoyi), keyed by the file's content, its name,
+    the compiler and the names earlier units defined, so loading an unchanged file again
+    skips code generation (see kokoyi.runtime.cache). Returns the Unit.
+    """
     from kokoyi.runtime.cache import load_cached
 
     return load_cached(os.fspath(path))
@@ -47,6 +62,11 @@ def load(path: str | os.PathLike) -> Unit:
 
 def template(name: str, table: SymbolTable | None = None, forward: str | None = None) -> str:
     """The torch.nn.Module class skeleton for a compiled module, to copy and fill in.
+
+    The class has one attribute per parameter (a TODO to fill in), `get_parameters`
+    returning them in declaration order, and `forward = kokoyi.symbol[KEY]`: the text the
+    `%kokoyi` magic prints and `kyic template` writes. Raises KeyError when `name` is not
+    a compiled module.
 
     table is where to look the module up (kokoyi.symbol by default); forward is the Python
     expression the class's `forward` is bound to (default `kokoyi.symbol[KEY]`).
