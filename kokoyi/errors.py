@@ -8,7 +8,12 @@ Every compile error carries the file name, 1-based line and column, and prints a
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+
+
+# Characters a caret line would misalign or break: shown as one space each.
+_BLANKED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -27,13 +32,24 @@ class Span:
 
 @dataclass(frozen=True)
 class Source:
-    """A unit's text and the name errors give it."""
+    """A unit's text and the name errors give it.
+
+    Line breaks are `\\n`, `\\r\\n` or a lone `\\r`; the text is kept with `\\n` only, so the
+    parser, error positions and the lines errors show all count lines the same way.
+    """
 
     text: str
     filename: str = "<kokoyi>"
 
+    def __post_init__(self) -> None:
+        if "\r" in self.text:
+            object.__setattr__(self, "text", self.text.replace("\r\n", "\n").replace("\r", "\n"))
+
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines()
         return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
@@ -82,7 +98,8 @@ class KokoyiError(Exception):
         parts = [head]
         if self.source_line is not None:
             gutter = f"{self.line:>4} | "
-            text = self.source_line.expandtabs(1)
+            # one character per column: tabs and other control characters show as a space
+            text = "".join(" " if unicodedata.category(c) in _BLANKED else c for c in self.source_line)
             parts.append(gutter + text)
             caret_width = min(self.width, max(1, len(text) - self.column + 1))
             parts.append(" " * (len(gutter) - 2) + "| " + " " * (self.column - 1) + "^" * caret_width)

@@ -388,9 +388,10 @@ class AstBuilder(Transformer):
         font_tok, _, word, _ = children
         font = font_tok.value[1:]
         span = self._span(children)
+        hint = identifier_hint(word.value)
         if font in keywords.SAME_NAME_FONTS:
-            return A.Name(span, word.value, word.value)
-        return A.Name(span, f"\\{font}{{{word.value}}}", f"{word.value}_{FONT_HINTS[font]}")
+            return A.Name(span, word.value, hint)
+        return A.Name(span, f"\\{font}{{{word.value}}}", f"{hint}_{FONT_HINTS[font]}")
 
     def accent(self, children):
         tok, inner = children

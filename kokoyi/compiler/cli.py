@@ -146,7 +146,7 @@ def cmd_template(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from kokoyi import __version__
-    from kokoyi.compiler.pipeline import PASSES, PASS_NAMES
+    from kokoyi.compiler.pipeline import PASS_NAMES, PASSES
 
     parser = argparse.ArgumentParser(
         prog="kyic",

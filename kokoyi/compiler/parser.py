@@ -286,7 +286,7 @@ def _previous(recent: list[Token], err: UnexpectedInput) -> Token | None:
 
 # A token that is a whole operand by itself, so the message can quote it.
 SIMPLE_OPERANDS = {"NAME", "GREEK"}
-JUXTAPOSITION_NOTE = ("(only a number, \\frac or \\sqrt multiplies by juxtaposition; "
+JUXTAPOSITION_NOTE = ("(only a number, `\\frac` or `\\sqrt` multiplies by juxtaposition; "
                       "a multi-letter name is one name)")
 
 
@@ -317,7 +317,7 @@ def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) 
             return KokoyiSyntaxError.at(source, span, f"a stray `\\`{_expected(err.allowed)}")
         return KokoyiSyntaxError.at(source, span, f"unexpected character {ch!r}{_expected(err.allowed)}")
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        lines = source.text.rstrip().splitlines() or [""]
+        lines = source.text.rstrip().split("\n")
         line = len(lines)
         span = Span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
         if "END" in (err.expected or ()):

@@ -41,7 +41,7 @@ def parse_program(text: str, filename: str = "<kokoyi>") -> A.Program:
 # ---- names and text ------------------------------------------------------------------------
 
 
-_TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z][A-Za-z0-9]*|.", re.S)
+_TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z][A-Za-z0-9]*|.", re.DOTALL)
 
 
 def key_tex(key: str) -> str:
@@ -125,7 +125,7 @@ class LatexRenderer:
             isinstance(core, A.Name) and (core.inner is not None or core.key.endswith("'")))
         return f"{{{text}}}" if has_script else text
 
-    def expr(self, e) -> str:  # noqa: C901 - one case per node type
+    def expr(self, e) -> str:
         match e:
             case A.Name():
                 return self.name(e)

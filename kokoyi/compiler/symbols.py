@@ -28,6 +28,9 @@ class Symbol:
     builtin: str | None = None  # function-valued local bound to a built-in
     extra: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"Symbol({self.kind} {self.key!r}" + (f" rank={self.rank}" if self.rank is not None else "") + ")"
+
     def where(self) -> str:
         if self.span is None:
             return "an earlier unit"

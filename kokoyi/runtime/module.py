@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import linecache
 import numbers
+import re
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
                       signature, where)
-    specializations = Specializations(per_sample.__name__.replace("__per_sample", "").replace("_per_sample", ""))
+    specializations = Specializations(re.sub(r"_+per_sample$", "", per_sample.__name__))
     if source is not None:
         # Until kokoyi.symbol attaches the resolved module, the embedded source can supply it.
         specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
@@ -88,7 +89,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 raise
             raise KokoyiRuntimeError(f"{located}: in module `{spec.name}`: {type(err).__name__}: {err}") from err
 
-    forward.__name__ = forward.__qualname__ = per_sample.__name__.replace("__per_sample", "")
+    forward.__name__ = forward.__qualname__ = re.sub(r"_+per_sample$", "", per_sample.__name__)
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
     forward.__kokoyi_per_sample__ = per_sample

@@ -243,6 +243,13 @@ def where(cond, a, b):
     return torch.where(cond, a, b)
 
 
+def require_case(value, covered, where_: str):
+    """value, after checking that some row of an index-only cases applied everywhere."""
+    if not bool(torch.as_tensor(covered).all()):
+        raise _where_error(where_, "no row of the cases applies")
+    return value
+
+
 def no_case(where_: str):
     raise _where_error(where_, "no row of the cases applies")
 

@@ -44,6 +44,8 @@ class Specializations:
         self.module_ast, self.source = module_ast, source
         self.namespace = table.namespace
         self.globals_info = table.globals_info
+        self._table = table
+        self._generation = table.generation
         self._lazy = None
         self.cache.clear()
         self.fast.clear()
@@ -62,7 +64,8 @@ class Specializations:
         self.module_ast = next(i for i in state.ast.items if hasattr(i, "inputs") and i.name.symbol.key == key)
         self.source = state.source
         self.namespace = namespace
-        self.globals_info = lambda: {k: (n, namespace.get(n)) for k, n in names.items()}
+        symbols = {sym.key: sym for sym in state.defined}
+        self.globals_info = lambda: {k: (n, namespace.get(n), symbols.get(k)) for k, n in names.items()}
 
     def param_descs(self, params) -> tuple:
         key = tuple(id(p) for p in params)
@@ -73,6 +76,11 @@ class Specializations:
 
     def lookup(self, args, levels, params):
         """(function, output layouts) for this call, or FALLBACK."""
+        if self._table is not None and self._table.generation != self._generation:
+            # A later unit may have redefined a function this module calls (late binding).
+            self._generation = self._table.generation
+            self.cache.clear()
+            self.fast.clear()
         try:  # the common case, all inputs tensors: one cheap key
             fast = (tuple([(a.dim(), a.dtype) for a in args]), levels,
                     tuple([(id(p), type(p)) for p in params]))

@@ -98,6 +98,7 @@ class SymbolTable(_Lookup):
         self._names: dict[str, str] = {}  # key -> Python name in the shared namespace
         self.namespace: dict[str, object] = {"__name__": "kokoyi.symbol"}
         self._counter = 0
+        self.generation = 0  # bumped by every install: specialised code inlines top-level functions
 
     def _keys(self) -> dict:
         return self._objects
@@ -131,6 +132,7 @@ class SymbolTable(_Lookup):
             names[sym.key] = name
         self._objects.update(objects)
         self._names.update(names)
+        self.generation += 1
         self._symbols.update({sym.key: sym for sym in state.defined})
         for item in state.ast.items:
             obj = objects.get(item.name.symbol.key) if hasattr(item, "inputs") else None
@@ -139,8 +141,8 @@ class SymbolTable(_Lookup):
         return Unit(state.source.filename, generated.code, objects, names, generated.line_map)
 
     def globals_info(self) -> dict:
-        """key -> (Python name, object) of every top-level definition."""
-        return {k: (self._names[k], self.namespace.get(self._names[k])) for k in self._objects}
+        """key -> (Python name, object, compiler Symbol) of every top-level definition."""
+        return {k: (self._names[k], self.namespace.get(self._names[k]), self._symbols.get(k)) for k in self._objects}
 
     def clear(self) -> None:
         """Forget every definition (tests and fresh notebooks)."""

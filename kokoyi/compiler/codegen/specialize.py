@@ -25,7 +25,7 @@ from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
-from kokoyi.compiler.codegen.python import Emitter, safe_comment
+from kokoyi.compiler.codegen.python import Emitter, is_static, safe_comment
 from kokoyi.errors import Source
 
 
@@ -131,10 +131,10 @@ class Specializer:
         self.source = source
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
-        self.globals_info = globals_info  # key -> (python name, object) of top-level definitions
+        self.globals_info = globals_info  # key -> (python name, object, Symbol) of top-level definitions
         self.callee_outputs = callee_outputs  # (kokoyi desc, arg values) -> tuple[Value]
         self.out = Emitter()
-        self.ns = Namespace(set(n for n, _ in globals_info.values()) | {"_dev", "_B"})
+        self.ns = Namespace({info[0] for info in globals_info.values()} | {"_dev", "_B"})
         self.names: dict[int, str] = {}
         self.values: dict[int, Value] = {}
         self.depth = 0
@@ -346,10 +346,11 @@ class Specializer:
                 return "", v
             return self.names[id(sym)], v
         if sym.key in self.globals_info:
-            name, obj = self.globals_info[sym.key]
-            if sym.kind == S.FUNCTION:
-                return name, Value(kind="function", info=sym.extra.get("item"))
-            if sym.kind == S.MODULE:
+            name, obj, current = self.globals_info[sym.key]
+            current = current or sym  # the definition in force now (late binding)
+            if current.kind == S.FUNCTION:
+                return name, Value(kind="function", info=current.extra.get("item"))
+            if current.kind == S.MODULE:
                 raise self.unsupported(f"module `{sym.key}` used as a value", e)
             return name, value_of(describe(obj))
         raise self.unsupported(f"the name `{sym.key}`", e)
@@ -482,6 +483,11 @@ class Specializer:
             text = f"kk.where({cond_codes[ci]}, {values[i]}, {text})"
             ci -= 1
         value_v = self._broadcast(parts)[1]
+        if rows[-1].condition is not None and all(is_static(r.condition) for r in rows):
+            # Conditions on indices only: per sample they are decided exactly, and no row
+            # applying is a run-time error there; keep it one here.
+            covered = " | ".join(f"({c})" for c in cond_codes)
+            text = f"kk.require_case({text}, {covered}, {self.where(e)})"
         return text, replace(v, rank=v.rank, integer=value_v.integer)
 
     def _static_cases(self, e, rows):

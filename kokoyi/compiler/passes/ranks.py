@@ -141,9 +141,13 @@ class RankInference:
 
     def index(self, e: A.Index) -> int | None:
         target = self.rank(e.target)
+        ranks = [self.rank(item) for item in e.items]
+        used = len(e.items)  # every index and every slice takes one axis
+        if target is not None and used > target:
+            raise self.error(e, f"indexed with {used} {'index' if used == 1 else 'indices'} but the value "
+                                f"has rank {target}")
         removed, added = 0, 0
-        for item in e.items:
-            r = self.rank(item)
+        for item, r in zip(e.items, ranks):
             if isinstance(item, A.Slice):
                 continue
             removed += 1
@@ -152,9 +156,6 @@ class RankInference:
             added += r
         if target is None:
             return None
-        if removed > target:
-            raise self.error(e, f"indexed with {removed} {'index' if removed == 1 else 'indices'} but the value "
-                                f"has rank {target}")
         return target - removed + added
 
     def builtin_call(self, e: A.BuiltinCall) -> int | None:

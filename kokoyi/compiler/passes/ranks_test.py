@@ -1,0 +1,109 @@
+"""Tests of per-sample rank inference and the rank errors it proves at compile time."""
+from __future__ import annotations
+
+import pytest
+
+from kokoyi.compiler import ast as A
+from kokoyi.compiler.pipeline import compile_unit
+from kokoyi.errors import KokoyiTypeError
+from kokoyi.test_utils import expect_error
+
+
+def local_ranks(signature: str, body: str) -> dict[str, int | None]:
+    """key -> inferred rank of each local of \\Module{M}{signature} body."""
+    state = compile_unit(f"\\Module{{M}}{{{signature}}}\n{body}\n\\Return 0 \\\\\n\\EndModule", "r.kyi")
+    out = {}
+    for stmt in state.ast.items[0].body:
+        if isinstance(stmt, A.Definition) and stmt.params is None:
+            out[stmt.target.symbol.key] = stmt.target.symbol.rank
+    return out
+
+
+def test_ranks_from_annotations():
+    ranks = local_ranks(r"X \in \mathbb{R}^{T \times d}, v \in \mathbb{R}^{d}, s \in \mathbb{R}, k \in \mathbb{Z}",
+                        r"a \gets X \\ b \gets v \\ c \gets s \\ e \gets k \\ f \gets T \\ g \gets X[0] \\ "
+                        r"h \gets X[:, 0] \\ i \gets X[0, 0] \\ j \gets X[1:3]\\")
+    assert ranks == {"a": 2, "b": 1, "c": 0, "e": 0, "f": 0, "g": 1, "h": 1, "i": 0, "j": 2}
+
+
+def test_ranks_of_products_builtins_and_builders():
+    ranks = local_ranks(
+        r"X \in \mathbb{R}^{T \times d}, v \in \mathbb{R}^{d}, k \in \mathbb{Z}",
+        r"a \gets X @ v \\ b \gets v @ v \\ c \gets X^\top @ X \\ dd \gets \Softmax(v) \\ e \gets \Mean(X) \\ "
+        r"f \gets \OneHot(k, 3) \\ g \gets \{ v \}_{t=0}^{2} \\ h \gets \{ 1 \}_{i=0, j=0}^{1, 1} \\ "
+        r"i \gets \sum_{t=0}^{T-1} X[t] \\ j \gets \argmax_{t=0}^{2} v[t] \\ l \gets |X| \\ m \gets \|X\| \\ "
+        r"n \gets v * 2 + 1 \\ o \gets \mathbb{1}[v > 0] \\ p \gets X[k] \\ q \gets \max(v, 0) \\ r \gets \max(v) \\")
+    assert ranks == {"a": 1, "b": 0, "c": 2, "dd": 1, "e": 0, "f": 1, "g": 2, "h": 2, "i": 1, "j": 0, "l": 0,
+                     "m": 0, "n": 1, "o": 1, "p": 1, "q": 1, "r": 0}
+
+
+def test_unannotated_inputs_have_unknown_rank_and_stay_unchecked():
+    ranks = local_ranks("x", r"a \gets x \\ b \gets x @ x \\ c \gets x[0, 1, 2] \\ d \gets |x| \\")
+    assert ranks == {"a": None, "b": None, "c": None, "d": 0}
+
+
+@pytest.mark.parametrize(
+    "signature, expr, at",
+    [
+        (r"x \in \mathbb{R}^{d}", "2 @ x", "2"),
+        (r"x \in \mathbb{R}^{d}", "x @ 2", "2"),
+        (r"x \in \mathbb{R}", "x @ x", "x"),
+        (r"x \in \mathbb{R}^{d}", r"x[0] \cdot x", "x[0]"),
+        ("x", r"\sum(x) @ x", r"\sum"),
+        ("x", r"|x| @ x", "|x|"),
+        (r"x \in \mathbb{R}^{d}", r"\sum_{i=0}^{d-1} x[i] @ x", "x[i] @"),
+    ],
+)
+def test_matrix_product_with_a_scalar_is_a_type_error(signature, expr, at):
+    err = expect_error(f"\\Module{{M}}{{{signature}}}\n\\Return {expr} \\\\\n\\EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (2, len("\\Return ") + 1 + expr.index(at))
+    assert "`@`" in err.message and "`*`" in err.message
+
+
+@pytest.mark.parametrize(
+    "signature, expr, message",
+    [
+        (r"x \in \mathbb{R}^{d}", "x[1, 2]", "indexed with 2 indices but the value has rank 1"),
+        (r"x \in \mathbb{R}^{d}", "x[1][2]", "indexed with 1 index but the value has rank 0"),
+        (r"x \in \mathbb{R}", "x[0]", "indexed with 1 index but the value has rank 0"),
+        (r"x \in \mathbb{R}^{a \times b}", "x[:, 1, 2]", "indexed with 3 indices but the value has rank 2"),
+        (r"x \in \mathbb{R}^{a \times b}, k", "x[k, :, 0]", "indexed with 3 indices but the value has rank 2"),
+        (r"x \in \mathbb{R}^{a \times b}", "x[:, :, :]", "indexed with 3 indices but the value has rank 2"),
+        ("x", r"\Mean(x)[0]", "rank 0"),
+        (r"x \in \mathbb{R}^{d}", r"\{x[i]\}_{i=0}^{d-1}[0, 0]", "rank 1"),
+    ],
+)
+def test_too_many_indices_is_a_type_error(signature, expr, message):
+    err = expect_error(f"\\Module{{M}}{{{signature}}}\n\\Return {expr} \\\\\n\\EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (2, len("\\Return ") + 1)
+    assert message in err.message
+
+
+def test_enough_indices_are_fine():
+    compile_unit(r"\Module{M}{x \in \mathbb{R}^{a \times b}} \Return x[1, 2] + x[0][1] + x[:, 1][0] \\ \EndModule",
+                 "r.kyi")
+
+
+@pytest.mark.parametrize(
+    "signature, expr",
+    [
+        (r"x \in \mathbb{R}", r"\Softmax(x)"),
+        ("x", r"\Softmax(3)"),
+        ("x", r"\LogSoftmax(\Mean(x))"),
+        (r"x \in \mathbb{R}^{d}", r"\Softmax(x[0])"),
+        (r"x \in \mathbb{R}^{d}", r"\Softmax(\sum(x))"),
+    ],
+)
+def test_softmax_of_a_scalar_is_a_type_error(signature, expr):
+    err = expect_error(f"\\Module{{M}}{{{signature}}}\n\\Return {expr} \\\\\n\\EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (2, len("\\Return ") + 1) and "scalar" in err.message
+
+
+def test_softmax_of_a_local_scalar_is_found_through_the_local():
+    err = expect_error("\\Module{M}{x \\in \\mathbb{R}^{d}}\n  a \\gets \\Mean(x) \\\\\n  \\Return \\Softmax(a) \\\\\n"
+                       "\\EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (3, 11)
+
+
+def test_softmax_of_vectors_and_unknown_ranks_is_fine():
+    compile_unit(r"\Module{M}{x, v \in \mathbb{R}^{d}} \Return \Softmax(x) + \Softmax(v) \\ \EndModule", "r.kyi")
