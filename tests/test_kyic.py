@@ -34,7 +34,7 @@ BAD = "a \\gets 1 \\\\\n\\Module{M}{x}\n  \\Return x + \\psi \\\\\n\\EndModule\n
 
 def kyic(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kokoyi.compiler.cli", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+                          cwd=cwd, check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ def test_compiled_module_imports_and_matches_kokoyi_compile(work):
     block = text.split("# ---- torch.nn.Module templates", 1)[1].splitlines()[1:]
     source = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in block)
     namespace = dict(vars(generated))
-    exec(compile(source.replace("= None  # TODO", "= 0.99  # TODO"), "templates", "exec"), namespace)
+    filled_in = source.replace("= None  # TODO", "= 0.99  # TODO")
+    exec(compile(filled_in, "templates", "exec"), namespace)  # noqa: S102 - the generated templates
     assert namespace["PGLoss"]().forward is not None
 
 
@@ -188,5 +189,5 @@ def test_installed_console_script(work):
     script = __import__("pathlib").Path(sys.executable).with_name("kyic")
     if not script.exists():
         pytest.skip("kyic console script not installed in this environment")
-    done = subprocess.run([str(script), "check", "seed.kyi"], cwd=work, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(script), "check", "seed.kyi"], cwd=work, check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
