@@ -33,6 +33,8 @@ class Specializations:
         self.namespace: dict = {}  # globals the specialised code runs in
         self.globals_info = dict  # () -> key -> (Python name, object) of top-level definitions
         self._lazy = None
+        self._table = None  # the SymbolTable it was attached to (None: a standalone generated file)
+        self._generation = None
         self.cache: dict = {}
         self.fast: dict = {}  # (input dims and dtypes, levels, parameter identities) -> entry
         self._params_key = None
