@@ -149,12 +149,9 @@ def test_mixed_levels_with_integer_inputs():
     assert kokoyi.symbol["Pick"](Host(), x[0], k, batch_level=[0, 1]).tolist() == [0.0, 4.0, 2.0, 4.0]
 
 
-# ---- known failures of the batched code (kokoyi/runtime, kokoyi/compiler/codegen) -----------
+# ---- batched code: mixed levels, bounds, recurrences ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="\\CrossEntropy fails when the logits are batched and the label is not "
-                                       "(or the other way round): 'Index tensor must have the same number of "
-                                       "dimensions as input tensor'")
 @pytest.mark.parametrize("levels, label", [([1, 0], torch.tensor(1)), ([0, 1], torch.tensor([1, 2, 0, 1]))])
 def test_cross_entropy_with_mixed_batch_levels(levels, label):
     kokoyi.compile(r"\Module{CE}{z, k} \Return \CrossEntropy(z, k) \\ \EndModule")
@@ -163,8 +160,6 @@ def test_cross_entropy_with_mixed_batch_levels(levels, label):
     assert_same(got, per_sample_stack(kokoyi.symbol["CE"], Host(), [z, label], levels))
 
 
-@pytest.mark.xfail(strict=True, reason="\\CrossEntropy with a literal label fails on a batch: 'Index tensor must "
-                                       "have the same number of dimensions as input tensor'")
 def test_cross_entropy_with_a_literal_label_on_a_batch():
     kokoyi.compile(r"\Module{CE}{z} \Return \CrossEntropy(z, 1) \\ \EndModule")
     z = torch.randn(4, 3)
@@ -172,16 +167,12 @@ def test_cross_entropy_with_a_literal_label_on_a_batch():
     assert_same(got, -torch.log_softmax(z, -1)[:, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="a big-operator bound read from a batched integer input fails: the vmap "
-                                       "fallback calls .item() (kk.irange)")
 def test_bounds_from_a_batched_integer_input():
     kokoyi.compile(r"\Module{Prefix}{x, k \in \mathbb{Z}} \Return \sum_{i=0}^{k} x[i] \\ \EndModule")
     x, k = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]]), torch.tensor([0, 2])
     assert kokoyi.symbol["Prefix"](Host(), x, k, batch_level=[1, 1]).tolist() == [1.0, 7.0]
 
 
-@pytest.mark.xfail(strict=True, reason="\\Concat of a batched and an unbatched input fails: 'Tensors must have "
-                                       "same number of dimensions'")
 def test_concat_with_mixed_batch_levels():
     kokoyi.compile(r"\Module{Cat}{x, y} \Return \Concat(x, y) \\ \EndModule")
     x, y = torch.ones(2, 3), torch.zeros(2)
@@ -189,8 +180,6 @@ def test_concat_with_mixed_batch_levels():
     assert got.tolist() == [[1.0, 1.0, 1.0, 0.0, 0.0]] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="a recurrence over an unbatched input fails when only another input is "
-                                       "batched: 'IndexError: Dimension out of range'")
 def test_recurrence_over_an_unbatched_input():
     kokoyi.compile(r"""\Module{Run}{x, k}
   h \gets \{ \begin{cases} x[0] & t = 0 \\ h[t-1] + x[t] & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\

@@ -159,8 +159,6 @@ def test_inputs_decide_the_device_when_they_can():
     assert out.device.type == "cpu" and out.tolist() == [0.0, 1.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason="ops.py creates tensors for numbers and \\OneHot on the rt device even "
-                                       "when an input decides the device (LANGUAGE.md section 7)")
 @pytest.mark.parametrize("expr", [r"x * \log 2", r"x + \OneHot(1, 3)"])
 def test_inputs_decide_the_device_for_numbers_and_one_hot(expr):
     kokoyi.compile(f"\\Module{{Dev}}{{x}} \\Return {expr} \\\\ \\EndModule")

@@ -38,43 +38,59 @@ def _where_error(where: str, message: str) -> KokoyiRuntimeError:
     return KokoyiRuntimeError(f"{where}: {message}")
 
 
-# ---- element-wise -----------------------------------------------------------------------
-def exp(x):
-    return torch.exp(_float(x))
+# ---- element-wise ----------------------------------------------------------------------
+def _math_log(x):
+    if x > 0:
+        return math.log(x)
+    return -math.inf if x == 0 else math.nan
 
 
-def log(x):
-    return torch.log(_float(x))
+def _math_sqrt(x):
+    return math.sqrt(x) if x >= 0 else math.nan
 
 
-def sin(x):
-    return torch.sin(_float(x))
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def cos(x):
-    return torch.cos(_float(x))
+# On Python numbers the result is a Python number: no tensor is made on any device.
+_SCALAR = {
+    "exp": math.exp, "log": _math_log, "sin": math.sin, "cos": math.cos, "tan": math.tan, "sinh": math.sinh,
+    "cosh": math.cosh, "tanh": math.tanh, "sqrt": _math_sqrt, "abs": builtins.abs,
+    "sign": lambda x: (x > 0) - (x < 0), "relu": lambda x: x if x > 0 else 0 * x, "sigmoid": _sigmoid,
+    "softplus": lambda x: x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x)),
+    "gelu": lambda x: 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))),
+}
 
 
-def tan(x):
-    return torch.tan(_float(x))
+def _elementwise(name, tensor_fn, needs_float=True):
+    scalar_fn = _SCALAR[name]
+
+    def fn(x):
+        if isinstance(x, numbers.Real) and not isinstance(x, torch.Tensor):
+            return scalar_fn(x)
+        return tensor_fn(_float(x) if needs_float else _t(x))
+
+    fn.__name__ = name
+    fn.__doc__ = f"{name}, element-wise (a Python number gives a Python number)."
+    return fn
 
 
-def sinh(x):
-    return torch.sinh(_float(x))
-
-
-def cosh(x):
-    return torch.cosh(_float(x))
-
-
-def tanh(x):
-    return torch.tanh(_float(x))
-
-
-def sqrt(x):
-    if isinstance(x, numbers.Real) and not isinstance(x, bool) and x >= 0:
-        return math.sqrt(x)
-    return torch.sqrt(_float(x))
+exp = _elementwise("exp", torch.exp)
+log = _elementwise("log", torch.log)
+sin = _elementwise("sin", torch.sin)
+cos = _elementwise("cos", torch.cos)
+tan = _elementwise("tan", torch.tan)
+sinh = _elementwise("sinh", torch.sinh)
+cosh = _elementwise("cosh", torch.cosh)
+tanh = _elementwise("tanh", torch.tanh)
+sqrt = _elementwise("sqrt", torch.sqrt)
+abs = _elementwise("abs", torch.abs, needs_float=False)  # noqa: A001 - the Kokoyi name
+sign = _elementwise("sign", torch.sign, needs_float=False)
+relu = _elementwise("relu", torch.relu, needs_float=False)
+sigmoid = _elementwise("sigmoid", torch.sigmoid)
+softplus = _elementwise("softplus", F.softplus)
+gelu = _elementwise("gelu", F.gelu)
 
 
 def root(x, n):
@@ -83,28 +99,13 @@ def root(x, n):
     return _float(x) ** (1.0 / n)
 
 
-def abs(x):  # noqa: A001 - the Kokoyi name
-    return torch.abs(_t(x))
-
-
-def sign(x):
-    return torch.sign(_t(x))
-
-
-def relu(x):
-    return torch.relu(_t(x))
-
-
-def sigmoid(x):
-    return torch.sigmoid(_float(x))
-
-
-def softplus(x):
-    return F.softplus(_float(x))
-
-
-def gelu(x):
-    return F.gelu(_float(x))
+def matmul(a, b):
+    """`@`: integer and float operands are promoted like the other operators."""
+    a, b = _t(a), _t(b)
+    if a.dtype != b.dtype:
+        dtype = torch.promote_types(a.dtype, b.dtype)
+        a, b = a.to(dtype), b.to(dtype)
+    return a @ b
 
 
 def maximum(*xs):
@@ -188,8 +189,8 @@ def reduce_argmin(x):
 
 
 # ---- others -------------------------------------------------------------------------------
-def one_hot(i, n):
-    i = _t(i)
+def one_hot(i, n, device=None):
+    i = i if isinstance(i, torch.Tensor) else torch.as_tensor(i, device=device or rt_device())
     return (torch.arange(int(n), device=i.device) == i.unsqueeze(-1)).to(torch.get_default_dtype())
 
 
@@ -199,8 +200,10 @@ def concat(*xs):
 
 def cross_entropy(logits, label):
     logp = torch.log_softmax(_float(logits), dim=-1)
-    label = _t(label).to(logp.device)
-    return -torch.gather(logp, -1, label.unsqueeze(-1).long()).squeeze(-1)
+    label = torch.as_tensor(label, device=logp.device).long()
+    lead = torch.broadcast_shapes(logp.shape[:-1], label.shape)
+    logp = logp.expand(tuple(lead) + (logp.shape[-1],))
+    return -torch.gather(logp, -1, label.expand(lead).unsqueeze(-1)).squeeze(-1)
 
 
 def mse(a, b):

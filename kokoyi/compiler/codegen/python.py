@@ -21,7 +21,7 @@ from kokoyi.errors import Source
 
 # Python operator precedence, higher binds tighter.
 P_OR, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_UNARY, P_POW, P_ATOM = 1, 2, 3, 4, 6, 7, 8, 9, 10
-BINARY = {"+": ("+", P_ADD), "-": ("-", P_ADD), "*": ("*", P_MUL), "/": ("/", P_MUL), "@": ("@", P_MUL)}
+BINARY = {"+": ("+", P_ADD), "-": ("-", P_ADD), "*": ("*", P_MUL), "/": ("/", P_MUL)}
 
 
 @dataclass
@@ -278,6 +278,8 @@ class PythonGenerator:
                 return f"{e.op}{self._wrap(e.operand, P_UNARY)}", P_UNARY
             case A.Binary(op="and" | "or"):
                 return f"kk.logical_{e.op}({self.expr(e.left)}, {self.expr(e.right)})", P_ATOM
+            case A.Binary(op="@"):
+                return f"kk.matmul({self.expr(e.left)}, {self.expr(e.right)})", P_ATOM
             case A.Binary():
                 op, prec = BINARY[e.op]
                 return f"{self._wrap(e.left, prec)} {op} {self._wrap(e.right, prec + 1)}", prec

@@ -259,9 +259,6 @@ def test_pi_is_the_constant_only_where_not_defined():
 # ---- known failures ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="module code drops the count of an outer big operator whose body does not "
-                                       "use its index: \\sum_{i=0}^{1} \\sum_{j=0}^{2} x[j] gives 6, not 12 "
-                                       "(call-time specialisation; the plain per-sample code is right)")
 @pytest.mark.parametrize("body, want", [(r"\sum_{i=0}^{1} \sum_{j=0}^{2} x[j]", 12.0),
                                         (r"\sum_{i=0}^{1} \sum_{j=0}^{2} j", 6.0)])
 def test_nested_big_operator_whose_body_ignores_the_outer_index(body, want):
@@ -271,8 +268,6 @@ def test_nested_big_operator_whose_body_ignores_the_outer_index(body, want):
     assert kokoyi.symbol["M"](Host(), x).item() == want
 
 
-@pytest.mark.xfail(strict=True, reason="`@` of an integer matrix and a float vector raises 'addmv input tensors "
-                                       "must have the same dtype' instead of promoting")
 @pytest.mark.parametrize("source", [
     r"\Module{M}{x} \Return \{ \{ i * j \}_{j=0}^{2} \}_{i=0}^{1} @ x \\ \EndModule",
     r"\Module{M}{x, A \in \mathbb{Z}^{a \times b}} \Return A @ x \\ \EndModule",

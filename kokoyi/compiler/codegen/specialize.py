@@ -281,13 +281,24 @@ class Specializer:
         self.out.emit(self.indent, f"{first} = {lo}")
         var = self.bind(bound.var.symbol, INT)
         element = self._recurrence_element(builder, sym)
+        # The base cases give a first guess; an element built from batched values is batched.
+        for _ in range(3):
+            self.rec[id(sym)] = (elements, first, element)
+            trial = self._scratch(lambda: self.expr(builder.element)[1])
+            settled = Value(rank=max(trial.rank, element.rank), batched=trial.batched or element.batched,
+                            depth=self.depth)
+            if settled == element:
+                break
+            element = settled
         self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth)
         self.rec[id(sym)] = (elements, first, element)
         self.out.emit(self.indent, f"for {var} in range({first}, {hi} + 1):")
         self.indent += 1
         code, v = self.expr(builder.element)
-        if v.batched != element.batched or v.rank != element.rank:
+        if v.rank != element.rank or (v.batched and not element.batched):
             raise self.unsupported("a recurrence whose elements change layout", builder)
+        if element.batched and not v.batched:
+            code = f"kk.expand_batch({code}, _B)"
         self.flush()
         self.out.emit(self.indent, f"{elements}.append({code})")
         self.indent -= 1
@@ -295,27 +306,27 @@ class Specializer:
         name = self.bind(sym, self.values[id(sym)])
         self.out.emit(self.indent, f"{name} = kk.stack_axis({elements}, {element.lead}, _dev)")
 
+    def _scratch(self, fn):
+        """Run fn while generating into a throw-away emitter (to learn a layout)."""
+        saved = (self.out, self.pending, self.ns, dict(self.lazy))
+        self.out, self.pending, self.ns = Emitter(), [], Namespace(self.ns._used)
+        try:
+            return fn()
+        finally:
+            self.out, self.pending, self.ns, self.lazy = saved
+
     def _recurrence_element(self, builder: A.SetBuilder, sym) -> Value:
-        """The element layout, from the rows of the element's cases that do not read the sequence."""
+        """The element layout given by the rows of its cases that do not read the sequence."""
         element = A.strip(builder.element)
         rows = element.rows if isinstance(element, A.Cases) else (A.CaseRow(element.span, element, None),)
-        saved = (self.out, self.pending, self.ns)
-        found = []
-        for row in rows:
-            if any(isinstance(n, A.Ref) and n.symbol is sym for n in A.walk(row.value)):
-                continue
-            self.out, self.pending, self.ns = Emitter(), [], Namespace(self.ns._used)
-            try:
-                found.append(self.expr(row.value)[1])
-            finally:
-                self.out, self.pending, self.ns = saved
+        found = [self._scratch(lambda row=row: self.expr(row.value)[1]) for row in rows
+                 if not any(isinstance(n, A.Ref) and n.symbol is sym for n in A.walk(row.value))]
         if not found:
             raise self.unsupported("a recurrence without a base case", builder)
-        batched = any(v.batched for v in found)
-        # Later elements may become batched through batched inputs; assume so when any input is.
-        if any(b for _, b in self.input_descs):
-            batched = True
-        return Value(rank=max(v.rank for v in found), batched=batched, depth=self.depth)
+        tensors = [v for v in found if not v.python]
+        if not tensors:
+            return Value(depth=self.depth)
+        return Value(rank=max(v.rank for v in tensors), batched=any(v.batched for v in tensors), depth=self.depth)
 
     # ---- expressions ----
     def expr(self, e) -> tuple[str, Value]:
@@ -526,6 +537,8 @@ class Specializer:
             raise self.unsupported("`@` with a scalar", e)
         depth = max(va.depth, vb.depth)
         batched = va.batched or vb.batched
+        if va.integer != vb.integer:  # promote like the element-wise operators do
+            a, b = (f"{a}.to(torch.get_default_dtype())", b) if va.integer else (a, f"{b}.to(torch.get_default_dtype())")
         a = self.lift(a, va, depth) if va.depth < depth else a
         b = self.lift(b, vb, depth) if vb.depth < depth else b
         if (va.depth or vb.depth or batched) and (va.lead != vb.lead) and (va.rank > 2 or vb.rank > 2):
@@ -563,8 +576,9 @@ class Specializer:
             integer = v.integer and name in ("abs", "sign", "ReLU", "StopGrad")
             if not v.python and not v.integer and fn.runtime in DIRECT_FLOAT:
                 return DIRECT_FLOAT[fn.runtime].format(code), replace(v, integer=False)
-            return f"kk.{fn.runtime}({code})", replace(v, integer=integer, python=False) if not v.python else \
-                Value(integer=integer)
+            if v.python:  # kokoyi.runtime.ops keeps Python numbers Python numbers
+                return f"kk.{fn.runtime}({code})", Value(python=True, integer=integer)
+            return f"kk.{fn.runtime}({code})", replace(v, integer=integer)
         if fn.rank == "scalar" and len(parts) == 1:
             code, v = parts[0]
             if v.python:
@@ -578,7 +592,7 @@ class Specializer:
             return f"kk.{fn.runtime}({', '.join(codes)})", v
         if name == "OneHot":
             (i, vi), (n, vn) = parts
-            return f"kk.one_hot({i}, {n})", Value(rank=(0 if vi.python else vi.rank) + 1, batched=vi.batched,
+            return f"kk.one_hot({i}, {n}, _dev)", Value(rank=(0 if vi.python else vi.rank) + 1, batched=vi.batched,
                                                  depth=vi.depth)
         if name == "CrossEntropy":
             (z, vz), (y, vy) = parts
@@ -596,6 +610,8 @@ class Specializer:
             if v.python or v.rank == 0:
                 codes, v = self._broadcast([(c, self.at(p[1], p[1].depth, 1) if not p[1].python else p[1])
                                             for c, p in zip([f"kk.as_vector({c})" for c in codes], parts)])
+            if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
+                codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
         raise self.unsupported(f"`\\{name}` here", e)
 
@@ -819,9 +835,6 @@ class Specializer:
         lo, lo_v = self.expr(bound.lower)
         hi, hi_v = self.expr(bound.upper)
         depth = self.depth + 1
-        for part in (lo_v, hi_v):
-            if part.batched:
-                raise self.unsupported("a range whose bounds differ between samples", node)
         if lo_v.python and hi_v.python:
             lo_name = self.temp("lo", lo)
             n = self.temp("n", f"max({hi} - {lo_name} + 1, 0)")
@@ -839,8 +852,9 @@ class Specializer:
         if mask:
             vv = self.values[id(bound.var.symbol)]
             self.pending.append(self.lazy.pop(id(bound.var.symbol)))
-            (m_lo, m_var, m_hi), _ = self._broadcast([(lo, lo_v), (var, vv), (hi, hi_v)])
+            (m_lo, m_var, m_hi), mv = self._broadcast([(lo, lo_v), (var, vv), (hi, hi_v)])
             loop["mask"] = self.temp("mask", f"({m_var} >= {m_lo}) & ({m_var} <= {m_hi})")
+            loop["mask_batched"] = mv.batched
         return loop
 
     def _close_loop(self) -> None:
@@ -859,26 +873,26 @@ class Specializer:
         if v.kind != "tensor":
             raise self.unsupported(f"`\\{e.op}` of a {v.kind}", e)
         depth = loop["depth"]
-        varies = not v.python and v.depth == depth  # built from this loop's axis: already full size
         if v.python:
             body = f"kk.full_axis({body}, {depth}, {loop['n']}, _dev)"
             v = Value(depth=depth, integer=v.integer)
         elif v.depth < depth:
             body = self.lift(body, v, depth)
             v = self.at(v, depth)
-        pos = int(v.batched) + depth - 1
         mask = loop["mask"]
+        mask_batched = mask is not None and loop.get("mask_batched", False)
+        if mask_batched and not v.batched:  # bounds differ between samples: so does the result
+            body, v = f"{body}[None]", replace(v, batched=True)
+        pos = int(v.batched) + depth - 1
         mask_code = "None"
         if mask is not None:
-            mask_v = Value(depth=depth)
+            mask_v = Value(depth=depth, batched=mask_batched)
             mask_code = self.lift(mask, mask_v, depth, v.rank)
         out_v = replace(v, depth=depth - 1)
         if e.op in ("argmax", "argmin"):
             out_v = replace(out_v, integer=True)
         elif e.op == "mean":
             out_v = replace(out_v, integer=False)
-        if varies and mask is None and e.op in ("sum", "prod"):
-            return f"{body}.{e.op}({pos})", out_v
         args = f"{body}, {pos}, {loop['n']}, {mask_code}"
         if e.op in ("argmax", "argmin"):
             return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)})", out_v
@@ -894,7 +908,8 @@ class Specializer:
         for b in e.bounds:
             loop = self._open_loop(b, e)
             if loop["mask"] is not None:
-                raise self.unsupported("a set-builder whose bounds depend on another index", e)
+                raise self.unsupported("a set-builder whose bounds depend on another index or differ "
+                                       "between samples", e)
             loops.append(loop)
         try:
             code, v = self.expr(e.element)
