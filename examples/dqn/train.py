@@ -114,11 +114,14 @@ def parse_args(argv=None):
     p.add_argument("--train-every", type=int, default=1, help="env steps per gradient update")
     p.add_argument("--eps-start", type=float, default=1.0)
     p.add_argument("--eps-end", type=float, default=0.01)
-    p.add_argument("--eps-decay-steps", type=int, default=10_000)
-    p.add_argument("--tau", type=float, default=1.0,
+    p.add_argument("--eps-decay-steps", type=int, default=5_000)
+    p.add_argument("--tau", type=float, default=0.005,
                    help="target update rate: 1 = hard copy every --target-every steps, <1 = Polyak")
     p.add_argument("--target-every", type=int, default=500, help="env steps between target updates")
     p.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip (0 = off)")
+    p.add_argument("--lr-decay-steps", type=int, default=50_000,
+                   help="decay the learning rate linearly to --lr-end over this many updates (0 = constant)")
+    p.add_argument("--lr-end", type=float, default=1e-4)
     p.add_argument("--keep-going", action="store_true", help="do not stop once solved")
     p.add_argument("--test-episodes", type=int, default=5, help="greedy test episodes after training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -138,11 +141,16 @@ def main(argv=None):
     q_hat = copy.deepcopy(q).requires_grad_(False)
     dqn_loss = DQNLoss(q, q_hat, args.gamma)
     opt = torch.optim.Adam(q.parameters(), lr=args.lr)
+    sched = None
+    if args.lr_decay_steps > 0:
+        frac_end = args.lr_end / args.lr
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: frac_end + (1 - frac_end) * max(0.0, 1 - k / args.lr_decay_steps))
     rng = np.random.default_rng(args.seed)
     buffer = ReplayBuffer(args.buffer, obs_dim, rng)
     hyper = {k: getattr(args, k) for k in (
         "hidden", "lr", "gamma", "batch_size", "buffer", "learning_starts", "train_every", "eps_start",
-        "eps_end", "eps_decay_steps", "tau", "target_every", "clip")}
+        "eps_end", "eps_decay_steps", "tau", "target_every", "clip", "lr_decay_steps", "lr_end")}
     hyper["optimizer"] = "Adam"
 
     tracker = common.Tracker()
@@ -173,6 +181,8 @@ def main(argv=None):
                 if args.clip > 0:
                     torch.nn.utils.clip_grad_norm_(q.parameters(), args.clip)
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 losses.append(loss.item())
             if args.tau < 1.0:
                 update_target(q, q_hat, args.tau)
