@@ -22,7 +22,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kokoyi import nn  # noqa: E402
 from kokoyi.errors import (  # noqa: E402
     KokoyiError,
     KokoyiNameError,
@@ -30,9 +29,33 @@ from kokoyi.errors import (  # noqa: E402
     KokoyiSyntaxError,
     KokoyiTypeError,
 )
-from kokoyi.runtime.device import set_rt_device  # noqa: E402
-from kokoyi.runtime.loader import compile, load, template  # noqa: E402
-from kokoyi.runtime.symbols import symbol  # noqa: E402
+
+# The rest of the API is imported on first use (PEP 562), so tools that never run a model
+# (`kyic check`, `kyic render`, `--help`) start without importing torch.
+_LAZY = {
+    "compile": ("kokoyi.runtime.loader", "compile"),
+    "load": ("kokoyi.runtime.loader", "load"),
+    "template": ("kokoyi.runtime.loader", "template"),
+    "symbol": ("kokoyi.runtime.symbols", "symbol"),
+    "set_rt_device": ("kokoyi.runtime.device", "set_rt_device"),
+    "nn": ("kokoyi.nn", None),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'kokoyi' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load_ipython_extension(ipython) -> None:
