@@ -256,7 +256,7 @@ def test_pi_is_the_constant_only_where_not_defined():
     assert kokoyi.symbol["tau"] == 6 and kokoyi.symbol["f"] == float("inf") and kokoyi.symbol["g"] == 10
 
 
-# ---- known failures ------------------------------------------------------------------------------
+# ---- regressions: vectorised module code ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("body, want", [(r"\sum_{i=0}^{1} \sum_{j=0}^{2} x[j]", 12.0),

@@ -298,3 +298,26 @@ def test_later_units_see_earlier_top_level_definitions():
     assert kokoyi.symbol["M"](Host(), torch.tensor(2.0)).item() == 7
     err = expect_error(r"u \gets sq(1, 2) \\", KokoyiTypeError)
     assert "takes 1 argument" in err.message
+
+
+# ---- every compile error is located ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, cls",
+    [
+        ("\\Module{M}{x}\n  \\Return x + y \\\\\n\\EndModule", KokoyiNameError),
+        ("\\Module{M}{x}\n  a \\gets x \\\\\n  a \\gets x \\\\\n  \\Return a \\\\\n\\EndModule", KokoyiNameError),
+        ("f(x) \\gets 1 \\\\\n\\Module{M}{x}\n  \\Return f(x, x) \\\\\n\\EndModule", KokoyiTypeError),
+        ("\\Module{M}{x \\in \\mathbb{R}}\n  \\Return\tx @ x \\\\\n\\EndModule", KokoyiTypeError),
+        ("\\Module{M}{x}\n  h \\gets \\{ h[t] \\}_{t=0}^{2} \\\\\n  \\Return h \\\\\n\\EndModule", kokoyi.KokoyiError),
+        ("\\Module{M}{x}\n  a \\gets x \\\\\n\\EndModule", KokoyiSyntaxError),
+    ],
+)
+def test_compile_errors_carry_file_line_column_and_show_a_caret(source, cls):
+    err = expect_error(source, cls, filename="where.kyi")
+    assert err.filename == "where.kyi" and err.line >= 1 and err.column >= 1
+    head, shown, caret = str(err).splitlines()[:3]
+    assert head.startswith(f"where.kyi:{err.line}:{err.column}: ")
+    assert shown == f"{err.line:>4} | " + source.split("\n")[err.line - 1].replace("\t", " ")
+    assert caret.index("^") - caret.index("|") - 2 == err.column - 1
