@@ -153,64 +153,27 @@ def kokoyi_available() -> bool:
     return all(hasattr(kokoyi, name) for name in ("compile", "load", "symbol", "nn"))
 
 
+def _example_script(algo: str):
+    """The example training script ``examples/<algo>/train.py`` as a module."""
+    import importlib.util
+
+    name = f"_cartpole_train_{algo}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / algo / "train.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
 def kokoyi_pg_modules():
-    """(Pi, PGLoss) classes whose forward is the Kokoyi symbol from policy.kyi."""
-    import kokoyi
-
-    kokoyi.load(EXAMPLES / "policy_gradient" / "policy.kyi")
-
-    class KPi(nn.Module):
-        def __init__(self, d, a, hidden=128):
-            super().__init__()
-            self.Linears = nn.ModuleList([kokoyi.nn.Linear(d, hidden), kokoyi.nn.Linear(hidden, a)])
-
-        def get_parameters(self):
-            return self.Linears
-
-        forward = kokoyi.symbol[r"\pi"]
-
-    class KPGLoss(nn.Module):
-        def __init__(self, gamma=0.99):
-            super().__init__()
-            self.gamma = gamma
-
-        def get_parameters(self):
-            return self.gamma
-
-        forward = kokoyi.symbol["PGLoss"]
-
-    return KPi, KPGLoss
+    """(Pi, PGLoss) classes whose forward is the Kokoyi symbol from policy.kyi (the script's own)."""
+    return _example_script("policy_gradient").load_modules("kokoyi")
 
 
 def kokoyi_dqn_modules():
-    """(Q, DQNLoss) classes whose forward is the Kokoyi symbol from dqn.kyi."""
-    import kokoyi
-
-    kokoyi.load(EXAMPLES / "dqn" / "dqn.kyi")
-
-    class KQ(nn.Module):
-        def __init__(self, d, a, hidden=128):
-            super().__init__()
-            self.Linears = nn.ModuleList([kokoyi.nn.Linear(d, hidden), kokoyi.nn.Linear(hidden, a)])
-
-        def get_parameters(self):
-            return self.Linears
-
-        forward = kokoyi.symbol["Q"]
-
-    class KDQNLoss(nn.Module):
-        def __init__(self, Q, Q_hat, gamma=0.99):
-            super().__init__()
-            self.Q = Q
-            self.Q_hat = Q_hat
-            self.gamma = gamma
-
-        def get_parameters(self):
-            return self.Q, self.Q_hat, self.gamma
-
-        forward = kokoyi.symbol["DQNLoss"]
-
-    return KQ, KDQNLoss
+    """(Q, DQNLoss) classes whose forward is the Kokoyi symbol from dqn.kyi (the script's own)."""
+    return _example_script("dqn").load_modules("kokoyi")
 
 
 # ----------------------------------------------------------------------------
