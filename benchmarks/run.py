@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    rounds = a.rounds or (3 if a.quick else 11)
+    rounds = a.rounds or (3 if a.quick else 21)
     kokoyi.compile(SEED_SOURCE, filename="policy.kyi")
     results = []
     Ts = (200,) if a.quick else (200, 2000)

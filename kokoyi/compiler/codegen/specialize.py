@@ -144,6 +144,7 @@ class Specializer:
         self.specialised_functions: dict[tuple, str] = {}
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
+        self.defs: dict[int, object] = {}  # symbol id -> the expression it was defined as
         self.indent = 1
 
     # ---- helpers ----
@@ -185,6 +186,8 @@ class Specializer:
         if k <= 0:
             return code
         pos = v.lead
+        if k == 1:  # unsqueeze is several times cheaper than indexing with None
+            return f"{code}.unsqueeze({pos})"
         return f"{code}[{':, ' * pos}{', '.join(['None'] * k)}]"
 
     def at(self, v: Value, depth: int, rank: int | None = None) -> Value:
@@ -251,6 +254,7 @@ class Specializer:
 
     def definition(self, d: A.Definition) -> None:
         sym = d.target.symbol
+        self.defs[id(sym)] = d.value
         if d.params is not None:
             # Local functions are specialised at each call signature (see call_user).
             self.values[id(sym)] = Value(kind="function", info=d)
@@ -389,13 +393,11 @@ class Specializer:
         batched = any(v.batched for v in tensors)
         codes = []
         for code, v in parts:
-            if v.python:
+            if v.python or v.lead == 0:
+                # Only per-sample axes: broadcasting from the right already lines them up.
                 codes.append(code)
-            elif v.batched or not batched:
-                codes.append(self.lift(code, v, depth, rank))
             else:
-                # Unbatched operands broadcast from the right; only loop axes must line up.
-                codes.append(self.lift(code, v, depth, v.rank) if v.depth < depth else code)
+                codes.append(self.lift(code, v, depth, rank))
         return codes, Value(rank=rank, batched=batched, depth=depth, integer=all(v.integer for v in vals))
 
     def e_Binary(self, e):
@@ -426,6 +428,9 @@ class Specializer:
         return f"({a} / {b})", replace(v, integer=False)
 
     def e_Sqrt(self, e):
+        std = self._population_std(e)
+        if std is not None:
+            return std
         code, v = self.expr(e.radicand)
         if e.degree is None:
             if not v.python and not v.integer:
@@ -929,6 +934,61 @@ class Specializer:
         code = f"kk.fill_axes({code}, {first}, ({sizes},))"
         return code, replace(v, rank=v.rank + len(loops), depth=depth - len(loops))
 
+    # ---- recognised forms ----
+    def _population_std(self, e: A.Sqrt):
+        """`\\sqrt{\\frac{\\sum_{i=0}^{|x|-1} (x[i] - m)^2}{|x|}}` with m the mean of x: one std."""
+        if e.degree is not None:
+            return None
+        frac = A.strip(e.radicand)
+        if isinstance(frac, A.Binary) and frac.op == "/":
+            num, den = frac.left, frac.right
+        elif isinstance(frac, A.Frac):
+            num, den = frac.numerator, frac.denominator
+        else:
+            return None
+        den, num = A.strip(den), A.strip(num)
+        if not (isinstance(den, A.Bars) and isinstance(num, A.BigOp) and num.op == "sum"):
+            return None
+        x = A.strip(den.operand)
+        if not isinstance(x, A.Ref) or not _is_num(num.bound.lower, 0):
+            return None
+        upper = A.strip(num.bound.upper)
+        if not (isinstance(upper, A.Binary) and upper.op == "-" and _is_num(upper.right, 1)
+                and _same_ref(A.strip(upper.left).operand if isinstance(A.strip(upper.left), A.Bars) else None, x)):
+            return None
+        square = A.strip(num.body)
+        if not (isinstance(square, A.Power) and _is_num(square.exponent, 2)):
+            return None
+        diff = A.strip(square.base)
+        if not (isinstance(diff, A.Binary) and diff.op == "-"):
+            return None
+        item = A.strip(diff.left)
+        if not (isinstance(item, A.Index) and _same_ref(item.target, x) and len(item.items) == 1
+                and _same_ref(item.items[0], num.bound.var)):
+            return None
+        if not self._is_mean_of(diff.right, x):
+            return None
+        code, v = self.expr(x)
+        if v.python or v.kind != "tensor" or v.rank != 1 or v.integer:
+            return None
+        return f"{code}.std(-1, correction=0)", replace(v, rank=0)
+
+    def _is_mean_of(self, m, x) -> bool:
+        m = A.strip(m)
+        if isinstance(m, A.Ref) and id(m.symbol) in self.defs:
+            return self._is_mean_of(self.defs[id(m.symbol)], x)
+        if isinstance(m, A.BuiltinCall) and m.name == "Mean" and len(m.args) == 1:
+            return _same_ref(m.args[0], x)
+        if isinstance(m, A.Call) and len(m.args) == 1 and _same_ref(m.args[0], x):
+            f = A.strip(m.func)
+            if isinstance(f, A.Builtin):
+                return f.name == "Mean"
+            if isinstance(f, A.Ref):
+                return f.symbol.builtin == "Mean" or (id(f.symbol) in self.defs
+                                                      and isinstance(A.strip(self.defs[id(f.symbol)]), A.Builtin)
+                                                      and A.strip(self.defs[id(f.symbol)]).name == "Mean")
+        return False
+
     # ---- scans ----
     def _discounted_set(self, e: A.SetBuilder):
         """`\\{ \\sum_{i} \\gamma^{...} r[...] \\}_{t}`: a discounted suffix sum of r."""
@@ -1045,6 +1105,16 @@ def _match_discounted(op: A.BigOp, t):
     offset = hi[2] + g0
     last = _terms_expr(hi[1], op.bound.upper.span)
     return gamma, index.target, last, offset
+
+
+def _is_num(e, value) -> bool:
+    e = A.strip(e)
+    return isinstance(e, A.Num) and e.value == value
+
+
+def _same_ref(e, ref) -> bool:
+    e, ref = A.strip(e) if e is not None else None, A.strip(ref)
+    return isinstance(e, A.Ref) and isinstance(ref, A.Ref) and e.symbol is ref.symbol
 
 
 def _factors(e):
