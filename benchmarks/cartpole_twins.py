@@ -220,10 +220,10 @@ def check_against_kokoyi() -> bool:
     # --- PGLoss (value and gradient wrt logP) ---
     logP, r, r2 = _pg_inputs()
     for name, rr in (("PGLoss r=1", r), ("PGLoss r~N(0,1)", r2)):
-        lk = kk_loss = KPGLoss(0.99)(logP, rr)
+        lk = KPGLoss(0.99)(logP, rr)
         lt = PGLoss(0.99)(logP, rr)
         ok &= _close(name, lk, lt)
-        gk, = torch.autograd.grad(kk_loss.sum(), logP)
+        gk, = torch.autograd.grad(lk.sum(), logP)
         gt, = torch.autograd.grad(lt.sum(), logP)
         ok &= _close(name + " d/dlogP", gk, gt)
 
@@ -283,10 +283,11 @@ def bench(n: int) -> None:
         pi, q, qh = P(4, 2), QQ(4, 2), QQ(4, 2)
         pl, dl = L(0.99), DL(q, qh, 0.99)
         with torch.no_grad():
-            t_pi = _time(lambda: pi(s), n)
-            t_q = _time(lambda: q(s), n)
-        t_pg = _time(lambda: pl(logP, r).sum().backward(), max(1, n // 10))
-        t_dqn = _time(lambda: dl(Sb, Ab, Rb, S2b, Db, batch_level=[1] * 5).mean().backward(), max(1, n // 10))
+            t_pi = _time(lambda pi=pi: pi(s), n)
+            t_q = _time(lambda q=q: q(s), n)
+        t_pg = _time(lambda pl=pl: pl(logP, r).sum().backward(), max(1, n // 10))
+        t_dqn = _time(lambda dl=dl: dl(Sb, Ab, Rb, S2b, Db, batch_level=[1] * 5).mean().backward(),
+                      max(1, n // 10))
         rows.append((name, t_pi, t_q, t_pg, t_dqn))
     print(f"{'backend':<8} {'pi(s) us':>10} {'Q(s) us':>10} {'PGLoss T=200 fwd+bwd us':>25} {'DQNLoss B=64 fwd+bwd us':>25}")
     for row in rows:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import cartpole_common as common  # noqa: E402
+import cartpole_common as common
 
 KYI = Path(__file__).with_name("dqn.kyi")
 

@@ -23,7 +23,7 @@ import torch
 from torch.distributions import Categorical
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import cartpole_common as common  # noqa: E402
+import cartpole_common as common
 
 KYI = Path(__file__).with_name("policy.kyi")
 
