@@ -8,12 +8,17 @@ Every compile error carries the file name, 1-based line and column, and prints a
 """
 from __future__ import annotations
 
+import os
+import re
 import unicodedata
 from dataclasses import dataclass
 
 
 # Characters a caret line would misalign or break: shown as one space each.
 _BLANKED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters an error's first line shows escaped.
+_ESCAPED = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -35,15 +40,30 @@ class Source:
     """A unit's text and the name errors give it.
 
     Line breaks are `\\n`, `\\r\\n` or a lone `\\r`; the text is kept with `\\n` only, so the
-    parser, error positions and the lines errors show all count lines the same way.
+    parser, error positions and the lines errors show all count lines the same way. A
+    leading byte order mark (U+FEFF) is dropped, as editors do not show it as a column.
+
+    The filename is only ever shown (in messages and generated code), so it is kept as
+    text that can always be encoded and compiled: a path-like or bytes name is decoded as
+    the OS does, and lone surrogates (undecodable bytes of a file name) and NUL (which no
+    file name holds) become `\\udcXX` and `\\x00` escapes.
     """
 
     text: str
     filename: str = "<kokoyi>"
 
     def __post_init__(self) -> None:
+        if self.text.startswith("\ufeff"):  # a byte order mark, as Windows editors write: not text
+            object.__setattr__(self, "text", self.text[1:])
         if "\r" in self.text:
             object.__setattr__(self, "text", self.text.replace("\r\n", "\n").replace("\r", "\n"))
+        name = self.filename
+        if isinstance(name, (bytes, os.PathLike)):
+            name = os.fsdecode(name)
+        if isinstance(name, str) and (_SURROGATE.search(name) or "\x00" in name):
+            name = name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+        if name is not self.filename:
+            object.__setattr__(self, "filename", name)
 
     def lines(self) -> list[str]:
         return self.text.split("\n")
@@ -92,9 +112,9 @@ class KokoyiError(Exception):
 
     def _render(self) -> str:
         if self.line is None:
-            head = f"{self.filename}: {self.message}" if self.filename else self.message
+            head = f"{_shown(self.filename, '')}: {_shown(self.message)}" if self.filename else _shown(self.message)
             return "\n".join((head, *self.notes))
-        head = f"{self.filename or '<kokoyi>'}:{self.line}:{self.column}: {self.message}"
+        head = f"{_shown(self.filename or '<kokoyi>', '')}:{self.line}:{self.column}: {_shown(self.message)}"
         parts = [head]
         if self.source_line is not None:
             gutter = f"{self.line:>4} | "
@@ -108,6 +128,23 @@ class KokoyiError(Exception):
 
     def __reduce__(self):  # keep errors picklable across processes (pytest-xdist, nbclient)
         return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _shown(text, keep: str = "\t\n") -> str:
+    """text with control characters, line separators and lone surrogates escaped (`\\x1b`),
+    so that a hostile file name or token cannot break, fake or recolour the lines an error
+    prints. The characters in keep stay (a message may have several lines; a file name not)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in keep or unicodedata.category(ch) not in _ESCAPED:
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
 
 
 def _rebuild(cls, message, state):

@@ -256,7 +256,11 @@ class AstBuilder(Transformer):
 
     def _number(self, tok: Token) -> A.Num:
         text = tok.value
-        value = int(text) if re.fullmatch(r"\d+", text) else float(text)
+        try:
+            value = int(text) if re.fullmatch(r"\d+", text) else float(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise self._error(token_span(tok), f"this integer has {len(text)} digits, more than Python reads "
+                                               "in one literal; write it as a power, e.g. `10^{5000}`") from None
         return A.Num(token_span(tok), value, text)
 
     def frac(self, children):

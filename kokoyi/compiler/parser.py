@@ -5,6 +5,8 @@ import difflib
 import functools
 import hashlib
 import os
+import re
+import stat
 import sys
 from collections.abc import Iterator
 from importlib import resources
@@ -215,6 +217,13 @@ def _table_cache(start: str, strict: bool):
     Building the tables takes a few hundred milliseconds; loading them takes a few tens.
     The file lives in the user's kokoyi cache folder, named by the grammar's hash and the
     lark and Python versions, and lark checks the hash again before using it.
+
+    Lark stores the tables as a pickle, and loading a pickle can run any code, so the file
+    is used only where nobody else could have written it: the folder must belong to this
+    user (or root) and not be writable by others, and an existing file must be a regular
+    file of this user (or root) that neither group nor others may write. Anything else (a
+    shared or world-writable folder, a file someone else planted or could have edited)
+    turns the cache off: the tables are built in memory and nothing is read or written.
     """
     if strict or os.environ.get("KOKOYI_NO_PARSER_CACHE"):
         return False
@@ -222,18 +231,46 @@ def _table_cache(start: str, strict: bool):
         from kokoyi.runtime.cache import cache_dir
 
         folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        digest = hashlib.sha256(grammar_text().encode()).hexdigest()[:16]
+        path = folder / f"lalr-{start}-{digest}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.tables"
+        if not _trusted(os.stat(folder), folder_mode=True):
+            return False
+        if os.path.lexists(path) and not _trusted(os.lstat(path), folder_mode=False):
+            return False
     except OSError:
         return False
-    digest = hashlib.sha256(grammar_text().encode()).hexdigest()[:16]
-    return str(folder / f"lalr-{start}-{digest}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.tables")
+    return str(path)
+
+
+def _trusted(st: os.stat_result, folder_mode: bool) -> bool:
+    """Whether only this user (or root) can have written the file or folder st describes."""
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the user's profile folder is private
+        return True
+    if st.st_uid not in (os.getuid(), 0):
+        return False
+    if folder_mode:
+        return stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IWOTH
+    return stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _private_tables(cache) -> None:
+    """Make the table file lark just wrote writable by this user only (best effort)."""
+    if isinstance(cache, str):
+        try:
+            st = os.lstat(cache)
+            if stat.S_ISREG(st.st_mode) and hasattr(os, "getuid") and st.st_uid == os.getuid():
+                os.chmod(cache, stat.S_IMODE(st.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+        except OSError:
+            pass
 
 
 @functools.lru_cache(maxsize=4)
 def _lark(start: str = "start", strict: bool = False) -> Lark:
     # The post-lexer is swapped per call (it needs the Source for its errors), so build
     # with a forwarding slot.
-    return Lark(
+    cache = _table_cache(start, strict)
+    parser = Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
@@ -242,8 +279,10 @@ def _lark(start: str = "start", strict: bool = False) -> Lark:
         maybe_placeholders=True,
         strict=strict,
         postlex=_PostLexSlot(),
-        cache=_table_cache(start, strict),
+        cache=cache,
     )
+    _private_tables(cache)
+    return parser
 
 
 class _PostLexSlot:
@@ -256,18 +295,70 @@ class _PostLexSlot:
         return self.current.process(stream)
 
 
+# A lone surrogate is not a character: no file can hold one, no encoder can write one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_characters(source: Source) -> None:
+    """Reject lone surrogates anywhere, comments included: they would reach the generated code."""
+    m = _SURROGATE.search(source.text)
+    if m is not None:
+        line = source.text.count("\n", 0, m.start()) + 1
+        column = m.start() - (source.text.rfind("\n", 0, m.start()) + 1) + 1
+        raise KokoyiSyntaxError.at(source, Span(line, column, line, column + 1),
+                                   f"invalid character U+{ord(m.group()):04X} (a lone surrogate, not text)")
+
+
 def parse(source: Source, start: str = "start") -> Tree:
     """Parse source into a lark tree, raising KokoyiSyntaxError on bad input."""
+    _check_characters(source)
     parser = _lark(start)
     slot = parser.options.postlex
     previous = slot.current
     slot.current = TexArguments(source)
     try:
-        return parser.parse(source.text)
+        tree = parser.parse(source.text)
     except UnexpectedInput as err:
         raise _syntax_error(source, err, _previous(slot.current.recent, err)) from None
     finally:
         slot.current = previous
+    _check_depth(tree, source)
+    return tree
+
+
+# How deep a parse tree may nest. The later passes and the generated Python recurse once per
+# level (CPython also refuses more than 200 nested brackets), so a deeper tree would fail with
+# a RecursionError or unlocated SyntaxError instead of an error at the source. Real programs
+# nest 10 to 20 levels; the limit allows about 60 nested operators, or a chain of about 60
+# `+` terms (a left-nested chain is as deep as it is long).
+MAX_DEPTH = 64
+
+
+def _check_depth(tree: Tree, source: Source) -> None:
+    """Raise a located KokoyiSyntaxError where the tree nests deeper than MAX_DEPTH."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            token = _first_token(node)
+            span = _span(token) if token is not None else Span(1, 1, 1, 2)
+            raise KokoyiSyntaxError.at(
+                source, span,
+                f"this expression nests more than {MAX_DEPTH} levels deep (brackets, operators, or a very "
+                f"long chain of terms): give its parts names with `\\gets`")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def _first_token(node) -> Token | None:
+    """The first token under node, in source order (iteratively)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Token):
+            return n
+        if isinstance(n, Tree):
+            stack.extend(reversed([c for c in n.children if c is not None]))
+    return None
 
 
 def _previous(recent: list[Token], err: UnexpectedInput) -> Token | None:

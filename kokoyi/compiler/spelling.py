@@ -19,6 +19,10 @@ def spell(e) -> str:
     match e:
         case A.Name():
             return e.key
+        case A.Ref():  # resolved nodes spell as the name written
+            return e.name.key
+        case A.Constant():
+            return e.key
         case A.Num():
             return e.text
         case A.Paren():

@@ -92,7 +92,10 @@ def run_specialized(fn, outputs, args, params, levels):
         return out if isinstance(out, torch.Tensor) else as_output(out)
     batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
     size = math.prod(batch_shape)
-    flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
+    if len(batch_shape) == 1:  # already one batch axis
+        flat = args
+    else:
+        flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
     out = fn(*flat, *params)
     if len(outputs) == 1:
         out = _batch_output(out, outputs[0], size)

@@ -5,7 +5,7 @@ import os
 
 from kokoyi.compiler.pipeline import compile_unit
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError
-from kokoyi.runtime.module import locate
+from kokoyi.runtime.module import explain
 from kokoyi.runtime.symbols import SymbolTable, Unit, symbol
 
 
@@ -43,8 +43,8 @@ def install(state, table: SymbolTable | None = None) -> Unit:
     except KokoyiError:
         raise
     except Exception as err:
-        where = locate(err) or state.source.filename
-        raise KokoyiRuntimeError(f"{where}: {type(err).__name__}: {err}") from err
+        explained = explain(err) or f"{state.source.filename}: {type(err).__name__}: {err}"
+        raise KokoyiRuntimeError(explained) from err
 
 
 def load(path: str | os.PathLike) -> Unit:

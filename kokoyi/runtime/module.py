@@ -70,6 +70,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                                    and all(type(k) is int and k == 0 for k in batch_level)):
             levels = zeros
         else:
+            check_batch_level_type(spec, batch_level)
             levels = batching.check_batch_level(spec, args, batch_level)
         if annotated:
             check_annotations(spec, args, levels)
@@ -81,13 +82,16 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
             if entry is FALLBACK:
                 return batching.run(per_sample, args, params, levels)
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
-        except KokoyiError:
-            raise
-        except Exception as err:  # noqa: BLE001 - re-raised with the .kyi line
-            located = locate(err)
-            if located is None:
+        except KokoyiError as err:
+            named = in_module(err, spec)
+            if named is err:
                 raise
-            raise KokoyiRuntimeError(f"{located}: in module `{spec.name}`: {type(err).__name__}: {err}") from err
+            raise named from None
+        except Exception as err:  # noqa: BLE001 - re-raised with the .kyi line
+            explained = explain(err)
+            if explained is None:
+                raise
+            raise in_module(KokoyiRuntimeError(explained), spec) from err
 
     forward.__name__ = forward.__qualname__ = re.sub(r"_+per_sample$", "", per_sample.__name__)
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
@@ -96,6 +100,31 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return forward
+
+
+def check_batch_level_type(spec: ModuleSpec, batch_level) -> None:
+    """batch_level is None, an int, or a sequence with one int per input (checked later)."""
+    if isinstance(batch_level, numbers.Integral) and not isinstance(batch_level, bool):
+        return
+    if isinstance(batch_level, (str, bytes, bool, dict, set, frozenset)) or not hasattr(batch_level, "__iter__"):
+        inputs = ", ".join(i.key for i in spec.inputs)
+        raise KokoyiTypeError(f"{spec.where}: batch_level of module `{spec.name}` must be None, an int or a list "
+                              f"with one int per input ({inputs}), got {type(batch_level).__name__} "
+                              f"{batch_level!r}"[:400])
+
+
+def in_module(err: KokoyiError, spec: ModuleSpec) -> KokoyiError:
+    """err, raised inside module spec's compiled code, with a note naming the module.
+
+    A nested module (a Kokoyi module passed as a parameter) adds its own note first, so
+    the notes read like a traceback: innermost module first.
+    """
+    note = f"  in module `{spec.name}` ({spec.where})"
+    if note in err.notes or f"module `{spec.name}`" in err.message:
+        return err
+    new = type(err)(err.message, filename=err.filename, line=err.line, column=err.column,
+                    source_line=err.source_line, width=err.width, notes=(*err.notes, note))
+    return new.with_traceback(err.__traceback__)
 
 
 def read_parameters(owner, spec: ModuleSpec) -> tuple:
@@ -155,11 +184,49 @@ def check_annotations(spec: ModuleSpec, args, levels) -> None:
 LINE_MAPS: dict[str, tuple[str, dict[int, int]]] = {}  # generated filename -> (source filename, map)
 
 
-def register_code(filename: str, code: str, source_filename: str, line_map: dict[int, int]) -> None:
-    """Make generated code visible to tracebacks and map its lines back to the source."""
+INDEX_SITES: dict[str, dict[int, list]] = {}  # generated filename -> source line -> index sites
+
+
+def register_code(filename: str, code: str, source_filename: str, line_map: dict[int, int],
+                  index_sites=()) -> None:
+    """Make generated code visible to tracebacks and map its lines back to the source.
+
+    index_sites lists [source line, indexed value's spelling, file:line:col, leading axes]
+    for each indexing, so an IndexError can name the value and its per-sample axis.
+    """
     lines = code.splitlines(keepends=True)
     linecache.cache[filename] = (len(code), None, lines, filename)
     LINE_MAPS[filename] = (source_filename, line_map)
+    sites: dict[int, list] = {}
+    for line, name, where, lead in index_sites:
+        sites.setdefault(line, []).append((name, where, lead))
+    INDEX_SITES[filename] = sites
+
+
+_TORCH_INDEX = re.compile(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)")
+
+
+def explain(err: BaseException) -> str | None:
+    """`file.kyi:line: what went wrong` for an error raised inside generated code, or None."""
+    tb, found = err.__traceback__, None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        entry = LINE_MAPS.get(filename)
+        if entry is not None and entry[1].get(tb.tb_lineno) is not None:
+            found = (filename, entry[0], entry[1][tb.tb_lineno])
+        tb = tb.tb_next
+    if found is None:
+        return None
+    filename, src, line = found
+    match = _TORCH_INDEX.search(str(err)) if isinstance(err, IndexError) else None
+    sites = INDEX_SITES.get(filename, {}).get(line, [])
+    if match is not None and sites:
+        index, dim, size = (int(g) for g in match.groups())
+        candidates = [site for site in sites if dim >= site[2]]
+        if candidates:
+            name, where, lead = candidates[-1] if len(candidates) > 1 and dim < candidates[0][2] else candidates[0]
+            return f"{where}: index {index} is out of range for `{name}` (axis {dim - lead} has length {size})"
+    return f"{src}:{line}: {type(err).__name__}: {err}"
 
 
 def locate(err: BaseException) -> str | None:

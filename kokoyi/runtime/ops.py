@@ -555,7 +555,9 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     """Per-sample indexing x[items...] where some items are integer tensors.
 
     x and the tensor items share `lead` leading (batch and loop) axes, broadcast against
-    each other; Python ints and slices index per-sample axes as usual.
+    each other; Python ints and slices index per-sample axes as usual. Indices follow
+    Python (negative ones count from the end); out of range is an error located at
+    where_, unless clamp (inside a cases row that may not apply), where it is clamped.
     """
     tensors = [t for t in items if isinstance(t, torch.Tensor)]
     lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
@@ -570,17 +572,14 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     axis = lead
     for item in items:
         if isinstance(item, torch.Tensor):
-            size = x.shape[axis]
             item = item.long()
             if clamp:
+                size = x.shape[axis]
                 item = item.clamp(-size, size - 1)
-            elif bool(((item < -size) | (item >= size)).any()):
-                bad = item[(item < -size) | (item >= size)][0].item()
-                raise _where_error(where_, f"index {bad} out of range for an axis of length {size}")
-            index.append(item)
-        else:
-            index.append(item)
+        index.append(item)
         axis += 1
+    # torch checks the range; the module wrapper turns its IndexError into a located
+    # message naming the value (kokoyi.runtime.module.explain).
     return x[tuple(index)]
 
 

@@ -141,7 +141,7 @@ class Specializations:
             return FALLBACK
         digest = hashlib.sha256(code.encode()).hexdigest()[:12]
         filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
-        register_code(filename, code, self.source.filename, line_map)
+        register_code(filename, code, self.source.filename, line_map, gen.index_sites)
         scratch: dict = {}
         exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
         return scratch[name], outputs, code

@@ -117,7 +117,8 @@ class SymbolTable(_Lookup):
         self._counter += 1
         code_name = f"<kokoyi:{state.source.filename}:{self._counter}:{digest}>"
         code = compile(generated.code, code_name, "exec")
-        register_code(code_name, generated.code, state.source.filename, generated.line_map)
+        register_code(code_name, generated.code, state.source.filename, generated.line_map,
+                      generated.index_sites)
         saved = dict(self.namespace)
         try:
             exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only

@@ -30,6 +30,7 @@ class GeneratedUnit:
     line_map: dict[int, int]  # generated line (1-based) -> source line
     globals: dict[str, str]  # source key -> Python name of each top-level definition
     modules: list[str] = field(default_factory=list)  # Python names of module forwards
+    index_sites: list = field(default_factory=list)  # [source line, spelling, file:line:col, 0]
 
 
 def safe_comment(text: str, limit: int = 200) -> str:
@@ -70,6 +71,7 @@ class PythonGenerator:
         self.rec: dict[int, tuple[str, str]] = {}  # id(symbol) -> (element list name, lower bound expr)
         self.new_globals: dict[str, str] = {}
         self.modules: list[str] = []
+        self.index_sites: list = []
 
     # ---- names ----
     def global_name(self, sym: S.Symbol) -> str:
@@ -129,7 +131,7 @@ class PythonGenerator:
                 case A.Definition():
                     self.top_level_definition(item)
         code = "\n".join(o.lines) + "\n"
-        return GeneratedUnit(code, o.line_map, self.new_globals, self.modules)
+        return GeneratedUnit(code, o.line_map, self.new_globals, self.modules, self.index_sites)
 
     def module(self, mod: A.Module) -> None:
         sym = mod.name.symbol
@@ -333,6 +335,7 @@ class PythonGenerator:
             elements, lower = self.rec[id(target.symbol)]
             return f"kk.earlier({elements}, {self.expr(e.items[0])} - {lower}, {self.where(target)})"
         items = ", ".join(self.index_item(i) for i in e.items)
+        self.index_sites.append([e.span.line, spell(e.target), self.where(e)[1:-1], 0])
         return f"{self._wrap(e.target, P_ATOM)}[{items}]"
 
     def index_item(self, item) -> str:

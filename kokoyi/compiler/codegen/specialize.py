@@ -26,6 +26,7 @@ from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
 from kokoyi.compiler.codegen.python import Emitter, is_static, safe_comment
+from kokoyi.compiler.spelling import spell
 from kokoyi.errors import Source
 
 
@@ -145,6 +146,7 @@ class Specializer:
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
         self.defs: dict[int, object] = {}  # symbol id -> the expression it was defined as
+        self.index_sites: list = []  # [source line, spelling, file:line:col, leading axes]
         self.indent = 1
 
     # ---- helpers ----
@@ -753,6 +755,7 @@ class Specializer:
             return f"{code}[{idx}]", item
         if v.kind != "tensor" or v.python:
             raise self.unsupported(f"indexing a {v.kind}", e)
+        self.index_sites.append([e.span.line, spell(e.target), self.where(e)[1:-1], v.lead])
         narrowed = self._try_narrow(e, code, v)
         if narrowed is not None:
             return narrowed
