@@ -52,7 +52,7 @@ def test_truncated_conformance_sources(text):
     assert_behaves(text)
 
 
-@fuzz_settings(200)
+@fuzz_settings(120)
 @given(fuzzing.program())
 def test_grammar_shaped_programs(text):
     assert_behaves(text)
@@ -109,7 +109,7 @@ def test_kokoyi_compile(text):
     assert_behaves(text, via="compile")
 
 
-@fuzz_settings(150)
+@fuzz_settings(80)
 @given(fuzzing.program())
 def test_kokoyi_compile_programs(text):
     assert_behaves(text, via="compile")
