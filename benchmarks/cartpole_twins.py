@@ -23,12 +23,20 @@ Run as a script for a cross-check and a speed comparison of the two backends::
 
     python benchmarks/cartpole_twins.py check   # kokoyi vs twin outputs and gradients
     python benchmarks/cartpole_twins.py bench   # per-call latency of both backends
+    python benchmarks/cartpole_twins.py throughput --steps 5000 --rounds 3
+        # the scripts' own training loops, both backends alternating in one process:
+        # env steps per second and the ratio Kokoyi / twin
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -294,12 +302,148 @@ def bench(n: int) -> None:
         print(f"{row[0]:<8} {row[1]:>10.1f} {row[2]:>10.1f} {row[3]:>25.1f} {row[4]:>25.1f}")
 
 
+# ----------------------------------------------------------------------------
+# Throughput: the scripts' training loops, both backends in one process
+# ----------------------------------------------------------------------------
+ALGOS = {"pg": "policy_gradient", "dqn": "dqn"}
+
+
+@contextlib.contextmanager
+def _step_budget(script, steps: int, loop_cpu: list):
+    """Make ``script.main`` stop its training loop after ``steps`` environment steps.
+
+    The scripts stop once ``tracker.solved_at`` is set (without ``--keep-going``), so
+    the loop is left untouched and only the scripts' ``Tracker`` is swapped for one
+    that sets ``solved_at`` at the end of the first episode that reaches the step
+    budget, and never for a real solve.  The progress bar (created just before the
+    loop, closed just after it) also records the loop's CPU time in ``loop_cpu``.
+    The plot is skipped (it is drawn after the timed loop anyway).  Everything else
+    is the script's own ``main``.
+    """
+    common = script.common
+
+    class BudgetTracker(common.Tracker):
+        def add(self, duration, loss):
+            super().add(duration, loss)
+            self.solved_at = len(self.durations) if sum(self.durations) >= steps else None
+
+    progress = common.progress
+
+    class CpuTimedBar:
+        def __init__(self, *args):
+            self.bar, self.cpu0 = progress(*args), time.process_time()
+
+        def __getattr__(self, name):
+            return getattr(self.bar, name)
+
+        def close(self):
+            loop_cpu.append(time.process_time() - self.cpu0)
+            self.bar.close()
+
+    saved = common.Tracker, common.save_plot, common.progress
+    common.Tracker, common.save_plot, common.progress = BudgetTracker, (lambda *a, **k: None), CpuTimedBar
+    try:
+        yield
+    finally:
+        common.Tracker, common.save_plot, common.progress = saved
+
+
+def train_steps(algo: str, backend: str, steps: int, seed: int = 0, extra=()) -> dict:
+    """Run ``examples/<algo>/train.py``'s ``main`` for ~``steps`` env steps; its timing.
+
+    ``steps_per_s`` is the script's own figure (env steps / wall time of the training
+    loop); ``steps_per_cpu_s`` divides by the loop's CPU time instead, which a loaded
+    machine distorts less; ``cpu_share`` is their ratio (the share of a core the loop got).
+    """
+    script = _example_script(ALGOS[algo])
+    loop_cpu = []
+    with tempfile.TemporaryDirectory() as out, _step_budget(script, steps, loop_cpu), \
+            contextlib.redirect_stdout(io.StringIO()):
+        argv = ["--backend", backend, "--seed", str(seed), "--episodes", "1000000", "--out", out,
+                "--quiet", "--test-episodes", "0", *extra]
+        summary = script.main(argv)
+    assert summary["losses_finite"], f"{algo}/{backend}: non-finite loss"
+    (cpu,) = loop_cpu
+    return {"env_steps": summary["env_steps"], "episodes": summary["episodes"],
+            "loop_s": summary["wall_time_s"], "loop_cpu_s": cpu, "steps_per_s": summary["env_steps_per_s"],
+            "steps_per_cpu_s": summary["env_steps"] / cpu, "cpu_share": cpu / summary["wall_time_s"]}
+
+
+def throughput(algos, steps: int, rounds: int, seed: int, warmup: int, extra=()) -> dict:
+    """Both backends, alternating (order flipped every round), ``rounds`` times per algorithm."""
+    if not kokoyi_available():
+        raise SystemExit("kokoyi not importable with compile/load/symbol/nn: nothing to compare")
+    results = {}
+    for algo in algos:
+        for backend in ("kokoyi", "torch"):  # compile / first-call costs out of the timed rounds
+            train_steps(algo, backend, warmup, seed, extra)
+        runs = {"kokoyi": [], "torch": []}
+        for r in range(rounds):
+            for backend in (("kokoyi", "torch") if r % 2 == 0 else ("torch", "kokoyi")):
+                run = train_steps(algo, backend, steps, seed, extra)
+                runs[backend].append(run)
+                print(f"  {algo:<4} round {r + 1}/{rounds} {backend:<7} {run['env_steps']:>7} steps "
+                      f"{run['loop_s']:>7.2f} s {run['steps_per_s']:>8.0f} steps/s "
+                      f"{run['steps_per_cpu_s']:>8.0f} steps/cpu-s (cpu {100 * run['cpu_share']:.0f}%)",
+                      file=sys.stderr)
+        res = {"runs": runs}
+        for key in ("steps_per_s", "steps_per_cpu_s"):
+            ratios = [k[key] / t[key] for k, t in zip(runs["kokoyi"], runs["torch"])]
+            res[key] = {"ratios": ratios, "median_ratio": statistics.median(ratios),
+                        **{b: statistics.median(x[key] for x in v) for b, v in runs.items()}}
+        results[algo] = res
+    return results
+
+
+def throughput_table(results: dict) -> str:
+    lines = [("| algorithm | env steps per run | steps/s: twin | steps/s: Kokoyi | Kokoyi / twin "
+              "| per-round ratios | steps/CPU-s: twin | steps/CPU-s: Kokoyi | Kokoyi / twin (CPU) |"),
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for algo, r in results.items():
+        steps = "/".join(str(round(statistics.median(x["env_steps"] for x in r["runs"][b]))) for b in ("kokoyi", "torch"))
+        if steps.split("/")[0] == steps.split("/")[1]:
+            steps = steps.split("/")[0]
+        w, c = r["steps_per_s"], r["steps_per_cpu_s"]
+        lines.append(f"| {algo.upper()} | {steps} | {w['torch']:.0f} | {w['kokoyi']:.0f} | **{w['median_ratio']:.2f}** "
+                     f"| {', '.join(f'{x:.2f}' for x in w['ratios'])} "
+                     f"| {c['torch']:.0f} | {c['kokoyi']:.0f} | {c['median_ratio']:.2f} |")
+    return "\n".join(lines)
+
 def main(argv=None) -> int:
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["check", "bench"])
+    p.add_argument("cmd", choices=["check", "bench", "throughput"])
     p.add_argument("-n", type=int, default=2000, help="calls per timing (bench)")
-    args = p.parse_args(argv)
+    p.add_argument("--steps", type=int, default=5000,
+                   help="env steps per training run (throughput; a run ends with the episode that reaches it)")
+    p.add_argument("--rounds", type=int, default=3, help="runs per backend and algorithm (throughput)")
+    p.add_argument("--algos", default="pg,dqn", help="comma-separated subset of pg,dqn (throughput)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every training run (throughput)")
+    p.add_argument("--warmup", type=int, default=300, help="untimed env steps per backend first (throughput)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the throughput results as JSON ('-': stdout)")
+    p.epilog = ("throughput: options after -- are passed to the training scripts, e.g. "
+                "throughput --algos dqn -- --batch-size 128")
+    args, extra = p.parse_known_args(argv)
+    if extra and (args.cmd != "throughput" or extra[0] != "--"):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    extra = extra[1:]  # throughput: options after -- go to the training scripts (pick one with --algos)
+    if args.cmd == "throughput":
+        algos = [a for a in args.algos.split(",") if a]
+        if not set(algos) <= set(ALGOS):
+            p.error(f"--algos: choose from {','.join(ALGOS)}")
+        results = throughput(algos, args.steps, args.rounds, args.seed, args.warmup, extra)
+        print(f"{args.rounds} rounds x {args.steps} env steps per backend and algorithm, seed {args.seed}, "
+              f"one torch thread, one process")
+        print(throughput_table(results))
+        if args.json:
+            payload = {"steps": args.steps, "rounds": args.rounds, "seed": args.seed, "extra": extra,
+                       "torch": torch.__version__, "results": results}
+            text = json.dumps(payload, indent=1)
+            if args.json == "-":
+                print(text)
+            else:
+                Path(args.json).write_text(text + "\n")
+        return 0
     if args.cmd == "check":
         ok = check_twin_self()
         if kokoyi_available():
