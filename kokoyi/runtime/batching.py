@@ -19,6 +19,35 @@ from kokoyi.runtime.device import rt_device
 _ZEROS = tuple((0,) * n for n in range(16))
 
 
+def quick_levels(args, batch_level, n: int):
+    """batch_level as a tuple when it is a list or tuple of 0s and 1s whose batched inputs are
+    tensors sharing their first axis; None for anything else (check_batch_level decides)."""
+    if type(batch_level) not in (list, tuple) or len(batch_level) != n:
+        return None
+    size = -1
+    for k, a in zip(batch_level, args):
+        if type(k) is not int:
+            return None
+        if k == 1:
+            if type(a) is not torch.Tensor or a.dim() < 1:
+                return None
+            if size < 0:
+                size = a.shape[0]
+            elif a.shape[0] != size:
+                return None
+        elif k != 0:
+            return None
+    return tuple(batch_level)
+
+
+def single_axis(entry, args, params, levels):
+    """The specialised function on one batch axis, when every output is batched and a tensor
+    (None otherwise, before running anything: run_specialized then handles the call)."""
+    if max(levels) != 1 or not all(v.batched and not v.python for v in entry[1]):
+        return None
+    return entry[0](*args, *params)
+
+
 def check_batch_level(spec, args, batch_level) -> tuple[int, ...]:
     """Validated batch levels, one per input (all zeros when batch_level is None)."""
     n = len(spec.inputs)

@@ -66,19 +66,26 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
             params = (self.get_parameters(),)
         else:
             params = read_parameters(self, spec)
-        if batch_level is None or (type(batch_level) in (list, tuple) and len(batch_level) == n_inputs
-                                   and all(type(k) is int and k == 0 for k in batch_level)):
+        if batch_level is None:
             levels = zeros
         else:
-            check_batch_level_type(spec, batch_level)
-            levels = batching.check_batch_level(spec, args, batch_level)
+            levels = batching.quick_levels(args, batch_level, n_inputs)
+            if levels is None:  # not the plain well-formed case: full checks and messages
+                check_batch_level_type(spec, batch_level)
+                levels = batching.check_batch_level(spec, args, batch_level)
+            elif not any(levels):
+                levels = zeros
         if annotated:
             check_annotations(spec, args, levels)
         try:
             entry = specializations.lookup(args, levels, params)
-            if levels is zeros and entry is not FALLBACK:
-                out = entry[0](*args, *params)
-                return out if isinstance(out, torch.Tensor) else batching.as_output(out)
+            if entry is not FALLBACK:
+                if levels is zeros:
+                    out = entry[0](*args, *params)
+                    return out if isinstance(out, torch.Tensor) else batching.as_output(out)
+                out = batching.single_axis(entry, args, params, levels)
+                if out is not None:
+                    return out
             if entry is FALLBACK:
                 return batching.run(per_sample, args, params, levels)
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
