@@ -83,12 +83,20 @@ class Specializations:
             self._generation = self._table.generation
             self.cache.clear()
             self.fast.clear()
-        try:  # the common case, all inputs tensors: one cheap key
-            fast = (tuple([(a.dim(), a.dtype) for a in args]), levels,
-                    tuple([(id(p), type(p)) for p in params]))
+        # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
+        # comprehension costs a function call).
+        key = [levels]
+        try:
+            for a in args:
+                key.append(a.dim())
+                key.append(a.dtype)
         except AttributeError:
             fast = None
         else:
+            for p in params:
+                key.append(id(p))
+                key.append(type(p))
+            fast = tuple(key)
             entry = self.fast.get(fast)
             if entry is not None:
                 return entry
