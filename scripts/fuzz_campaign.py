@@ -52,7 +52,7 @@ def strategies():
         "compile": (st.tuples(st.one_of(fuzzing.token_soup(), fuzzing.mutated_source(), fuzzing.random_text(),
                                         fuzzing.commented_source()), fuzzing.filenames()), "compile", 2),
         "compile-program": (st.tuples(fuzzing.program(), plain), "compile", 1),
-        "compile-deep": (st.tuples(fuzzing.deep_nesting(), plain), "compile", 1),
+        "compile-deep": (st.tuples(fuzzing.deep_nesting(small_math=True), plain), "compile", 1),
     }
 
 

@@ -251,11 +251,18 @@ CHAINS = (" + ", " - ", " * ", " / ", " ^ ", " ** ", " @ ", " \\land ", " \\lor 
 
 
 @st.composite
-def deep_nesting(draw) -> str:
-    """Expressions nested or chained hundreds of levels deep, in a constant or a module."""
+def deep_nesting(draw, small_math: bool = False) -> str:
+    """Expressions nested or chained hundreds of levels deep, in a constant or a module.
+
+    small_math: index ranges of one element, for runs that evaluate the constants
+    (kokoyi.compile): k nested two-element set-builders or sums are 2**k elements or terms of
+    honest work, which takes as long as it takes.
+    """
     n = draw(st.integers(1, 400))
     if draw(st.booleans()):
         open_, close = draw(st.sampled_from(NESTINGS))
+        if small_math:
+            open_, close = open_.replace("^{1}", "^{0}"), close.replace("^{1}", "^{0}")
         expr = open_ * n + "x" + close * n
     else:
         sep = draw(st.sampled_from(CHAINS))
