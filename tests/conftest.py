@@ -4,7 +4,6 @@ from __future__ import annotations
 import pathlib
 import sys
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -20,13 +19,4 @@ def conformance_runner():
     return runner
 
 
-@pytest.fixture(autouse=True)
-def fresh_symbols():
-    """Each test starts from an empty kokoyi.symbol and leaves none behind."""
-    import kokoyi
-
-    kokoyi.symbol.clear()
-    kokoyi.set_rt_device(None)
-    yield
-    kokoyi.symbol.clear()
-    kokoyi.set_rt_device(None)
+from kokoyi.conftest import fresh_symbols  # noqa: E402,F401 - the same autouse fixture here

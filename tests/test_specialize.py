@@ -17,25 +17,18 @@ from hypothesis import strategies as st
 import kokoyi
 from conftest import CONFORMANCE, conformance_runner
 from kokoyi.runtime.specialize import KokoyiVmapFallback
+from kokoyi.test_utils import Host as TestHost
 
 runner = conformance_runner() if CONFORMANCE.exists() else None
 NUMERIC = [p for p in (runner.discover() if runner else [])
            if not hasattr(runner.load_case(p), "ERROR") and not hasattr(runner.load_case(p), "VALUES")]
 
 
-class Host(torch.nn.Module):
+class Host(TestHost):
+    """kokoyi.test_utils.Host, called as Host(forward, params)."""
+
     def __init__(self, forward, params):
-        super().__init__()
-        self._forward, self._params = forward, params
-        for i, p in enumerate(params if isinstance(params, (tuple, list)) else [params]):
-            if isinstance(p, torch.nn.Module):
-                self.add_module(f"p{i}", p)
-
-    def get_parameters(self):
-        return self._params
-
-    def forward(self, *args, **kw):
-        return self._forward(self, *args, **kw)
+        super().__init__(params, forward)
 
 
 def _flat(x):

@@ -13,7 +13,7 @@ import torch
 from torch.func import vmap
 
 from kokoyi.errors import KokoyiTypeError
-from kokoyi.runtime.device import rt_device
+from kokoyi.runtime.device import as_tensor
 
 
 _ZEROS = tuple((0,) * n for n in range(16))
@@ -86,13 +86,7 @@ def as_output(x):
     """Outputs are tensors, also when the math gives a Python number."""
     if isinstance(x, tuple):
         return tuple(as_output(v) for v in x)
-    if isinstance(x, torch.Tensor):
-        return x
-    if isinstance(x, bool):
-        return torch.tensor(x, device=rt_device())
-    if isinstance(x, numbers.Integral):
-        return torch.tensor(int(x), device=rt_device())
-    return torch.tensor(float(x), dtype=torch.get_default_dtype(), device=rt_device())
+    return as_tensor(x)
 
 
 def run(per_sample, args, params, levels):

@@ -14,19 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from kokoyi.errors import KokoyiRuntimeError
+from kokoyi.runtime.device import as_tensor as device_as_tensor
 from kokoyi.runtime.device import rt_device
 from kokoyi.runtime.module import module  # noqa: F401  (generated code calls kk.module)
 
 
-def _t(x) -> torch.Tensor:
-    """x as a tensor (Python numbers become tensors of the default float type or int64)."""
-    if isinstance(x, torch.Tensor):
-        return x
-    if isinstance(x, bool):
-        return torch.tensor(x, device=rt_device())
-    if isinstance(x, numbers.Integral):
-        return torch.tensor(int(x), device=rt_device())
-    return torch.tensor(float(x), dtype=torch.get_default_dtype(), device=rt_device())
+_t = device_as_tensor  # x as a tensor; Python numbers on the run-time device
 
 
 def _float(x) -> torch.Tensor:
