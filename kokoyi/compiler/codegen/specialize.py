@@ -710,7 +710,6 @@ class Specializer:
             params, body, where = tuple(d.name for d in item.args), item.body, ()
         if len(params) != len(vals):
             raise self.unsupported("a call with the wrong number of arguments", item)
-        name = self.ns.create(f"{params[0].symbol.hint if False else 'f'}_{len(self.specialised_functions)}")
         hint = item.target.symbol.hint if isinstance(item, A.Definition) else item.name.symbol.hint
         name = self.ns.create(hint)
         saved_out, saved_pending, saved_indent = self.out, self.pending, self.indent
@@ -870,9 +869,6 @@ class Specializer:
         self.depth -= 1
 
     def e_BigOp(self, e):
-        scan = self._discounted_sum(e)
-        if scan is not None:
-            return scan
         loop = self._open_loop(e.bound, e)
         try:
             body, v = self.expr(e.body)
@@ -1018,9 +1014,6 @@ class Specializer:
         code = (f"kk.discounted_window({r_code}, {g_code}, {r_v.lead}, {lo}, {hi}, {last_code}, {offset}, "
                 f"{self.where(e)})")
         return code, replace(r_v, integer=False)
-
-    def _discounted_sum(self, e: A.BigOp):
-        return None
 
 
 REDUCTION_METHODS = {"mean": "mean", "reduce_sum": "sum", "reduce_max": "amax", "reduce_min": "amin"}
