@@ -318,3 +318,30 @@ def test_integer_power_towers_do_not_hang():
             kokoyi.compile(text, filename="p.kyi")
         except kokoyi.KokoyiRuntimeError as err:
             assert "p.kyi:1" in str(err)
+
+
+PARAMETER_DIM = ("\\Module{Pool}{X \\in \\mathbb{R}^{T \\times d0}; W \\in \\mathbb{R}^{d \\times d}}\n"
+                 "  \\Return \\frac{1}{T} \\sum_{t=0}^{T-1} \\ReLU(W @ X[t]) + d \\\\\n\\EndModule\n")
+
+
+def test_regression_dimension_named_only_by_a_parameter():
+    """Found by the campaign (a mutated annotations.py): a dimension that only a parameter's
+    annotation names, used in the body, crashed the code generator with KeyError: 'd' (the
+    generated code reads dimensions off the inputs only). Now it is a located error; naming
+    such a dimension without using it still compiles."""
+    with pytest.raises(kokoyi.KokoyiNameError, match="only by parameter `W`") as info:
+        compile_unit(PARAMETER_DIM, "pool.kyi")
+    assert (info.value.line, info.value.column) == (2, 58)
+    unit = kokoyi.compile("\\Module{Q}{x; W \\in \\mathbb{R}^{h \\times 3}}\n  \\Return W @ x \\\\\n\\EndModule\n")
+    host = type("Host", (torch.nn.Module,), {"forward": unit["Q"], "get_parameters": lambda self: torch.ones(2, 3)})
+    assert host()(torch.ones(3)).tolist() == [3.0, 3.0]
+
+
+@pytest.mark.xfail(strict=False, reason="needs codegen (reported): read dimension names off annotated tensor "
+                   "parameters too (dims_prologue over inputs + params), then drop "
+                   "Resolver._check_parameter_dims")
+def test_dimension_named_only_by_a_parameter_is_read_off_it():
+    unit = kokoyi.compile(PARAMETER_DIM, filename="pool.kyi")
+    host = type("Host", (torch.nn.Module,), {"forward": unit["Pool"], "get_parameters": lambda self: torch.eye(3)})
+    x = torch.ones(4, 3)
+    assert host()(x).tolist() == [4.0, 4.0, 4.0]  # mean of ReLU(W @ x[t]) + d, with d = 3
