@@ -137,25 +137,25 @@ def test_comment_payloads_are_inert(where, marker):
     assert compiled >= len(payloads(marker)) // 2, (compiled, rejected)
 
 
-def test_comment_text_stays_on_comment_lines(marker):
-    """Each generated comment is one physical line in Python's eyes: no payload can end it."""
+def code_tokens(code: str):
+    """(code tokens, number of comments): the tokens Python runs, strings and comments aside."""
+    skip = (tokenize.COMMENT, tokenize.STRING, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+            tokenize.DEDENT, tokenize.ENDMARKER)
+    tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    return ([(t.type, t.string) for t in tokens if t.type not in skip],
+            sum(t.type == tokenize.COMMENT for t in tokens))
+
+
+@pytest.mark.parametrize("add", [with_line_comments, with_statement_comments])
+def test_comment_text_stays_in_its_comment(add, marker):
+    """Token by token: a payload neither adds code tokens nor splits or adds comment lines."""
+    plain = code_tokens(compile_unit(MODEL, "m.kyi").generated.code)
     for payload in payloads(marker):
-        text = with_statement_comments(MODEL, payload.replace("}", ")"))
         try:
-            code = compile_unit(text, "m.kyi").generated.code
+            code = compile_unit(add(MODEL, payload.replace("}", ")")), "m.kyi").generated.code
         except kokoyi.KokoyiError:
             continue
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
-        for tok in tokens:
-            if tok.type == tokenize.COMMENT:
-                assert tok.start[0] == tok.end[0]
-        code_lines = {tok.start[0] for tok in tokens if tok.type not in (
-            tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.STRING, tokenize.INDENT,
-            tokenize.DEDENT, tokenize.ENDMARKER)}
-        comment_lines = {tok.start[0] for tok in tokens if tok.type == tokenize.COMMENT}
-        for line in comment_lines:
-            # a comment line of ours starts with `#` (after indentation): nothing before it
-            assert line not in code_lines or not code.splitlines()[line - 1].lstrip().startswith("#")
+        assert code_tokens(code) == plain, f"payload {payload!r}"
 
 
 # ---- \text{...} -----------------------------------------------------------------------------
