@@ -228,30 +228,19 @@ def _table_cache(start: str, strict: bool):
     if strict or os.environ.get("KOKOYI_NO_PARSER_CACHE"):
         return False
     try:
-        from kokoyi.runtime.cache import cache_dir
+        from kokoyi.runtime.cache import cache_dir, trusted
 
         folder = cache_dir()
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         digest = hashlib.sha256(grammar_text().encode()).hexdigest()[:16]
         path = folder / f"lalr-{start}-{digest}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.tables"
-        if not _trusted(os.stat(folder), folder_mode=True):
+        if not trusted(os.stat(folder), folder_mode=True):
             return False
-        if os.path.lexists(path) and not _trusted(os.lstat(path), folder_mode=False):
+        if os.path.lexists(path) and not trusted(os.lstat(path), folder_mode=False):
             return False
     except OSError:
         return False
     return str(path)
-
-
-def _trusted(st: os.stat_result, folder_mode: bool) -> bool:
-    """Whether only this user (or root) can have written the file or folder st describes."""
-    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the user's profile folder is private
-        return True
-    if st.st_uid not in (os.getuid(), 0):
-        return False
-    if folder_mode:
-        return stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IWOTH
-    return stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _private_tables(cache) -> None:

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "kokoyi"
+
+
+def trusted(st: os.stat_result, folder_mode: bool) -> bool:
+    """Whether only this user (or root) can have written the file or folder st describes."""
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the user's profile folder is private
+        return True
+    if st.st_uid not in (os.getuid(), 0):
+        return False
+    if folder_mode:
+        return stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IWOTH
+    return stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _sha256(text: str) -> str:
@@ -124,8 +136,14 @@ def _decode(fields: dict, defined_keys: set):
 
 
 def read_entry(path: Path, header: dict, defined_keys: set):
-    """The cached codegen result at path if every check passes, else None."""
+    """The cached codegen result at path if every check passes, else None.
+
+    The digests in an entry can be computed by anyone, so an entry is used only when this
+    user (or root) alone can have written it and its folder.
+    """
     try:
+        if not (trusted(os.stat(path.parent), folder_mode=True) and trusted(os.lstat(path), folder_mode=False)):
+            return None
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None

@@ -92,6 +92,16 @@ def root(x, n):
     return _float(x) ** (1.0 / n)
 
 
+def power(a, b):
+    """a ** b; integer powers of Python ints too large to compute exactly become floats (inf)."""
+    if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:
+        try:
+            return math.pow(a, b)
+        except OverflowError:
+            return math.inf if a > 0 or b % 2 == 0 else -math.inf
+    return a ** b
+
+
 def matmul(a, b):
     """`@`: integer and float operands are promoted like the other operators."""
     a, b = _t(a), _t(b)

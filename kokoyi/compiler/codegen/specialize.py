@@ -212,8 +212,9 @@ class Specializer:
         self.out.emit(1, f"_dev = kk.device_of({', '.join(tensors)}{',' if len(tensors) == 1 else ''})")
         if batched:
             self.out.emit(1, f"_B = {batched[0]}.shape[0]")
-        for decl in mod.inputs:
-            if decl.annotation is None:
+        for decl in mod.inputs + mod.params:
+            if decl.annotation is None or self.values[id(decl.name.symbol)].kind != "tensor" \
+                    or self.values[id(decl.name.symbol)].python:
                 continue
             v = self.values[id(decl.name.symbol)]
             for axis, dim in enumerate(decl.annotation.dims):
@@ -423,6 +424,8 @@ class Specializer:
 
     def e_Power(self, e):
         (a, b), v = self._broadcast([self.expr(e.base), self.expr(e.exponent)])
+        if v.python:  # Python numbers: kk.power keeps integer towers from running forever
+            return f"kk.power({a}, {b})", v
         return f"({a} ** {b})", v
 
     def e_Frac(self, e):

@@ -111,7 +111,6 @@ class Resolver:
         inputs = tuple(self._decl(d, S.INPUT) for d in mod.inputs)
         params = tuple(self._decl(d, S.PARAM) for d in mod.params)
         body = self._body(mod.body, mod, f"module `{mod.name.key}`")
-        self._check_parameter_dims(dims, inputs, params, body)
         self.pop()
         self._finish_top_level(mod.name, sym)
         sym.extra["dims"] = dims
@@ -127,26 +126,6 @@ class Resolver:
         self._finish_top_level(fn.name, sym)
         sym.extra["dims"] = dims
         return replace(fn, name=A.Ref(fn.name.span, sym, fn.name), args=args, body=body), sym
-
-    def _check_parameter_dims(self, dims, inputs, params, body) -> None:
-        """A dimension named only in parameter annotations has no value yet: the call reads
-        dimensions off the inputs' shapes. Using one in the body is a located error (it used
-        to crash the code generator); merely naming it in an annotation stays allowed."""
-        from_inputs = {id(x.symbol) for d in inputs if d.annotation is not None
-                       for x in d.annotation.dims if isinstance(x, A.Ref)}
-        only_params = {id(sym): sym for sym, _ in dims if id(sym) not in from_inputs}
-        if not only_params:
-            return
-        for stmt in body:
-            for node in A.walk(stmt):
-                if isinstance(node, A.Ref) and id(node.symbol) in only_params:
-                    key = node.symbol.key
-                    owner = next(d.name.symbol.key for d in params if d.annotation is not None and any(
-                        isinstance(x, A.Ref) and x.symbol is node.symbol for x in d.annotation.dims))
-                    raise self.error(KokoyiNameError, node,
-                                     f"dimension `{key}` is declared only by parameter `{owner}`, and "
-                                     f"dimensions are read off the inputs: annotate an input with `{key}` "
-                                     f"too, or use the length `|{owner}|`")
 
     def _dims(self, decls) -> list[tuple[S.Symbol, A.Name]]:
         """Dimension names of annotations become integer names (one symbol per name)."""
