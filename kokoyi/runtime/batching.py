@@ -69,7 +69,7 @@ def check_batch_level(spec, args, batch_level) -> tuple[int, ...]:
             continue
         if not isinstance(arg, torch.Tensor):
             raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` has batch_level "
-                                  f"{level} but is a {type(arg).__name__}, not a tensor")
+                                  f"{level} but is not a tensor ({type(arg).__name__})")
         if arg.dim() < level:
             raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` has batch_level "
                                   f"{level} but only {arg.dim()} axes (shape {tuple(arg.shape)})")
