@@ -485,9 +485,7 @@ def reduce_trailing(x, name: str, rank: int):
     if rank == 0:
         if name in ("reduce_argmax", "reduce_argmin"):
             return torch.zeros_like(_t(x), dtype=torch.long)
-        if name in ("var",):
-            return torch.zeros_like(_float(x))
-        if name in ("std",):
+        if name in ("var", "std"):  # of one number: 0
             return torch.zeros_like(_float(x))
         return _float(x) if name in ("mean", "logsumexp") else _t(x)
     x = _t(x)

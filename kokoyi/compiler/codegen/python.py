@@ -408,4 +408,4 @@ def generate(prog: A.Program, source: Source, global_names: dict[str, str]) -> G
     return PythonGenerator(source, global_names).program(prog)
 
 
-__all__ = ["generate", "GeneratedUnit", "safe_comment", "spell"]
+__all__ = ["generate", "GeneratedUnit", "safe_comment", "is_static"]
