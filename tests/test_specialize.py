@@ -104,6 +104,65 @@ def test_seed_specialised_code_has_no_python_loop():
     assert any("discounted_window" in c for c in codes)
 
 
+STANDARDIZE_SOURCES = {
+    # the seed's spelling: a local alias of \Mean and a one-line std function with \where
+    "seed": r"""
+\Module{Z}{x}
+\mu \gets \Mean \\
+\sigma(v) \gets \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] -\bar{v})**2}}{|v|}} \where \bar{v} \gets \mu(v) \\
+\Return \frac{x - \mu(x)}{\sigma(x)} \\
+\EndModule
+""",
+    # a top-level std function, \Mean called directly, a slash instead of \frac
+    "top-level": r"""
+s(v) \gets \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - m)^2}}{|v|}} \where m \gets \Mean(v) \\
+\Module{Z}{x}
+\Return (x - \Mean(x)) / s(x) \\
+\EndModule
+""",
+    # the std written out in place
+    "inline": r"""
+\Module{Z}{x}
+m \gets \Mean(x) \\
+\Return \frac{x - m}{\sqrt{\frac{\sum_{i=0}^{|x|-1}{(x[i] - m)^2}}{|x|}}} \\
+\EndModule
+""",
+}
+NOT_STANDARDIZE_SOURCES = {
+    # the sample standard deviation (|x| - 1): not the population one
+    "sample std": r"""
+\Module{Z}{x}
+m \gets \Mean(x) \\
+\Return \frac{x - m}{\sqrt{\frac{\sum_{i=0}^{|x|-1}{(x[i] - m)^2}}{|x| - 1}}} \\
+\EndModule
+""",
+    # centred on another vector's mean
+    "other mean": r"""
+\Module{Z}{x, y}
+m \gets \Mean(y) \\
+\Return \frac{x - m}{\sqrt{\frac{\sum_{i=0}^{|x|-1}{(x[i] - \Mean(x))^2}}{|x|}}} \\
+\EndModule
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STANDARDIZE_SOURCES) + sorted(NOT_STANDARDIZE_SOURCES))
+def test_standardising_by_the_population_std_is_one_std_mean(name):
+    source = {**STANDARDIZE_SOURCES, **NOT_STANDARDIZE_SOURCES}[name]
+    kokoyi.compile(source, "z.kyi")
+    forward = kokoyi.symbol["Z"]
+    host = Host(forward, None)
+    g = torch.Generator().manual_seed(7)
+    n_inputs = len(forward.__kokoyi_spec__.inputs)
+    for levels in ([0] * n_inputs, [1] * n_inputs):
+        args = [torch.randn(*([3] if levels[0] else []), 9, generator=g) for _ in range(n_inputs)]
+        assert_close(host(*args, batch_level=levels), per_sample_reference(forward, None, args, levels))
+    codes = [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+    assert len(codes) == 2
+    for code in codes:
+        assert ("kk.standardize(x)" in code) == (name in STANDARDIZE_SOURCES), code
+
+
 def test_recurrence_is_one_loop_batched_over_the_rest():
     case = runner.load_case(CONFORMANCE / "cases" / "recurrence_rnn.py")
     kokoyi.compile(case.SOURCE, "rnn.kyi")

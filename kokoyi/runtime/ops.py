@@ -163,6 +163,12 @@ def std(x):
     return torch.std(_float(x), correction=0)
 
 
+def standardize(x):
+    """(x - mean) / population std along the last axis, from one std_mean (batch-aware code)."""
+    s, m = torch.std_mean(x, -1, correction=0, keepdim=True)
+    return (x - m) / s
+
+
 def logsumexp(x):
     return torch.logsumexp(_float(x).reshape(-1), dim=0)
 
@@ -590,14 +596,23 @@ def expand_batch(x, batch: int):
 
 
 # ---- discounted suffix sums -------------------------------------------------------------------
-def discounted_suffix_sum(r, gamma, axis: int):
-    """G_t = sum_{s >= t} gamma^(s-t) r_s along `axis`, in O(T) work, without overflow.
+# G_t = sum_{s >= t} gamma^(s-t) r_s, computed by whichever exact method is fastest for the
+# size (figures in docs/performance.md, measured on one CPU thread):
+# * short sequences: one product with a cached upper-triangular matrix of powers;
+# * 0 < gamma <= 1: the closed form sum_{s>=t} gamma^s r_s / gamma^t, accumulated from the end,
+#   in r's own precision while gamma^-T stays far inside its range (float32: e^70), then in
+#   float64 (e^600); its relative error is a few units in the last place of that precision;
+# * beyond that, or for other gammas, a chunked scan whose powers never overflow.
+MATRIX_MAX_T = 256  # the matrix product wins up to about here ...
+MATRIX_MAX_VALUES = 4096  # ... when the whole input is small (it is O(T^2) work per sequence)
+CLOSED_FORM_RANGE = {torch.float32: 70.0, torch.float64: 600.0}  # largest (T-1) * -ln(gamma)
 
-    The sequence is cut into chunks; inside a chunk G is a product with an upper-triangular
-    matrix of gamma powers (all exponents >= 0, so nothing overflows), and the chunks are
-    joined by the same recurrence one level up with discount gamma^C.
-    """
-    r = _float(r)
+
+def discounted_suffix_sum(r, gamma, axis: int):
+    """G_t = sum_{s >= t} gamma^(s-t) r_s along `axis`, in O(T) work (short sequences: one
+    small matrix product), without overflow at any length."""
+    if not (isinstance(r, torch.Tensor) and r.is_floating_point()):
+        r = _float(r)
     if not isinstance(gamma, torch.Tensor):
         gamma = float(gamma)
     if axis in (-1, r.dim() - 1):
@@ -605,40 +620,29 @@ def discounted_suffix_sum(r, gamma, axis: int):
     return _suffix_last(r.movedim(axis, -1), gamma).movedim(-1, axis)
 
 
-def _chunk(gamma) -> int:
-    g = float(gamma)
-    if g <= 0 or g >= 1:
-        return 64
-    # Keep gamma^C above ~1e-30 so powers stay normal floats.
-    return int(max(2, min(64, math.floor(69.0 / -math.log(g)))))
-
-
-DIRECT_LIMIT = 1024  # up to this length one triangular matrix product does the whole sum
-# The closed form sum_{s>=t} gamma^s r_s / gamma^t, in float64 and accumulated from the end,
-# has relative error about T * 1e-16 at every t; it is used while gamma^-T stays far inside
-# float64's range (e^600), beyond that the chunked scan takes over.
-CLOSED_FORM_RANGE = 600.0
-
-
-def _powers(T, gamma, device):
-    """(gamma^t, gamma^-t) for t < T in float64, cached."""
-    key = ("powers", T, gamma, device)
-    got = _DISCOUNT_CACHE.get(key)
-    if got is None:
-        t = torch.arange(T, dtype=torch.float64, device=device)
-        got = _DISCOUNT_CACHE[key] = (gamma ** t, gamma ** -t)
-    return got
-
-
 def _suffix_last(r, gamma):
     T = r.shape[-1]
     if T == 0:
         return r
-    if T <= DIRECT_LIMIT and _matrix_is_exact(gamma, T):
+    if T <= MATRIX_MAX_T and r.numel() <= MATRIX_MAX_VALUES and _matrix_is_exact(gamma, T):
+        if r.dim() == 1:
+            return torch.mv(_discount_matrix(T, gamma, r, transposed=True), r)
         return r @ _discount_matrix(T, gamma, r)
-    if not isinstance(gamma, torch.Tensor) and 0 < gamma < 1 and (T - 1) * -math.log(gamma) < CLOSED_FORM_RANGE:
-        up, down = _powers(T, gamma, r.device)
-        return (torch.flip(torch.cumsum(torch.flip(r.double() * up, (-1,)), -1), (-1,)) * down).to(r.dtype)
+    if not isinstance(gamma, torch.Tensor) and 0 < gamma <= 1:
+        exponent = (T - 1) * -math.log(gamma)
+        for dtype in (r.dtype, torch.float64):
+            if exponent < CLOSED_FORM_RANGE.get(dtype, -1.0):
+                up, down = _powers(T, gamma, dtype, r.device)
+                suffix = torch.flip(torch.cumsum(torch.flip(r * up, (-1,)), -1), (-1,))
+                return (suffix * down).to(r.dtype)
+    return _chunked_scan(r, gamma)
+
+
+def _chunked_scan(r, gamma):
+    """The sequence cut into chunks: inside a chunk G is a product with an upper-triangular
+    matrix of powers (all exponents >= 0, so nothing overflows), and the chunks are joined by
+    the same recurrence one level up with discount gamma^C."""
+    T = r.shape[-1]
     C = _chunk(gamma)
     if T <= C:
         return r @ _discount_matrix(T, gamma, r)
@@ -655,6 +659,29 @@ def _suffix_last(r, gamma):
     return out.reshape(r.shape[:-1] + (n * C,))[..., :T]
 
 
+def _gamma_value(gamma) -> float:
+    """gamma as a Python float, to pick a method (a tensor gamma keeps its gradient elsewhere)."""
+    return float(gamma.detach()) if isinstance(gamma, torch.Tensor) else float(gamma)
+
+
+def _chunk(gamma) -> int:
+    g = _gamma_value(gamma)
+    if g <= 0 or g >= 1:
+        return 64
+    # Keep gamma^C above ~1e-30 so powers stay normal floats.
+    return int(max(2, min(64, math.floor(69.0 / -math.log(g)))))
+
+
+def _powers(T, gamma, dtype, device):
+    """(gamma^t, gamma^-t) for t < T, computed in float64, cached in `dtype`."""
+    key = ("powers", T, gamma, dtype, device)
+    got = _DISCOUNT_CACHE.get(key)
+    if got is None:
+        t = torch.arange(T, dtype=torch.float64, device=device)
+        got = _cache_put(key, ((gamma ** t).to(dtype), (gamma ** -t).to(dtype)))
+    return got
+
+
 def _carry_powers(C, gamma, like):
     """gamma^C, gamma^(C-1), ..., gamma^1: the discount from each position to the next chunk."""
     if isinstance(gamma, torch.Tensor):
@@ -662,13 +689,13 @@ def _carry_powers(C, gamma, like):
     key = ("carry", C, gamma, like.dtype, like.device)
     got = _DISCOUNT_CACHE.get(key)
     if got is None:
-        got = _DISCOUNT_CACHE[key] = gamma ** torch.arange(C, 0, -1, dtype=like.dtype, device=like.device)
+        got = _cache_put(key, gamma ** torch.arange(C, 0, -1, dtype=like.dtype, device=like.device))
     return got
 
 
 def _matrix_is_exact(gamma, T) -> bool:
     """A T x T matrix of powers gamma^k (k < T) is fine while the powers stay normal floats."""
-    g = float(gamma)
+    g = _gamma_value(gamma)
     if g == 1:
         return True
     return 0 < g < 1 and (T - 1) * -math.log(g) < 80
@@ -677,16 +704,24 @@ def _matrix_is_exact(gamma, T) -> bool:
 _DISCOUNT_CACHE: dict = {}
 
 
-def _discount_matrix(C, gamma, like):
-    """M[s, t] = gamma^(s-t) for s >= t, else 0, so that (r @ M)[t] = sum_{s>=t} gamma^(s-t) r[s]."""
+def _cache_put(key, value):
+    if len(_DISCOUNT_CACHE) > 64:
+        _DISCOUNT_CACHE.clear()
+    _DISCOUNT_CACHE[key] = value
+    return value
+
+
+def _discount_matrix(C, gamma, like, transposed: bool = False):
+    """M[s, t] = gamma^(s-t) for s >= t, else 0, so that (r @ M)[t] = sum_{s>=t} gamma^(s-t) r[s]
+    (transposed: M.T, contiguous, for torch.mv)."""
     if isinstance(gamma, torch.Tensor):
-        return _build_discount(C, gamma, like)
-    key = (C, float(gamma), like.dtype, like.device)
+        m = _build_discount(C, gamma, like)
+        return m.t() if transposed else m
+    key = (C, float(gamma), like.dtype, like.device, transposed)
     m = _DISCOUNT_CACHE.get(key)
     if m is None:
-        if len(_DISCOUNT_CACHE) > 64:
-            _DISCOUNT_CACHE.clear()
-        m = _DISCOUNT_CACHE[key] = _build_discount(C, gamma, like)
+        m = _build_discount(C, gamma, like)
+        m = _cache_put(key, m.t().contiguous() if transposed else m)
     return m
 
 
@@ -701,6 +736,8 @@ def discounted_window(r, gamma, axis, lo, hi, last, offset, where_):
     """G_t = sum_{s=t}^{S} gamma^(s-t) r[s] for t = lo..hi, with S = last + offset."""
     S = int(last) + int(offset)
     size = r.shape[axis]
+    if lo == 0 and hi == S == size - 1:  # the whole sequence: the common case
+        return discounted_suffix_sum(r, gamma, axis)
     if S >= size:
         raise _where_error(where_, f"index {S} out of range for an axis of length {size}")
     if lo < 0 and hi >= lo:

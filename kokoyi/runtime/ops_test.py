@@ -206,3 +206,82 @@ def test_earlier_reads_only_existing_elements():
         kk.earlier(elements, -1, "r.kyi:4:2")
     with pytest.raises(KokoyiRuntimeError):
         kk.earlier(elements, 2, "r.kyi:4:2")
+
+
+# ---- discounted suffix sums ------------------------------------------------------------------
+def suffix_reference(r: torch.Tensor, gamma: float) -> torch.Tensor:
+    """G_t = r_t + gamma G_{t+1} along the last axis, in float64, one step at a time."""
+    r64 = r.double()
+    out = torch.zeros_like(r64)
+    running = torch.zeros(r64.shape[:-1], dtype=torch.float64)
+    for t in range(r64.shape[-1] - 1, -1, -1):
+        running = r64[..., t] + gamma * running
+        out[..., t] = running
+    return out
+
+
+@pytest.mark.parametrize("shape, gamma", [
+    ((1,), 0.99), ((5,), 0.5), ((200,), 0.99),  # one small matrix product (torch.mv)
+    ((16, 200), 0.99),  # small batch: matrix product
+    ((64, 200), 0.99), ((2000,), 0.99),  # closed form in float32
+    ((9000,), 0.99),  # past float32's range (8 800 steps overflow gamma^-t): closed form in float64
+    ((2, 70000), 0.99),  # past e^600: chunked scan
+    ((300,), 1.0), ((3, 300), 0.0), ((300,), -0.5), ((40,), 1.01),  # other gammas
+])
+def test_discounted_suffix_sum_matches_the_recurrence_in_every_regime(shape, gamma):
+    r = torch.randn(shape, generator=torch.Generator().manual_seed(len(shape) * 1000 + shape[-1]))
+    got = kk.discounted_suffix_sum(r, gamma, -1)
+    want = suffix_reference(r, gamma)
+    assert got.dtype == torch.float32 and got.shape == r.shape and torch.isfinite(got).all()
+    scale = want.abs().max().clamp(min=1.0)
+    assert ((got.double() - want).abs().max() / scale) < 2e-6
+
+
+def test_discounted_suffix_sum_keeps_float64_exact():
+    r = torch.rand(3000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got = kk.discounted_suffix_sum(r, 0.999, 0)
+    assert got.dtype == torch.float64
+    assert ((got - suffix_reference(r, 0.999)).abs() / suffix_reference(r, 0.999)).max() < 1e-12
+
+
+def test_discounted_suffix_sum_along_an_inner_axis_and_of_integers():
+    r = torch.randint(0, 5, (7, 3))
+    got = kk.discounted_suffix_sum(r, 0.9, 0)
+    assert got.is_floating_point()
+    assert close(got, suffix_reference(r.t().float(), 0.9).t(), 1e-5)
+
+
+def test_discounted_suffix_sum_passes_gradients_to_rewards_and_gamma():
+    r = torch.rand(2, 50, dtype=torch.float64, requires_grad=True)
+    gamma = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    got = kk.discounted_suffix_sum(r, gamma, 1)
+    running, want = torch.zeros(2, dtype=torch.float64), []
+    for t in range(49, -1, -1):
+        running = r[:, t] + gamma * running
+        want.append(running)
+    want = torch.stack(want[::-1], 1)
+    assert close(got, want, 1e-10)
+    g1 = torch.autograd.grad((got * got).sum(), [r, gamma])
+    g2 = torch.autograd.grad((want * want).sum(), [r, gamma])
+    assert all(close(a, b, 1e-8) for a, b in zip(g1, g2))
+
+
+def test_discounted_window_parts_of_the_sequence():
+    r = torch.rand(10, generator=torch.Generator().manual_seed(3))
+    full = suffix_reference(r, 0.9)
+    # t = 2..5 of sums that stop at s = 7
+    assert close(kk.discounted_window(r, 0.9, 0, 2, 5, 7, 0, "w"), suffix_reference(r[:8], 0.9)[2:6])
+    # t runs past the last element: those sums are empty, zero
+    assert close(kk.discounted_window(r, 0.9, 0, 8, 11, 9, 0, "w"), torch.cat([full[8:], torch.zeros(2)]))
+    # the last index is before the first: all empty
+    assert close(kk.discounted_window(r, 0.9, 0, 0, 2, 0, -1, "w"), torch.zeros(3))
+    with pytest.raises(KokoyiRuntimeError, match="w: index 10 out of range"):
+        kk.discounted_window(r, 0.9, 0, 0, 9, 10, 0, "w")
+    with pytest.raises(KokoyiRuntimeError, match="starts before the first element"):
+        kk.discounted_window(r, 0.9, 0, -1, 9, 9, 0, "w")
+
+
+def test_standardize_is_mean_and_population_std():
+    x = torch.randn(4, 30, generator=torch.Generator().manual_seed(5))
+    want = (x - x.mean(-1, keepdim=True)) / x.std(-1, correction=0, keepdim=True)
+    assert close(kk.standardize(x), want, 1e-6)

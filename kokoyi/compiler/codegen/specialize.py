@@ -11,7 +11,8 @@ works on the whole batch at once instead of one sample at a time:
 * indexing by a loop variable becomes `narrow` when it walks the whole axis, otherwise a
   gather (`kk.take`), clamped where a `cases` row may not apply;
 * discounted suffix sums (`\\sum_{i=0}^{T-1-t} \\gamma^i r[t+i]` and friends) become an O(T)
-  chunked scan (kk.discounted_suffix_sum);
+  scan (kk.discounted_window); a population standard deviation becomes one `std`, and
+  standardising by it, `(x - mean(x)) / std(x)`, one `std_mean` (kk.standardize);
 * recurrences stay one loop over the sequence axis, batched over everything else.
 
 Anything it cannot express raises Unsupported; the runtime then maps the per-sample code
@@ -146,10 +147,22 @@ class Specializer:
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
         self.defs: dict[int, object] = {}  # symbol id -> the expression it was defined as
+        self.functions: dict[int, A.Definition] = {}  # symbol id -> a function definition
+        self._note_definitions(module)
         self.index_sites: list = []  # [source line, spelling, file:line:col, leading axes]
         self.indent = 1
 
     # ---- helpers ----
+    def _note_definitions(self, node) -> None:
+        """Record every definition under node, so that pattern matchers can look through names
+        (a `\\where` binding, a local function) before their code is generated."""
+        for n in A.walk(node):
+            if isinstance(n, A.Definition):
+                if n.params is None:
+                    self.defs[id(n.target.symbol)] = n.value
+                else:
+                    self.functions[id(n.target.symbol)] = n
+
     def unsupported(self, what: str, node: A.Node | None = None) -> Unsupported:
         return Unsupported(what, node, self.source)
 
@@ -404,6 +417,10 @@ class Specializer:
         return codes, Value(rank=rank, batched=batched, depth=depth, integer=all(v.integer for v in vals))
 
     def e_Binary(self, e):
+        if e.op == "/":
+            z = self._standardized(e.left, e.right)
+            if z is not None:
+                return z
         left, right = self.expr(e.left), self.expr(e.right)
         if e.op == "@":
             return self.matmul(e, left, right)
@@ -429,6 +446,9 @@ class Specializer:
         return f"({a} ** {b})", v
 
     def e_Frac(self, e):
+        z = self._standardized(e.numerator, e.denominator)
+        if z is not None:
+            return z
         (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)])
         return f"({a} / {b})", replace(v, integer=False)
 
@@ -939,6 +959,56 @@ class Specializer:
     # ---- recognised forms ----
     def _population_std(self, e: A.Sqrt):
         """`\\sqrt{\\frac{\\sum_{i=0}^{|x|-1} (x[i] - m)^2}{|x|}}` with m the mean of x: one std."""
+        x = self._population_std_of(e)
+        if x is None:
+            return None
+        code, v = self.expr(x)
+        if v.python or v.kind != "tensor" or v.rank != 1 or v.integer:
+            return None
+        return f"{code}.std(-1, correction=0)", replace(v, rank=0)
+
+    def _standardized(self, num, den):
+        """`(x - mean(x)) / std(x)` with std a population standard deviation (written out, or a
+        function whose body is one): kk.standardize, one std_mean instead of a mean and a std."""
+        num = A.strip(num)
+        if not (isinstance(num, A.Binary) and num.op == "-"):
+            return None
+        x = A.strip(num.left)
+        if not (isinstance(x, A.Ref) and self._is_mean_of(num.right, x) and self._is_population_std(den, x)):
+            return None
+        code, v = self.expr(x)
+        if v.python or v.kind != "tensor" or v.rank != 1 or v.integer:
+            return None
+        return f"kk.standardize({code})", v
+
+    def _is_population_std(self, d, x) -> bool:
+        d = A.strip(d)
+        if isinstance(d, A.Sqrt):
+            return _same_ref(self._population_std_of(d), x)
+        if not (isinstance(d, A.Call) and len(d.args) == 1 and _same_ref(d.args[0], x)):
+            return False
+        f = self._function(A.strip(d.func))
+        if f is None or len(f.params) != 1 or not isinstance(A.strip(f.value), A.Sqrt):
+            return False
+        std_of = self._population_std_of(A.strip(f.value))
+        return std_of is not None and std_of.symbol is f.params[0].symbol
+
+    def _function(self, f) -> A.Definition | None:
+        """The one-line function definition a name refers to (local or top-level), if it is one."""
+        if not isinstance(f, A.Ref):
+            return None
+        if id(f.symbol) in self.functions:
+            return self.functions[id(f.symbol)]
+        info = self.globals_info.get(f.symbol.key)
+        current = (info[2] if info else None) or f.symbol
+        item = current.extra.get("item") if current.kind == S.FUNCTION else None
+        if not (isinstance(item, A.Definition) and item.params is not None):
+            return None
+        self._note_definitions(item)
+        return item
+
+    def _population_std_of(self, e: A.Sqrt):
+        """The Ref x if e is the population standard deviation of x written out, else None."""
         if e.degree is not None:
             return None
         frac = A.strip(e.radicand)
@@ -970,10 +1040,7 @@ class Specializer:
             return None
         if not self._is_mean_of(diff.right, x):
             return None
-        code, v = self.expr(x)
-        if v.python or v.kind != "tensor" or v.rank != 1 or v.integer:
-            return None
-        return f"{code}.std(-1, correction=0)", replace(v, rank=0)
+        return x
 
     def _is_mean_of(self, m, x) -> bool:
         m = A.strip(m)
