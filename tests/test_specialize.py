@@ -163,6 +163,29 @@ def test_standardising_by_the_population_std_is_one_std_mean(name):
         assert ("kk.standardize(x)" in code) == (name in STANDARDIZE_SOURCES), code
 
 
+def test_linear_layers_are_called_without_module_overhead_but_hooks_still_run():
+    kokoyi.compile(r"""
+\Module{\pi}{s; Linears}
+\Return \Softmax(Linears[1](\ReLU(Linears[0](s)))) \\
+\EndModule
+""", "pi.kyi")
+    layers = torch.nn.ModuleList([torch.nn.Linear(4, 8), torch.nn.Linear(8, 2)])
+    pi = Host(kokoyi.symbol[r"\pi"], layers)
+    s = torch.randn(4)
+    want = torch.softmax(layers[1](torch.relu(layers[0](s))), -1)
+    assert torch.allclose(pi(s), want)
+    (code,) = [e[2] for e in kokoyi.symbol[r"\pi"].__kokoyi_specializations__.cache.values()]
+    assert code.count("kk.linear_layer(") == 2, code
+    calls = []
+    handle = layers[0].register_forward_hook(lambda m, inp, out: calls.append(1))
+    try:
+        pi(s)
+        pi(torch.randn(3, 4), batch_level=[1])
+    finally:
+        handle.remove()
+    assert calls == [1, 1]
+
+
 def test_recurrence_is_one_loop_batched_over_the_rest():
     case = runner.load_case(CONFORMANCE / "cases" / "recurrence_rnn.py")
     kokoyi.compile(case.SOURCE, "rnn.kyi")

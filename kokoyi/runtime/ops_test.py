@@ -285,3 +285,43 @@ def test_standardize_is_mean_and_population_std():
     x = torch.randn(4, 30, generator=torch.Generator().manual_seed(5))
     want = (x - x.mean(-1, keepdim=True)) / x.std(-1, correction=0, keepdim=True)
     assert close(kk.standardize(x), want, 1e-6)
+
+
+# ---- layers ------------------------------------------------------------------------------------
+def test_linear_layer_is_the_layer_and_keeps_gradients():
+    layer = torch.nn.Linear(3, 2)
+    x = torch.randn(5, 3, requires_grad=True)
+    got = kk.linear_layer(layer, x)
+    assert torch.equal(got, layer(x))
+    got.sum().backward()
+    assert layer.weight.grad is not None and x.grad is not None
+    no_bias = torch.nn.Linear(3, 2, bias=False)
+    assert torch.equal(kk.linear_layer(no_bias, x), no_bias(x))
+
+
+def test_linear_layer_respects_hooks_subclasses_and_parametrizations():
+    x = torch.randn(3)
+    layer = torch.nn.Linear(3, 2)
+    seen = []
+    handle = layer.register_forward_hook(lambda m, inp, out: seen.append(out.shape) or out * 0)
+    assert torch.equal(kk.linear_layer(layer, x), torch.zeros(2)) and seen == [torch.Size([2])]
+    handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, inp: (inp[0] * 0,))
+    try:
+        assert torch.equal(kk.linear_layer(layer, x), layer.bias)
+    finally:
+        handle.remove()
+
+    class Doubled(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    doubled = Doubled(3, 2)
+    assert torch.equal(kk.linear_layer(doubled, x), 2 * torch.nn.functional.linear(x, doubled.weight, doubled.bias))
+    normed = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(3, 2))
+    assert torch.allclose(kk.linear_layer(normed, x), normed(x))
+    from torch.nn.utils import prune
+
+    pruned = prune.l1_unstructured(torch.nn.Linear(3, 2), "weight", amount=0.5)
+    assert torch.equal(kk.linear_layer(pruned, x), pruned(x))
+    assert torch.equal(kk.linear_layer(pruned, x), torch.nn.functional.linear(x, pruned.weight, pruned.bias))

@@ -677,7 +677,10 @@ class Specializer:
             if len(parts) != 1:
                 raise self.unsupported("a layer called with several arguments", e)
             code, v = parts[0]
-            return f"{func}({code})", replace(v, rank=v.rank + self._layer_rank(desc, v, e), integer=False)
+            out = replace(v, rank=v.rank + self._layer_rank(desc, v, e), integer=False)
+            if desc == ("layer", "Linear"):
+                return f"kk.linear_layer({func}, {code})", out
+            return f"{func}({code})", out
         if kind == "kokoyi":
             vals = [v for _, v in parts]
             lead = max((v.lead for v in vals if not v.python), default=0)
