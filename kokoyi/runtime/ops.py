@@ -567,6 +567,10 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     Python (negative ones count from the end); out of range is an error located at
     where_, unless clamp (inside a cases row that may not apply), where it is clamped.
     """
+    if len(items) == 1 and lead and isinstance(items[0], torch.Tensor) and items[0].shape == x.shape[:lead]:
+        picked = _take_along(x, lead, items[0], clamp)
+        if picked is not None:
+            return picked
     tensors = [t for t in items if isinstance(t, torch.Tensor)]
     lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
     extra = max(t.dim() - lead for t in tensors)
@@ -589,6 +593,29 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     # torch checks the range; the module wrapper turns its IndexError into a located
     # message naming the value (kokoyi.runtime.module.explain).
     return x[tuple(index)]
+
+
+def _take_along(x, lead: int, index, clamp: bool):
+    """x[b..., index[b...], ...] as one gather (the common `Q(s)[a]` on a batch): several times
+    cheaper than advanced indexing, backward included. None when an index is negative or
+    out of range on the CPU, so that take's general path gives Python's meaning or the
+    located error."""
+    index = index.long()
+    size = x.shape[lead]
+    if clamp:
+        index = index.clamp(-size, size - 1)
+    if not x.is_cpu:  # a device kernel cannot report a bad index: wrap negatives first
+        index = torch.where(index < 0, index + size, index)
+    index = index.unsqueeze(lead)  # (unsqueeze: its backward is cheaper than view's)
+    if x.dim() > lead + 1:
+        rest = x.shape[lead + 1:]
+        for _ in rest:
+            index = index.unsqueeze(-1)
+        index = index.expand(index.shape[:lead + 1] + rest)
+    try:
+        return x.gather(lead, index).squeeze(lead)
+    except RuntimeError:
+        return None
 
 
 def expand_batch(x, batch: int):

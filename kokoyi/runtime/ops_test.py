@@ -325,3 +325,32 @@ def test_linear_layer_respects_hooks_subclasses_and_parametrizations():
     pruned = prune.l1_unstructured(torch.nn.Linear(3, 2), "weight", amount=0.5)
     assert torch.equal(kk.linear_layer(pruned, x), pruned(x))
     assert torch.equal(kk.linear_layer(pruned, x), torch.nn.functional.linear(x, pruned.weight, pruned.bias))
+
+
+# ---- take: per-sample indexing with index tensors ------------------------------------------------
+def take_reference(x, index):
+    return torch.stack([x[b][int(index[b])] for b in range(x.shape[0])])
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (6, 3, 4), (6, 3, 2, 2)])
+def test_take_one_index_per_sample_is_a_gather_with_python_meaning(shape):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 2, -1, -3, 1, 2])
+    got = kk.take(x, 1, (index,), False, "w")
+    want = take_reference(x, index)
+    assert torch.equal(got, want)
+    g1, = torch.autograd.grad((got * got).sum(), x)
+    g2, = torch.autograd.grad((want * want).sum(), x)
+    assert torch.equal(g1, g2)
+    # integer indices of another dtype, and clamping inside a cases row
+    assert torch.equal(kk.take(x, 1, (index.int(),), False, "w"), want)
+    wild = torch.tensor([0, 9, -9, 1, 1, 1])
+    assert torch.equal(kk.take(x, 1, (wild,), True, "w"), take_reference(x, wild.clamp(-3, 2)))
+
+
+def test_take_out_of_range_is_an_index_error_naming_the_value():
+    x = torch.randn(4, 3)
+    with pytest.raises(IndexError, match="index 5 is out of bounds"):
+        kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), False, "w")
+    with pytest.raises(IndexError, match="index -4 is out of bounds"):
+        kk.take(x, 1, (torch.tensor([0, -4, 1, 1]),), False, "w")

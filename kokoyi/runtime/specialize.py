@@ -14,9 +14,15 @@ import warnings
 
 import torch
 
-from kokoyi.compiler.codegen.specialize import Specializer, Unsupported, describe
-
 FALLBACK = object()
+
+
+def _codegen():
+    """The specialiser, imported on the first call of a module (not by `import kokoyi` and
+    compiling: that keeps the fresh-interpreter start short)."""
+    from kokoyi.compiler.codegen import specialize
+
+    return specialize
 
 
 class KokoyiVmapFallback(UserWarning):
@@ -72,6 +78,7 @@ class Specializations:
     def param_descs(self, params) -> tuple:
         key = tuple(id(p) for p in params)
         if key != self._params_key:
+            describe = _codegen().describe
             self._params_desc = tuple(describe(p) for p in params)
             self._params_key = key
         return self._params_desc
@@ -137,13 +144,14 @@ class Specializations:
         def callee_outputs(desc, values):
             return _callee_outputs(desc, values, params)
 
+        codegen = _codegen()
         globals_info = self.globals_info()
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         try:
-            gen = Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs)
+            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs)
             code, line_map, outputs = gen.generate(name)
-        except Unsupported as err:
+        except codegen.Unsupported as err:
             warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
                           f"because the compiler cannot vectorise {err}", KokoyiVmapFallback, stacklevel=4)
             return FALLBACK
