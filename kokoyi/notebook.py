@@ -9,9 +9,10 @@ whose first line is `%kokoyi` (a LaTeX comment, so the cell stays valid Kokoyi) 
 3. prints, for each module the cell defines, the torch.nn.Module skeleton of kokoyi.template.
 
 Options go on the magic line: `--no-render`, `--no-template`, `--show-python` (and their
-opposites `--render`, `--template`, `--no-show-python`), `--filename NAME`. Kokoyi errors
-print as the located message (file:line:col, the source line, a caret) on stderr, with no
-traceback; the cell's line numbers are the ones the error gives.
+opposites `--render`, `--template`, `--no-show-python`), `--filename NAME`. A Kokoyi error
+fails the cell (so "Run all" stops there, as at any failing cell) and shows as the located
+message alone (file:line:col, the source line, a caret), with no Python traceback; the
+cell's line numbers are the ones the error gives.
 
 A cell's first line is the magic line in both forms, so the compiled text is `%kokoyi`
 followed by the cell body: line numbers in messages are the cell's own.
@@ -84,8 +85,10 @@ def run_cell(line: str, cell: str, shell=None) -> None:
     try:
         unit = kokoyi.compile(source, filename=filename)
     except KokoyiError as err:
-        print(str(err), file=sys.stderr)
-        return
+        # IPython shows what _render_traceback_ returns instead of a traceback, and still
+        # marks the cell as failed.
+        err._render_traceback_ = lambda lines=str(err).splitlines(): lines
+        raise err from None
     if options.show_python:
         print(unit.python_source)
     if options.template:

@@ -99,7 +99,8 @@ def executed_notebook(tmp_path_factory):
     env_patch = pytest.MonkeyPatch()
     env_patch.setenv("KOKOYI_CACHE_DIR", str(folder / "cache"))
     try:
-        client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+        # allow_errors: the error cell fails (as it should) and the later cells still run
+        client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
                                          resources={"metadata": {"path": str(folder)}})
         client.execute()
     finally:
@@ -138,15 +139,31 @@ def test_cell_magic_renders_shows_python_and_prints_the_template(executed_notebo
     assert not _outputs(cell, "error") and not _text(cell, "stderr")
 
 
-def test_error_cell_shows_the_located_message_not_a_traceback(executed_notebook):
+def test_error_cell_fails_and_shows_the_located_message_not_a_traceback(executed_notebook):
     cell = executed_notebook.cells[3]
-    assert not _outputs(cell, "error")
-    err = _text(cell, "stderr")
-    assert re.search(r"<cell-\d+>:3:15: undefined name `\\psi`", err), err
-    assert "   3 |   \\Return x + \\psi \\\\" in err
-    assert "     |               ^^^^" in err
-    assert "Traceback" not in err and "KokoyiNameError" not in err
+    (error,) = _outputs(cell, "error")  # the cell failed: "Run all" stops here
+    assert error.ename == "KokoyiNameError"
+    shown = "\n".join(error.traceback)
+    assert re.search(r"<cell-\d+>:3:15: undefined name `\\psi`", shown), shown
+    assert "   3 |   \\Return x + \\psi \\\\" in shown
+    assert "     |               ^^^^" in shown
+    assert "Traceback" not in shown and "File " not in shown and "kokoyi/" not in shown
     assert "class Broken" not in _text(cell, "stdout")
+
+
+def test_run_all_stops_at_a_failing_cell(tmp_path):
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no python3 Jupyter kernel spec")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import kokoyi"), nbformat.v4.new_code_cell(ERROR_CELL),
+                nbformat.v4.new_code_cell("print('ran on')")]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="undefined name"):
+        client.execute()
+    assert "ran on" not in _text(nb.cells[2], "stdout")
 
 
 def test_options_on_the_first_line(executed_notebook):
@@ -197,6 +214,8 @@ def test_run_cell_without_a_kernel(capsys):
     out = capsys.readouterr()
     assert "class Pi(torch.nn.Module):" in out.out and out.err == ""
     assert r"\pi" in kokoyi.symbol
-    run_cell("--no-render", "y \\gets (1 \\\\\n")
-    err = capsys.readouterr().err
-    assert err.startswith("<cell>:2:") and "^" in err
+    with pytest.raises(kokoyi.KokoyiSyntaxError) as failed:
+        run_cell("--no-render", "y \\gets (1 \\\\\n")
+    shown = failed.value._render_traceback_()  # what IPython shows instead of a traceback
+    assert shown == str(failed.value).splitlines()
+    assert shown[0].startswith("<cell>:2:") and "^" in shown[-1]

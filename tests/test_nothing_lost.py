@@ -233,6 +233,7 @@ def test_failed_notebook_cell_keeps_earlier_definitions(shell, capsys, kind):
     before = dict(kokoyi.symbol)
 
     result, printed = run(shell, "%%kokoyi --no-render --no-template\n" + FAILING[kind], capsys)
+    assert not result.success and isinstance(result.error_in_exec, kokoyi.KokoyiError)  # the cell failed
     assert re.search(r"<cell-\d+>:\d+", printed), printed  # the located message, printed
     assert "Traceback" not in printed
     assert dict(kokoyi.symbol) == before
