@@ -285,7 +285,12 @@ def test_notebook_page_runs_in_ipython():
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     checker = doctest.OutputChecker()
     for i, (cell, result) in enumerate(zip(cells, results)):
-        assert not result["error"], f"{cell.where}: the cell raised {result['error']}\n{result['output']}"
+        if "error" in cell.classes:  # the cell fails, with the error the page names
+            raises = cell.attrs.get("raises", "KokoyiError")
+            assert result["error"].startswith(raises + "("), f"{cell.where}: expected {raises}, got {result['error']!r}"
+            assert "Traceback" not in result["output"], f"{cell.where}: a traceback was shown\n{result['output']}"
+        else:
+            assert not result["error"], f"{cell.where}: the cell raised {result['error']}\n{result['output']}"
         if cell.lang == "latex":
             first = cell.body.splitlines()[0]
             renders = "--no-render" not in first
