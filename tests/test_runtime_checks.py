@@ -322,3 +322,28 @@ def test_errors_from_torch_inside_compiled_code_name_the_line_and_module(unit):
         host(*good_inputs())
     text = str(info.value)
     assert f"{FILE}:2" in text and "module `Net`" in text and "mat1 and mat2" in text
+
+
+def test_annotated_parameters_are_checked_against_the_inputs():
+    kokoyi.compile(r"""\Module{Affine}{x \in \mathbb{R}^{d}; W \in \mathbb{R}^{h \times d}, b \in \mathbb{R}^{h}, n \in \mathbb{Z}}
+  \Return W @ x + b * n \\
+\EndModule
+""", filename="affine.kyi")
+    W, b = torch.randn(2, 3), torch.randn(2)
+    host = Host("Affine", (W, b, 2))
+    x = torch.randn(3)
+    assert torch.allclose(host(x), W @ x + 2 * b)
+    X = torch.randn(5, 3)
+    assert torch.allclose(host(X, batch_level=[1]), X @ W.T + 2 * b)
+    cases = [
+        ((torch.randn(2, 4), b, 2), ["affine.kyi:1", "module `Affine`", "dimension `d`", "input `x` has d = 3",
+                                     "parameter `W` has d = 4"]),
+        ((W, torch.randn(3), 2), ["dimension `h`", "parameter `W` has h = 2", "parameter `b` has h = 3"]),
+        ((W.reshape(6), b, 2), ["parameter `W`", "2 per-sample axes", "(6,)"]),
+        ((W, b, 2.5), ["parameter `n`", r"\mathbb{Z}", "floating-point"]),
+    ]
+    for params, pieces in cases:
+        with pytest.raises(kokoyi.KokoyiTypeError) as info:
+            Host("Affine", params)(x)
+        for piece in pieces:
+            assert piece in str(info.value), (piece, str(info.value))

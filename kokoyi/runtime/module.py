@@ -34,6 +34,7 @@ class ModuleSpec:
     param_hints: tuple[str, ...]
     signature: str
     where: str  # file:line:col of the \Module
+    param_specs: tuple[InputSpec, ...] = ()  # annotations of the parameters (empty: none annotated)
 
     def describe(self) -> str:
         inputs = ", ".join(i.key for i in self.inputs)
@@ -41,16 +42,16 @@ class ModuleSpec:
         return f"\\Module{{{self.name}}}{{{inputs}{'; ' + params if self.params else ''}}}"
 
 
-def module(per_sample, *, name, inputs, params, param_hints, signature, where, source=None):
+def module(per_sample, *, name, inputs, params, param_hints, signature, where, source=None, param_specs=()):
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
-                      signature, where)
+                      signature, where, tuple(InputSpec(*i) for i in param_specs))
     specializations = Specializations(re.sub(r"_+per_sample$", "", per_sample.__name__))
     if source is not None:
         # Until kokoyi.symbol attaches the resolved module, the embedded source can supply it.
         specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
 
-    annotated = any(i.dims is not None for i in spec.inputs)
+    annotated = any(i.dims is not None for i in spec.inputs + spec.param_specs)
     n_inputs, n_params = len(spec.inputs), len(spec.params)
     zeros = (0,) * n_inputs
 
@@ -76,7 +77,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
             elif not any(levels):
                 levels = zeros
         if annotated:
-            check_annotations(spec, args, levels)
+            check_annotations(spec, args, levels, params)
         try:
             entry = specializations.lookup(args, levels, params)
             if entry is not FALLBACK:
@@ -154,10 +155,13 @@ def read_parameters(owner, spec: ModuleSpec) -> tuple:
     return tuple(value)
 
 
-def check_annotations(spec: ModuleSpec, args, levels) -> None:
-    """Annotated ranks, integer types and shared dimension sizes, per sample."""
+def check_annotations(spec: ModuleSpec, args, levels, params=()) -> None:
+    """Annotated ranks, integer types and shared dimension sizes, per sample, of the inputs
+    and then of the parameters (which are never batched)."""
     sizes: dict[str, tuple[int, str]] = {}
-    for arg, level, inp in zip(args, levels, spec.inputs):
+    checked = [(arg, level, inp, "input") for arg, level, inp in zip(args, levels, spec.inputs)]
+    checked += [(p, 0, inp, "parameter") for p, inp in zip(params, spec.param_specs)]
+    for arg, level, inp, role in checked:
         if inp.dims is None:
             continue
         if isinstance(arg, torch.Tensor):
@@ -168,23 +172,23 @@ def check_annotations(spec: ModuleSpec, args, levels) -> None:
         else:
             continue
         if len(shape) != len(inp.dims):
-            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` is annotated with "
+            raise KokoyiTypeError(f"{spec.where}: {role} `{inp.key}` of module `{spec.name}` is annotated with "
                                   f"{len(inp.dims)} per-sample axes but has shape {shape} per sample")
         if inp.field in ("Z", "N") and not integer:
-            raise KokoyiTypeError(f"{spec.where}: input `{inp.key}` of module `{spec.name}` is "
+            raise KokoyiTypeError(f"{spec.where}: {role} `{inp.key}` of module `{spec.name}` is "
                                   f"\\mathbb{{{inp.field}}} but got a floating-point value")
         for axis, (dim, size) in enumerate(zip(inp.dims, shape)):
             if isinstance(dim, int):
                 if dim != size:
-                    raise KokoyiTypeError(f"{spec.where}: axis {axis} of input `{inp.key}` of module "
+                    raise KokoyiTypeError(f"{spec.where}: axis {axis} of {role} `{inp.key}` of module "
                                           f"`{spec.name}` must have size {dim}, got {size}")
                 continue
             if dim in sizes and sizes[dim][0] != size:
                 first_size, first_input = sizes[dim]
                 raise KokoyiTypeError(f"{spec.where}: dimension `{dim}` of module `{spec.name}` disagrees: "
-                                      f"input `{first_input}` has {dim} = {first_size} but input `{inp.key}` "
+                                      f"{first_input} has {dim} = {first_size} but {role} `{inp.key}` "
                                       f"has {dim} = {size}")
-            sizes.setdefault(dim, (size, inp.key))
+            sizes.setdefault(dim, (size, f"{role} `{inp.key}`"))
 
 
 # ---- generated code -> source positions ----------------------------------------------------

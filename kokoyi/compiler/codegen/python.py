@@ -159,6 +159,9 @@ class PythonGenerator:
         self.out.emit(1, f"params=({params}{',' if len(mod.params) == 1 else ''}),")
         self.out.emit(1, f"param_hints=({', '.join(repr(self.names[id(d.name.symbol)]) for d in mod.params)}"
                          f"{',' if len(mod.params) == 1 else ''}),")
+        if any(d.annotation is not None for d in mod.params):
+            specs = ", ".join(self.input_spec(d) for d in mod.params)
+            self.out.emit(1, f"param_specs=({specs}{',' if len(mod.params) == 1 else ''}),")
         self.out.emit(1, f"signature={safe_header(header)!r},")
         self.out.emit(1, f"where={self.where(mod)},")
         self.out.emit(1, "source=(KOKOYI_SOURCE, KOKOYI_FILENAME),")
