@@ -302,3 +302,67 @@ def test_generated_programs_batch_like_stacked_samples(program, levels, n):
         got = host(*args, batch_level=levels)
     want = per_sample_reference(forward, (), args, levels)
     assert_close(got, want)
+
+
+# ---- regressions found by writing the example models ---------------------------------------------
+REGRESSIONS = {
+    # a function called inside a recurrence (its definition was emitted only while the
+    # recurrence's layout was being worked out)
+    "function in a recurrence": (r"""
+f(v) \gets 2 * v \\
+\Module{M}{x}
+  h \gets \{ \begin{cases} x[0] & t = 0 \\ f(h[t-1]) & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  \Return h \\
+\EndModule
+""", lambda g: [torch.randn(3, 5, generator=g)]),
+    # a recurrence whose base case does not depend on the batched input
+    "unbatched base case": (r"""
+\Module{M}{x}
+  U \gets \{ \begin{cases} \{ 0 \}_{s=0}^{|x|-1} & t = 0 \\ \{ U[t-1][s] + x[s] \}_{s=0}^{|x|-1} & \text{otherwise} \end{cases} \}_{t=0}^{2} \\
+  \Return U \\
+\EndModule
+""", lambda g: [torch.randn(3, 4, generator=g)]),
+    "number base case": (r"""
+\Module{M}{x}
+  U \gets \{ \begin{cases} U[t-1] * 2 + x[t] & t > 0 \\ 0 & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  \Return U \\
+\EndModule
+""", lambda g: [torch.randn(3, 4, generator=g)]),
+    # bounds that are not integers: the index runs over the integers between them
+    "float bounds": (r"""
+\Module{M}{h}
+  \Return \{ h[c, 2i] \}_{c=0, i=0}^{|h|-1, |h[0]|/2-1} + \sum_{j=1/2}^{|h|/2} h[0, j] \\
+\EndModule
+""", lambda g: [torch.randn(3, 4, 7, generator=g)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regressions_batch_like_stacked_samples(name):
+    source, make_inputs = REGRESSIONS[name]
+    kokoyi.compile(source, "regression.kyi")
+    forward = kokoyi.symbol["M"]
+    host = Host(forward, None)
+    inputs = make_inputs(torch.Generator().manual_seed(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = host(*inputs, batch_level=[1] * len(inputs))
+        one = host(*[x[0] for x in inputs])
+    assert_close(got, per_sample_reference(forward, None, inputs, [1] * len(inputs)))
+    assert_close(one, per_sample_reference(forward, None, [x[0] for x in inputs], [0] * len(inputs)))
+
+
+def test_a_layer_called_on_a_number_gets_a_tensor():
+    kokoyi.compile(r"""
+bos \gets 0 \\
+\Module{M}{x; E}
+  \Return E(0) + E(x) + E(bos) \\
+\EndModule
+""", "emb.kyi")
+    E = torch.nn.Embedding(5, 2)
+    forward = kokoyi.symbol["M"]
+    x = torch.tensor([3, 1, 4])
+    want = 2 * E.weight[0] + E.weight[x]
+    assert torch.allclose(Host(forward, E)(x, batch_level=[1]), want)
+    assert torch.allclose(Host(forward, E)(x[0]), want[0])
+    assert torch.allclose(forward.__kokoyi_per_sample__(x[0], E), want[0])

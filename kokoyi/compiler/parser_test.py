@@ -237,6 +237,17 @@ def test_transpose(text):
     assert tree(text) == "(T x)"
 
 
+@pytest.mark.parametrize("text, expected", [
+    (r"\frac{K^\top}{2}", "(frac (T K) 2)"),
+    (r"\frac{2}{K^\intercal}", "(frac 2 (T K))"),
+    (r"\frac{Q @ K^\top}{\sqrt{d}}", "(frac (@ Q (T K)) (sqrt d))"),
+    (r"{K^\top} + 1", "(+ (T K) 1)"),
+])
+def test_transpose_before_a_closing_brace_leaves_the_brace(text, expected):
+    # `^\top}`: the brace closes the enclosing group; only `^{\top}` owns its braces.
+    assert tree(text) == expected
+
+
 # ---- juxtaposition --------------------------------------------------------------------------
 
 

@@ -294,14 +294,22 @@ def norm(x, order=None):
 
 # ---- index ranges: set-builders and big operators -----------------------------------------
 def irange(lower, upper):
-    """The inclusive integer range lower..upper."""
-    return range(_int(lower), _int(upper) + 1)
+    """The integers i with lower <= i <= upper (bounds that are not integers round inwards)."""
+    return range(ceil_int(lower), floor_int(upper) + 1)
 
 
-def _int(x) -> int:
+def ceil_int(x) -> int:
+    """The smallest integer >= x (x itself when it is an int)."""
     if isinstance(x, torch.Tensor):
-        return int(x.item())
-    return int(x)
+        x = x.item()
+    return x if isinstance(x, int) else math.ceil(x)
+
+
+def floor_int(x) -> int:
+    """The largest integer <= x (x itself when it is an int)."""
+    if isinstance(x, torch.Tensor):
+        x = x.item()
+    return x if isinstance(x, int) else math.floor(x)
 
 
 def stack(items):
@@ -380,7 +388,10 @@ def device_of(*xs):
 
 
 def as_tensor(x, device):
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=device)
+    """x as a tensor (a Python number on `device`, or the run-time device when None)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.as_tensor(x, device=device if device is not None else rt_device())
 
 
 def as_vector(x):

@@ -311,7 +311,11 @@ class PythonGenerator:
             case A.Rounding():
                 return f"kk.{e.kind}({self.expr(e.operand)})", P_ATOM
             case A.Call():
-                return f"{self._wrap(e.func, P_ATOM)}({', '.join(self.expr(a) for a in e.args)})", P_ATOM
+                args = [self.expr(a) for a in e.args]
+                if _is_parameter(e.func):
+                    # A torch layer wants tensors: `E(0)` embeds token 0.
+                    args = [f"kk.as_tensor({c}, None)" if _is_number(a) else c for c, a in zip(args, e.args)]
+                return f"{self._wrap(e.func, P_ATOM)}({', '.join(args)})", P_ATOM
             case A.Index():
                 return self.index(e), P_ATOM
             case A.Builtin():
@@ -401,6 +405,24 @@ def is_static(e) -> bool:
         case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
             return is_static(e.left) and is_static(e.right)
     return False
+
+
+def _is_parameter(e) -> bool:
+    """Whether e is a module parameter, or an item of one (`E`, `Linears[0]`)."""
+    e = A.strip(e)
+    while isinstance(e, A.Index):
+        e = A.strip(e.target)
+    return isinstance(e, A.Ref) and e.symbol.kind == S.PARAM
+
+
+def _is_number(e) -> bool:
+    """Whether e may be a Python number at run time (a literal, a constant, an index)."""
+    e = A.strip(e)
+    if isinstance(e, A.Num | A.Constant):
+        return True
+    if isinstance(e, A.Ref) and e.symbol.kind in (S.CONSTANT, S.BUILTIN_CONSTANT):
+        return True  # (a constant may also be a tensor: kk.as_tensor leaves those alone)
+    return is_static(e)
 
 
 def safe_header(text: str) -> str:

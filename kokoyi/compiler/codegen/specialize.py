@@ -328,12 +328,16 @@ class Specializer:
 
     def _scratch(self, fn):
         """Run fn while generating into a throw-away emitter (to learn a layout)."""
-        saved = (self.out, self.pending, self.ns, dict(self.lazy))
+        # Everything fn may emit or remember about emitted code is put back afterwards: a
+        # function specialised in the scratch emitter must be emitted again for real.
+        saved = (self.out, self.pending, self.ns, dict(self.lazy), dict(self.specialised_functions),
+                 len(self.index_sites))
         self.out, self.pending, self.ns = Emitter(), [], Namespace(self.ns._used)
         try:
             return fn()
         finally:
-            self.out, self.pending, self.ns, self.lazy = saved
+            self.out, self.pending, self.ns, self.lazy, self.specialised_functions, sites = saved
+            del self.index_sites[sites:]
 
     def _recurrence_element(self, builder: A.SetBuilder, sym) -> Value:
         """The element layout given by the rows of its cases that do not read the sequence."""
@@ -535,8 +539,16 @@ class Specializer:
         parts = [self.expr(r.value) for r in rows]
         conds = [self.expr(r.condition)[0] if r.condition is not None else None for r in rows]
         vals = [v for _, v in parts]
-        if any(v.rank != vals[0].rank or v.batched != vals[0].batched for v in vals if not v.python):
+        tensors = [v for v in vals if not v.python]
+        mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched for v in tensors) or (
+            tensors[0].batched and len(tensors) < len(vals)) if tensors else False
+        if mixed:
             codes, v = self._broadcast(parts)
+            if v.batched:
+                # The rows are alternatives, not operands of one operation: nothing broadcasts
+                # them later, so a row without the batch axis gets it here (a recurrence reads
+                # its elements back as batched).
+                codes = [c if pv.batched else f"kk.expand_batch({c}, _B)" for c, pv in zip(codes, vals)]
         else:
             codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
         text = codes[-1] if conds[-1] is None else f"kk.no_case({self.where(e)})"
@@ -677,6 +689,8 @@ class Specializer:
             if len(parts) != 1:
                 raise self.unsupported("a layer called with several arguments", e)
             code, v = parts[0]
+            if v.python:  # a layer wants a tensor: `E(0)`, the embedding of token 0
+                code, v = f"kk.as_tensor({code}, _dev)", Value(integer=v.integer)
             out = replace(v, rank=v.rank + self._layer_rank(desc, v, e), integer=False)
             if desc == ("layer", "Linear"):
                 return f"kk.linear_layer({func}, {code})", out
@@ -869,7 +883,9 @@ class Specializer:
         hi, hi_v = self.expr(bound.upper)
         depth = self.depth + 1
         if lo_v.python and hi_v.python:
-            lo_name = self.temp("lo", lo)
+            # Bounds that may not be integers round inwards (kk.irange, the per-sample meaning).
+            lo_name = self.temp("lo", lo if lo_v.integer else f"kk.ceil_int({lo})")
+            hi = hi if hi_v.integer else f"kk.floor_int({hi})"
             n = self.temp("n", f"max({hi} - {lo_name} + 1, 0)")
             mask = None
         else:
