@@ -366,3 +366,15 @@ bos \gets 0 \\
     assert torch.allclose(Host(forward, E)(x, batch_level=[1]), want)
     assert torch.allclose(Host(forward, E)(x[0]), want[0])
     assert torch.allclose(forward.__kokoyi_per_sample__(x[0], E), want[0])
+
+
+def test_a_slice_with_index_bounds_falls_back_with_the_right_values():
+    kokoyi.compile(r"""
+\Module{M}{x}
+  \Return \{ \max(x[2i:2i+2]) \}_{i=0}^{\lfloor |x|/2 \rfloor - 1} \\
+\EndModule
+""", "winmax.kyi")
+    x = torch.tensor([[1.0, 3.0, 2.0, 0.0, 5.0, 4.0], [0.0, -1.0, 7.0, 8.0, 2.0, 2.5]])
+    with pytest.warns(KokoyiVmapFallback, match="a slice whose bounds depend on an index"):
+        got = Host(kokoyi.symbol["M"], None)(x, batch_level=[1])
+    assert torch.equal(got, torch.tensor([[3.0, 2.0, 5.0], [0.0, 8.0, 2.5]]))

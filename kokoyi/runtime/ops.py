@@ -585,13 +585,15 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     tensors = [t for t in items if isinstance(t, torch.Tensor)]
     lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
     extra = max(t.dim() - lead for t in tensors)
-    if x.shape[:lead] != lead_shape:
-        x = x.expand(tuple(lead_shape) + tuple(x.shape[lead:]))
     index = []
     for k in range(lead):
         shape = [1] * (lead + extra)
-        shape[k] = lead_shape[k]
-        index.append(torch.arange(lead_shape[k], device=x.device).view(shape))
+        # A lead axis x does not vary along (size 1) is indexed at 0 and broadcast by the
+        # index tensors, rather than expanding x: the gradient of an expand is a zero-filled
+        # tensor of the whole broadcast size (loop axes times x's own size).
+        size = x.shape[k]
+        shape[k] = size
+        index.append(torch.arange(size, device=x.device).view(shape))
     axis = lead
     for item in items:
         if isinstance(item, torch.Tensor):

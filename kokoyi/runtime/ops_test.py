@@ -354,3 +354,24 @@ def test_take_out_of_range_is_an_index_error_naming_the_value():
         kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), False, "w")
     with pytest.raises(IndexError, match="index -4 is out of bounds"):
         kk.take(x, 1, (torch.tensor([0, -4, 1, 1]),), False, "w")
+
+
+def test_take_does_not_expand_a_value_shared_across_lead_axes():
+    # x has a size-1 lead (loop) axis; the index tensors vary along it. Expanding x there
+    # would make its gradient a zero-filled tensor of loop size x value size.
+    x = torch.randn(1, 6, 5, requires_grad=True)
+    rows = torch.tensor([0, 2, 4, 5])[:, None]  # (4, 1): lead axis of size 4
+    cols = torch.tensor([1, 3])[None, :].expand(4, 2)
+    got = kk.take(x, 1, (rows, cols), False, "w")
+    want = x[0][rows, cols]
+    assert torch.equal(got, want)
+    names, stack = set(), [got.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.add(type(fn).__name__)
+            stack.extend(f for f, _ in fn.next_functions)
+    assert "ExpandBackward0" not in names, names
+    g1, = torch.autograd.grad(got.sum(), x)
+    g2, = torch.autograd.grad(want.sum(), x)
+    assert torch.equal(g1, g2)

@@ -801,9 +801,10 @@ class Specializer:
         items, tensors = [], []
         for item in e.items:
             if isinstance(item, A.Slice):
-                start = self.expr(item.start)[0] if item.start is not None else ""
-                stop = self.expr(item.stop)[0] if item.stop is not None else ""
-                items.append((f"{start}:{stop}", None))
+                bounds = [self.expr(b) if b is not None else ("", None) for b in (item.start, item.stop)]
+                if any(bv is not None and not bv.python for _, bv in bounds):
+                    raise self.unsupported("a slice whose bounds depend on an index or a tensor", item)
+                items.append((f"{bounds[0][0]}:{bounds[1][0]}", None))
                 continue
             icode, iv = self.expr(item)
             if iv.python:
