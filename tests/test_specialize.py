@@ -378,3 +378,29 @@ def test_a_slice_with_index_bounds_falls_back_with_the_right_values():
     with pytest.warns(KokoyiVmapFallback, match="a slice whose bounds depend on an index"):
         got = Host(kokoyi.symbol["M"], None)(x, batch_level=[1])
     assert torch.equal(got, torch.tensor([[3.0, 2.0, 5.0], [0.0, 8.0, 2.5]]))
+
+
+@pytest.mark.parametrize("cell_type", [torch.nn.GRUCell, torch.nn.RNNCell])
+def test_recurrent_cells_run_batched_without_vmap(cell_type):
+    kokoyi.compile(r"""
+\Module{M}{x; E, Cell, h_0}
+  h \gets \{ \begin{cases} Cell(E(x[0]), h_0) & t = 0 \\ Cell(E(x[t]), h[t-1]) & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  \Return h \\
+\EndModule
+""", "cell.kyi")
+    torch.manual_seed(0)
+    params = (torch.nn.Embedding(5, 3), cell_type(3, 4), torch.randn(4))
+    forward = kokoyi.symbol["M"]
+    x = torch.randint(0, 5, (3, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = Host(forward, params)(x, batch_level=[1])
+    want = []
+    for b in range(3):  # the recurrence by hand, with torch's own cell
+        h, hs = params[2], []
+        for t in range(6):
+            h = params[1](params[0](x[b, t]), h)
+            hs.append(h)
+        want.append(torch.stack(hs))
+    assert_close(got, torch.stack(want))
+    assert_close(got, per_sample_reference(forward, params, [x], [1]))

@@ -656,6 +656,17 @@ def linear_layer(layer, x):
         return layer(x)
 
 
+def cell_layer(cell, x, h):
+    """cell(x, h) for a torch RNNCell or GRUCell, with any leading axes (broadcast between x
+    and h) flattened into the one batch axis torch's cells take."""
+    lead = torch.broadcast_shapes(x.shape[:-1], h.shape[:-1])
+    if not lead:
+        return cell(x, h)
+    x = x.expand(lead + x.shape[-1:]).reshape(-1, x.shape[-1])
+    h = h.expand(lead + h.shape[-1:]).reshape(-1, h.shape[-1])
+    return cell(x, h).reshape(lead + (-1,))
+
+
 # ---- discounted suffix sums -------------------------------------------------------------------
 # G_t = sum_{s >= t} gamma^(s-t) r_s, computed by whichever exact method is fastest for the
 # size (figures in docs/performance.md, measured on one CPU thread):

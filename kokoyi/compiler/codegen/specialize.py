@@ -77,6 +77,8 @@ DIRECT_FLOAT = {
 }
 # Convolutions take an optional batch axis in front of (C, ...) only.
 CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "ConvTranspose2d": 3}
+# Recurrent cells: cell(x, h) on per-sample vectors; batched, every leading axis is flattened.
+CELL_LAYERS = {"RNNCell", "GRUCell"}
 
 
 def describe(obj) -> tuple:
@@ -103,7 +105,7 @@ def describe(obj) -> tuple:
         name = type(obj).__name__
         if isinstance(obj, torch.nn.Sequential):
             return ("sequential", tuple(describe(m) for m in obj))
-        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS):
+        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS or name in CELL_LAYERS):
             return ("layer", name)
         return ("opaque", name)
     if callable(obj):
@@ -685,6 +687,8 @@ class Specializer:
 
     def call_module(self, e, func: str, desc: tuple, parts):
         kind = desc[0]
+        if kind == "layer" and desc[1] in CELL_LAYERS:
+            return self.call_cell(e, func, desc[1], parts)
         if kind == "layer" or kind == "sequential":
             if len(parts) != 1:
                 raise self.unsupported("a layer called with several arguments", e)
@@ -719,6 +723,13 @@ class Specializer:
                 raise self.unsupported("a Kokoyi module with several outputs used in an expression", e)
             return call, outs[0]
         raise self.unsupported(f"a parameter of type {desc[1]}", e)
+
+    def call_cell(self, e, func: str, name: str, parts):
+        """`Cell(x, h)` for a torch RNNCell or GRUCell: x and h are vectors per sample."""
+        if len(parts) != 2 or any(v.python or v.rank != 1 for _, v in parts):
+            raise self.unsupported(f"`{name}` called on other than two vectors", e)
+        (x, h), v = self._broadcast(parts)
+        return f"kk.cell_layer({func}, {x}, {h})", replace(v, integer=False)
 
     def _layer_rank(self, desc, v: Value, e) -> int:
         if desc[0] == "sequential":
