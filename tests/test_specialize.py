@@ -404,3 +404,37 @@ def test_recurrent_cells_run_batched_without_vmap(cell_type):
         want.append(torch.stack(hs))
     assert_close(got, torch.stack(want))
     assert_close(got, per_sample_reference(forward, params, [x], [1]))
+
+
+def test_outputs_of_a_module_parameter_read_by_index_stay_specialised():
+    kokoyi.compile(r"""
+\Module{Enc}{x; E}
+  h \gets \ReLU(E[0](x)) \\
+  \Return E[1](h), E[2](h) \\
+\EndModule
+\Module{Use}{x; q}
+  \mu \gets q(x)[0] \\
+  e \gets q(x) \\
+  \Return \mu + e[1] * e[-2] \\
+\EndModule
+""", "tup.kyi")
+    class Enc(torch.nn.Module):  # a module whose forward is the Kokoyi symbol, as users write it
+        forward = kokoyi.symbol["Enc"]
+
+        def __init__(self):
+            super().__init__()
+            self.E = torch.nn.ModuleList([torch.nn.Linear(4, 8), torch.nn.Linear(8, 2), torch.nn.Linear(8, 2)])
+
+        def get_parameters(self):
+            return self.E
+
+    torch.manual_seed(0)
+    enc = Enc()
+    use = Host(kokoyi.symbol["Use"], enc)
+    x = torch.randn(3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = use(x, batch_level=[1])
+    mu, s = enc(x, batch_level=[1])
+    assert_close(got, mu + s * mu)
+    assert_close(got, torch.stack([use(x[b]) for b in range(3)]))

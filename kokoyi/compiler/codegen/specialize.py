@@ -257,6 +257,8 @@ class Specializer:
                 parts = [self.expr(v) for v in stmt.values]
                 self.flush()
                 outputs = tuple(v for _, v in parts)
+                if any(v.kind != "tensor" for v in outputs):
+                    raise self.unsupported("returning something other than numbers and tensors", stmt)
                 codes = [c for c, _ in parts]
                 if len(codes) == 1:
                     self.out.emit(self.indent, f"return {codes[0]}")
@@ -719,8 +721,8 @@ class Specializer:
             outs = [Value(rank=o.rank, batched=batched, depth=depth, integer=o.integer) if lead else o
                     for o in outputs]
             call = f"{func}({', '.join(codes)}, batch_level={levels!r})" if lead else f"{func}({', '.join(codes)})"
-            if len(outs) != 1:
-                raise self.unsupported("a Kokoyi module with several outputs used in an expression", e)
+            if len(outs) != 1:  # its outputs are read by a literal index: `q(x)[0]`
+                return call, Value(kind="tuple", info=tuple(outs))
             return call, outs[0]
         raise self.unsupported(f"a parameter of type {desc[1]}", e)
 
@@ -792,6 +794,11 @@ class Specializer:
         if isinstance(target, A.Ref) and id(target.symbol) in self.rec:
             return self.recurrence_read(e, target)
         code, v = self.expr(e.target)
+        if v.kind == "tuple":
+            k = _int_literal(e.items[0]) if len(e.items) == 1 else None
+            if k is None or not -len(v.info) <= k < len(v.info):
+                raise self.unsupported("the outputs of a module indexed other than by a literal in range", e)
+            return f"{code}[{k}]", v.info[k]
         if v.kind == "list":
             if len(e.items) != 1 or not self.expr_is_python(e.items[0]):
                 raise self.unsupported("indexing a list of modules by a tensor", e)
@@ -1202,6 +1209,15 @@ def _match_discounted(op: A.BigOp, t):
     offset = hi[2] + g0
     last = _terms_expr(hi[1], op.bound.upper.span)
     return gamma, index.target, last, offset
+
+
+def _int_literal(e) -> int | None:
+    """The value of an integer literal, signed or not (`2`, `-1`)."""
+    e = A.strip(e)
+    if isinstance(e, A.Unary) and e.op == "-":
+        inner = _int_literal(e.operand)
+        return None if inner is None else -inner
+    return e.value if isinstance(e, A.Num) and isinstance(e.value, int) else None
 
 
 def _is_num(e, value) -> bool:
