@@ -328,6 +328,12 @@ f(v) \gets 2 * v \\
   \Return U \\
 \EndModule
 """, lambda g: [torch.randn(3, 4, generator=g)]),
+    # index tensors after a slice: `h[:, 2i, 2j]` (2x2 max pooling by channel vectors)
+    "indices after a slice": (r"""
+\Module{M}{h}
+  \Return \{ \max(h[:, 2i, 2j], h[:, 2i+1, 2j+1]) + h[2i, :, j][0] \}_{i=0, j=0}^{\lfloor |h[0]|/2 \rfloor-1, 1} \\
+\EndModule
+""", lambda g: [torch.randn(3, 4, 4, 4, generator=g)]),
     # bounds that are not integers: the index runs over the integers between them
     "float bounds": (r"""
 \Module{M}{h}

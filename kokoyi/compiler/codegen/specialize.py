@@ -835,13 +835,15 @@ class Specializer:
         if not tensors:
             return f"{code}[{':, ' * v.lead}{', '.join(c for c, _ in items)}]", \
                 replace(v, rank=v.rank - sum(1 for _, iv in items if iv is not None))
-        # A gather: bring the value and the index tensors to one leading layout.
+        # A gather: bring the value and the index tensors to one leading layout. Torch puts
+        # the axes of index tensors separated by a slice first, which is the layout only when
+        # they are one number per sample (`h[:, 2i]` in a set-builder).
         seen_slice = False
         for c, iv in items:
             if iv is None:
                 seen_slice = True
-            elif not iv.python and seen_slice:
-                raise self.unsupported("a tensor index after a slice", e)
+            elif not iv.python and seen_slice and iv.rank > 0:
+                raise self.unsupported("a tensor of indices after a slice", e)
         depth = max([v.depth] + [t.depth for t in tensors])
         batched = v.batched or any(t.batched for t in tensors)
         lead = int(batched) + depth
