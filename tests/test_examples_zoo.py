@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -264,7 +264,7 @@ def test_vae_matches_torch():
 def test_gan_matches_torch():
     ex = load_example("gan")
     torch.manual_seed(0)
-    G, D = ex.Generator(4, 16, 64), ex.Discriminator(64, 16)  # noqa: N806
+    G, D = ex.Generator(4, 16, 64), ex.Discriminator(64, 16)
     d_loss, g_loss = ex.DiscriminatorLoss(D, G), ex.GeneratorLoss(D, G)
     x, z = torch.rand(5, 64) * 2 - 1, torch.randn(5, 4)
 
