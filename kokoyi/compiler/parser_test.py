@@ -238,6 +238,17 @@ def test_transpose(text):
 
 
 @pytest.mark.parametrize("text, expected", [
+    (r"\log \sum_{k=0}^{2} \exp(z_k) - b", r"(- (\log (sum k 0 2 (\exp z_{k}))) b)"),
+    (r"2 \log \sum_{k=0}^{2} z_k", r"(jux 2 (\log (sum k 0 2 z_{k})))"),
+    (r"x * \exp \log \prod_{k=0}^{2} z_k", r"(* x (\exp (\log (prod k 0 2 z_{k}))))"),
+    (r"\log \sum(z) - b", r"(- (\log (\sum() z)) b)"),
+])
+def test_a_bare_function_applies_to_a_big_operator(text, expected):
+    # the log-sum-exp as papers write it; the big operator's body ends with the product
+    assert tree(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
     (r"\frac{K^\top}{2}", "(frac (T K) 2)"),
     (r"\frac{2}{K^\intercal}", "(frac 2 (T K))"),
     (r"\frac{Q @ K^\top}{\sqrt{d}}", "(frac (@ Q (T K)) (sqrt d))"),
