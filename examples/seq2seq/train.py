@@ -7,7 +7,8 @@
 The models, the loss and greedy decoding come from ``seq2seq.kyi``: a GRU
 encoder-decoder (``GRUSeq2Seq``) and a Transformer (``Transformer``), both functions
 ``f(x, u) -> logits``, the teacher-forced cross-entropy ``Seq2SeqLoss`` and
-``GreedyDecode``, written once for any such ``f``.  Python generates the data (random
+``GreedyDecode``, written once for any such ``f`` (the GRU also decodes step by step,
+``GRUGreedy``).  Python generates the data (random
 digit sequences; nothing is downloaded), runs Adam on minibatches (``batch_level=[1, 1]``)
 and measures greedy decoding on a held-out set.
 
@@ -53,21 +54,28 @@ class GRUCell(torch.nn.Module):
     forward = kokoyi.symbol["GRUCell"]
 
 
-class GRUSeq2Seq(torch.nn.Module):
-    """GRU encoder-decoder: the encoder's last state starts the decoder."""
+CELLS = {"kokoyi": GRUCell, "torch": kokoyi.nn.GRUCell}  # the GRU step of seq2seq.kyi, or torch's
 
-    def __init__(self, vocab: int, d_emb: int = 32, hidden: int = 128):
+
+class GRUSeq2Seq(torch.nn.Module):
+    """GRU encoder-decoder: the encoder's last state starts the decoder.
+
+    ``forward`` gives the teacher-forced logits, ``decode`` greedy decoding step by step.
+    """
+
+    def __init__(self, vocab: int, d_emb: int = 32, hidden: int = 128, cell: str = "kokoyi"):
         super().__init__()
         self.E = kokoyi.nn.Embedding(vocab + 1, d_emb)
-        self.Enc = GRUCell(d_emb, hidden)
+        self.Enc = CELLS[cell](d_emb, hidden)
         self.h_0 = torch.nn.Parameter(torch.zeros(hidden))
-        self.Dec = GRUCell(d_emb, hidden)
+        self.Dec = CELLS[cell](d_emb, hidden)
         self.Out = kokoyi.nn.Linear(hidden, vocab + 1)
 
     def get_parameters(self):
         return self.E, self.Enc, self.h_0, self.Dec, self.Out
 
     forward = kokoyi.symbol["GRUSeq2Seq"]
+    decode = kokoyi.symbol["GRUGreedy"]
 
 
 def attention_weights(heads: int, d: int, count: int) -> torch.nn.ParameterList:
@@ -129,7 +137,8 @@ class Transformer(torch.nn.Module):
 
 
 class Seq2Seq(torch.nn.Module):
-    """A model f(x, u) -> logits with the Kokoyi loss (``forward``) and greedy decoding (``decode``)."""
+    """A model f(x, u) -> logits with the Kokoyi loss (``forward``) and greedy decoding
+    (``decode``, which calls f on whole sequences: any causal f)."""
 
     def __init__(self, f: torch.nn.Module):
         super().__init__()
@@ -144,7 +153,7 @@ class Seq2Seq(torch.nn.Module):
 
 def build_model(args) -> Seq2Seq:
     if args.model == "gru":
-        return Seq2Seq(GRUSeq2Seq(args.vocab, args.d_emb, args.hidden))
+        return Seq2Seq(GRUSeq2Seq(args.vocab, args.d_emb, args.hidden, args.cell))
     return Seq2Seq(Transformer(args.vocab, args.d_model, args.heads, args.d_ff, args.layers))
 
 
@@ -156,10 +165,18 @@ def make_batch(gen: torch.Generator, size: int, length: int, vocab: int, task: s
     return x, y
 
 
+def greedy(model: Seq2Seq, x: torch.Tensor) -> torch.Tensor:
+    """Greedy decoding of a batch: the GRU step by step (GRUGreedy), the Transformer with
+    GreedyDecode (which runs the decoder over the whole prefix at every step)."""
+    if isinstance(model.f, GRUSeq2Seq):
+        return model.f.decode(x, batch_level=[1])
+    return model.decode(x, batch_level=[1])
+
+
 @torch.no_grad()
 def evaluate(model: Seq2Seq, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> dict:
     """Greedy decoding on (x, y): token accuracy, exact-sequence accuracy and teacher-forced loss."""
-    preds = torch.cat([model.decode(x[i:i + chunk], batch_level=[1]) for i in range(0, len(x), chunk)])
+    preds = torch.cat([greedy(model, x[i:i + chunk]) for i in range(0, len(x), chunk)])
     loss = torch.cat([model(x[i:i + chunk], y[i:i + chunk], batch_level=[1, 1]) for i in range(0, len(x), chunk)])
     correct = preds == y
     return {"token_accuracy": correct.float().mean().item(),
@@ -176,9 +193,9 @@ def learning_rate(step: int, args) -> float:
 
 
 # ---- command line ------------------------------------------------------------------------
-DEFAULTS = {  # per model: steps, lr
-    "gru": {"steps": 3000, "lr": 3e-3},
-    "transformer": {"steps": 1000, "lr": 1e-3},
+DEFAULTS = {  # per model: steps, peak learning rate, steps between held-out evaluations
+    "gru": {"steps": 3000, "lr": 3e-3, "eval_every": 250},
+    "transformer": {"steps": 1000, "lr": 1e-3, "eval_every": 100},
 }
 
 
@@ -196,12 +213,15 @@ def parse_args(argv=None):
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0 = off)")
     p.add_argument("--d-emb", type=int, default=32, help="GRU: embedding size")
     p.add_argument("--hidden", type=int, default=128, help="GRU: state size")
+    p.add_argument("--cell", choices=sorted(CELLS), default="kokoyi",
+                   help="GRU: the cell written in seq2seq.kyi, or kokoyi.nn.GRUCell (torch's)")
     p.add_argument("--d-model", type=int, default=64, help="Transformer: model width")
     p.add_argument("--heads", type=int, default=4, help="Transformer: attention heads")
     p.add_argument("--d-ff", type=int, default=128, help="Transformer: feed-forward width")
     p.add_argument("--layers", type=int, default=1, help="Transformer: encoder layers and decoder layers")
     p.add_argument("--test-size", type=int, default=1000, help="held-out sequences")
-    p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="steps between held-out evaluations (default: 250 gru, 100 transformer)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default=None, help="output folder for summary.json and curves.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -308,7 +328,7 @@ def main(argv=None):
         "model": args.model, "task": args.task, "length": args.length, "vocab": args.vocab, "seed": args.seed,
         "steps": args.steps, "batch_size": args.batch_size, "parameters": n_params,
         "hyperparameters": {k: getattr(args, k) for k in (
-            "lr", "warmup", "clip", "d_emb", "hidden", "d_model", "heads", "d_ff", "layers", "threads")},
+            "lr", "warmup", "clip", "d_emb", "hidden", "cell", "d_model", "heads", "d_ff", "layers", "threads")},
         "optimizer": "Adam, linear warm-up then cosine decay to lr/10",
         "test_size": args.test_size,
         "test_token_accuracy": final["token_accuracy"],
