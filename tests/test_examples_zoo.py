@@ -238,7 +238,7 @@ def test_vae_matches_torch():
     torch.manual_seed(0)
     model = ex.VAE(64, 16, 3)
     x, eps = torch.rand(5, 64), torch.randn(5, 3)
-    E, Fd = model.E, model.p.F
+    E, Fd = model.q.E, model.p.F
 
     def by_hand(x, eps):
         h = F.relu(E[0](x))
@@ -255,6 +255,10 @@ def test_vae_matches_torch():
     assert_close_all(model(x, eps, batch_level=[1, 1]), stacked(model, (x, eps), 5))
     # eps shared by the whole batch (batch_level 0) is eps broadcast
     assert_close_all(model(x, eps[0], batch_level=[1, 0]), model(x, eps[0].expand(5, 3), batch_level=[1, 1]))
+    # the encoder alone: (mu, log sigma^2)
+    h = F.relu(E[0](x))
+    assert_close_all(model.q(x, batch_level=[1]), (E[1](h), E[2](h)))
+    assert_close_all(model.q(x, batch_level=[1]), stacked(model.q, (x,), 5))
     # the decoder alone
     z = torch.randn(4, 3)
     torch.testing.assert_close(model.p(z, batch_level=[1]), Fd[1](F.relu(Fd[0](z))))

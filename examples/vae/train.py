@@ -2,7 +2,7 @@
 
     python examples/vae/train.py --seed 0
 
-``vae.kyi`` holds the decoder ``Decoder`` and ``NegELBO``: the encoder, the
+``vae.kyi`` holds the ``Encoder`` q(z | x), the ``Decoder`` p(x | z) and ``NegELBO``: the
 reparameterisation z = mu + sigma * eps, the Bernoulli reconstruction term and the KL
 term of one image.  The noise eps ~ N(0, I) is drawn in Python (seeded) and passed in;
 every call is on a minibatch with ``batch_level``.  The data are scikit-learn's 8x8
@@ -49,19 +49,32 @@ class Decoder(torch.nn.Module):
     forward = kokoyi.symbol["Decoder"]
 
 
+class Encoder(torch.nn.Module):
+    """q(z | x): 64 pixels -> hidden -> (mu, log sigma^2); the math is ``\\Module{Encoder}``."""
+
+    def __init__(self, d: int = 64, hidden: int = 256, latent: int = 8):
+        super().__init__()
+        self.E = torch.nn.ModuleList([kokoyi.nn.Linear(d, hidden), kokoyi.nn.Linear(hidden, latent),
+                                      kokoyi.nn.Linear(hidden, latent)])
+
+    def get_parameters(self):
+        return self.E
+
+    forward = kokoyi.symbol["Encoder"]
+
+
 class VAE(torch.nn.Module):
-    """The encoder layers E and the decoder p; calling it gives ``\\Module{NegELBO}``:
+    """The encoder q and the decoder p; calling it gives ``\\Module{NegELBO}``:
     (negative ELBO, reconstruction term, KL term, reconstructed pixel means)."""
 
     def __init__(self, d: int = 64, hidden: int = 256, latent: int = 8):
         super().__init__()
         self.latent = latent
-        self.E = torch.nn.ModuleList([kokoyi.nn.Linear(d, hidden), kokoyi.nn.Linear(hidden, latent),
-                                      kokoyi.nn.Linear(hidden, latent)])
+        self.q = Encoder(d, hidden, latent)
         self.p = Decoder(latent, hidden, d)
 
     def get_parameters(self):
-        return self.E, self.p
+        return self.q, self.p
 
     forward = kokoyi.symbol["NegELBO"]
 
