@@ -31,8 +31,8 @@ pytest.importorskip("tqdm")
 
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
-import kokoyi  # noqa: E402
-from kokoyi.runtime.specialize import KokoyiVmapFallback  # noqa: E402
+import kokoyi
+from kokoyi.runtime.specialize import KokoyiVmapFallback
 
 
 def _load_train():

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # kokoyi from a source checkout
     sys.path.append(str(REPO))
 
-import kokoyi  # noqa: E402
+import kokoyi
 
 KYI = Path(__file__).with_name("seq2seq.kyi")
 kokoyi.load(KYI)
@@ -119,12 +119,14 @@ class DecoderLayer(torch.nn.Module):
 class Transformer(torch.nn.Module):
     """Pre-LN encoder and decoder stacks of ``layers`` layers each, with final LayerNorms."""
 
-    def __init__(self, vocab: int, d: int = 64, heads: int = 4, d_ff: int = 128, layers: int = 1):
+    def __init__(self, vocab: int, d: int = 64, heads: int = 4, d_ff: int = 128, layers: int = 1,
+                 scaled_embedding_init: bool = True):
         super().__init__()
         if d % heads:
             raise ValueError(f"the model width {d} is not a multiple of the number of heads {heads}")
         self.E = kokoyi.nn.Embedding(vocab + 1, d)
-        torch.nn.init.normal_(self.E.weight, std=d ** -0.5)  # sqrt(d) E(x) then has unit-size entries, like PE
+        if scaled_embedding_init:  # sqrt(d) E(x) then has entries of size 1, like PE (torch's N(0, 1): sqrt(d))
+            torch.nn.init.normal_(self.E.weight, std=d ** -0.5)
         self.Enc = torch.nn.ModuleList([EncoderLayer(d, heads, d_ff) for _ in range(layers)])
         self.Dec = torch.nn.ModuleList([DecoderLayer(d, heads, d_ff) for _ in range(layers)])
         self.LN = torch.nn.ModuleList([kokoyi.nn.LayerNorm(d) for _ in range(2)])
@@ -154,7 +156,8 @@ class Seq2Seq(torch.nn.Module):
 def build_model(args) -> Seq2Seq:
     if args.model == "gru":
         return Seq2Seq(GRUSeq2Seq(args.vocab, args.d_emb, args.hidden, args.cell))
-    return Seq2Seq(Transformer(args.vocab, args.d_model, args.heads, args.d_ff, args.layers))
+    return Seq2Seq(Transformer(args.vocab, args.d_model, args.heads, args.d_ff, args.layers,
+                               scaled_embedding_init=not args.torch_embedding_init))
 
 
 # ---- data --------------------------------------------------------------------------------
@@ -219,6 +222,8 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=4, help="Transformer: attention heads")
     p.add_argument("--d-ff", type=int, default=128, help="Transformer: feed-forward width")
     p.add_argument("--layers", type=int, default=1, help="Transformer: encoder layers and decoder layers")
+    p.add_argument("--torch-embedding-init", action="store_true",
+                   help="Transformer: keep torch's N(0, 1) embedding rows instead of N(0, 1/d)")
     p.add_argument("--test-size", type=int, default=1000, help="held-out sequences")
     p.add_argument("--eval-every", type=int, default=None,
                    help="steps between held-out evaluations (default: 250 gru, 100 transformer)")
@@ -328,7 +333,7 @@ def main(argv=None):
         "model": args.model, "task": args.task, "length": args.length, "vocab": args.vocab, "seed": args.seed,
         "steps": args.steps, "batch_size": args.batch_size, "parameters": n_params,
         "hyperparameters": {k: getattr(args, k) for k in (
-            "lr", "warmup", "clip", "d_emb", "hidden", "cell", "d_model", "heads", "d_ff", "layers", "threads")},
+            "lr", "warmup", "clip", "d_emb", "hidden", "cell", "d_model", "heads", "d_ff", "layers", "torch_embedding_init", "threads")},
         "optimizer": "Adam, linear warm-up then cosine decay to lr/10",
         "test_size": args.test_size,
         "test_token_accuracy": final["token_accuracy"],
