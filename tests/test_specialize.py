@@ -444,3 +444,33 @@ def test_outputs_of_a_module_parameter_read_by_index_stay_specialised():
     mu, s = enc(x, batch_level=[1])
     assert_close(got, mu + s * mu)
     assert_close(got, torch.stack([use(x[b]) for b in range(3)]))
+
+
+RECOGNISED_FORMS = {
+    # layer normalisation without weights: one F.layer_norm
+    "kk.layer_norm(h, ": r"\Return \frac{h - \Mean(h)}{\sqrt{\Var(h) + 10^{-5}}} \\",
+    "kk.layer_norm(h, 0.001)": r"\Return \frac{h - \Mean(h)}{\sqrt{0.001 + \Var(h)}} \\",
+    "kk.standardize(h)": r"\Return \frac{h - \Mean(h)}{\Std(h)} \\",
+    # a leaky ReLU written as a maximum
+    "kk.leaky_max(h, 0.2)": r"\Return \max(h, 0.2 h) \\",
+    "kk.leaky_max(h, 0.01)": r"\Return \max(0.01 * h, h) \\",
+    # whole-value variance and std: one torch reduction each
+    "h.var(-1, correction=0)": r"\Return \Var(h) + \Std(h) \\",
+}
+
+
+@pytest.mark.parametrize("expected", sorted(RECOGNISED_FORMS))
+def test_recognised_forms_are_one_torch_call_and_mean_the_same(expected):
+    kokoyi.compile("\\Module{M}{h}\n  " + RECOGNISED_FORMS[expected] + "\n\\EndModule\n", "forms.kyi")
+    forward = kokoyi.symbol["M"]
+    h = torch.randn(5, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = Host(forward, None)(h, batch_level=[1])
+    (code,) = [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+    assert expected in code, code
+    want = per_sample_reference(forward, None, [h], [1])[0]
+    assert_close(got, want)
+    g1, = torch.autograd.grad(got.sum(), h)
+    g2, = torch.autograd.grad(want.sum(), h)
+    assert_close(g1, g2)

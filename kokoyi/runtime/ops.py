@@ -164,6 +164,19 @@ def std(x):
     return torch.std(_float(x), correction=0)
 
 
+def layer_norm(x, eps):
+    """(x - mean) / sqrt(population var + eps) along the last axis: F.layer_norm, no affine."""
+    return F.layer_norm(x, x.shape[-1:], eps=float(eps))
+
+
+def leaky_max(a, c):
+    """max(a, c a) element-wise; for 0 <= c <= 1 that is a leaky ReLU with slope c (whose
+    gradient at a = 0 is c, a subgradient, where torch.maximum would split it)."""
+    if 0 <= c <= 1:
+        return F.leaky_relu(a, c)
+    return torch.maximum(a, c * a)
+
+
 def standardize(x):
     """(x - mean) / population std along the last axis, from one std_mean (batch-aware code)."""
     s, m = torch.std_mean(x, -1, correction=0, keepdim=True)

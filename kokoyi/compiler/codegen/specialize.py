@@ -662,6 +662,9 @@ class Specializer:
         raise self.unsupported(f"`\\{name}` here", e)
 
     def e_Reduce(self, e):
+        leaky = self._leaky_max(e)
+        if leaky is not None:
+            return leaky
         parts = [self.expr(a) for a in e.args]
         if len(parts) > 1:
             codes, v = self._broadcast(parts)
@@ -675,6 +678,24 @@ class Specializer:
             return direct, replace(v, rank=0)
         return f"kk.reduce_trailing({code}, {runtime!r}, {v.rank})", replace(v, rank=0,
                                                                              integer=v.integer or "arg" in e.op)
+
+    def _leaky_max(self, e):
+        """`\\max(a, c a)` with c a number: a leaky ReLU (kk.leaky_max), one op instead of a
+        product and an element-wise maximum."""
+        if e.op != "max" or len(e.args) != 2:
+            return None
+        for a, scaled in ((e.args[0], e.args[1]), (e.args[1], e.args[0])):
+            a, scaled = A.strip(a), A.strip(scaled)
+            if not (isinstance(a, A.Ref) and isinstance(scaled, A.Binary | A.Juxtapose)) or \
+                    (isinstance(scaled, A.Binary) and scaled.op != "*"):
+                continue
+            for c, other in ((scaled.left, scaled.right), (scaled.right, scaled.left)):
+                if _same_ref(other, a) and self.expr_is_python(c):
+                    code, v = self.expr(a)
+                    if v.python or v.kind != "tensor" or v.integer:
+                        return None
+                    return f"kk.leaky_max({code}, {self.expr(c)[0]})", v
+        return None
 
     def e_Call(self, e):
         func, fv = self.expr(e.func)
@@ -1014,12 +1035,36 @@ class Specializer:
         if not (isinstance(num, A.Binary) and num.op == "-"):
             return None
         x = A.strip(num.left)
-        if not (isinstance(x, A.Ref) and self._is_mean_of(num.right, x) and self._is_population_std(den, x)):
+        if not (isinstance(x, A.Ref) and self._is_mean_of(num.right, x)):
             return None
-        code, v = self.expr(x)
+        eps = None
+        if not (self._is_population_std(den, x) or self._is_builtin_of(den, x, "Std")):
+            eps = self._variance_plus(den, x)
+            if eps is None:
+                return None
+        code, v = self.expr(x)  # (a name: nothing is emitted for it)
         if v.python or v.kind != "tensor" or v.rank != 1 or v.integer:
             return None
-        return f"kk.standardize({code})", v
+        if eps is None:
+            return f"kk.standardize({code})", v
+        eps_code, eps_v = self.expr(eps)
+        if not eps_v.python:
+            return None
+        return f"kk.layer_norm({code}, {eps_code})", v
+
+    def _variance_plus(self, d, x):
+        """eps when d is `\\sqrt{\\Var(x) + eps}` (either order), else None: layer normalisation."""
+        d = A.strip(d)
+        if not (isinstance(d, A.Sqrt) and d.degree is None):
+            return None
+        r = A.strip(d.radicand)
+        if not (isinstance(r, A.Binary) and r.op == "+"):
+            return None
+        for var, eps in ((r.left, r.right), (r.right, r.left)):
+            if self._is_builtin_of(var, x, "Var") and not any(isinstance(n, A.Ref) and n.symbol is x.symbol
+                                                               for n in A.walk(eps)):
+                return eps
+        return None
 
     def _is_population_std(self, d, x) -> bool:
         d = A.strip(d)
@@ -1083,19 +1128,23 @@ class Specializer:
         return x
 
     def _is_mean_of(self, m, x) -> bool:
+        return self._is_builtin_of(m, x, "Mean")
+
+    def _is_builtin_of(self, m, x, name: str) -> bool:
+        """Whether m is the built-in `name` applied to x, directly, through a name bound to
+        the built-in (`\\mu \\gets \\Mean`) or through a name bound to the result."""
         m = A.strip(m)
         if isinstance(m, A.Ref) and id(m.symbol) in self.defs:
-            return self._is_mean_of(self.defs[id(m.symbol)], x)
-        if isinstance(m, A.BuiltinCall) and m.name == "Mean" and len(m.args) == 1:
+            return self._is_builtin_of(self.defs[id(m.symbol)], x, name)
+        if isinstance(m, A.BuiltinCall) and m.name == name and len(m.args) == 1:
             return _same_ref(m.args[0], x)
         if isinstance(m, A.Call) and len(m.args) == 1 and _same_ref(m.args[0], x):
             f = A.strip(m.func)
             if isinstance(f, A.Builtin):
-                return f.name == "Mean"
+                return f.name == name
             if isinstance(f, A.Ref):
-                return f.symbol.builtin == "Mean" or (id(f.symbol) in self.defs
-                                                      and isinstance(A.strip(self.defs[id(f.symbol)]), A.Builtin)
-                                                      and A.strip(self.defs[id(f.symbol)]).name == "Mean")
+                bound = A.strip(self.defs[id(f.symbol)]) if id(f.symbol) in self.defs else None
+                return f.symbol.builtin == name or (isinstance(bound, A.Builtin) and bound.name == name)
         return False
 
     # ---- scans ----
@@ -1126,16 +1175,18 @@ class Specializer:
         return code, replace(r_v, integer=False)
 
 
-REDUCTION_METHODS = {"mean": "mean", "reduce_sum": "sum", "reduce_max": "amax", "reduce_min": "amin"}
+REDUCTION_METHODS = {"mean": "mean({})", "reduce_sum": "sum({})", "reduce_max": "amax({})",
+                     "reduce_min": "amin({})", "var": "var({}, correction=0)", "std": "std({}, correction=0)"}
+FLOAT_REDUCTIONS = {"mean", "var", "std"}  # torch wants a float tensor for these
 
 
 def _direct_reduction(runtime: str, code: str, v: Value) -> str | None:
     """A whole-value reduction over the per-sample axes as one torch call, where that is exact."""
     method = REDUCTION_METHODS.get(runtime)
-    if method is None or v.rank == 0 or (v.integer and runtime == "mean"):
+    if method is None or v.rank == 0 or (v.integer and runtime in FLOAT_REDUCTIONS):
         return None
     dims = ", ".join(str(-k) for k in range(v.rank, 0, -1))
-    return f"{code}.{method}({dims if v.rank == 1 else '(' + dims + ')'})"
+    return f"{code}.{method.format(dims if v.rank == 1 else '(' + dims + ')')}"
 
 
 def _linear(e, variables):
