@@ -474,7 +474,8 @@ class Specializer:
 
     def e_Rounding(self, e):
         code, v = self.expr(e.operand)
-        return f"kk.{e.kind}({code})", v
+        # A Python number rounds to a Python int (math.floor); a tensor keeps its dtype.
+        return f"kk.{e.kind}({code})", replace(v, integer=True) if v.python else v
 
     def e_Transpose(self, e):
         code, v = self.expr(e.operand)
