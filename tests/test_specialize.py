@@ -474,3 +474,48 @@ def test_recognised_forms_are_one_torch_call_and_mean_the_same(expected):
     g1, = torch.autograd.grad(got.sum(), h)
     g2, = torch.autograd.grad(want.sum(), h)
     assert_close(g1, g2)
+
+
+WINDOWS = {
+    # 2x2 max pooling of a (C, H, W) map, three indices in one set-builder
+    "pool": (r"\Return \{ \max_{a=0}^{1} \max_{b=0}^{1} h[c, 2i+a, 2j+b] \}_{c=0, i=0, j=0}^{|h|-1, 1, 1} \\",
+             (4, 3, 4, 5)),
+    # the same with the channel outside: x carries a loop axis already
+    "nested pool": (r"\Return \{ \{ \max_{a=0}^{1} \max_{b=0}^{1} h_c[2i+a, 2j+b] \}_{i=0, j=0}^{1, 1} \}_{c=0}^{|h|-1} \\",
+                    (4, 3, 4, 5)),
+    # overlapping windows (step 1), an offset, and a window that starts before the axis
+    # (Python's meaning: index -1 is the last element)
+    "moving sum": (r"\Return \{ \sum_{a=0}^{2} (h[0, 1, i+a] + h[1, 0, 2i+a+1]) \}_{i=0}^{1} + \{ \max_{a=0}^{1} h[0, -1, 2i+a-1] \}_{i=0}^{1} \\",
+                   (4, 2, 3, 6)),
+    # indices in another order than the loops, and a loop the index does not use
+    "transposed": (r"\Return \{ h[c, j, i] \}_{c=0, i=0, q=0, j=0}^{1, 2, 1, 3} \\", (4, 2, 4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WINDOWS))
+def test_loop_indices_and_windows_are_views_not_gathers(name):
+    body, shape = WINDOWS[name]
+    kokoyi.compile("\\Module{M}{h}\n  " + body + "\n\\EndModule\n", "windows.kyi")
+    forward = kokoyi.symbol["M"]
+    h = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KokoyiVmapFallback)
+        got = Host(forward, None)(h, batch_level=[1])
+        one = Host(forward, None)(h[0])
+    assert all("kk.windows(" in entry[2] for entry in forward.__kokoyi_specializations__.cache.values())
+    want = per_sample_reference(forward, None, [h], [1])[0]
+    assert_close(got, want)
+    assert_close(one, want[0])
+    g1, = torch.autograd.grad(got.sum(), h)
+    g2, = torch.autograd.grad(want.sum(), h)
+    assert_close(g1, g2)
+
+
+def test_windows_out_of_range_is_the_located_error():
+    kokoyi.compile(r"""
+\Module{M}{x}
+  \Return \{ \max_{a=0}^{2} x[2i+a] \}_{i=0}^{2} \\
+\EndModule
+""", "win.kyi")
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"win\.kyi:3:.*index out of range: 0\.\.6 on an axis of length 6"):
+        Host(kokoyi.symbol["M"], None)(torch.randn(2, 6), batch_level=[1])

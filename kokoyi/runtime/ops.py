@@ -583,6 +583,44 @@ def narrow_range(x, pos, lo, n, where_):
     return x.index_select(pos, torch.where(idx < 0, idx + size, idx))
 
 
+def windows(x, lead: int, specs: tuple, perm: tuple, missing: tuple, where_: str):
+    """x indexed by loop variables, as views (see Specializer._try_windows).
+
+    specs has one entry per indexed axis, from axis `lead` on: ('at', k) takes entry k (the
+    axis goes away), ('var', lo, n) takes
+    i = lo..lo+n-1 (a narrow), ('windows', s, c, lo_u, n_u, lo_w, n_w) takes s*u + w + c for
+    each u and w (an unfold: the u axis stays, the w axis goes last). Then the axes are
+    permuted to `perm` and size-1 axes inserted at `missing`. Indices outside the axis
+    follow Python (negative ones count from the end) through a gather, or are the located
+    error narrow_range gives."""
+    axis = lead
+    for spec in specs:
+        if spec[0] == "at":
+            x = x.select(axis, spec[1])
+            continue
+        if spec[0] == "var":
+            x = narrow_range(x, axis, spec[1], spec[2], where_)
+        else:
+            _, step, offset, lo_u, n_u, lo_w, n_w = spec
+            start, size = step * lo_u + lo_w + offset, x.shape[axis]
+            length = step * (n_u - 1) + n_w
+            if n_u > 0 and n_w > 0 and 0 <= start and start + length <= size:
+                x = x.narrow(axis, start, length).unfold(axis, n_w, step)
+            else:
+                idx = (step * torch.arange(lo_u, lo_u + n_u, device=x.device)[:, None]
+                       + torch.arange(lo_w, lo_w + n_w, device=x.device) + offset)
+                if bool(((idx < -size) | (idx >= size)).any()):
+                    raise _where_error(where_, f"index out of range: {int(idx.min())}..{int(idx.max())} on an "
+                                               f"axis of length {size}")
+                idx = torch.where(idx < 0, idx + size, idx)
+                x = x.index_select(axis, idx.reshape(-1)).unflatten(axis, (n_u, n_w)).movedim(axis + 1, -1)
+        axis += 1
+    x = x.permute(perm)
+    for pos in missing:
+        x = x.unsqueeze(pos)
+    return x
+
+
 def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     """Per-sample indexing x[items...] where some items are integer tensors.
 

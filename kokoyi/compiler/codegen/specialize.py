@@ -838,6 +838,9 @@ class Specializer:
         narrowed = self._try_narrow(e, code, v)
         if narrowed is not None:
             return narrowed
+        windowed = self._try_windows(e, code, v)
+        if windowed is not None:
+            return windowed
         items, tensors = [], []
         for item in e.items:
             if isinstance(item, A.Slice):
@@ -914,6 +917,52 @@ class Specializer:
         pos = v.lead
         return (f"kk.narrow_range({code}, {pos}, {loop['lo']}, {loop['n']}, {self.where(e)})",
                 replace(v, rank=v.rank - 1, depth=loop["depth"]))
+
+    def _try_windows(self, e, code: str, v: Value):
+        """x[i, s*j + a, ...] with loop variables (each used once, full static ranges) and x
+        outside the loops: views instead of a gather. A variable index is a narrow of its
+        axis; `s*u + w` is windows of |w| elements every s (Tensor.unfold), as in pooling."""
+        if self.guarded or not e.items or len(e.items) > v.rank:
+            return None
+        # Loops inside the value's own (x carries the axes of loops 1..v.depth already).
+        loops = {lp["symbol"]: lp for lp in self.loops if lp["mask"] is None and lp["depth"] > v.depth}
+        specs, labels, windows, used = [], [], [], set()
+        for item in e.items:
+            lin = None if isinstance(item, A.Slice) else _linear(item, set(loops))
+            if lin is None or lin[1]:
+                return None
+            coef = {var: c for var, c in lin[0].items() if c != 0}
+            if not coef:  # a constant: that entry, the axis goes away
+                specs.append(f"('at', {lin[2]})")
+                continue
+            if len(coef) == 1 and lin[2] == 0 and next(iter(coef.values())) == 1:
+                (u,) = coef
+                specs.append(f"('var', {loops[u]['lo']}, {loops[u]['n']})")
+            elif len(coef) == 2 and 1 in coef.values() and min(coef.values()) >= 1:
+                u, w = sorted(coef, key=lambda var: (coef[var] == 1, loops[var]["depth"]))
+                specs.append(f"('windows', {coef[u]}, {lin[2]}, {loops[u]['lo']}, {loops[u]['n']}, "
+                             f"{loops[w]['lo']}, {loops[w]['n']})")
+                windows.append(loops[w]["depth"])
+            else:
+                return None
+            if used & set(coef):
+                return None
+            used |= set(coef)
+            labels.append(loops[u]["depth"])
+        if not windows and len(labels) < 2:
+            return None  # at most one plain index: narrow or gather as usual
+        lead, rest, batch = v.lead, v.rank - len(e.items), int(v.batched)
+        # Axes after the views: batch, x's loop axes, one per item, the rest, one per window.
+        # Wanted: batch, the loop axes by depth (size 1 for loops not used here), the rest.
+        current = [("batch", 0)] * batch + [("loop", d) for d in range(1, v.depth + 1)] + \
+            [("loop", d) for d in labels] + [("rest", k) for k in range(rest)] + [("loop", d) for d in windows]
+        depth = max(labels + windows)
+        wanted = [("batch", 0)] * batch + [("loop", d) for d in range(1, depth + 1) if ("loop", d) in current] + \
+            [("rest", k) for k in range(rest)]
+        perm = tuple(current.index(a) for a in wanted)
+        missing = tuple(batch + d - 1 for d in range(1, depth + 1) if ("loop", d) not in current)
+        return (f"kk.windows({code}, {lead}, ({', '.join(specs)},), {perm}, {missing}, {self.where(e)})",
+                replace(v, rank=rest, depth=depth))
 
     def recurrence_read(self, e, target):
         elements, first, element = self.rec[id(target.symbol)]
@@ -1204,6 +1253,15 @@ def _linear(e, variables):
                 return None
             coef, terms, const = inner
             return {k: -c for k, c in coef.items()}, [(-s, t) for s, t in terms], -const
+        case A.Binary(op="*") | A.Juxtapose() if any(isinstance(n, A.Ref) and n.symbol in variables
+                                                      for n in A.walk(e)):
+            # k * (affine), k an integer literal: `2i`, `2 * i`, `i * 2`
+            for k, other in ((e.left, e.right), (e.right, e.left)):
+                scale = _int_literal(k)
+                inner = _linear(other, variables) if scale is not None else None
+                if inner is not None and not inner[1]:
+                    return {v: scale * c for v, c in inner[0].items()}, [], scale * inner[2]
+            return None
         case A.Binary(op="+" | "-"):
             a, b = _linear(e.left, variables), _linear(e.right, variables)
             if a is None or b is None:
