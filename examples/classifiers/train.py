@@ -31,6 +31,9 @@ if str(REPO) not in sys.path:  # kokoyi from a source checkout
     sys.path.append(str(REPO))
 import kokoyi
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from digits_common import load_digits_split  # noqa: E402
+
 KYI = Path(__file__).with_name("classifiers.kyi")
 kokoyi.load(KYI)
 
@@ -73,17 +76,6 @@ class CrossEntropyLoss(torch.nn.Module):
     forward = kokoyi.symbol["CrossEntropyLoss"]
 
 
-def load_digits_split(split_seed: int = 0, test_fraction: float = 0.2):
-    """(x_train, y_train, x_test, y_test): float images in [0, 1] of shape (N, 1, 8, 8), int64 labels."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, digits.target, test_size=test_fraction, random_state=split_seed,
-                                              stratify=digits.target)
-    return (torch.from_numpy(x_tr), torch.from_numpy(y_tr).long(), torch.from_numpy(x_te),
-            torch.from_numpy(y_te).long())
 
 
 def build_model(name: str, hidden: int = 128) -> torch.nn.Module:
@@ -161,7 +153,7 @@ def main(argv=None) -> dict:
     out = Path(args.out) if args.out else Path("runs") / "classifiers" / f"{args.model}-seed{args.seed}"
     os.makedirs(out, exist_ok=True)
 
-    x_tr, y_tr, x_te, y_te = load_digits_split(args.split_seed)
+    x_tr, y_tr, x_te, y_te = load_digits_split(args.split_seed, images=True)
     x_tr, x_te = model_input(args.model, x_tr), model_input(args.model, x_te)
     model = build_model(args.model, args.hidden)
     loss_fn = CrossEntropyLoss()

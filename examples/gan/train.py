@@ -39,6 +39,9 @@ if str(REPO) not in sys.path:  # kokoyi from a source checkout
     sys.path.append(str(REPO))
 import kokoyi
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from digits_common import tile  # noqa: E402
+
 KYI = Path(__file__).with_name("gan.kyi")
 kokoyi.load(KYI)
 
@@ -148,11 +151,6 @@ def save_samples(fake: np.ndarray, real: np.ndarray, path: Path, title: str) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    def tile(images, rows, cols):
-        padded = np.ones((rows, cols, 10, 10))
-        padded[:, :, 1:9, 1:9] = images[:rows * cols].reshape(rows, cols, 8, 8)
-        return padded.transpose(0, 2, 1, 3).reshape(rows * 10, cols * 10)
 
     fig, (ax_fake, ax_real) = plt.subplots(1, 2, figsize=(11, 5.5), gridspec_kw={"width_ratios": [2, 1]})
     ax_fake.imshow(tile(fake, 8, 10), cmap="gray_r", vmin=0, vmax=1)

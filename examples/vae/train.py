@@ -32,6 +32,9 @@ if str(REPO) not in sys.path:  # kokoyi from a source checkout
     sys.path.append(str(REPO))
 import kokoyi
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from digits_common import load_digits_split, tile  # noqa: E402
+
 KYI = Path(__file__).with_name("vae.kyi")
 kokoyi.load(KYI)
 
@@ -79,17 +82,6 @@ class VAE(torch.nn.Module):
     forward = kokoyi.symbol["NegELBO"]
 
 
-def load_digits_split(split_seed: int = 0, test_fraction: float = 0.2):
-    """(x_train, y_train, x_test, y_test): flattened images in [0, 1] of shape (N, 64), int64 labels."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, digits.target, test_size=test_fraction, random_state=split_seed,
-                                              stratify=digits.target)
-    return (torch.from_numpy(x_tr), torch.from_numpy(y_tr).long(), torch.from_numpy(x_te),
-            torch.from_numpy(y_te).long())
 
 
 @torch.no_grad()
@@ -130,12 +122,6 @@ def save_grid(originals, reconstructions, samples, path: Path, title: str) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    def tile(images, rows, cols):
-        images = images.reshape(rows, cols, 8, 8)
-        padded = np.ones((rows, cols, 10, 10))
-        padded[:, :, 1:9, 1:9] = images
-        return padded.transpose(0, 2, 1, 3).reshape(rows * 10, cols * 10)
 
     cols = originals.shape[0] // 4
     pairs = np.stack([originals.reshape(4, cols, 64), reconstructions.reshape(4, cols, 64)], 1)  # row pairs
