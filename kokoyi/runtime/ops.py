@@ -688,17 +688,15 @@ def expand_batch(x, batch: int):
 
 
 # ---- layers --------------------------------------------------------------------------------------
-_GLOBAL_MODULE_HOOKS = (_nn_module._global_forward_hooks, _nn_module._global_forward_pre_hooks,
-                        _nn_module._global_backward_hooks, _nn_module._global_backward_pre_hooks)
-
-
 def linear_layer(layer, x):
     """layer(x) for a torch.nn.Linear, as F.linear on its parameters: the same computation
     without nn.Module.__call__ and __getattr__ (a third of the time of a small layer on one
     sample). A subclass, a layer with hooks, or any global module hook goes through
     layer(x) as usual, so hooks, pruning and spectral norm still apply."""
     if (type(layer) is not torch.nn.Linear or layer._forward_hooks or layer._forward_pre_hooks
-            or layer._backward_hooks or layer._backward_pre_hooks or any(_GLOBAL_MODULE_HOOKS)):
+            or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks
+            or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks
+            or _nn_module._global_backward_pre_hooks):
         return layer(x)
     p = layer._parameters
     try:
