@@ -519,3 +519,20 @@ def test_windows_out_of_range_is_the_located_error():
 """, "win.kyi")
     with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"win\.kyi:3:.*index out of range: 0\.\.6 on an axis of length 6"):
         Host(kokoyi.symbol["M"], None)(torch.randn(2, 6), batch_level=[1])
+
+
+def test_a_parameter_that_changes_rank_in_place_gets_new_code():
+    # `W.data = ...` keeps the Python object (same id) but changes its rank: the cached
+    # specialisation for the old rank must not be reused.
+    kokoyi.compile(r"""
+\Module{M}{x; W}
+  \Return \sum(W) * x \\
+\EndModule
+""", "rank.kyi")
+    W = torch.nn.Parameter(torch.ones(3))
+    host = Host(kokoyi.symbol["M"], W)
+    x = torch.ones(2)
+    assert torch.equal(host(x), torch.full((2,), 3.0))
+    W.data = torch.ones(2, 3)
+    assert torch.equal(host(x), torch.full((2,), 6.0))
+    assert torch.equal(host(torch.ones(4, 2), batch_level=[1]), torch.full((4, 2), 6.0))
