@@ -43,7 +43,7 @@ def quick_levels(args, batch_level, n: int):
 def single_axis(entry, args, params, levels):
     """The specialised function on one batch axis, when every output is batched and a tensor
     (None otherwise, before running anything: run_specialized then handles the call)."""
-    if max(levels) != 1 or not all(v.batched and not v.python for v in entry[1]):
+    if not entry[3] or max(levels) != 1:
         return None
     return entry[0](*args, *params)
 

@@ -86,7 +86,7 @@ class Specializations:
         return self._params_desc
 
     def lookup(self, args, levels, params):
-        """(function, output layouts) for this call, or FALLBACK."""
+        """The entry for this call (see _build), or FALLBACK."""
         if self._table is not None and self._table.generation != self._generation:
             # A later unit may have redefined a function this module calls (late binding).
             self._generation = self._table.generation
@@ -162,7 +162,9 @@ class Specializations:
         register_code(filename, code, self.source.filename, line_map, gen.index_sites)
         scratch: dict = {}
         exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
-        return scratch[name], outputs, code
+        # (function, output layouts, code, whether every output is a batched tensor: the
+        # one-batch-axis fast path in kokoyi.runtime.batching.single_axis)
+        return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
 
 
 def _callee_outputs(desc, values, outer_params):
