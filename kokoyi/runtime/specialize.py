@@ -76,9 +76,9 @@ class Specializations:
         self.globals_info = lambda: {k: (n, namespace.get(n), symbols.get(k)) for k, n in names.items()}
 
     def param_descs(self, params) -> tuple:
-        # Identity plus, for tensors, rank: a tensor freed and replaced by one of another rank
-        # at the same address must not reuse the old description.
-        key = tuple((id(p), p.dim() if isinstance(p, torch.Tensor) else -1) for p in params)
+        # Identity plus, for tensors, rank and dtype (what describe() reads): `W.data = ...`
+        # keeps the object but may change both.
+        key = tuple((id(p), (p.dim(), p.dtype) if isinstance(p, torch.Tensor) else None) for p in params)
         if key != self._params_key:
             describe = _codegen().describe
             self._params_desc = tuple(describe(p) for p in params)
@@ -104,7 +104,11 @@ class Specializations:
         else:
             for p in params:
                 key.append(id(p))
-                key.append(p.dim() if isinstance(p, torch.Tensor) else type(p))
+                if isinstance(p, torch.Tensor):
+                    key.append(p.dim())
+                    key.append(p.dtype)
+                else:
+                    key.append(type(p))
             fast = tuple(key)
             entry = self.fast.get(fast)
             if entry is not None:
