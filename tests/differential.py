@@ -1,0 +1,280 @@
+"""The differential fuzzer: compiled Kokoyi modules against the reference interpreter, on every path.
+
+For each program (tests/program_gen.py, or a hand-written one) it draws inputs and compares the
+compiled module with tests/reference.py on each path of contract section 8: one sample
+(batch_level all 0), a batch on every input (level 1, then level 2) and mixed levels (some
+inputs shared, others batched). On each path it checks
+
+* values: allclose with rtol 1e-5 (float32: 1e-4) and atol 1e-6 (float32: 1e-5) times the
+  magnitude of the expected output, NaN equal to NaN, integers exactly;
+* dtypes and shapes: exactly equal;
+* errors: the reference raises a RefRuntimeError for some sample exactly when the module raises
+  a KokoyiRuntimeError, and the module's message names one of the reference's `file:line:col`;
+* gradients with respect to every float input, of a random weighted sum of the outputs: the
+  same values and the same NaN pattern.
+
+    findings, stats = check(program)             # a program_gen.Program
+    print(reproduction(findings[0]))              # source, inputs, path and what differs
+
+A reference that raises anything else means the generator wrote a program outside the
+language; such programs are counted as `invalid` and not compared.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+import reference
+from program_gen import Input, Program
+
+FILENAME = "diff.kyi"
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
+
+
+@dataclass
+class Path:
+    name: str
+    levels: list
+    batch_shape: tuple
+
+
+@dataclass
+class Finding:
+    kind: str  # "value", "dtype", "shape", "missing error", "unexpected error", "error position", "gradient", "compile"
+    path: str
+    levels: list
+    message: str
+    source: str
+    inputs: dict = field(default_factory=dict)  # name -> nested lists (the call's inputs)
+    params: list = field(default_factory=list)
+    seed: int | None = None
+
+    def key(self) -> str:
+        """What makes two findings the same defect, roughly: kind, path kind and message shape."""
+        text = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", self.message.splitlines()[0])[:100]
+        return f"{self.kind} | {self.path.split(' ')[0]} | {text}"
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "levels": self.levels, "message": self.message,
+                "source": self.source, "inputs": self.inputs, "params": self.params, "seed": self.seed}
+
+
+def reproduction(f: Finding) -> str:
+    lines = [f"[{f.kind}] on {f.path} (batch_level={f.levels})" + (f", seed {f.seed}" if f.seed is not None else ""),
+             f.message, "source:", f.source.rstrip(), "inputs:"]
+    lines += [f"  {k} = {v}" for k, v in f.inputs.items()]
+    if f.params:
+        lines.append(f"  params = {f.params}")
+    return "\n".join(lines)
+
+
+def paths_for(n_inputs: int, rng) -> list[Path]:
+    out = [Path("one sample", [0] * n_inputs, ()), Path("batch level 1", [1] * n_inputs, (3,)),
+           Path("batch level 2", [2] * n_inputs, (2, 2))]
+    if n_inputs >= 2:
+        mixed = [rng.choice([0, 1]) for _ in range(n_inputs)]
+        if len(set(mixed)) == 1:
+            mixed[rng.randrange(n_inputs)] = 1 - mixed[0]
+        out.append(Path("mixed levels", mixed, (3,)))
+    return out
+
+
+def sample_input(spec: Input, g: torch.Generator) -> torch.Tensor:
+    if spec.kind == "i":
+        lo, hi = spec.int_range
+        return torch.randint(lo, hi + 1, spec.shape, generator=g)
+    if spec.dtype == "int64":
+        return torch.randint(-3, 4, spec.shape, generator=g)
+    x = torch.randn(spec.shape, generator=g, dtype=torch.float64)
+    if x.numel() > 1 and torch.rand((), generator=g) < 0.1:  # ties and zeros now and then
+        x = x.round()
+    return x.to(DTYPES[spec.dtype])
+
+
+def _params(program: Program):
+    values = [v for kind, v in program.params]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _flat(x):
+    return list(x) if isinstance(x, (tuple, list)) else [x]
+
+
+def _tolerance(dtype):
+    return (1e-4, 1e-5) if dtype in (torch.float32, torch.float16, torch.bfloat16) else (1e-5, 1e-6)
+
+
+def _compare(got, want, what: str):
+    """None when got matches want (shape, dtype, values), else (kind, message)."""
+    if not isinstance(got, torch.Tensor):
+        return "value", f"{what}: expected a tensor, got {type(got).__name__} {got!r}"
+    if tuple(got.shape) != tuple(want.shape):
+        return "shape", f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    if got.dtype != want.dtype:
+        return "dtype", f"{what}: dtype {got.dtype}, expected {want.dtype}"
+    a, b = got.detach(), want.detach()
+    if not (a.is_floating_point() or b.is_floating_point()):
+        if torch.equal(a, b):
+            return None
+        return "value", f"{what}: values differ\n got {a}\nwant {b}"
+    if not close(a, b):
+        return "value", f"{what}: values differ\n got {a}\nwant {b}"
+    return None
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """allclose in the dtype's tolerance, scaled by b's magnitude; NaN equals NaN."""
+    rtol, atol = _tolerance(b.dtype)
+    a, b = a.double(), b.double()
+    finite = b[torch.isfinite(b)]
+    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    return torch.allclose(a, b, rtol=rtol, atol=atol * scale, equal_nan=True)
+
+
+def _tolist(x):
+    return x.tolist() if isinstance(x, torch.Tensor) else x
+
+
+def _stack(outs, bshape):
+    if isinstance(outs[0], tuple):
+        return tuple(_stack([o[i] for o in outs], bshape) for i in range(len(outs[0])))
+    if not bshape:
+        return outs[0]
+    t = torch.stack(outs)
+    return t.reshape(tuple(bshape) + tuple(t.shape[1:]))
+
+
+@dataclass
+class Stats:
+    programs: int = 0
+    compiled: int = 0
+    invalid: int = 0  # the reference rejects the program: outside the language (a generator slip)
+    paths: int = 0
+    error_paths: int = 0  # paths on which the reference raises (the error is what was compared)
+    findings: int = 0
+
+    def add(self, other: Stats) -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+def check(program: Program, seed: int = 0, paths=None) -> tuple[list[Finding], Stats]:
+    """Compare program's compiled module with the reference on every path."""
+    import random
+
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    stats = Stats(programs=1)
+    findings: list[Finding] = []
+    params = _params(program)
+
+    def finding(kind, path, message, args=None):
+        inputs = {} if args is None else {spec.name: _tolist(a) for spec, a in zip(program.inputs, args)}
+        findings.append(Finding(kind, path.name if path else "compile", path.levels if path else [], message,
+                                program.source, inputs, [v for _, v in program.params], program.seed))
+
+    try:
+        kokoyi.compile(program.source, filename=FILENAME)
+    except kokoyi.KokoyiError as err:
+        finding("compile", None, f"{type(err).__name__}: {err}")
+        return findings, stats
+    stats.compiled = 1
+    host = Host(params, kokoyi.symbol[program.module])
+    rng = random.Random(seed)
+    n = len(program.inputs)
+    for path in paths or paths_for(n, rng):
+        g = torch.Generator().manual_seed(rng.randrange(2 ** 31))
+        problem = _check_path(program, host, params, path, g, stats)
+        if problem == "invalid":
+            stats.invalid = 1
+            return [], stats
+        if problem is not None:
+            kind, message, args = problem
+            finding(kind, path, message, args)
+    stats.findings = len(findings)
+    return findings, stats
+
+
+def _draw(program: Program, path: Path, g):
+    shared = [sample_input(spec, g) for spec in program.inputs]
+    idxs = list(itertools.product(*map(range, path.batch_shape)))
+    samples = {idx: [sample_input(spec, g) for spec in program.inputs] for idx in idxs}
+    args = []
+    for j, level in enumerate(path.levels):
+        if level == 0:
+            args.append(shared[j])
+        else:
+            t = torch.stack([samples[idx][j] for idx in idxs])
+            args.append(t.reshape(tuple(path.batch_shape) + tuple(t.shape[1:])))
+    args = [a.detach().clone().requires_grad_(True) if a.is_floating_point() else a for a in args]
+    return args, idxs
+
+
+def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
+    """None, "invalid", or (kind, message, args) for the first difference on this path."""
+    import kokoyi
+
+    args, idxs = _draw(program, path, g)
+    ref_outs, ref_errors = [], []
+    for idx in idxs or [()]:
+        sample = [a if level == 0 else a[idx] for a, level in zip(args, path.levels)]
+        try:
+            ref_outs.append(reference.run(program.source, program.module, sample, params, filename=FILENAME))
+        except reference.RefRuntimeError as err:
+            ref_errors.append(err)
+        except Exception:  # noqa: BLE001 - the program is outside the language the reference knows
+            return "invalid"
+    stats.paths += 1
+    try:
+        got = host(*args, batch_level=path.levels)
+    except kokoyi.KokoyiRuntimeError as err:
+        if not ref_errors:
+            return "unexpected error", f"the module raised, the reference did not: {err}", args
+        allowed = {p for e in ref_errors for p in e.positions}
+        if not any(p in str(err) for p in allowed):
+            return ("error position", f"the module's error names none of {sorted(allowed)}: "
+                                      f"{str(err).splitlines()[0]}", args)
+        stats.error_paths += 1
+        return None
+    except Exception as err:  # noqa: BLE001 - any other exception from a module is itself the finding
+        want = f" (the reference raises: {ref_errors[0]})" if ref_errors else ""
+        return "crash", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{want}", args
+    if ref_errors:
+        return "missing error", f"the reference raises {ref_errors[0]}, the module returned {got}", args
+    want = _stack(ref_outs, path.batch_shape)
+    got_l, want_l = _flat(got), _flat(want)
+    if len(got_l) != len(want_l):
+        return "shape", f"{len(got_l)} outputs, expected {len(want_l)}", args
+    for i, (a, b) in enumerate(zip(got_l, want_l)):
+        problem = _compare(a, b, f"output {i}")
+        if problem is not None:
+            return (*problem, args)
+    return _check_gradients(got_l, want_l, args, g)
+
+
+def _check_gradients(got, want, args, g):
+    leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    pairs = [(a, b) for a, b in zip(got, want) if b.is_floating_point()]
+    if not leaves or not pairs:
+        return None
+    ws = [torch.randn(b.shape, generator=g, dtype=torch.float64).to(b.dtype) for _, b in pairs]
+    terms_got = [(a * w).sum() for (a, _), w in zip(pairs, ws) if a.requires_grad]
+    terms_want = [(b * w).sum() for (_, b), w in zip(pairs, ws) if b.requires_grad]
+    grads = []
+    for terms in (terms_got, terms_want):
+        if terms:
+            gs = torch.autograd.grad(sum(terms), leaves, allow_unused=True)
+        else:
+            gs = [None] * len(leaves)
+        grads.append([torch.zeros_like(leaf) if x is None else x for leaf, x in zip(leaves, gs)])
+    for i, (a, b) in enumerate(zip(*grads)):
+        if tuple(a.shape) != tuple(b.shape) or not close(a, b):
+            which = [k for k, x in enumerate(args) if x is leaves[i]][0]
+            return "gradient", f"gradient of input {which}: differs\n got {a}\nwant {b}", args
+    return None
