@@ -26,6 +26,10 @@ TERMINAL_TEXT = {
     "LSET": "`\\{`",
     "RSET": "`\\}`",
     "DNORM": "`\\|`",
+    "NORM_OPEN": "`\\|`",
+    "NORM_CLOSE": "`\\|`",
+    "BAR_OPEN": "`|`",
+    "BAR_CLOSE": "`|`",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
     "LPAR": "`(`",
@@ -94,7 +98,11 @@ TERMINAL_TEXT = {
 # Terminals that start or form an operand: an unexpected one right after an operand means
 # two things were written side by side.
 OPERAND_TERMINALS = {"NAME", "GREEK", "FONT", "ACCENT", "LPAR", "FUNC"}
-OPERAND_ENDS = {"NAME", "GREEK", "RPAR", "RSQB", "RBRACE", "PRIME", "NUMBER", "BAR", "DNORM", "TRANSPOSE_HAT"}
+OPERAND_ENDS = {"NAME", "GREEK", "RPAR", "RSQB", "RBRACE", "PRIME", "NUMBER", "BAR_CLOSE", "NORM_CLOSE",
+                "TRANSPOSE_HAT", "RCEIL", "RFLOOR", "END_CASES"}
+# Brackets that start and end a level for bars: a bar inside them never closes one outside.
+OPENING_BRACKETS = {"LPAR", "LSQB", "LBRACE", "LSET", "BEGIN_CASES", "LCEIL", "LFLOOR"}
+CLOSING_BRACKETS = {"RPAR", "RSQB", "RBRACE", "RSET", "END_CASES", "RCEIL", "RFLOOR"}
 
 
 class TexArguments:
@@ -105,15 +113,43 @@ class TexArguments:
     `\\frac{1}{2}34` and `x^ab` as `x^{a}b`, exactly as LaTeX typesets them.
     """
 
-    always_accept = ("CMD",)
+    always_accept = ("CMD", "BAR", "DNORM")
 
     def __init__(self, source: Source) -> None:
         self.source = source
         self.recent: list[Token] = []  # the last two tokens handed to the parser
+        self.bars: list[list[str]] = [[]]  # per bracket level: the bars opened there, innermost last
+        self.blocks: list[Token] = []  # \Module and \Function tokens not closed yet
 
     def _emit(self, tok: Token) -> Token:
+        kind = tok.type
+        if kind in ("BAR", "DNORM"):
+            tok = self._bar(tok)
+        elif kind in OPENING_BRACKETS:
+            self.bars.append([])
+        elif kind in CLOSING_BRACKETS and len(self.bars) > 1:
+            self.bars.pop()
+        elif kind in ("MODULE", "FUNCTION"):
+            self.blocks.append(tok)
+        elif kind in ("END_MODULE", "END_FUNCTION") and self.blocks:
+            self.blocks.pop()
         self.recent = [*self.recent[-1:], tok]
         return tok
+
+    def _bar(self, tok: Token) -> Token:
+        """`|` and `\\|` open or close: a bar closes the innermost bar of its kind opened at this
+        bracket level when it follows an operand; otherwise it opens one. So `2 |x|` and
+        `\\frac{1}{2} \\|w\\|^2` are products, and `||x| - 1|` nests."""
+        open_here = self.bars[-1]
+        previous = self.recent[-1] if self.recent else None
+        after_operand = previous is not None and previous.type in OPERAND_ENDS
+        if open_here and open_here[-1] == tok.type and after_operand:
+            open_here.pop()
+            kind = "BAR_CLOSE" if tok.type == "BAR" else "NORM_CLOSE"
+        else:
+            open_here.append(tok.type)
+            kind = "BAR_OPEN" if tok.type == "BAR" else "NORM_OPEN"
+        return Token.new_borrow_pos(kind, tok.value, tok)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         frames: list[_Frame] = []
@@ -308,7 +344,7 @@ def parse(source: Source, start: str = "start") -> Tree:
     try:
         tree = parser.parse(source.text)
     except UnexpectedInput as err:
-        raise _syntax_error(source, err, _previous(slot.current.recent, err)) from None
+        raise _syntax_error(source, err, _previous(slot.current.recent, err), slot.current.blocks) from None
     finally:
         slot.current = previous
     _check_depth(tree, source)
@@ -385,7 +421,8 @@ def _side_by_side(source: Source, span: Span, previous: Token, tok: Token) -> Ko
     )
 
 
-def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) -> KokoyiSyntaxError:
+def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None,
+                  open_blocks=()) -> KokoyiSyntaxError:
     if isinstance(err, UnexpectedCharacters):
         ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else ""
         span = Span(err.line, err.column, err.line, err.column + 1)
@@ -397,6 +434,11 @@ def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) 
             return KokoyiSyntaxError.at(source, span, f"a stray `\\`{_expected(err.allowed)}")
         return KokoyiSyntaxError.at(source, span, f"unexpected character {ch!r}{_expected(err.allowed)}")
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        if open_blocks:  # a block left open is reported where it was opened
+            opener = open_blocks[-1]
+            closer = "\\EndModule" if opener.type == "MODULE" else "\\EndFunction"
+            return KokoyiSyntaxError.at(source, _span(opener), f"`{opener.value}` is never closed: expected "
+                                                               f"`{closer}` before the end of the input")
         lines = source.text.rstrip().split("\n")
         line = len(lines)
         span = Span(line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
@@ -408,7 +450,7 @@ def _syntax_error(source: Source, err: UnexpectedInput, previous: Token | None) 
     span = _span(tok)
     if tok.type in OPERAND_TERMINALS and previous is not None and previous.type in OPERAND_ENDS:
         return _side_by_side(source, span, previous, tok)
-    if tok.type in ("BAR", "DNORM") and previous is not None and previous.type == "FUNC":
+    if tok.type in ("BAR_OPEN", "NORM_OPEN") and previous is not None and previous.type == "FUNC":
         bar = tok.value
         return KokoyiSyntaxError.at(source, span, f"`{previous.value}` applied to `{bar}...{bar}` needs parentheses "
                                                   f"or braces: write `{previous.value}({bar}...{bar})`")

@@ -112,6 +112,13 @@ def matmul(a, b):
     return a @ b
 
 
+def cdot(a, b):
+    """`a \\cdot b`: the ordinary product when either side is a scalar, else `@`."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.dim() == 0 or b.dim() == 0:
+        return a * b
+    return matmul(a, b)
+
+
 def maximum(*xs):
     out = _t(xs[0])
     for x in xs[1:]:

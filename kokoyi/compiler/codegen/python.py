@@ -16,6 +16,7 @@ from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.passes.ranks import is_cdot
 from kokoyi.compiler.spelling import spell
 from kokoyi.errors import Source
 
@@ -286,7 +287,8 @@ class PythonGenerator:
             case A.Binary(op="and" | "or"):
                 return f"kk.logical_{e.op}({self.expr(e.left)}, {self.expr(e.right)})", P_ATOM
             case A.Binary(op="@"):
-                return f"kk.matmul({self.expr(e.left)}, {self.expr(e.right)})", P_ATOM
+                fn = "cdot" if is_cdot(e) else "matmul"
+                return f"kk.{fn}({self.expr(e.left)}, {self.expr(e.right)})", P_ATOM
             case A.Binary():
                 op, prec = BINARY[e.op]
                 return f"{self._wrap(e.left, prec)} {op} {self._wrap(e.right, prec + 1)}", prec

@@ -27,6 +27,7 @@ from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
 from kokoyi.compiler.codegen.python import Emitter, is_static, safe_comment
+from kokoyi.compiler.passes.ranks import is_cdot
 from kokoyi.compiler.spelling import spell
 from kokoyi.errors import Source
 
@@ -580,6 +581,9 @@ class Specializer:
     # ---- products ----
     def matmul(self, e, left, right):
         (a, va), (b, vb) = left, right
+        if is_cdot(e) and (va.python or vb.python or va.rank == 0 or vb.rank == 0):
+            (a, b), v = self._broadcast([left, right])
+            return f"({a} * {b})", v
         if va.python or vb.python or va.rank == 0 or vb.rank == 0:
             raise self.unsupported("`@` with a scalar", e)
         depth = max(va.depth, vb.depth)

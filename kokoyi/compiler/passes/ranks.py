@@ -127,6 +127,8 @@ class RankInference:
 
     def matmul(self, e: A.Binary) -> int | None:
         left, right = self.rank(e.left), self.rank(e.right)
+        if is_cdot(e) and 0 in (left, right):  # `a \cdot b` with a scalar: the ordinary product
+            return None if None in (left, right) else max(left, right)
         for side, r in ((e.left, left), (e.right, right)):
             if r == 0:
                 raise self.error(side, "`@` (matrix product) needs vectors or matrices, not a scalar; "
@@ -170,6 +172,12 @@ class RankInference:
         if fn.rank == "onehot":
             return None if ranks[0] is None else ranks[0] + 1
         return None if None in ranks else max(ranks)
+
+
+def is_cdot(e: A.Binary) -> bool:
+    """Whether a matrix product was written `\\cdot`, which is the ordinary product when a side
+    is a per-sample scalar."""
+    return e.spelling.strip() == "\\cdot"
 
 
 def infer_ranks(prog: A.Program, source: Source) -> A.Program:

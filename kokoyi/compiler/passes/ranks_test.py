@@ -48,7 +48,6 @@ def test_unannotated_inputs_have_unknown_rank_and_stay_unchecked():
         (r"x \in \mathbb{R}^{d}", "2 @ x", "2"),
         (r"x \in \mathbb{R}^{d}", "x @ 2", "2"),
         (r"x \in \mathbb{R}", "x @ x", "x"),
-        (r"x \in \mathbb{R}^{d}", r"x[0] \cdot x", "x[0]"),
         ("x", r"\sum(x) @ x", r"\sum"),
         ("x", r"|x| @ x", "|x|"),
         (r"x \in \mathbb{R}^{d}", r"\sum_{i=0}^{d-1} x[i] @ x", "x[i] @"),
@@ -107,3 +106,25 @@ def test_softmax_of_a_local_scalar_is_found_through_the_local():
 
 def test_softmax_of_vectors_and_unknown_ranks_is_fine():
     compile_unit(r"\Module{M}{x, v \in \mathbb{R}^{d}} \Return \Softmax(x) + \Softmax(v) \\ \EndModule", "r.kyi")
+
+
+@pytest.mark.parametrize("signature, expr, rank", [
+    (r"x \in \mathbb{R}^{d}", r"x[0] \cdot x", 1),
+    (r"x \in \mathbb{R}^{d}", r"x \cdot 2", 1),
+    (r"x \in \mathbb{R}^{d}", r"x \cdot x", 0),
+    (r"x \in \mathbb{R}^{d \times d}", r"x \cdot x[0]", 1),
+])
+def test_cdot_with_a_scalar_is_the_ordinary_product(signature, expr, rank):
+    import torch
+
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    kokoyi.compile(f"\\Module{{M}}{{{signature}}}\n\\Return {expr} \\\\\n\\EndModule", filename="c.kyi")
+    x = torch.arange(1.0, 4.0) if "times" not in signature else torch.eye(3) + 1
+    out = kokoyi.symbol["M"](Host(), x)
+    assert out.dim() == rank
+    want = {r"x[0] \cdot x": lambda: x[0] * x, r"x \cdot 2": lambda: 2 * x, r"x \cdot x": lambda: x @ x,
+            r"x \cdot x[0]": lambda: x @ x[0]}[expr]()
+    assert torch.equal(out, want)
+    assert torch.equal(kokoyi.symbol["M"](Host(), torch.stack([x, x]), batch_level=[1]), torch.stack([want, want]))

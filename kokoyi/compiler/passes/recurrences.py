@@ -10,12 +10,27 @@ from kokoyi.errors import KokoyiError, KokoyiTypeError, Source
 
 
 def check_recurrences(prog: A.Program, source: Source) -> A.Program:
+    recurrences = {}
     for node in A.walk(prog):
         if isinstance(node, A.Definition) and isinstance(node.target, A.Ref):
             sym = node.target.symbol
             if sym.extra.get("recurrence"):
+                recurrences[id(sym)] = sym
                 _check(A.strip(node.value), sym, source)
-    return prog
+    return _split_partial_reads(prog, recurrences) if recurrences else prog
+
+
+def _split_partial_reads(node, recurrences):
+    """`h[t-1, i]` (and `h_{t-1, i}`) inside the definition of h is `h[t-1][i]`: the element read
+    first, then indexed, so later passes see one-index reads of a recurrence."""
+    node = A.map_children(node, lambda c: _split_partial_reads(c, recurrences))
+    if isinstance(node, A.Index) and len(node.items) > 1:
+        target = A.strip(node.target)
+        if isinstance(target, A.Ref) and id(target.symbol) in recurrences \
+                and target.symbol.extra.get("recurrence"):
+            first = A.Index(node.items[0].span, node.target, node.items[:1])
+            return A.Index(node.span, first, node.items[1:])
+    return node
 
 
 def _check(builder: A.SetBuilder, sym, source: Source) -> None:
@@ -32,9 +47,9 @@ def _check(builder: A.SetBuilder, sym, source: Source) -> None:
     for n in A.walk(builder.element):
         if isinstance(n, A.Index) and isinstance(n.target, A.Ref) and n.target.symbol is sym:
             allowed.add(id(n.target))
-            if len(n.items) != 1 or isinstance(n.items[0], A.Slice):
+            if isinstance(n.items[0], A.Slice):
                 raise KokoyiError.at(source, n.target.span,
-                                     f"a recurrence reads one earlier element: write `{sym.key}[{t.key}-1]`")
+                                     f"a recurrence reads earlier elements one at a time: write `{sym.key}[{t.key}-1]`")
             shift = _offset(n.items[0], t)
             if shift is None:
                 raise KokoyiError.at(source, n.target.span,

@@ -57,8 +57,8 @@ def test_recurrence_values():
         ("x[t] + |h|", "h|", "may only be read"),
         (r"\sum_{i=0}^{t-1} h[i]", "h[i]", "cannot tell which element"),
         ("x[t] + h[2*t - 1]", "h[2", "cannot tell which element"),
-        ("x[t] + h[t-1:t]", "h[t-1:", "one earlier element"),
-        ("x[t] + h[t-1, 0]", "h[t-1,", "one earlier element"),
+        ("x[t] + h[t-1:t]", "h[t-1:", "one at a time"),
+        ("x[t] + h[t, 0]", "h[t,", "not computed yet"),
     ],
 )
 def test_reading_the_current_or_a_later_element_is_rejected_at_that_position(body, at, words):
@@ -100,3 +100,16 @@ def test_non_recurrent_set_builders_are_not_marked():
     definition = state.ast.items[0].body[0]
     assert not definition.target.symbol.extra.get("recurrence")
     assert isinstance(A.strip(definition.value), A.SetBuilder)
+
+
+@pytest.mark.parametrize("read", ["h[t-1, 0]", "h[t-1][0]", "h_{t-1, 0}"])
+def test_a_recurrence_may_read_part_of_an_earlier_element(read):
+    kokoyi.compile(rf"""
+\Module{{M}}{{x}}
+h \gets \{{ \begin{{cases}} x[0] & t = 0 \\ x[t] + {read} & \text{{otherwise}} \end{{cases}} \}}_{{t=0}}^{{|x|-1}} \\
+\Return h \\
+\EndModule""", filename="r.kyi")
+    x = torch.arange(1.0, 7.0).reshape(3, 2)
+    want = torch.tensor([[1.0, 2.0], [4.0, 5.0], [9.0, 10.0]])  # h[t] = x[t] + h[t-1][0]
+    assert kokoyi.symbol["M"](Host(), x).equal(want)
+    assert kokoyi.symbol["M"](Host(), torch.stack([x, 2 * x]), batch_level=[1]).equal(torch.stack([want, 2 * want]))
