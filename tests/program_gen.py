@@ -21,6 +21,7 @@ class Input:
     annotation: str = ""  # `\in \mathbb{R}^{N}` or ""
     int_range: tuple = (0, 0)  # integer inputs: values drawn from lo..hi inclusive
     dtype: str = "float32"  # float inputs: float32, float64, or int64 (an integer tensor for \mathbb{R})
+    fixed: object = None  # a tensor every sample takes (hand-written regression programs)
 
 
 @dataclass
