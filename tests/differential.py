@@ -79,7 +79,7 @@ def program(source: str, inputs: dict, params=(), module: str = "P") -> Program:
         value = torch.as_tensor(value)
         kind = "f" if value.is_floating_point() else "i"
         specs.append(Input(name, kind, tuple(value.shape), fixed=value))
-    return Program(source, module, specs, [("param", p) for p in params])
+    return Program(source, module, specs, [("value", p) for p in params])
 
 
 BATCH_SHAPES = {"one sample": (), "batch level 1": (3,), "batch level 2": (2, 2), "mixed levels": (3,)}
@@ -110,11 +110,41 @@ def sample_input(spec: Input, g: torch.Generator) -> torch.Tensor:
     return x.to(DTYPES[spec.dtype])
 
 
-def _params(program: Program):
-    values = [v for kind, v in program.params]
+def parameters(program: Program, seed: int = 0):
+    """What get_parameters() returns for program (made afresh, seeded; after it is compiled)."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    g = torch.Generator().manual_seed(zlib.crc32(f"params:{seed}".encode()))
+    values = []
+    for kind, *spec in program.params:
+        if kind == "tensor":
+            shape, dtype = spec
+            values.append(torch.nn.Parameter(torch.randn(shape, generator=g, dtype=DTYPES[dtype])))
+        elif kind == "linear":
+            n_in, n_out, dtype = spec
+            layer = torch.nn.Linear(n_in, n_out).to(DTYPES[dtype])
+            with torch.no_grad():
+                for p in layer.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+            values.append(layer)
+        elif kind == "kokoyi":
+            values.append(Host(None, kokoyi.symbol[spec[0]]))
+        else:
+            values.append(spec[0])
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def _param_leaves(params) -> list:
+    out = []
+    for p in params if isinstance(params, tuple) else [params]:
+        if isinstance(p, torch.nn.Module):
+            out += [q for q in p.parameters() if q.requires_grad]
+        elif isinstance(p, torch.Tensor) and p.requires_grad:
+            out.append(p)
+    return out
 
 
 def _flat(x):
@@ -188,12 +218,11 @@ def check(program: Program, seed: int = 0, paths=None) -> tuple[list[Finding], S
 
     stats = Stats(programs=1)
     findings: list[Finding] = []
-    params = _params(program)
 
     def finding(kind, path, message, args=None):
         inputs = {} if args is None else {spec.name: _tolist(a) for spec, a in zip(program.inputs, args)}
         findings.append(Finding(kind, path.name if path else "compile", path.levels if path else [], message,
-                                program.source, inputs, [v for _, v in program.params], program.seed))
+                                program.source, inputs, [list(map(str, p)) for p in program.params], program.seed))
 
     try:
         kokoyi.compile(program.source, filename=FILENAME)
@@ -201,6 +230,7 @@ def check(program: Program, seed: int = 0, paths=None) -> tuple[list[Finding], S
         finding("compile", None, f"{type(err).__name__}: {err}")
         return findings, stats
     stats.compiled = 1
+    params = parameters(program, seed)
     host = Host(params, kokoyi.symbol[program.module])
     n = len(program.inputs)
     for path in paths or paths_for(n, random.Random(seed)):
@@ -271,11 +301,11 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
         problem = _compare(a, b, f"output {i}")
         if problem is not None:
             return (*problem, args)
-    return _check_gradients(got_l, want_l, args, g)
+    return _check_gradients(got_l, want_l, args, params, g)
 
 
-def _check_gradients(got, want, args, g):
-    leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+def _check_gradients(got, want, args, params, g):
+    leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
     pairs = [(a, b) for a, b in zip(got, want) if b.is_floating_point()]
     if not leaves or not pairs:
         return None
@@ -291,8 +321,8 @@ def _check_gradients(got, want, args, g):
         grads.append([torch.zeros_like(leaf) if x is None else x for leaf, x in zip(leaves, gs)])
     for i, (a, b) in enumerate(zip(*grads)):
         if tuple(a.shape) != tuple(b.shape) or not close(a, b):
-            which = [k for k, x in enumerate(args) if x is leaves[i]][0]
-            return "gradient", f"gradient of input {which}: differs\n got {a}\nwant {b}", args
+            which = [f"input {k}" for k, x in enumerate(args) if x is leaves[i]] or ["a parameter"]
+            return "gradient", f"gradient of {which[0]}: differs\n got {a}\nwant {b}", args
     return None
 
 

@@ -29,7 +29,9 @@ class Program:
     source: str
     module: str
     inputs: list
-    params: list = field(default_factory=list)  # ("scalar", value) or ("tensor", shape) or ("linear", in, out)
+    # ("scalar", value), ("tensor", shape, dtype), ("linear", in, out, dtype) or ("kokoyi", module name);
+    # differential.parameters() makes the objects (seeded), once the source is compiled
+    params: list = field(default_factory=list)
     seed: int = 0
     float_dtype: str = "float32"
 
@@ -51,7 +53,7 @@ class Loop:
 
 LOOP_NAMES = ("i", "j", "l", "p", "q", "r", "t")
 COMPARISONS = (">", "<", "\\geq", "\\leq")
-ELEMENTWISE = ("+", "-", "*", "\\odot")
+ELEMENTWISE = ("+", "-", "*", "\\odot", "\\circ")
 UNARY = (r"\tanh", r"\sin", r"\cos", r"\Sigmoid", r"\ReLU", r"\Softplus", r"\abs", r"\GELU", r"\exp")
 
 
@@ -66,6 +68,8 @@ class Generator:
         self.lengths: dict[int, str] = {}  # n -> an expression with value n (|x| or a dimension name)
         self.counter = 0
         self.used: set[str] = set()  # names of locals and functions
+        self.reducers: list[str] = []  # locals bound to a built-in reduction (`\\mu \\gets \\Mean`)
+        self.layers: list[tuple] = []  # (parameter name, in, out): torch layers (None: any length, same out)
 
     # ---- helpers ----
     def chance(self, p: float) -> bool:
@@ -143,10 +147,26 @@ class Generator:
             inputs.append(Input("m", "i", (m,), r" \in \mathbb{Z}^{" + str(m) + "}", int_range=(-n, n - 1)))
             self.vars.append(Var("m", "i", (m,)))
         params, param_names = [], []
+        pdtype = "float64" if dtype != "float32" else "float32"
         if self.chance(0.25):
             params.append(("scalar", round(rng.uniform(0.3, 1.5), 3)))
             param_names.append(r"\gamma")
             self.vars.append(Var(r"\gamma", "f", ()))
+        vec_lengths = sorted({v.shape[0] for v in self.vectors()})
+        if vec_lengths and self.chance(0.2):
+            n, m = self.pick(vec_lengths), rng.choice([1, 2, 3])
+            params.append(("tensor", (m, n), pdtype))
+            param_names.append("W")
+            self.vars.append(Var("W", "f", (m, n)))
+        if vec_lengths and self.chance(0.15):
+            n, m = self.pick(vec_lengths), rng.choice([1, 2, 3])
+            params.append(("linear", n, m, pdtype))
+            param_names.append("L")
+            self.layers.append(("L", n, m))
+        if vec_lengths and self.chance(0.1):
+            params.append(("kokoyi", "Q"))
+            param_names.append("q")
+            self.layers.append(("q", None, None))
         lines = []
         prelude = []
         if self.chance(0.15):
@@ -170,6 +190,8 @@ class Generator:
         decls = ", ".join(f"{i.name}{i.annotation}" for i in inputs)
         if param_names:
             decls += "; " + ", ".join(param_names)
+        if any(kind == "kokoyi" for kind, *_ in params):
+            prelude.append("\\Module{Q}{u}\n  \\Return \\tanh(u) * 2 + \\{ u[i] * i \\}_{i=0}^{|u|-1} \\\\\n\\EndModule")
         src = "\n".join(prelude + [f"\\Module{{P}}{{{decls}}}"] + lines + [ret, r"\EndModule"]) + "\n"
         return Program(src, "P", inputs, params, self.seed, dtype)
 
@@ -188,10 +210,17 @@ class Generator:
     def statement(self) -> str:
         roll = self.rng.random()
         vecs = [v for v in self.vectors() if v.shape[0] > 0]
-        if roll < 0.3 and vecs:
-            return self.recurrence(self.pick(vecs))
-        if roll < 0.45:
+        mats = [v for v in self.vars if len(v.shape) == 2 and v.kind == "f" and 0 not in v.shape]
+        if roll < 0.3 and (vecs or mats):
+            return self.recurrence(self.pick(vecs + mats * 2))
+        if roll < 0.38:
             return self.local_function()
+        if roll < 0.45:
+            name = self.pick([n for n in (r"\mu", r"\nu", r"\rho") if n not in self.used] or [self.fresh(("f",))])
+            self.used.add(name)
+            fn = self.pick(["Mean", "Std", "LogSumExp", "Var"])
+            self.reducers.append(name)
+            return f"  {name} \\gets \\{fn} \\\\"
         name = self.fresh()
         shapes = [(), ()] + [v.shape for v in self.vars if v.kind == "f" and 0 not in v.shape]
         shape = self.pick(shapes)
@@ -224,11 +253,10 @@ class Generator:
         self.used.add(name)
         t = "t" if all(lp.name != "t" for lp in self.loops) else self.loop_name()
         upper = self.upper(n)
-        mats = [v for v in self.vars if len(v.shape) == 2 and v.shape[0] == n and v.kind == "f"]
         order = self.rng.choice([1, 1, 2])
         self.loops.append(Loop(t, 0, n - 1))
-        if mats and self.chance(0.5):  # vector elements, with partial reads h[t-1, i]
-            X = self.pick(mats)
+        if len(over.shape) == 2:  # vector elements, with partial reads h[t-1, i]
+            X = over
             d = X.shape[1]
             saved = self.vars
             self.vars = self.vars + [Var(f"{name}[{t}-1]", "f", (d,))]
@@ -432,7 +460,9 @@ class Generator:
                 body += f" \\\\ {self.scalar(d)} & \\text{{{self.pick(['otherwise', 'else'])}}}"
             return f"\\begin{{cases}} {body} \\end{{cases}}"
         if choice == "indicator":
-            return f"\\mathbb{{1}}[{self.condition(d)}] * ({self.scalar(d)})"
+            c = self.condition(d)
+            ind = self.pick([f"\\mathbb{{1}}[{c}]", f"\\mathbb{{1}}({c})", f"\\mathbb{{1}}_{{{c}}}"])
+            return f"{ind} * ({self.scalar(d)})"
         if choice == "int":
             return f"({self.integer(d)}) * 0.5" if self.chance(0.5) else f"({self.integer(d)} + 1)^{{-1}}"
         if choice == "func" and self.funcs:
@@ -462,6 +492,7 @@ class Generator:
         x = self.vector(shape[0], depth) if len(shape) == 1 else self.matrix(*shape, depth)
         opts = [f"\\sum({x})", f"\\max({x})", f"\\min({x})", f"\\Mean({x})", f"\\Var({x})", f"\\Std({x})",
                 f"\\LogSumExp({x})", f"\\|{x}\\|", f"\\|{x}\\|_1", f"\\|{x}\\|_\\infty", f"\\|{x}\\|_2"]
+        opts += [f"{r}({x})" for r in self.reducers]
         if len(shape) == 1:
             y = self.vector(shape[0], max(depth - 1, 0))
             opts += [f"({x}) @ ({y})", f"({x}) \\cdot ({y})", f"\\prod({x})", f"\\MSE({x}, {y})",
@@ -509,8 +540,8 @@ class Generator:
             return self.setbuilder(n, 0)
         d = depth - 1
         choice = rng.choices(["leaf", "elementwise", "unary", "setbuilder", "cases", "matvec", "rows", "slice",
-                              "softmax", "onehot", "concat", "literal", "window", "indicator"],
-                             [3, 5, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1])[0]
+                              "softmax", "onehot", "concat", "literal", "window", "indicator", "layer"],
+                             [3, 5, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1, 3 if self.layers else 0])[0]
         if choice == "leaf" and same:
             return self.pick(same)
         if choice == "elementwise":
@@ -560,6 +591,12 @@ class Generator:
                 if a + n == v.shape[0] and self.chance(0.5):
                     return f"{v.text}[{a}:]"
                 return f"{v.text}[{a}:{a + n}]"
+        if choice == "layer":
+            name, n_in, n_out = self.pick(self.layers)
+            if n_in is None:  # the Kokoyi module q: a vector of the same length
+                return f"{name}({self.vector(n, d)})"
+            if n_out == n:
+                return f"{name}({self.vector(n_in, d)})"
         if choice == "softmax":
             return f"\\{self.pick(['Softmax', 'LogSoftmax'])}({self.vector(n, d)})"
         if choice == "onehot":
@@ -608,6 +645,9 @@ class Generator:
 
     # ---- matrices ----
     def matrix(self, r: int, c: int, depth: int) -> str:
+        if depth > 0 and self.chance(0.12):  # a matrix product through an axis in scope
+            k = self.pick(sorted({n for n in self.lengths if n > 0} | {1, 2}))
+            return f"({self.matrix(r, k, depth - 1)}) @ ({self.matrix(k, c, depth - 1)})"
         same = [v.text for v in self.vars_of((r, c), "f")]
         trans = [v.text for v in self.vars_of((c, r), "f")]
         if depth <= 0:
