@@ -54,7 +54,8 @@ class Loop:
 LOOP_NAMES = ("i", "j", "l", "p", "q", "r", "t")
 COMPARISONS = (">", "<", "\\geq", "\\leq")
 ELEMENTWISE = ("+", "-", "*", "\\odot", "\\circ")
-UNARY = (r"\tanh", r"\sin", r"\cos", r"\Sigmoid", r"\ReLU", r"\Softplus", r"\abs", r"\GELU", r"\exp")
+UNARY = (r"\tanh", r"\sin", r"\cos", r"\Sigmoid", r"\ReLU", r"\Softplus", r"\abs", r"\GELU", r"\sinh", r"\sign",
+         r"\tan", r"\cosh", r"\exp")  # (\exp last: vectors leave it out)
 
 
 class Generator:
@@ -169,6 +170,9 @@ class Generator:
             self.layers.append(("q", None, None))
         lines = []
         prelude = []
+        if self.chance(0.1):
+            prelude.append(r"\kappa \gets \frac{3}{4} \\")
+            self.vars.append(Var(r"\kappa", "f", ()))
         if self.chance(0.15):
             prelude.append(r"sq(u) \gets u * u \\")
             self.funcs.append(("sq", ()))
@@ -395,6 +399,11 @@ class Generator:
             return f"\\begin{{cases}} {alt} & {neg} \\\\ {text} & \\text{{otherwise}} \\end{{cases}}"
         return f"\\begin{{cases}} {text} & {cond} \\\\ {alt} & \\text{{otherwise}} \\end{{cases}}"
 
+    @staticmethod
+    def barred(a: str) -> str:
+        """a to stand between bars: bars inside bars are ambiguous (`|2 |y||`), so parenthesised."""
+        return f"({a})" if "|" in a else a
+
     def leaf_number(self) -> str:
         return self.pick(["0.5", "2", "1", "1.5", "3", "0.25", r"\pi", "-1", "10^{-2}"])
 
@@ -424,7 +433,7 @@ class Generator:
             return f"{fn}({arg})"
         if choice == "safe":
             a = self.scalar(d)
-            return self.pick([f"\\log(1 + ({a})^2)", f"\\sqrt{{1 + ({a})^2}}", f"|{a}|", f"\\clip({a}, -1, 1)",
+            return self.pick([f"\\log(1 + ({a})^2)", f"\\sqrt{{1 + ({a})^2}}", f"|{self.barred(a)}|", f"\\clip({a}, -1, 1)",
                               f"\\lfloor {a} \\rfloor", f"\\lceil {a} \\rceil", f"\\StopGrad({a})", f"\\log({a})",
                               f"\\sqrt{{{a}}}", f"\\sqrt[3]{{{a}}}"])
         if choice == "binary":
@@ -440,7 +449,7 @@ class Generator:
         if choice == "jux":
             a = self.scalar(d)
             vecs = self.vectors()
-            opts = [f"2 ({a})", f"\\frac{{1}}{{2}} ({a})", f"\\sqrt{{2}} ({a})", f"2 |{a}|"]
+            opts = [f"2 ({a})", f"\\frac{{1}}{{2}} ({a})", f"\\sqrt{{2}} ({a})", f"2 |{self.barred(a)}|"]
             if vecs:
                 v = self.pick(vecs).text
                 opts += [f"\\frac{{1}}{{2}} \\|{v}\\|^2", f"\\sqrt{{2}} \\|{v}\\|_1", f"3 \\|{v}\\|"]
@@ -540,8 +549,8 @@ class Generator:
             return self.setbuilder(n, 0)
         d = depth - 1
         choice = rng.choices(["leaf", "elementwise", "unary", "setbuilder", "cases", "matvec", "rows", "slice",
-                              "softmax", "onehot", "concat", "literal", "window", "indicator", "layer"],
-                             [3, 5, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1, 3 if self.layers else 0])[0]
+                              "softmax", "onehot", "concat", "literal", "window", "indicator", "layer", "bigop"],
+                             [3, 5, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1, 3 if self.layers else 0, 2])[0]
         if choice == "leaf" and same:
             return self.pick(same)
         if choice == "elementwise":
@@ -591,6 +600,13 @@ class Generator:
                 if a + n == v.shape[0] and self.chance(0.5):
                     return f"{v.text}[{a}:]"
                 return f"{v.text}[{a}:{a + n}]"
+        if choice == "bigop" and len(self.loops) < 3:  # a big operator with a vector body
+            name, lower, upper, lo, hi, cap = self.bound_template()
+            op = self.rng.choices(["sum", "prod", "max", "min", "mathbb{E}"], [5, 1, 2, 1, 1])[0]
+            self.loops.append(Loop(name, lo, hi, cap))
+            body = self.vector(n, d)
+            self.loops.pop()
+            return f"\\{op}_{{{name}={lower}}}^{{{upper}}} ({body})"
         if choice == "layer":
             name, n_in, n_out = self.pick(self.layers)
             if n_in is None:  # the Kokoyi module q: a vector of the same length

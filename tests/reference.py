@@ -511,13 +511,35 @@ class Interpreter:
         return (stacked.argmax(0) if e.op == "argmax" else stacked.argmin(0)) + lo
 
     def empty_value(self, v: int, body, env, bound) -> torch.Tensor:
-        """0 or 1 for an empty sum or product, integer when the body is integer."""
+        """0 or 1 for an empty sum or product: integer when the body is, shaped like the body
+        where that can be known (the body at some index value, computed without gradient)."""
+        probe = self.probe(body, env, [bound])
+        if probe is not None:
+            return torch.full(probe.shape, v, dtype=probe.dtype if probe.dtype != torch.bool else torch.int64)
         env[bound.var.symbol] = torch.tensor(0)
         try:
             floating = self.is_float(body, env)
         finally:
             env.pop(bound.var.symbol, None)
         return self.num(float(v) if floating else v)
+
+    def probe(self, e, env, bounds):
+        """e with the indices of bounds at their lower bound, upper bound or 0 (the first that
+        can be computed), to learn the shape of elements an empty range does not compute."""
+        with torch.no_grad():
+            for pick in range(3):
+                saved = dict(env)
+                try:
+                    for b in bounds:
+                        lo, hi = self.bounds(b, env)
+                        env[b.var.symbol] = torch.tensor((lo, hi, 0)[pick])
+                    return self.tensor(self.eval(e, env))
+                except Exception:  # noqa: BLE001 - that index value is outside: try another
+                    continue
+                finally:
+                    env.clear()
+                    env.update(saved)
+        return None
 
     def setbuilder(self, e: A.SetBuilder, env):
         out = self._table(e, e.bounds, env)
@@ -534,6 +556,9 @@ class Interpreter:
 
     def stack(self, items, builder: A.SetBuilder, env):
         if not items:
+            probe = self.probe(builder.element, env, builder.bounds)
+            if probe is not None:
+                return torch.zeros((0,) + tuple(probe.shape), dtype=probe.dtype)
             for b in builder.bounds:
                 env[b.var.symbol] = torch.tensor(0)
             try:
