@@ -94,7 +94,7 @@ class Specializations:
             self.fast.clear()
         # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
         # comprehension costs a function call).
-        key = [levels]
+        key = [levels, torch.get_default_dtype()]
         try:
             for a in args:
                 key.append(a.dim())
@@ -133,18 +133,19 @@ class Specializations:
                 inputs.append((("number", isinstance(a, numbers.Integral)), False))
             else:
                 return FALLBACK
-        key = (tuple(inputs), self.param_descs(params))
+        dtype = module_dtype(args, params)
+        key = (tuple(inputs), self.param_descs(params), dtype)
         entry = self.cache.get(key)
         if entry is None:
-            entry = self._build(tuple(inputs), key[1], params)
+            entry = self._build(tuple(inputs), key[1], params, dtype)
             self.cache[key] = entry
         return entry
 
     def output_layouts(self, inputs, param_descs, params):
-        entry = self._build(inputs, param_descs, params)
+        entry = self._build(inputs, param_descs, params, module_dtype((), params))
         return None if entry is FALLBACK else entry[1]
 
-    def _build(self, inputs, param_descs, params):
+    def _build(self, inputs, param_descs, params, dtype):
         from kokoyi.runtime.module import register_code
 
         def callee_outputs(desc, values):
@@ -155,7 +156,8 @@ class Specializations:
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         try:
-            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs)
+            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs,
+                                      dtype=str(dtype))
             code, line_map, outputs = gen.generate(name)
         except codegen.Unsupported as err:
             warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
@@ -169,6 +171,16 @@ class Specializations:
         # (function, output layouts, code, whether every output is a batched tensor: the
         # one-batch-axis fast path in kokoyi.runtime.batching.single_axis)
         return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
+
+
+def module_dtype(args, params) -> torch.dtype:
+    """The one floating dtype a module computes in (LANGUAGE.md 6a): the widest of its floating
+    tensor inputs and parameters, else torch's default."""
+    found = None
+    for x in (*args, *params):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            found = x.dtype if found is None else torch.promote_types(found, x.dtype)
+    return found or torch.get_default_dtype()
 
 
 def _callee_outputs(desc, values, outer_params):
