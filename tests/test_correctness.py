@@ -161,3 +161,13 @@ def test_zero_variance_std_gradient_agrees_on_every_path():
     for g in grads[1:]:
         assert torch.equal(g.isnan(), grads[0].isnan())
         assert torch.allclose(g, grads[0], equal_nan=True)
+
+
+def test_integer_and_boolean_tensors_for_real_inputs_take_the_module_dtype():
+    src = r"\Module{Q}{x \in \mathbb{R}^{n}, y} \Return x * 2 + y \\ \EndModule"
+    got = call(src, "Q", [torch.tensor([1, 2]), torch.ones(2, dtype=torch.float64)])
+    assert got.dtype == torch.float64 and got.tolist() == [3.0, 5.0]
+    got = call(src, "Q", [torch.tensor([[True, False]]), torch.ones(2)], levels=[1, 0])
+    assert got.dtype == torch.float32 and got.tolist() == [[3.0, 1.0]]
+    with pytest.raises(kokoyi.KokoyiTypeError, match="floating-point"):
+        call(r"\Module{Q}{k \in \mathbb{Z}} \Return k \\ \EndModule", "Q", [torch.tensor(1.0)])

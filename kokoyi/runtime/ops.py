@@ -734,7 +734,6 @@ def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"
         if picked is not None:
             return picked
     tensors = [t for t in items if isinstance(t, torch.Tensor)]
-    lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
     extra = max(t.dim() - lead for t in tensors)
     index = []
     for k in range(lead):

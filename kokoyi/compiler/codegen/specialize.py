@@ -82,38 +82,6 @@ CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "Con
 CELL_LAYERS = {"RNNCell", "GRUCell"}
 
 
-def describe(obj) -> tuple:
-    """A hashable description of a parameter (or input) for the specialisation cache."""
-    import numbers
-
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return ("tensor", obj.dim(), not (obj.is_floating_point() or obj.is_complex()))
-    if isinstance(obj, bool):
-        return ("number", True)
-    if isinstance(obj, numbers.Number):
-        return ("number", isinstance(obj, numbers.Integral))
-    if isinstance(obj, (torch.nn.ModuleList, list, tuple)):
-        return ("list", tuple(describe(x) for x in obj), type(obj) is torch.nn.ModuleList)
-    if isinstance(obj, torch.nn.Module):
-        forward = getattr(type(obj), "forward", None)
-        spec = getattr(forward, "__kokoyi_spec__", None)
-        if spec is not None:
-            params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
-            inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
-            return ("kokoyi", id(forward), inner)
-        name = type(obj).__name__
-        if isinstance(obj, torch.nn.Sequential):
-            return ("sequential", tuple(describe(m) for m in obj))
-        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS or name in CELL_LAYERS):
-            return ("layer", name)
-        return ("opaque", name)
-    if callable(obj):
-        return ("opaque", type(obj).__name__)
-    return ("other", type(obj).__name__)
-
-
 def value_of(desc: tuple, batched: bool = False, rank: int | None = None) -> Value:
     kind = desc[0]
     if kind == "tensor":
@@ -138,7 +106,7 @@ class Specializer:
         self.source = source
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
-        self.globals_info = globals_info  # key -> (python name, object, Symbol) of top-level definitions
+        self.globals_info = globals_info  # key -> (Python name, description, Symbol) of top-level definitions
         self.callee_outputs = callee_outputs  # (kokoyi desc, arg values) -> tuple[Value]
         self.out = Emitter()
         self.ns = Namespace({info[0] for info in globals_info.values()} | {"_dev", "_B"})
@@ -420,13 +388,13 @@ class Specializer:
                 return "", v
             return self.names[id(sym)], v
         if sym.key in self.globals_info:
-            name, obj, current = self.globals_info[sym.key]
+            name, desc, current = self.globals_info[sym.key]
             current = current or sym  # the definition in force now (late binding)
             if current.kind == S.FUNCTION:
                 return name, Value(kind="function", info=current.extra.get("item"))
             if current.kind == S.MODULE:
                 raise self.unsupported(f"module `{sym.key}` used as a value", e)
-            return name, value_of(describe(obj))
+            return name, value_of(desc)
         raise self.unsupported(f"the name `{sym.key}`", e)
 
     def e_Builtin(self, e):
