@@ -1,7 +1,7 @@
 """`kyic`: the Kokoyi compiler on the command line.
 
     kyic compile FILE.kyi [-o OUT.py] [--dump-after PASS]
-    kyic check FILE.kyi...
+    kyic check FILE.kyi... [--format text|json]
     kyic render FILE.kyi [--format tex|md|html] [-o OUT]
     kyic template FILE.kyi [NAME]
 
@@ -109,15 +109,35 @@ def cmd_check(args) -> int:
         try:
             _compile(path)
         except KokoyiError as err:
-            print(str(err), file=sys.stderr)
+            _report(args, path, err)
             status = EXIT_ERROR
         except CliError as err:
-            print(f"kyic: {err}", file=sys.stderr)
+            _report(args, path, err)
             status = EXIT_ERROR
         else:
-            if args.verbose:
+            if args.verbose and args.format == "text":
                 print(f"{path}: ok")
     return status
+
+
+def _report(args, path: str, err: Exception) -> None:
+    """A `check` diagnostic: the located message on stderr, or one JSON line on stdout."""
+    from kokoyi.errors import KokoyiError
+
+    if args.format == "text":
+        print(str(err) if isinstance(err, KokoyiError) else f"kyic: {err}", file=sys.stderr)
+        return
+    import json
+
+    from kokoyi.compiler.diagnostics import diagnostic
+
+    if isinstance(err, KokoyiError):
+        record = diagnostic(err, path)
+    else:  # the file could not be read: no position
+        message = str(err).removeprefix(f"{path}: ")
+        record = {"file": path, "line": None, "column": None, "end_line": None, "end_column": None,
+                  "severity": "error", "message": message, "code": "io"}
+    print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
 def cmd_render(args) -> int:
@@ -172,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exit 0 when all are clean, 1 otherwise.")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("-v", "--verbose", action="store_true", help="say `FILE: ok` for each clean file")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: located messages on stderr (default); json: one JSON object per "
+                        "diagnostic and line on stdout, for editors and CI annotations")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("render", help="render a .kyi file as LaTeX, Markdown or HTML",
