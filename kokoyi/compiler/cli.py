@@ -4,6 +4,7 @@
     kyic check FILE.kyi... [--format text|json]
     kyic render FILE.kyi [--format tex|md|html] [-o OUT]
     kyic template FILE.kyi [NAME]
+    kyic lsp
 
 Each file compiles in a fresh environment (no earlier units), so the output depends only on
 the file and the compiler and is byte-identical from run to run. Exit status: 0 success,
@@ -161,6 +162,14 @@ def cmd_template(args) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args) -> int:
+    try:
+        from kokoyi.editors.lsp import main as serve
+    except ImportError as err:  # pygls is in the `editors` extra
+        raise CliError(f"the language server needs pygls ({err}): pip install 'kokoyi[editors]'") from None
+    return serve()
+
+
 # ---- argument parsing ----------------------------------------------------------------------
 
 
@@ -213,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.kyi")
     p.add_argument("name", metavar="NAME", nargs="?", help=r"the module, e.g. PGLoss or '\pi'")
     p.set_defaults(run=cmd_template)
+
+    p = sub.add_parser("lsp", help="run the language server (for editors) on stdin and stdout",
+                       description="Serve the Language Server Protocol on standard input and output: "
+                                   "diagnostics as you type, hover with the rendered math of a name's "
+                                   "definition, go to definition, completion of built-ins. Needs the "
+                                   "editors extra (pygls).")
+    p.set_defaults(run=cmd_lsp)
     return parser
 
 
