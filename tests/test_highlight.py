@@ -46,6 +46,18 @@ def test_every_source_lexes_without_error_tokens(name, text):
     assert "".join(v for _, v in toks).strip() == text.strip()  # nothing dropped
 
 
+def test_every_kokoyi_block_of_the_docs_lexes_without_error_tokens():
+    from test_docs import PAGES, blocks
+
+    kokoyi_blocks = [b for page in PAGES for b in blocks(page)
+                     if b.lang in ("latex", "kokoyi", "kyi") and "error" not in b.classes]
+    assert len(kokoyi_blocks) > 50
+    lexer = get_lexer_by_name("kokoyi")
+    for block in kokoyi_blocks:
+        bad = [v for t, v in lexer.get_tokens(block.body) if t in Error]
+        assert not bad, f"{block.where}: Error tokens {bad[:5]}"
+
+
 def test_a_character_the_compiler_rejects_is_an_error_token():
     assert (Error, "$") in tokens("a \\gets $ \\\\")
 
