@@ -40,7 +40,7 @@ class KokoyiLexer(RegexLexer):
             # `\Comment{...}` and `\text{...}`: prose inside a statement (one level of braces).
             (r"(\\Comment)(\s*)(\{(?:[^{}\n]|\{[^{}\n]*\})*\})", bygroups(Comment.Special, Whitespace, Comment)),
             (r"(\\text)(\s*)(\{[^{}\n]*\})", bygroups(Keyword.Pseudo, Whitespace, String)),
-            (r"\\(?:begin|end)\s*\{\s*cases\s*\}", Keyword),
+            (r"\\(?:begin|end)\s*\{\s*[a-zA-Z]+\*?\s*\}", Keyword),  # `\begin{cases}`
             (r"\\operatorname\s*\*", Operator.Word),
             (r"\\\\", Punctuation),  # the end of a statement
             (r"\\[{}|]", Punctuation),  # set-builder braces and norm bars

@@ -29,7 +29,7 @@ def grammar() -> dict:
          "captures": {"1": {"name": "keyword.other.comment.kokoyi"}, "2": {"name": "comment.block.kokoyi"}}},
         {"match": r"(\\text)\s*(\{[^{}\n]*\})",
          "captures": {"1": {"name": "keyword.other.text.kokoyi"}, "2": {"name": "string.unquoted.kokoyi"}}},
-        {"match": r"\\(?:begin|end)\s*\{\s*cases\s*\}", "name": "keyword.control.cases.kokoyi"},
+        {"match": r"\\(?:begin|end)\s*\{\s*[a-zA-Z]+\*?\s*\}", "name": "keyword.control.environment.kokoyi"},
         {"match": r"\\operatorname\s*\*", "name": "keyword.operator.word.kokoyi"},
         {"match": r"\\\\", "name": "punctuation.terminator.statement.kokoyi"},
         {"match": r"\\[{}|]", "name": "punctuation.section.set.kokoyi"},

@@ -98,6 +98,9 @@ test("key scopes", () => {
   assert.equal(scopeOf(tokens, "\\Softmx"), "invalid.illegal.unknown-command.kokoyi");
   assert.equal(scopeOf(tokens, "W"), "variable.other.kokoyi");
   assert.equal(scopeOf(tokens, "0"), "constant.numeric.kokoyi");
+  const cases = tokenize("\\begin{cases} 1 & x > 0 \\\\ 0 & \\text{otherwise} \\end{cases}");
+  assert.equal(scopeOf(cases, "\\begin{cases}"), "keyword.control.environment.kokoyi");
+  assert.equal(scopeOf(cases, "{otherwise}"), "string.unquoted.kokoyi");
 });
 
 test("every built-in is a builtin and no keyword is cut short", () => {
