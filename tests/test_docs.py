@@ -377,6 +377,14 @@ def test_mkdocs_build_strict(tmp_path):
     # The typeset equations under an example: what the notebook display shows for it.
     assert "\\textbf{Module}\\ \\mathit{AddOne}(x)" in language
     assert language.count('class="kokoyi-math') > 30
+    # No page has TeX in its prose that arithmatex left for nobody to typeset (a `$` it did
+    # not take as math, say): outside code and the marked math, no TeX macro remains.
+    raw_tex = re.compile(r"\\(frac|sum|sqrt|gamma|sigma|mathit|leftarrow|left|begin)\b")
+    for path in sorted((tmp_path / "site").rglob("*.html")):
+        text = re.sub(r"<(pre|code|script|title)\b.*?</\1>", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+        text = re.sub(r'<(span|div) class="[^"]*\barithmatex\b[^"]*"[^>]*>.*?</\1>', "", text, flags=re.DOTALL)
+        found = raw_tex.search(text)
+        assert found is None, f"{path.relative_to(tmp_path)}: raw TeX in prose: {text[found.start() - 100:found.end() + 60]!r}"
 
 
 def test_hook_typesets_each_kokoyi_example():
