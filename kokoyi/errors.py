@@ -94,13 +94,14 @@ class KokoyiError(Exception):
         self.source_line = source_line
         self.width = max(1, width)
         self.notes = tuple(notes)
+        self.span: Span | None = None if line is None else Span(line, column, line, column + self.width)
         super().__init__(self._render())
 
     @classmethod
     def at(cls, source: Source, span: Span, message: str, notes: tuple[str, ...] = ()) -> KokoyiError:
         """An error located at span in source."""
         width = span.end_column - span.column if span.end_line == span.line else 1
-        return cls(
+        err = cls(
             message,
             filename=source.filename,
             line=span.line,
@@ -109,6 +110,8 @@ class KokoyiError(Exception):
             width=width,
             notes=notes,
         )
+        err.span = span  # the whole range, for editors (`kyic check --format json`, `kyic lsp`)
+        return err
 
     def _render(self) -> str:
         if self.line is None:

@@ -262,6 +262,7 @@ SECTIONS: dict[str, tuple[str, Callable[[], str | None], bool]] = {
     "cli-check": ("cli.md", cli_section("check"), True),
     "cli-render": ("cli.md", cli_section("render"), True),
     "cli-template": ("cli.md", cli_section("template"), True),
+    "cli-lsp": ("cli.md", cli_section("lsp"), True),
     "notebook-options": ("notebook.md", notebook_options, True),
 }
 

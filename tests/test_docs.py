@@ -361,9 +361,50 @@ def test_public_api_docstrings():
 def test_mkdocs_build_strict(tmp_path):
     if importlib.util.find_spec("mkdocs") is None:
         pytest.skip("mkdocs is not installed (pip install -e .[docs])")
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts" / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    if not hooks.mathjax_installable():
+        pytest.skip("the site serves MathJax, installed with npm on the first build, and npm is not installed")
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
                            "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, env=env,
                           timeout=120, check=False)
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     assert (tmp_path / "site" / "index.html").exists()
+    assert (tmp_path / "site" / "js" / "mathjax" / "tex-chtml.js").is_file()  # served by the site, not a CDN
+    language = (tmp_path / "site" / "reference" / "language" / "index.html").read_text(encoding="utf-8")
+    # The typeset equations under an example: what the notebook display shows for it.
+    assert "\\textbf{Module}\\ \\mathit{AddOne}(x)" in language
+    assert language.count('class="kokoyi-math') > 30
+    # No page has TeX in its prose that arithmatex left for nobody to typeset (a `$` it did
+    # not take as math, say): outside code and the marked math, no TeX macro remains.
+    raw_tex = re.compile(r"\\(frac|sum|sqrt|gamma|sigma|mathit|leftarrow|left|begin)\b")
+    for path in sorted((tmp_path / "site").rglob("*.html")):
+        text = re.sub(r"<(pre|code|script|title)\b.*?</\1>", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+        text = re.sub(r'<(span|div) class="[^"]*\barithmatex\b[^"]*"[^>]*>.*?</\1>', "", text, flags=re.DOTALL)
+        found = raw_tex.search(text)
+        assert found is None, f"{path.relative_to(tmp_path)}: raw TeX in prose: {text[found.start() - 100:found.end() + 60]!r}"
+
+
+def test_hook_typesets_each_kokoyi_example():
+    """scripts/mkdocs_hooks.py puts the notebook's equations after each example, not after errors."""
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs is not installed (pip install -e .[docs])")
+    from kokoyi.compiler.render import render_latex
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts" / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    good = "\\Module{Lt}{x}\n  \\Return \\mathbb{1}[x < 1] \\\\\n\\EndModule\n"
+    page = ("Text.\n\n```latex\n" + good + "```\n\n"
+            "```{.latex .error raises=KokoyiSyntaxError}\ny \\gets (2 \\\\\n```\n\n"
+            "```latex\n%kokoyi --no-render\nz \\gets 1 \\\\\n```\n\n```python\nx = 1\n```\n")
+    out = hooks.add_rendered_math(page, "docs/t.md")
+    assert out.count('class="kokoyi-math') == 1
+    block = out.split("```latex\n" + good + "```\n\n", 1)[1]
+    expected = render_latex(good).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert block.startswith('<div class="kokoyi-math arithmatex"') and expected in block
+    assert "x &lt; 1" in block  # escaped, so the HTML stays HTML
+    fence = "```latex\n" + good + "```"
+    assert out == page.replace(fence, fence + "\n\n" + hooks.typeset_block(render_latex(good)) + "\n")

@@ -95,6 +95,42 @@ def test_check(work):
     assert "Traceback" not in done.stderr
 
 
+def test_check_json(work):
+    import json
+
+    (work / "syntax.kyi").write_text("\\Module{M}{x}\n  \\Return x\n\\EndModule\n", encoding="utf-8")
+    (work / "arity.kyi").write_text("f(x) \\gets \\Softmax(x, x) \\\\\n", encoding="utf-8")
+    done = kyic("check", "--format", "json", "seed.kyi", cwd=work)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = kyic("check", "--format", "json", "-v", "seed.kyi", "bad.kyi", "syntax.kyi", "arity.kyi",
+                "missing.kyi", cwd=work)
+    assert done.returncode == 1 and done.stderr == ""
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["file"] for r in records] == ["bad.kyi", "syntax.kyi", "arity.kyi", "missing.kyi"]
+    assert all(set(r) == {"file", "line", "column", "end_line", "end_column", "severity", "message", "code"}
+               and r["severity"] == "error" for r in records)
+    bad, syntax, arity, missing = records
+    # `\psi` on line 3 at column 15: four characters, end exclusive
+    assert (bad["line"], bad["column"], bad["end_line"], bad["end_column"], bad["code"]) == (3, 15, 3, 19, "name")
+    assert bad["message"].startswith("undefined name `\\psi`")
+    assert syntax["code"] == "syntax" and syntax["line"] == 3 and "`\\\\`" in syntax["message"]
+    assert arity["code"] == "type" and [arity[k] for k in ("line", "column", "end_line", "end_column")] == [1, 12, 1, 26]
+    assert "takes 1 argument, got 2" in arity["message"]
+    assert missing == {"file": "missing.kyi", "line": None, "column": None, "end_line": None,
+                       "end_column": None, "severity": "error", "message": "no such file", "code": "io"}
+
+
+def test_check_json_notes_and_spans_over_lines(work):
+    import json
+
+    (work / "twice.kyi").write_text("a \\gets 1 \\\\\na \\gets 2 \\\\\n", encoding="utf-8")
+    done = kyic("check", "--format", "json", "twice.kyi", cwd=work)
+    record = json.loads(done.stdout)
+    assert done.returncode == 1 and record["code"] == "name"
+    assert record["message"] == "`a` is already defined in this unit\n  first defined at twice.kyi:1:1"
+    assert (record["line"], record["column"], record["end_line"], record["end_column"]) == (2, 1, 2, 2)
+
+
 def test_compile_errors_are_located_not_tracebacks(work):
     done = kyic("compile", "bad.kyi", "-o", "bad.py", cwd=work)
     assert done.returncode == 1 and done.stdout == ""

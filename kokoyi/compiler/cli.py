@@ -1,9 +1,10 @@
 """`kyic`: the Kokoyi compiler on the command line.
 
     kyic compile FILE.kyi [-o OUT.py] [--dump-after PASS]
-    kyic check FILE.kyi...
+    kyic check FILE.kyi... [--format text|json]
     kyic render FILE.kyi [--format tex|md|html] [-o OUT]
     kyic template FILE.kyi [NAME]
+    kyic lsp
 
 Each file compiles in a fresh environment (no earlier units), so the output depends only on
 the file and the compiler and is byte-identical from run to run. Exit status: 0 success,
@@ -109,15 +110,35 @@ def cmd_check(args) -> int:
         try:
             _compile(path)
         except KokoyiError as err:
-            print(str(err), file=sys.stderr)
+            _report(args, path, err)
             status = EXIT_ERROR
         except CliError as err:
-            print(f"kyic: {err}", file=sys.stderr)
+            _report(args, path, err)
             status = EXIT_ERROR
         else:
-            if args.verbose:
+            if args.verbose and args.format == "text":
                 print(f"{path}: ok")
     return status
+
+
+def _report(args, path: str, err: Exception) -> None:
+    """A `check` diagnostic: the located message on stderr, or one JSON line on stdout."""
+    from kokoyi.errors import KokoyiError
+
+    if args.format == "text":
+        print(str(err) if isinstance(err, KokoyiError) else f"kyic: {err}", file=sys.stderr)
+        return
+    import json
+
+    from kokoyi.compiler.diagnostics import diagnostic
+
+    if isinstance(err, KokoyiError):
+        record = diagnostic(err, path)
+    else:  # the file could not be read: no position
+        message = str(err).removeprefix(f"{path}: ")
+        record = {"file": path, "line": None, "column": None, "end_line": None, "end_column": None,
+                  "severity": "error", "message": message, "code": "io"}
+    print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
 def cmd_render(args) -> int:
@@ -139,6 +160,14 @@ def cmd_template(args) -> int:
         keys = [key]
     _write("\n".join(template(key, table=table) for key in keys), None)
     return EXIT_OK
+
+
+def cmd_lsp(args) -> int:
+    try:
+        from kokoyi.editors.lsp import main as serve
+    except ImportError as err:  # pygls is in the `editors` extra
+        raise CliError(f"the language server needs pygls ({err}): pip install 'kokoyi[editors]'") from None
+    return serve()
 
 
 # ---- argument parsing ----------------------------------------------------------------------
@@ -172,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exit 0 when all are clean, 1 otherwise.")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("-v", "--verbose", action="store_true", help="say `FILE: ok` for each clean file")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: located messages on stderr (default); json: one JSON object per "
+                        "diagnostic and line on stdout, for editors and CI annotations")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("render", help="render a .kyi file as LaTeX, Markdown or HTML",
@@ -190,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.kyi")
     p.add_argument("name", metavar="NAME", nargs="?", help=r"the module, e.g. PGLoss or '\pi'")
     p.set_defaults(run=cmd_template)
+
+    p = sub.add_parser("lsp", help="run the language server (for editors) on stdin and stdout",
+                       description="Serve the Language Server Protocol on standard input and output: "
+                                   "diagnostics as you type, hover with the rendered math of a name's "
+                                   "definition, go to definition, completion of built-ins. Needs the "
+                                   "editors extra (pygls).")
+    p.set_defaults(run=cmd_lsp)
     return parser
 
 

@@ -264,7 +264,7 @@ def _table_cache(start: str, strict: bool):
     if strict or os.environ.get("KOKOYI_NO_PARSER_CACHE"):
         return False
     try:
-        from kokoyi.runtime.cache import cache_dir, trusted
+        from kokoyi.cachedir import cache_dir, trusted
 
         folder = cache_dir()
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

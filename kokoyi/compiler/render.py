@@ -5,7 +5,8 @@ resolution, so it needs no environment and shows what was written: the builder k
 parentheses and braces (Paren, Group), operator spellings and `\\Comment`s.
 
     render_latex(text, filename)         an `aligned` block MathJax shows without custom macros
-    render_tex_document(text, filename)  a standalone `.tex` file (algorithm + algpseudocode)
+    render_tex_document(text, filename)  a standalone `.tex` file (algorithm + algpseudocode),
+                                         long statements broken into lines that fit the page
     render_markdown(text, filename)      Markdown with one `$$ ... $$` block per item
     render_html(text, filename)          an HTML page that typesets the math with MathJax
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import NamedTuple
 
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
@@ -186,13 +188,9 @@ class LatexRenderer:
                     head = f"{{\\textstyle {head}}}"
                 return f"{head}{self.args(e.args)}"
             case A.BigOp():
-                b = e.bound
                 body = A.strip(e.body)
-                loose = isinstance(body, (A.Compare, A.Cases)) or (
-                    isinstance(body, A.Binary) and body.op in ("+", "-", "and", "or"))
-                body_tex = self.parens(self.expr(body), _tall(body)) if loose else self.expr(e.body)
-                return (f"{B.BIG_OPERATORS[e.op][2]}_{{{self.name(b.var)}={self.expr(b.lower)}}}"
-                        f"^{{{self.expr(b.upper)}}} {body_tex}")
+                body_tex = self.parens(self.expr(body), _tall(body)) if _loose_body(body) else self.expr(e.body)
+                return self.big_operator(e) + body_tex
             case A.SetBuilder():
                 lows = ", ".join(f"{self.name(b.var)}={self.expr(b.lower)}" for b in e.bounds)
                 ups = ", ".join(self.expr(b.upper) for b in e.bounds)
@@ -215,6 +213,11 @@ class LatexRenderer:
                 return one + (self.parens(cond, tall, "[", "]") if e.style == "[" else self.parens(cond, tall))
         raise TypeError(f"cannot render {type(e).__name__}")
 
+    def big_operator(self, e: A.BigOp) -> str:
+        """`\\sum_{i=0}^{n}` and a space: a big operator without its body."""
+        b = e.bound
+        return f"{B.BIG_OPERATORS[e.op][2]}_{{{self.name(b.var)}={self.expr(b.lower)}}}^{{{self.expr(b.upper)}}} "
+
     def builtin(self, name: str) -> str:
         fn = B.FUNCTIONS.get(name)
         return fn.render if fn is not None else f"\\operatorname{{{name}}}"
@@ -230,12 +233,14 @@ class LatexRenderer:
         return text
 
     def signature(self, item) -> str:
+        # pdflatex may break a long signature after any comma (MathJax never breaks lines).
+        comma = ", \\allowbreak " if self.latex else ", "
         if isinstance(item, A.Module):
-            inputs = ", ".join(self.decl(d) for d in item.inputs)
+            inputs = comma.join(self.decl(d) for d in item.inputs)
             if item.has_params_section or item.params:
-                return f"{inputs};\\ {', '.join(self.decl(d) for d in item.params)}"
+                return f"{inputs};\\ {comma.join(self.decl(d) for d in item.params)}"
             return inputs
-        return ", ".join(self.decl(d) for d in item.args)
+        return comma.join(self.decl(d) for d in item.args)
 
     def definition(self, d: A.Definition) -> str:
         target = self.name(d.target)
@@ -259,6 +264,108 @@ class LatexRenderer:
     def comment(self, s) -> str | None:
         text = getattr(s, "comment", None)
         return None if text is None else text_tex(text.strip(), self.latex)
+
+    # ---- where a long line may break (papers) ----
+    def pieces(self, e, depth: int = 0) -> list[Piece]:
+        """e's rendering cut where pdflatex may break the line; in order, the texts spell expr(e).
+
+        Cuts fall before a binary operator or comparison (the piece starts `{} op`, so the
+        operator keeps its spacing), after the commas of a call and inside the unbracketed body
+        of a big operator. A cut inside a call's parentheses costs more the deeper it is, so
+        pdflatex breaks at the outermost level that makes the line fit. `\\left ... \\right`
+        pairs, scripts and fractions are never cut.
+        """
+        cost = OPERATOR_BREAK_COST * depth
+        match e:
+            case A.Binary():
+                op = BINARY_TEX.get(e.spelling or e.op, e.spelling or e.op)
+                cost += 0 if e.op in LOOSE_OPERATORS else PRODUCT_BREAK_COST
+                return [*self.pieces(e.left, depth), *_prefix(f"{{}} {op} ", self.pieces(e.right, depth), cost)]
+            case A.Compare():
+                op = COMPARE_TEX[e.op]
+                return [*self.pieces(e.left, depth), *_prefix(f"{{}} {op} ", self.pieces(e.right, depth), cost)]
+            case A.Juxtapose():
+                cost += 2 * PRODUCT_BREAK_COST
+                return [*self.pieces(e.left, depth), *_prefix("\\, ", self.pieces(e.right, depth), cost)]
+            case A.Group():
+                return self.pieces(e.expr, depth)
+            case A.Unary(op="not"):
+                return _prefix("\\lnot ", self.pieces(e.operand, depth))
+            case A.Unary():
+                return _prefix(e.op, self.pieces(e.operand, depth))
+            case A.Paren() if not _tall(e.expr):
+                return _suffix(_prefix("(", self.pieces(e.expr, depth + 1)), ")")
+            case A.Call() if not any(_tall(a) for a in e.args):
+                return self.call_pieces(self.expr(e.func), e.args, depth)
+            case A.BuiltinCall() if e.name != "StopGrad" and e.style != "bare" and not any(_tall(a) for a in e.args):
+                return self.call_pieces(self.builtin(e.name), e.args, depth)
+            case A.BigOp() if not _loose_body(e.body):
+                return _prefix(self.big_operator(e), self.pieces(e.body, depth))
+        return [Piece(0, self.expr(e))]
+
+    def call_pieces(self, head: str, args, depth: int) -> list[Piece]:
+        """`head(a, b)` cut after each comma (the next piece starts with the comma's thin space)."""
+        return _suffix(_prefix(f"{head}(", self.list_pieces(args, depth + 1, "\\, ")), ")")
+
+    def list_pieces(self, values, depth: int, space: str) -> list[Piece]:
+        """Comma-separated values, cut after each comma (cheaper than inside a value)."""
+        comma_cost = min(max(OPERATOR_BREAK_COST * depth - OPERATOR_BREAK_COST // 2, 0), MAX_BREAK_COST)
+        out: list[Piece] = []
+        for i, value in enumerate(values):
+            part = self.pieces(value, depth) if isinstance(value, A.Node) else value
+            out.extend(_prefix(space, part, comma_cost) if i else part)
+            if i < len(values) - 1:
+                out[-1] = Piece(out[-1].cost, out[-1].text + ",")
+        return out or [Piece(0, "")]
+
+    def definition_pieces(self, d: A.Definition, depth: int = 0) -> list[Piece]:
+        target = self.name(d.target)
+        if d.params is not None:
+            target += f"({', '.join(self.name(p) for p in d.params)})"
+        return _prefix(f"{target} \\leftarrow ", self.pieces(d.value, depth))
+
+    def statement_pieces(self, s) -> list[Piece]:
+        """A statement's math (without `return`, which TeX writes as `\\Return`) as pieces."""
+        if isinstance(s, A.Return):
+            pieces = self.list_pieces(s.values, 0, "\\, ")
+        else:
+            pieces = self.definition_pieces(s)
+        if s.where:
+            # Break between the bindings before breaking inside one.
+            bindings = self.list_pieces([self.definition_pieces(b, 1) for b in s.where], 0, "\\ ")
+            pieces.extend(_prefix("\\quad \\text{where}\\ ", bindings))
+        return pieces
+
+
+class Piece(NamedTuple):
+    """Part of a statement that stays on one line; cost: TeX's penalty for breaking before it."""
+
+    cost: int
+    text: str
+
+
+OPERATOR_BREAK_COST = 200  # per level of parentheses around the operator
+PRODUCT_BREAK_COST = 50  # more to break inside a product than at a sum (juxtaposition: twice)
+LOOSE_OPERATORS = ("+", "-", "and", "or")  # Binary.op of the operators that bind loosest
+MAX_BREAK_COST = 9999  # 10000 would forbid the break
+
+
+def _prefix(text: str, pieces: list[Piece], cost: int | None = None) -> list[Piece]:
+    """pieces with text before the first one (and that piece's break cost set, when given)."""
+    first = pieces[0]
+    cost = first.cost if cost is None else min(cost, MAX_BREAK_COST)
+    return [Piece(cost, text + first.text), *pieces[1:]]
+
+
+def _suffix(pieces: list[Piece], text: str) -> list[Piece]:
+    return [*pieces[:-1], Piece(pieces[-1].cost, pieces[-1].text + text)]
+
+
+def _loose_body(body) -> bool:
+    """Whether a big operator's body is shown in parentheses (see LatexRenderer.expr)."""
+    body = A.strip(body)
+    return isinstance(body, (A.Compare, A.Cases)) or (
+        isinstance(body, A.Binary) and body.op in LOOSE_OPERATORS)
 
 
 # ---- MathJax / notebook ----------------------------------------------------------------------
@@ -319,29 +426,51 @@ def render_latex(text: str, filename: str = "<kokoyi>") -> str:
 
 # ---- papers: algorithm + algpseudocode -----------------------------------------------------
 
-TEX_PREAMBLE = r"""\documentclass{article}
-\usepackage{amsmath}
-\usepackage{amssymb}
-\usepackage{algorithm}
-\usepackage{algpseudocode}
+TEX_PACKAGES = ("amsmath", "amssymb", "graphicx", "algorithm", "algpseudocode")
+
+# What the statements use besides the packages. \KyState is algpseudocode's \State whose
+# continuation lines hang one indent under the statement (a \parshape: lists ignore
+# \hangindent); \KyPiece{math} is one unbreakable
+# piece of a statement in display style, scaled down if it alone is wider than a line (a
+# nested set-builder may be), so no statement runs off the page. Pieces are separated by
+# \penalty N: pdflatex may break the line there, preferring the cheap (outer) places. Lines
+# in algorithmic are ragged right, so a broken line is not stretched.
+TEX_MACROS = r"""\makeatletter
+\algrenewcommand\ALG@beginalgorithmic{\rightskip=0pt plus 1fil\relax}
+\newcommand{\KyState}{\State\parshape 2 \@totalleftmargin \linewidth
+  \dimexpr\@totalleftmargin+\ALG@tlm+\algorithmicindent\relax \dimexpr\linewidth-\ALG@tlm-\algorithmicindent\relax}
+\newsavebox{\Ky@box}
+\newcommand{\KyPiece}[1]{\sbox{\Ky@box}{$\displaystyle #1$}%
+  \ifdim\wd\Ky@box>\dimexpr\linewidth-\ALG@tlm-4em\relax
+    \resizebox{\dimexpr\linewidth-\ALG@tlm-4em\relax}{!}{\usebox{\Ky@box}}%
+  \else\usebox{\Ky@box}\fi}
+\makeatother
 """
+
+TEX_PREAMBLE = ("\\documentclass{article}\n"
+                + "".join(f"\\usepackage{{{name}}}\n" for name in TEX_PACKAGES) + TEX_MACROS)
+
+
+def _tex_line(pieces: list[Piece]) -> str:
+    out = [f"\\KyPiece{{{pieces[0].text}}}"]
+    out.extend(f"\\penalty{p.cost}\\KyPiece{{{p.text}}}" for p in pieces[1:])
+    return "".join(out)
 
 
 def _tex_statement(r: LatexRenderer, s, level: int) -> str:
     pad = "  " * level
     note = r.comment(s)
     tail = f" \\Comment{{{note}}}" if note is not None else ""
-    if isinstance(s, A.Return):
-        values = ", ".join(r.expr(v) for v in s.values)
-        return f"{pad}\\State \\Return $\\displaystyle {values}{r.where(s.where)}$" + tail
-    return f"{pad}\\State $\\displaystyle {r.statement(s)}$" + tail
+    head = "\\KyState \\Return " if isinstance(s, A.Return) else "\\KyState "
+    return f"{pad}{head}{_tex_line(r.statement_pieces(s))}" + tail
 
 
 def render_tex_algorithms(text: str, filename: str = "<kokoyi>") -> str:
     """The unit as `algorithm` floats (one per module or function) to paste into a paper.
 
-    Needs `\\usepackage{amsmath,amssymb,algorithm,algpseudocode}`. Top-level definitions
-    between them go into a plain `algorithmic` block.
+    Needs the packages of TEX_PACKAGES and the macros of TEX_MACROS in the preamble (as
+    render_tex_document writes them). Top-level definitions between them go into a plain
+    `algorithmic` block.
     """
     program = parse_program(text, filename)
     r = LatexRenderer(latex=True)
@@ -382,7 +511,9 @@ def render_tex_document(text: str, filename: str = "<kokoyi>", title: str | None
     if title is None:
         title = filename
     if title:
-        heading = f"\\section*{{{text_tex(title, latex=True)}}}\n\n"
+        # A path may break after any `/`, so a long one does not run off the page.
+        breakable = text_tex(title, latex=True).replace("/", "/\\allowbreak{}")
+        heading = f"\\section*{{\\raggedright {breakable}}}\n\n"
     return f"{TEX_PREAMBLE}\n\\begin{{document}}\n\n{heading}{body}\n\\end{{document}}\n"
 
 

@@ -29,34 +29,13 @@ import functools
 import hashlib
 import json
 import os
-import stat
 import tempfile
 from pathlib import Path
 
+from kokoyi.cachedir import cache_dir, trusted  # noqa: F401 (kokoyi.load's folder)
 from kokoyi.errors import KokoyiError
 
 CACHE_FORMAT = 1
-
-
-def cache_dir() -> Path:
-    """The per-user folder of cached generated code."""
-    explicit = os.environ.get("KOKOYI_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "kokoyi"
-
-
-def trusted(st: os.stat_result, folder_mode: bool) -> bool:
-    """Whether only this user (or root) can have written the file or folder st describes."""
-    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): the user's profile folder is private
-        return True
-    if st.st_uid not in (os.getuid(), 0):
-        return False
-    if folder_mode:
-        return stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IWOTH
-    return stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _sha256(text: str) -> str:

@@ -52,6 +52,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
         specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
 
     annotated = any(i.dims is not None for i in spec.inputs + spec.param_specs)
+    real_inputs = tuple(k for k, i in enumerate(spec.inputs) if i.field == "R")
     n_inputs, n_params = len(spec.inputs), len(spec.params)
     zeros = (0,) * n_inputs
 
@@ -78,6 +79,8 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 levels = zeros
         if annotated:
             check_annotations(spec, args, levels, params)
+        if real_inputs:
+            args = as_real(args, real_inputs, params)
         try:
             entry = specializations.lookup(args, levels, params)
             if entry is not FALLBACK:
@@ -108,6 +111,18 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return forward
+
+
+def as_real(args, real_inputs, params) -> tuple:
+    """Integer or boolean tensors given for inputs annotated \\mathbb{R}, converted to the
+    module's floating dtype (LANGUAGE.md 6a)."""
+    convert = [k for k in real_inputs if isinstance(args[k], torch.Tensor) and not args[k].is_floating_point()]
+    if not convert:
+        return args
+    from kokoyi.runtime.specialize import module_dtype
+
+    dtype = module_dtype(args, params)
+    return tuple(a.to(dtype) if k in convert else a for k, a in enumerate(args))
 
 
 def check_batch_level_type(spec: ModuleSpec, batch_level) -> None:

@@ -219,9 +219,9 @@ def reduce_argmin(x):
 
 
 # ---- others -------------------------------------------------------------------------------
-def one_hot(i, n, device=None):
+def one_hot(i, n, device=None, dtype=None):
     i = i if isinstance(i, torch.Tensor) else torch.as_tensor(i, device=device or rt_device())
-    return (torch.arange(int(n), device=i.device) == i.unsqueeze(-1)).to(torch.get_default_dtype())
+    return (torch.arange(int(n), device=i.device) == i.unsqueeze(-1)).to(dtype or torch.get_default_dtype())
 
 
 def concat(*xs):
@@ -244,10 +244,10 @@ def smooth_l1(a, b):
     return F.smooth_l1_loss(_float(a), _float(b))
 
 
-def indicator(c):
+def indicator(c, dtype=None):
     if isinstance(c, (bool, numbers.Integral)):
         return 1.0 if c else 0.0
-    return c.to(torch.get_default_dtype())
+    return c.to(dtype or torch.get_default_dtype())
 
 
 def logical_and(a, b):
@@ -274,6 +274,18 @@ def where(cond, a, b):
         return a if cond else b
     a, b = _t(a), _t(b)
     return torch.where(cond, a, b)
+
+
+def select(cond, value, otherwise):
+    """One row of a `cases` in per-sample code: cond, value and otherwise are thunks. A single
+    truth value picks one side and evaluates only it; a tensor of them (or one under vmap,
+    which cannot be branched on) selects element-wise from both."""
+    c = cond()
+    if isinstance(c, (bool, numbers.Integral)):
+        return value() if c else otherwise()
+    if c.dim() == 0 and not torch._C._functorch.is_batchedtensor(c):
+        return value() if bool(c) else otherwise()
+    return where(c, value(), otherwise())
 
 
 def require_case(value, covered, where_: str):
@@ -407,24 +419,43 @@ def device_of(*xs):
     return rt_device()
 
 
-def as_tensor(x, device):
-    """x as a tensor (a Python number on `device`, or the run-time device when None)."""
+def as_tensor(x, device, dtype=None):
+    """x as a tensor (a Python number on `device`, or the run-time device when None; in
+    `dtype` when given: the module's floating dtype for its floating constants)."""
     if isinstance(x, torch.Tensor):
         return x
-    return torch.as_tensor(x, device=device if device is not None else rt_device())
+    return torch.as_tensor(x, dtype=dtype, device=device if device is not None else rt_device())
 
 
-def as_vector(x):
-    x = _t(x)
+def int_power(a, b, dtype):
+    """a ** b of integers: an integer, except where the exponent is negative, which gives a float
+    in `dtype` (i^{-1} is 1/i), as Python's int ** int does."""
+    negative = (b < 0).any() if isinstance(b, torch.Tensor) else b < 0
+    if negative:
+        a = a.to(dtype) if isinstance(a, torch.Tensor) else float(a)
+    return a ** b
+
+
+def as_vector(x, dtype=None):
+    x = x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=None if isinstance(x, numbers.Integral) else dtype,
+                                                              device=rt_device())
     return x.reshape(1) if x.dim() == 0 else x
 
 
 def int_min(x) -> int:
-    return int(x.min().item()) if isinstance(x, torch.Tensor) else int(x)
+    """The lower end of a range of bounds (rounded inwards); an empty tensor of bounds (an
+    empty outer range) gives 0."""
+    if isinstance(x, torch.Tensor):
+        return math.ceil(x.min().item()) if x.numel() else 0
+    return ceil_int(x)
 
 
 def int_max(x) -> int:
-    return int(x.max().item()) if isinstance(x, torch.Tensor) else int(x)
+    """The upper end of a range of bounds (rounded inwards); an empty tensor of bounds gives -1,
+    so that the range it closes is empty."""
+    if isinstance(x, torch.Tensor):
+        return math.floor(x.max().item()) if x.numel() else -1
+    return floor_int(x)
 
 
 def axis_range(lo: int, n: int, depth: int, device):
@@ -577,17 +608,65 @@ def stack_axis(items, pos, device):
     return torch.stack([t.expand(shape) if t.shape != shape else t for t in ts], dim=pos)
 
 
-def narrow_range(x, pos, lo, n, where_):
-    """x[i] for i = lo..lo+n-1 along axis pos, as that axis (no copy when in range)."""
+def narrow_range(x, pos, lo, n, where_, valid=None, name="the value"):
+    """x[i] for i = lo..lo+n-1 along axis pos, as that axis (no copy when in range).
+
+    valid (a bool tensor whose last axis is that loop axis) says where the read applies: an
+    index out of range is an error only there; elsewhere it is clamped (its value is discarded)."""
     size = x.shape[pos]
     if lo == 0 and n == size:
         return x
     if 0 <= lo and lo + n <= size:
         return x.narrow(pos, lo, n)
     idx = torch.arange(lo, lo + n, device=x.device)
-    if bool(((idx < -size) | (idx >= size)).any()):
-        raise _where_error(where_, f"index out of range: {lo}..{lo + n - 1} on an axis of length {size}")
+    bad = (idx < -size) | (idx >= size)
+    if valid is not None:
+        bad = bad & valid
+    if bool(bad.any()):
+        first = int(torch.arange(lo, lo + n, device=x.device).expand_as(bad)[bad][0])
+        raise _where_error(where_, f"index {first} is out of range for `{name}` (the axis has length {size})")
+    if valid is not None:
+        x, size = _nonempty_axis(x, pos), max(size, 1)
+        idx = idx.clamp(-size, size - 1)
     return x.index_select(pos, torch.where(idx < 0, idx + size, idx))
+
+
+def _nonempty_axis(x, axis):
+    """x with one zero appended along axis when that axis is empty (a clamped read then has an
+    element to read; its value is discarded)."""
+    if x.shape[axis]:
+        return x
+    shape = list(x.shape)
+    shape[axis] = 1
+    return torch.cat([x, x.new_zeros(shape)], dim=axis)
+
+
+def _check_guarded(item, size, valid, where_, name):
+    """Raise the located error where a guarded index is out of range and its read applies."""
+    bad = (item < -size) | (item >= size)
+    if valid is not None:
+        bad = bad & valid
+    if bool(bad.any()):
+        first = int(item.expand_as(bad)[bad][0]) if isinstance(item, torch.Tensor) else int(item)
+        raise _where_error(where_, f"index {first} is out of range for `{name}` (the axis has length {size})")
+
+
+def take_static(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
+    """x[lead axes..., items...] with Python ints and slices, in a place that applies only where
+    valid holds: an index out of range is an error only if the read applies somewhere."""
+    index = [slice(None)] * lead
+    axis = lead
+    for item in items:
+        if isinstance(item, int):
+            size = x.shape[axis]
+            if not -size <= item < size:
+                if valid is None or bool(torch.as_tensor(valid).any()):
+                    raise _where_error(where_, f"index {item} is out of range for `{name}` (the axis has length {size})")
+                x = _nonempty_axis(x, axis)
+                item = 0
+        index.append(item)
+        axis += 1
+    return x[tuple(index)]
 
 
 def windows(x, lead: int, specs: tuple, perm: tuple, missing: tuple, where_: str):
@@ -628,20 +707,33 @@ def windows(x, lead: int, specs: tuple, perm: tuple, missing: tuple, where_: str
     return x
 
 
-def take(x, lead: int, items: tuple, clamp: bool, where_: str):
+def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
     """Per-sample indexing x[items...] where some items are integer tensors.
 
     x and the tensor items share `lead` leading (batch and loop) axes, broadcast against
     each other; Python ints and slices index per-sample axes as usual. Indices follow
     Python (negative ones count from the end); out of range is an error located at
-    where_, unless clamp (inside a cases row that may not apply), where it is clamped.
+    where_. valid (None: everywhere) is a bool tensor, broadcastable to the index tensors,
+    that says where the read applies (a cases row, a loop with dependent bounds): only there
+    is an index checked; elsewhere it is clamped, and its value is discarded by the caller.
     """
+    if valid is not None:
+        checked = []
+        for axis, item in enumerate(items, start=lead):
+            if isinstance(item, (torch.Tensor, int)) and not isinstance(item, bool):
+                size = x.shape[axis]
+                _check_guarded(item, size, valid, where_, name)
+                if size == 0:
+                    x = _nonempty_axis(x, axis)
+                    size = 1
+                item = item.clamp(-size, size - 1) if isinstance(item, torch.Tensor) else min(max(item, -size), size - 1)
+            checked.append(item)
+        items = tuple(checked)
     if len(items) == 1 and lead and isinstance(items[0], torch.Tensor) and items[0].shape == x.shape[:lead]:
-        picked = _take_along(x, lead, items[0], clamp)
+        picked = _take_along(x, lead, items[0])
         if picked is not None:
             return picked
     tensors = [t for t in items if isinstance(t, torch.Tensor)]
-    lead_shape = torch.broadcast_shapes(x.shape[:lead], *[t.shape[:lead] for t in tensors])
     extra = max(t.dim() - lead for t in tensors)
     index = []
     for k in range(lead):
@@ -656,9 +748,6 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     for item in items:
         if isinstance(item, torch.Tensor):
             item = item.long()
-            if clamp:
-                size = x.shape[axis]
-                item = item.clamp(-size, size - 1)
         index.append(item)
         axis += 1
     # torch checks the range; the module wrapper turns its IndexError into a located
@@ -666,15 +755,13 @@ def take(x, lead: int, items: tuple, clamp: bool, where_: str):
     return x[tuple(index)]
 
 
-def _take_along(x, lead: int, index, clamp: bool):
+def _take_along(x, lead: int, index):
     """x[b..., index[b...], ...] as one gather (the common `Q(s)[a]` on a batch): several times
     cheaper than advanced indexing, backward included. None when an index is negative or
     out of range on the CPU, so that take's general path gives Python's meaning or the
     located error."""
     index = index.long()
     size = x.shape[lead]
-    if clamp:
-        index = index.clamp(-size, size - 1)
     if not x.is_cpu:  # a device kernel cannot report a bad index: wrap negatives first
         index = torch.where(index < 0, index + size, index)
     index = index.unsqueeze(lead)  # (unsqueeze: its backward is cheaper than view's)

@@ -336,24 +336,38 @@ def take_reference(x, index):
 def test_take_one_index_per_sample_is_a_gather_with_python_meaning(shape):
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     index = torch.tensor([0, 2, -1, -3, 1, 2])
-    got = kk.take(x, 1, (index,), False, "w")
+    got = kk.take(x, 1, (index,), None, "w")
     want = take_reference(x, index)
     assert torch.equal(got, want)
     g1, = torch.autograd.grad((got * got).sum(), x)
     g2, = torch.autograd.grad((want * want).sum(), x)
     assert torch.equal(g1, g2)
-    # integer indices of another dtype, and clamping inside a cases row
-    assert torch.equal(kk.take(x, 1, (index.int(),), False, "w"), want)
+    # integer indices of another dtype
+    assert torch.equal(kk.take(x, 1, (index.int(),), None, "w"), want)
+
+
+def test_take_in_a_guarded_place_checks_only_where_the_read_applies():
+    x = torch.randn(6, 3, dtype=torch.float64)
     wild = torch.tensor([0, 9, -9, 1, 1, 1])
-    assert torch.equal(kk.take(x, 1, (wild,), True, "w"), take_reference(x, wild.clamp(-3, 2)))
+    applies = torch.tensor([True, False, False, True, True, True])
+    got = kk.take(x, 1, (wild,), applies, "f.kyi:1:2")
+    assert torch.equal(got[applies], take_reference(x, wild.clamp(-3, 2))[applies])
+    with pytest.raises(KokoyiRuntimeError, match=r"f.kyi:1:2: index 9 is out of range"):
+        kk.take(x, 1, (wild,), applies | torch.tensor([False, True, False, False, False, False]), "f.kyi:1:2")
+    # a Python index: an error only if the read applies somewhere
+    assert kk.take_static(x, 1, (7,), torch.zeros(6, dtype=torch.bool), "w").shape == (6,)
+    with pytest.raises(KokoyiRuntimeError, match="index 7 is out of range"):
+        kk.take_static(x, 1, (7,), applies, "w")
+    # an empty axis read where nothing applies
+    assert kk.take_static(torch.zeros(2, 0), 1, (0,), torch.zeros(2, dtype=torch.bool), "w").shape == (2,)
 
 
 def test_take_out_of_range_is_an_index_error_naming_the_value():
     x = torch.randn(4, 3)
     with pytest.raises(IndexError, match="index 5 is out of bounds"):
-        kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), False, "w")
+        kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), None, "w")
     with pytest.raises(IndexError, match="index -4 is out of bounds"):
-        kk.take(x, 1, (torch.tensor([0, -4, 1, 1]),), False, "w")
+        kk.take(x, 1, (torch.tensor([0, -4, 1, 1]),), None, "w")
 
 
 def test_take_does_not_expand_a_value_shared_across_lead_axes():
@@ -362,7 +376,7 @@ def test_take_does_not_expand_a_value_shared_across_lead_axes():
     x = torch.randn(1, 6, 5, requires_grad=True)
     rows = torch.tensor([0, 2, 4, 5])[:, None]  # (4, 1): lead axis of size 4
     cols = torch.tensor([1, 3])[None, :].expand(4, 2)
-    got = kk.take(x, 1, (rows, cols), False, "w")
+    got = kk.take(x, 1, (rows, cols), None, "w")
     want = x[0][rows, cols]
     assert torch.equal(got, want)
     names, stack = set(), [got.grad_fn]

@@ -80,7 +80,6 @@ class Specializations:
         # keeps the object but may change both.
         key = tuple((id(p), (p.dim(), p.dtype) if isinstance(p, torch.Tensor) else None) for p in params)
         if key != self._params_key:
-            describe = _codegen().describe
             self._params_desc = tuple(describe(p) for p in params)
             self._params_key = key
         return self._params_desc
@@ -94,7 +93,7 @@ class Specializations:
             self.fast.clear()
         # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
         # comprehension costs a function call).
-        key = [levels]
+        key = [levels, torch.get_default_dtype()]
         try:
             for a in args:
                 key.append(a.dim())
@@ -133,29 +132,31 @@ class Specializations:
                 inputs.append((("number", isinstance(a, numbers.Integral)), False))
             else:
                 return FALLBACK
-        key = (tuple(inputs), self.param_descs(params))
+        dtype = module_dtype(args, params)
+        key = (tuple(inputs), self.param_descs(params), dtype)
         entry = self.cache.get(key)
         if entry is None:
-            entry = self._build(tuple(inputs), key[1], params)
+            entry = self._build(tuple(inputs), key[1], params, dtype)
             self.cache[key] = entry
         return entry
 
     def output_layouts(self, inputs, param_descs, params):
-        entry = self._build(inputs, param_descs, params)
+        entry = self._build(inputs, param_descs, params, module_dtype((), params))
         return None if entry is FALLBACK else entry[1]
 
-    def _build(self, inputs, param_descs, params):
+    def _build(self, inputs, param_descs, params, dtype):
         from kokoyi.runtime.module import register_code
 
         def callee_outputs(desc, values):
             return _callee_outputs(desc, values, params)
 
         codegen = _codegen()
-        globals_info = self.globals_info()
+        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         try:
-            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs)
+            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs,
+                                      dtype=str(dtype))
             code, line_map, outputs = gen.generate(name)
         except codegen.Unsupported as err:
             warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
@@ -169,6 +170,46 @@ class Specializations:
         # (function, output layouts, code, whether every output is a batched tensor: the
         # one-batch-axis fast path in kokoyi.runtime.batching.single_axis)
         return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
+
+
+def describe(obj) -> tuple:
+    """A hashable description of a parameter (or input) for the specialisation cache."""
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", obj.dim(), not (obj.is_floating_point() or obj.is_complex()))
+    if isinstance(obj, bool):
+        return ("number", True)
+    if isinstance(obj, numbers.Number):
+        return ("number", isinstance(obj, numbers.Integral))
+    if isinstance(obj, (torch.nn.ModuleList, list, tuple)):
+        return ("list", tuple(describe(x) for x in obj), type(obj) is torch.nn.ModuleList)
+    if isinstance(obj, torch.nn.Module):
+        forward = getattr(type(obj), "forward", None)
+        spec = getattr(forward, "__kokoyi_spec__", None)
+        if spec is not None:
+            params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
+            inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
+            return ("kokoyi", id(forward), inner)
+        name = type(obj).__name__
+        if isinstance(obj, torch.nn.Sequential):
+            return ("sequential", tuple(describe(m) for m in obj))
+        layers = _codegen()
+        if type(obj).__module__.startswith("torch.nn") and (
+                name in layers.TRANSPARENT_LAYERS or name in layers.CONV_LAYERS or name in layers.CELL_LAYERS):
+            return ("layer", name)
+        return ("opaque", name)
+    if callable(obj):
+        return ("opaque", type(obj).__name__)
+    return ("other", type(obj).__name__)
+
+
+def module_dtype(args, params) -> torch.dtype:
+    """The one floating dtype a module computes in (LANGUAGE.md 6a): the widest of its floating
+    tensor inputs and parameters, else torch's default."""
+    found = None
+    for x in (*args, *params):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            found = x.dtype if found is None else torch.promote_types(found, x.dtype)
+    return found or torch.get_default_dtype()
 
 
 def _callee_outputs(desc, values, outer_params):

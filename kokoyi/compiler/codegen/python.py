@@ -389,7 +389,10 @@ class PythonGenerator:
             if is_static(row.condition):
                 text = f"({self.expr(row.value)} if {self.expr(row.condition)} else {text})"
             else:
-                text = f"kk.where({self.expr(row.condition)}, {self.expr(row.value)}, {text})"
+                # Lazy where the condition is one truth value: a row that does not apply is never
+                # evaluated (its out-of-range reads are no error); element-wise otherwise.
+                text = (f"kk.select(lambda: {self.expr(row.condition)}, lambda: {self.expr(row.value)}, "
+                        f"lambda: {text})")
         return text
 
 

@@ -82,38 +82,6 @@ CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "Con
 CELL_LAYERS = {"RNNCell", "GRUCell"}
 
 
-def describe(obj) -> tuple:
-    """A hashable description of a parameter (or input) for the specialisation cache."""
-    import numbers
-
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return ("tensor", obj.dim(), not (obj.is_floating_point() or obj.is_complex()))
-    if isinstance(obj, bool):
-        return ("number", True)
-    if isinstance(obj, numbers.Number):
-        return ("number", isinstance(obj, numbers.Integral))
-    if isinstance(obj, (torch.nn.ModuleList, list, tuple)):
-        return ("list", tuple(describe(x) for x in obj), type(obj) is torch.nn.ModuleList)
-    if isinstance(obj, torch.nn.Module):
-        forward = getattr(type(obj), "forward", None)
-        spec = getattr(forward, "__kokoyi_spec__", None)
-        if spec is not None:
-            params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
-            inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
-            return ("kokoyi", id(forward), inner)
-        name = type(obj).__name__
-        if isinstance(obj, torch.nn.Sequential):
-            return ("sequential", tuple(describe(m) for m in obj))
-        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS or name in CELL_LAYERS):
-            return ("layer", name)
-        return ("opaque", name)
-    if callable(obj):
-        return ("opaque", type(obj).__name__)
-    return ("other", type(obj).__name__)
-
-
 def value_of(desc: tuple, batched: bool = False, rank: int | None = None) -> Value:
     kind = desc[0]
     if kind == "tensor":
@@ -131,12 +99,14 @@ class Specializer:
     """Generates one specialised function for a module and a call signature."""
 
     def __init__(self, module: A.Module, source: Source, inputs: tuple, params: tuple,
-                 globals_info: dict, callee_outputs) -> None:
+                 globals_info: dict, callee_outputs, dtype: str = "torch.float32") -> None:
         self.module = module
+        # The module's one floating dtype (LANGUAGE.md 6a): constants made tensors here take it.
+        self.dtype = dtype
         self.source = source
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
-        self.globals_info = globals_info  # key -> (python name, object, Symbol) of top-level definitions
+        self.globals_info = globals_info  # key -> (Python name, description, Symbol) of top-level definitions
         self.callee_outputs = callee_outputs  # (kokoyi desc, arg values) -> tuple[Value]
         self.out = Emitter()
         self.ns = Namespace({info[0] for info in globals_info.values()} | {"_dev", "_B"})
@@ -145,7 +115,11 @@ class Specializer:
         self.depth = 0
         self.loops: list[dict] = []  # per loop depth: {"n": name, "mask": name or None}
         self.rec: dict[int, tuple[str, str]] = {}
-        self.guarded = 0  # > 0 inside a cases row whose condition is a tensor
+        # Where the code being generated applies: None (everywhere), or (name, Value) of a bool
+        # tensor (inside a cases row with a tensor condition, or a loop whose bounds depend on
+        # another index). Reads are checked only where it holds; elsewhere their values are
+        # discarded, so an out-of-range index there is clamped, never an error.
+        self.guard: tuple[str, Value] | None = None
         self.specialised_functions: dict[tuple, str] = {}
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
@@ -208,6 +182,29 @@ class Specializer:
             return f"{code}.unsqueeze({pos})"
         return f"{code}[{':, ' * pos}{', '.join(['None'] * k)}]"
 
+    def restrict(self, code: str, v: Value):
+        """The current guard and-ed with the bool tensor (or Python bool) code, as a new guard."""
+        if self.guard is None:
+            if v.python:
+                code, v = f"kk.as_tensor({code}, _dev, torch.bool)", Value(integer=False)
+            return self.temp("applies", code), v
+        (a, b), joined = self._broadcast([self.guard, (code, v)])
+        return self.temp("applies", f"({a} & {b})"), replace(joined, rank=0, integer=False)
+
+    def guard_for(self, depth: int, rank: int) -> str:
+        """The guard as a mask for a read whose index has `depth` loop axes and `rank` more."""
+        if self.guard is None:
+            return "None"
+        code, v = self.guard
+        return self.lift(code, v, max(depth, v.depth), rank)
+
+    def constant_tensor(self, code: str, v: Value, force_float: bool = False) -> str:
+        """A Python number as a tensor on the inputs' device: a float (or, force_float, any
+        number) in the module's floating dtype, an integer as an integer."""
+        if v.integer and not force_float:
+            return f"kk.as_tensor({code}, _dev)"
+        return f"kk.as_tensor({code}, _dev, {self.dtype})"
+
     def at(self, v: Value, depth: int, rank: int | None = None) -> Value:
         if v.python:
             return v
@@ -237,7 +234,7 @@ class Specializer:
                 if isinstance(dim, A.Ref) and id(dim.symbol) not in self.names:
                     dname = self.bind(dim.symbol, INT)
                     self.out.emit(1, f"{dname} = {self.names[id(decl.name.symbol)]}.shape[{v.lead + axis}]")
-        outputs = self.body(mod.body)
+        outputs = self.body(mod.body, module_outputs=True)
         # Blank the device and batch-size lines when nothing uses them (blank, not removed,
         # so the line map stays right).
         for name in ("_dev", "_B"):
@@ -249,7 +246,9 @@ class Specializer:
         code = "\n".join(self.out.lines) + "\n"
         return code, self.out.line_map, outputs
 
-    def body(self, stmts) -> tuple[Value, ...]:
+    def body(self, stmts, module_outputs: bool = False) -> tuple[Value, ...]:
+        """The statements; module_outputs: the returned values are a module's outputs, so a
+        Python number among them becomes a tensor (of the module's floating dtype if a float)."""
         outputs = ()
         for stmt in stmts:
             self.comment(stmt)
@@ -261,6 +260,9 @@ class Specializer:
                 if any(v.kind != "tensor" for v in outputs):
                     raise self.unsupported("returning something other than numbers and tensors", stmt)
                 codes = [c for c, _ in parts]
+                if module_outputs:
+                    codes = [self.constant_tensor(c, v) if v.python else c for c, v in parts]
+                    outputs = tuple(Value(integer=v.integer) if v.python else v for v in outputs)
                 if len(codes) == 1:
                     self.out.emit(self.indent, f"return {codes[0]}")
                 else:
@@ -386,13 +388,13 @@ class Specializer:
                 return "", v
             return self.names[id(sym)], v
         if sym.key in self.globals_info:
-            name, obj, current = self.globals_info[sym.key]
+            name, desc, current = self.globals_info[sym.key]
             current = current or sym  # the definition in force now (late binding)
             if current.kind == S.FUNCTION:
                 return name, Value(kind="function", info=current.extra.get("item"))
             if current.kind == S.MODULE:
                 raise self.unsupported(f"module `{sym.key}` used as a value", e)
-            return name, value_of(describe(obj))
+            return name, value_of(desc)
         raise self.unsupported(f"the name `{sym.key}`", e)
 
     def e_Builtin(self, e):
@@ -449,9 +451,14 @@ class Specializer:
         return f"({a} {e.op} {b})", replace(v, integer=False)
 
     def e_Power(self, e):
-        (a, b), v = self._broadcast([self.expr(e.base), self.expr(e.exponent)])
+        base, exponent = self.expr(e.base), self.expr(e.exponent)
+        (a, b), v = self._broadcast([base, exponent])
         if v.python:  # Python numbers: kk.power keeps integer towers from running forever
             return f"kk.power({a}, {b})", v
+        if base[1].integer and exponent[1].integer:
+            # An integer to a negative power is a float (LANGUAGE.md 6a): i^{-1} is 1/i.
+            negative = _int_literal(e.exponent)
+            return f"kk.int_power({a}, {b}, {self.dtype})", replace(v, integer=negative is None or negative >= 0)
         return f"({a} ** {b})", v
 
     def e_Frac(self, e):
@@ -507,27 +514,37 @@ class Specializer:
 
     def e_Indicator(self, e):
         code, v = self.expr(e.condition)
-        return f"kk.indicator({code})", replace(v, integer=False)
+        return f"kk.indicator({code}, {self.dtype})", replace(v, integer=False)
 
     def e_Cases(self, e):
         rows = list(e.rows)
         static = all(r.condition is None or self.expr_is_python(r.condition) for r in rows)
         if static:
             return self._static_cases(e, rows)
-        self.guarded += 1
+        saved = self.guard
         try:
             parts, conds = [], []
+            rest = None  # where no earlier row applies: (code, Value), None = everywhere
             for r in rows:
+                self.guard = saved if rest is None else rest
+                cond = None if r.condition is None else self.expr(r.condition)
+                conds.append(cond)
+                if cond is not None:
+                    self.guard = self.restrict(*self._and(rest, cond))
                 parts.append(self.expr(r.value))
-                conds.append(None if r.condition is None else self.expr(r.condition))
+                if cond is not None:
+                    self.guard = saved
+                    rest = self.restrict(*self._and(rest, (f"kk.logical_not({cond[0]})", cond[1])))
         finally:
-            self.guarded -= 1
+            self.guard = saved
         if rows[-1].condition is not None:
             parts.append(("math.nan", NUMBER))
             conds.append(None)
         all_parts = parts + [c for c in conds if c is not None]
         codes, v = self._broadcast(all_parts)
         values, cond_codes = codes[: len(parts)], codes[len(parts):]
+        values = [self.constant_tensor(c, pv) if pv.python and not pv.integer else c
+                  for c, (_, pv) in zip(values, parts)]
         text = values[-1]
         ci = len(cond_codes) - 1
         for i in range(len(parts) - 2, -1, -1):
@@ -541,15 +558,31 @@ class Specializer:
             text = f"kk.require_case({text}, {covered}, {self.where(e)})"
         return text, replace(v, rank=v.rank, integer=value_v.integer)
 
+    def _and(self, a, b):
+        """a & b of two (code, Value) conditions, a possibly None (true)."""
+        if a is None:
+            return b
+        (x, y), v = self._broadcast([a, b])
+        return f"kk.logical_and({x}, {y})", replace(v, integer=False)
+
     def _static_cases(self, e, rows):
         parts = [self.expr(r.value) for r in rows]
         conds = [self.expr(r.condition)[0] if r.condition is not None else None for r in rows]
         vals = [v for _, v in parts]
         tensors = [v for v in vals if not v.python]
-        mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched for v in tensors) or (
-            tensors[0].batched and len(tensors) < len(vals)) if tensors else False
+        mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched or v.depth != tensors[0].depth
+                    for v in tensors) or len(tensors) < len(vals) if tensors else False
         if mixed:
             codes, v = self._broadcast(parts)
+            if len(tensors) < len(vals):
+                # A Python number row beside tensor rows (`0.5` beside `x[r]`): a tensor of the
+                # rows' layout, since nothing broadcasts the chosen row later.
+                if v.rank:
+                    raise self.unsupported("a cases whose rows are a number and a non-scalar tensor", e)
+                ones = "(" + "1, " * v.depth + ")"  # (the batch axis, if any, is added below)
+                codes = [f"{self.constant_tensor(c, pv)}.reshape({ones})" if pv.python else c
+                         for c, pv in zip(codes, vals)]
+                vals = [replace(v, integer=pv.integer, batched=False) if pv.python else pv for pv in vals]
             if v.batched:
                 # The rows are alternatives, not operands of one operation: nothing broadcasts
                 # them later, so a row without the batch axis gets it here (a recurrence reads
@@ -633,7 +666,7 @@ class Specializer:
         if fn.rank == "scalar" and len(parts) == 1:
             code, v = parts[0]
             if v.python:
-                return f"kk.{fn.runtime}({code})", NUMBER
+                return f"kk.{fn.runtime}({self.constant_tensor(code, v, force_float=True)})", Value(integer=False)
             direct = _direct_reduction(fn.runtime, code, v)
             if direct is not None:
                 return direct, replace(v, rank=0, integer=False)
@@ -643,7 +676,7 @@ class Specializer:
             return f"kk.{fn.runtime}({', '.join(codes)})", v
         if name == "OneHot":
             (i, vi), (n, vn) = parts
-            return f"kk.one_hot({i}, {n}, _dev)", Value(rank=(0 if vi.python else vi.rank) + 1, batched=vi.batched,
+            return f"kk.one_hot({i}, {n}, _dev, {self.dtype})", Value(rank=(0 if vi.python else vi.rank) + 1, batched=vi.batched,
                                                  depth=vi.depth)
         if name == "CrossEntropy":
             (z, vz), (y, vy) = parts
@@ -660,7 +693,7 @@ class Specializer:
             codes, v = self._broadcast(parts)
             if v.python or v.rank == 0:
                 codes, v = self._broadcast([(c, self.at(p[1], p[1].depth, 1) if not p[1].python else p[1])
-                                            for c, p in zip([f"kk.as_vector({c})" for c in codes], parts)])
+                                            for c, p in zip([f"kk.as_vector({c}, {self.dtype})" for c in codes], parts)])
             if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
                 codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
@@ -722,7 +755,7 @@ class Specializer:
                 raise self.unsupported("a layer called with several arguments", e)
             code, v = parts[0]
             if v.python:  # a layer wants a tensor: `E(0)`, the embedding of token 0
-                code, v = f"kk.as_tensor({code}, _dev)", Value(integer=v.integer)
+                code, v = self.constant_tensor(code, v), Value(integer=v.integer)
             out = replace(v, rank=v.rank + self._layer_rank(desc, v, e), integer=False)
             if desc == ("layer", "Linear"):
                 return f"kk.linear_layer({func}, {code})", out
@@ -862,8 +895,18 @@ class Specializer:
         if len(e.items) > v.rank:
             raise self.unsupported("more indices than axes", e)
         if not tensors:
-            return f"{code}[{':, ' * v.lead}{', '.join(c for c, _ in items)}]", \
-                replace(v, rank=v.rank - sum(1 for _, iv in items if iv is not None))
+            out_v = replace(v, rank=v.rank - sum(1 for _, iv in items if iv is not None))
+            if self.guard is not None and any(iv is not None for _, iv in items):
+                # Python indices in a guarded place: checked only where the place applies.
+                depth = max(v.depth, self.guard[1].depth)
+                code = self.lift(code, v, depth) if v.depth < depth else code
+                valid = self.guard_for(depth, 0)
+                specs = ", ".join(c if iv is not None else f"slice({c.split(':')[0] or None}, {c.split(':')[1] or None})"
+                                  for c, iv in items)
+                return (f"kk.take_static({code}, {int(v.batched) + depth}, ({specs},), {valid}, {self.where(e)}, "
+                        f"{spell(e.target)!r})",
+                        replace(out_v, depth=depth))
+            return f"{code}[{':, ' * v.lead}{', '.join(c for c, _ in items)}]", out_v
         # A gather: bring the value and the index tensors to one leading layout. Torch puts
         # the axes of index tensors separated by a slice first, which is the layout only when
         # they are one number per sample (`h[:, 2i]` in a set-builder).
@@ -873,7 +916,7 @@ class Specializer:
                 seen_slice = True
             elif not iv.python and seen_slice and iv.rank > 0:
                 raise self.unsupported("a tensor of indices after a slice", e)
-        depth = max([v.depth] + [t.depth for t in tensors])
+        depth = max([v.depth] + [t.depth for t in tensors] + ([self.guard[1].depth] if self.guard else []))
         batched = v.batched or any(t.batched for t in tensors)
         lead = int(batched) + depth
         value = self.lift(code, v, depth) if v.depth < depth else code
@@ -890,9 +933,9 @@ class Specializer:
             if batched and not iv.batched:
                 lifted = f"{lifted}[None]"
             item_codes.append(lifted)
-        clamp = self.guarded > 0
+        valid = self.guard_for(depth, item_rank)
         result_rank = v.rank - len([1 for _, iv in items if iv is not None]) + item_rank
-        return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {clamp}, {self.where(e)})",
+        return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {valid}, {self.where(e)}, {spell(e.target)!r})",
                 Value(rank=result_rank, batched=batched, depth=depth, integer=v.integer))
 
     def _list_item(self, v: Value, item, e) -> Value:
@@ -919,6 +962,13 @@ class Specializer:
         if loop is None or v.depth != loop["depth"] - 1:
             return None
         pos = v.lead
+        if self.guard is not None:
+            if self.guard[1].depth > loop["depth"]:
+                return None  # a gather checks the read against the whole guard
+            valid = self.guard_for(loop["depth"], 0)
+            return (f"kk.narrow_range({code}, {pos}, {loop['lo']}, {loop['n']}, {self.where(e)}, {valid}, "
+                    f"{spell(e.target)!r})",
+                    replace(v, rank=v.rank - 1, depth=loop["depth"]))
         return (f"kk.narrow_range({code}, {pos}, {loop['lo']}, {loop['n']}, {self.where(e)})",
                 replace(v, rank=v.rank - 1, depth=loop["depth"]))
 
@@ -926,7 +976,7 @@ class Specializer:
         """x[i, s*j + a, ...] with loop variables (each used once, full static ranges) and x
         outside the loops: views instead of a gather. A variable index is a narrow of its
         axis; `s*u + w` is windows of |w| elements every s (Tensor.unfold), as in pooling."""
-        if self.guarded or not e.items or len(e.items) > v.rank:
+        if self.guard is not None or not e.items or len(e.items) > v.rank:
             return None
         # Loops inside the value's own (x carries the axes of loops 1..v.depth already).
         loops = {lp["symbol"]: lp for lp in self.loops if lp["mask"] is None and lp["depth"] > v.depth}
@@ -1007,16 +1057,21 @@ class Specializer:
         self.depth -= 1
 
     def e_BigOp(self, e):
+        saved = self.guard
         loop = self._open_loop(e.bound, e)
         try:
+            if loop["mask"] is not None:  # reads outside the bounds are discarded: not checked
+                mask_v = Value(depth=loop["depth"], batched=loop.get("mask_batched", False))
+                self.guard = self.restrict(loop["mask"], mask_v)
             body, v = self.expr(e.body)
         finally:
+            self.guard = saved
             self._close_loop()
         if v.kind != "tensor":
             raise self.unsupported(f"`\\{e.op}` of a {v.kind}", e)
         depth = loop["depth"]
         if v.python:
-            body = f"kk.full_axis({body}, {depth}, {loop['n']}, _dev)"
+            body = f"kk.full_axis({self.constant_tensor(body, v)}, {depth}, {loop['n']}, _dev)"
             v = Value(depth=depth, integer=v.integer)
         elif v.depth < depth:
             body = self.lift(body, v, depth)
@@ -1062,7 +1117,10 @@ class Specializer:
             raise self.unsupported(f"a set-builder of {v.kind}s", e)
         depth = loops[-1]["depth"]
         if v.python:
-            code, v = f"kk.as_tensor({code}, _dev)", Value(integer=v.integer)
+            literal = not any(isinstance(n, (A.Ref, A.Constant)) for n in A.walk(e.element))
+            # A set-builder of literals takes the module's floating dtype (LANGUAGE.md 6a).
+            code = self.constant_tensor(code, v, force_float=literal)
+            v = Value(integer=v.integer and not literal)
         if v.depth < depth:
             code = self.lift(code, v, depth)
             v = self.at(v, depth)
