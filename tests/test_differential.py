@@ -32,21 +32,18 @@ def module(body: str, decl: str) -> str:
 # ---- issue 11, defect by defect -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 1")
 def test_defect_1_an_applying_row_reads_out_of_range():
     src = module(r"\Return \begin{cases} x[k] & x[0] > 0 \\ 0 & \text{otherwise} \end{cases} \\",
                  r"x, k \in \mathbb{Z}")
     assert_agrees(src, {"x": torch.tensor([1.0, 2.0, -10.0]), "k": torch.tensor(5)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 1")
 def test_defect_1_a_setbuilder_in_an_applying_row_is_not_clamped():
     src = module(r"\Return \begin{cases} \{ x[i+1] \}_{i=0}^{|x|-1} & x[0] > 0 \\ x & \text{otherwise} \end{cases} \\",
                  "x")
     assert_agrees(src, {"x": torch.tensor([1.0, 2.0, 3.0])})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 1")
 def test_defect_1_a_condition_reads_out_of_range():
     src = module(r"\Return \begin{cases} 1.5 & x[k] > 0 \\ 0 & \text{otherwise} \end{cases} \\",
                  r"x, k \in \mathbb{Z}")
@@ -59,32 +56,27 @@ def test_defect_1_rows_that_do_not_apply_are_not_read():
     assert_agrees(src, {"x": torch.tensor([1.0, 2.0, -10.0]), "k": torch.tensor(5)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 2")
 def test_defect_2_dependent_inner_bound():
     src = module(r"\Return \sum_{t=0}^{|d|-1} \sum_{l=0}^{|d|-1-t} d[t+l] \\", "d")
     assert_agrees(src, {"d": torch.arange(1.0, 6.0)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 3")
 def test_defect_3_inner_bound_of_an_empty_outer_loop():
     src = module(r"\Return \sum_{r=1}^{|x|-1} \sum_{q=0}^{r} x[q] \\", "x")
     assert_agrees(src, {"x": torch.tensor([0.5])})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 4")
 def test_defect_4_constant_condition():
     src = module(r"\Return \{ \begin{cases} x[r] & 2 > 2 \\ 0.5 & \text{otherwise} \end{cases} \}_{r=0}^{|x|-1} \\",
                  "x")
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 3.0])})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 5")
 def test_defect_5_integer_to_a_negative_power():
     src = module(r"\Return x * \sum_{i=1}^{n} i^{-1} \\", r"x, n \in \mathbb{Z}")
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0]), "n": torch.tensor(3)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 6")
 def test_defect_6_setbuilder_of_literals_follows_float64():
     src = module(r"\Return \{ 2 \}_{t=0}^{|A|-1} @ A + \mathbb{1}[A > 0] \\", "A")
     assert_agrees(src, {"A": torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)})
@@ -96,7 +88,6 @@ def test_defect_6_float32_model_stays_float32():
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.25]), "k": torch.tensor(1)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 6 (contract 6a: integer tensors for \\mathbb{R} inputs)")
 def test_defect_6_integer_tensor_for_a_real_input_is_converted():
     src = module(r"\Return x * 2, x \\", r"x \in \mathbb{R}^{N}")
     assert_agrees(src, {"x": torch.tensor([1, -2, 3])})
