@@ -184,10 +184,9 @@ def main(argv=None) -> int:
 def differential_campaign(args) -> int:
     """The --differential mode: programs from tests/program_gen.py against tests/reference.py."""
     warnings.filterwarnings("ignore")
-    import torch
-
     import differential
     import program_gen
+    import torch
 
     torch.set_num_threads(1)
     if args.examples is None and args.minutes is None:

@@ -26,9 +26,8 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
-import torch
-
 import reference
+import torch
 from program_gen import Input, Program
 
 FILENAME = "diff.kyi"
@@ -284,8 +283,8 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
             return "unexpected error", f"the module raised, the reference did not: {err}", args
         allowed = {p for e in ref_errors for p in e.positions}
         if not any(p in str(err) for p in allowed):
-            return ("error position", f"the module's error names none of {sorted(allowed)}: "
-                                      f"{str(err).splitlines()[0]}", args)
+            message = f"the module's error names none of {sorted(allowed)}: {str(err).splitlines()[0]}"
+            return "error position", message, args
         stats.error_paths += 1
         return None
     except Exception as err:  # noqa: BLE001 - any other exception from a module is itself the finding
@@ -412,7 +411,7 @@ def shrink(f: Finding, prog: Program, seed: int = 0, budget: int = 150) -> Findi
             trial = Program(cand, prog.module, prog.inputs, prog.params, prog.seed, prog.float_dtype)
             try:
                 found, _ = check(trial, seed, paths=[path])
-            except Exception:  # noqa: BLE001 - a variant outside the language: not smaller
+            except Exception:  # noqa: BLE001, S112 - a variant outside the language: not smaller
                 continue
             same = [g for g in found if signature(g) == want]
             if same and len(cand) < len(best.source):

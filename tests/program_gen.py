@@ -308,7 +308,7 @@ class Generator:
                 opts.append(lambda v=v: v.text)
         for lp in self.loops:
             opts += [lambda lp=lp: lp.name] * 2
-        for n, text in self.lengths.items():
+        for text in self.lengths.values():
             opts.append(lambda text=text: text)
         if depth > 0:
             vecs = self.vectors()
@@ -488,7 +488,7 @@ class Generator:
         if self.loops and r < 0.4:
             lp = self.pick(self.loops)
             return self.pick([f"{lp.name} = 0", f"{lp.name} > {lp.lo}", f"{lp.name} \\le {self.integer(0)}",
-                              f"2 > 2", f"{lp.name} \\ne 1"])
+                              "2 > 2", f"{lp.name} \\ne 1"])
         if r < 0.9:
             return f"{self.scalar(max(depth - 1, 0))} {self.pick(COMPARISONS)} {self.scalar(0)}"
         return f"{self.scalar(0)} > 0 \\land {self.scalar(0)} < 1"

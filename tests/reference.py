@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import symbols as S
 
-__all__ = ["RefRuntimeError", "run", "module_keys", "forward_source"]
+__all__ = ["RefRuntimeError", "forward_source", "module_keys", "run"]
 
 
 class RefRuntimeError(Exception):
@@ -534,7 +534,7 @@ class Interpreter:
                         lo, hi = self.bounds(b, env)
                         env[b.var.symbol] = torch.tensor((lo, hi, 0)[pick])
                     return self.tensor(self.eval(e, env))
-                except Exception:  # noqa: BLE001 - that index value is outside: try another
+                except Exception:  # noqa: BLE001, S112 - that index value is outside: try another
                     continue
                 finally:
                     env.clear()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-
 import reference
+import torch
 from conftest import conformance_runner
+
 from kokoyi.errors import KokoyiError
 
 runner = conformance_runner()
