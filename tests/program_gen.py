@@ -6,6 +6,21 @@ of exactly that shape, so most programs compile and run. Index reads know the in
 their index over every iteration of the enclosing loops; a read that may fall outside the
 axis is guarded by a `cases` row (on the index, or on the data) or, now and then, left
 unguarded so that the run-time error paths are exercised too. Deterministic in its seed.
+
+What it writes: float vector, matrix and scalar inputs (float32, float64, both, or an integer
+tensor for an `\\mathbb{R}` input; sizes 0 to 5), `\\mathbb{Z}` scalars and vectors used as
+indices (in and out of range), dimension names; parameters: a scalar, a tensor, an nn.Linear and
+a Kokoyi module; element-wise operators and built-ins, juxtaposition, powers (integer ones
+negative too), roots, rounding, `|x|`, norms, indicators in three spellings, reductions and
+function values (`\\mu \\gets \\Mean`); big operators (scalar and vector bodies) with bounds that
+depend on enclosing indices, are empty, or are fractions that round inwards; set-builders of
+scalars, vectors and literals, 1-D and 2-D, nested; windows `x[2i + j]`; slices; cases with
+index and data conditions, guarded reads in values and in later conditions, constant
+conditions, a missing otherwise; recurrences of order 1 and 2 with scalar or vector elements
+and partial reads `h[t-1, i]`, `h_{t-1, i}`; local functions with `\\where`, top-level and
+multi-statement functions, a top-level constant, `\\Return ... \\where`, several outputs.
+Not written: recurrence groups, matrix literals, `\\det`/`A^{-1}`/`\\log_b` and the other
+round-2 built-ins, `\\infty`, ModuleList parameters, annotated parameters, non-ASCII names.
 """
 from __future__ import annotations
 

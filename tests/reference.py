@@ -17,7 +17,21 @@ per-sample results (contract section 8), so the batched reference is a loop over
 
 Dtypes follow contract section 6a: one floating dtype per module (the widest of its floating
 inputs and parameters, else torch's default); literals, constants, set-builders of literals,
-indicators and one-hot vectors take it; integer math stays int64.
+indicators and one-hot vectors take it; integer math stays int64. Floating inputs and
+parameters narrower than that dtype are converted to it (a float64 module returns float64).
+
+Readings where the contract is silent, and limits:
+* conditions are lazy like the rows: a later row's condition is computed only where no earlier
+  row applied (so it may guard its reads with the rows before it); `\\land`/`\\lor` are not;
+* with tensor conditions a row that applies somewhere is computed whole and its elements
+  picked, so where the row's own derivative is infinite at elements it does not take, the
+  gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
+* an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
+  at some index value, when that can be done), an empty set-builder has 0 elements of that shape;
+* `\\max`/`\\min`/`\\argmax` over a range follow torch's amax/argmax (ties: the gradient is
+  shared evenly, the first index wins); `\\OneHot(i, n)` of an i outside 0..n-1 is all zeros;
+* elements of a set-builder broadcast to one shape (a scalar base case of a vector recurrence);
+* recurrence groups and `\\where` bindings that use a set-builder's index are not supported.
 """
 from __future__ import annotations
 
