@@ -397,15 +397,19 @@ def _candidates(source: str):
             yield source[:start] + "(0.5)" + source[end:]
 
 
-def shrink(f: Finding, prog: Program, seed: int = 0, budget: int = 150) -> Finding:
-    """A smaller program showing the same finding (greedy: the first smaller variant that does)."""
+def shrink(f: Finding, prog: Program, seed: int = 0, budget: int = 150, seconds: float = 3.0) -> Finding:
+    """A smaller program showing the same finding (greedy: the first smaller variant that does),
+    trying at most budget variants for at most about `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
     want = signature(f)
     path = Path(f.path, f.levels, BATCH_SHAPES.get(f.path, ()))
     best, tries, improved = f, 0, True
-    while improved and tries < budget:
+    while improved and tries < budget and time.monotonic() <= deadline:
         improved = False
         for cand in _candidates(best.source):
-            if tries >= budget:
+            if tries >= budget or time.monotonic() > deadline:
                 break
             tries += 1
             trial = Program(cand, prog.module, prog.inputs, prog.params, prog.seed, prog.float_dtype)

@@ -159,6 +159,26 @@ def test_checker_reports_a_wrong_value():
     assert kokoyi.symbol["P"] is not None
 
 
+def test_shrink_drops_what_the_finding_does_not_need():
+    src = (r"\Module{P}{x}" "\n" r"  a \gets \sum_{i=0}^{|x|-1} x[i] \\" "\n" r"  b \gets \tanh(x) \\" "\n"
+           r"  \Return x * 2, (\exp(x[0])) + (\Mean(x)) \\" "\n" r"\EndModule" "\n")
+    prog = differential.program(src, {"x": torch.tensor([1.0, 2.0])})
+    original = differential.reference.run
+
+    def off_by_a_little(*a, **k):  # the first output of the "reference" is off: a finding to keep
+        out = original(*a, **k)
+        return (out[0] * 1.001, *out[1:]) if isinstance(out, tuple) else out * 1.001
+
+    differential.reference.run = off_by_a_little
+    try:
+        findings, _ = differential.check(prog)
+        small = differential.shrink(findings[0], prog)
+    finally:
+        differential.reference.run = original
+    assert differential.signature(small) == differential.signature(findings[0])
+    assert "gets" not in small.source and "Mean" not in small.source and r"\Return x * 2" in small.source
+
+
 # ---- the bounded random run --------------------------------------------------------------------
 
 
