@@ -85,7 +85,8 @@ class Specializations:
         return self._params_desc
 
     def lookup(self, args, levels, params):
-        """The entry for this call (see _build), or FALLBACK."""
+        """(the entry for this call (see _build) or FALLBACK, the dtype its floating tensor inputs
+        and parameters are to be converted to first, or None when they all have it already)."""
         if self._table is not None and self._table.generation != self._generation:
             # A later unit may have redefined a function this module calls (late binding).
             self._generation = self._table.generation
@@ -112,7 +113,7 @@ class Specializations:
             entry = self.fast.get(fast)
             if entry is not None:
                 return entry
-        entry = self._lookup(args, levels, params)
+        entry = (self._lookup(args, levels, params), _cast_to(args, params))
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
@@ -200,6 +201,21 @@ def describe(obj) -> tuple:
     if callable(obj):
         return ("opaque", type(obj).__name__)
     return ("other", type(obj).__name__)
+
+
+def _cast_to(args, params):
+    """The module's floating dtype when some floating tensor input or parameter has another
+    (LANGUAGE.md 6a: a module computes in one dtype, the widest), else None."""
+    dtype = module_dtype(args, params)
+    for x in (*args, *params):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dtype:
+            return dtype
+    return None
+
+
+def cast_floats(values, dtype) -> tuple:
+    """values with every floating tensor converted to dtype (differentiably)."""
+    return tuple(x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in values)
 
 
 def module_dtype(args, params) -> torch.dtype:
