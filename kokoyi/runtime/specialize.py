@@ -220,12 +220,24 @@ def cast_floats(values, dtype) -> tuple:
 
 def module_dtype(args, params) -> torch.dtype:
     """The one floating dtype a module computes in (LANGUAGE.md 6a): the widest of its floating
-    tensor inputs and parameters, else torch's default."""
+    tensor inputs and parameters (a layer's own tensors count), else torch's default."""
     found = None
-    for x in (*args, *params):
+    for x in (*args, *_tensors(params)):
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             found = x.dtype if found is None else torch.promote_types(found, x.dtype)
     return found or torch.get_default_dtype()
+
+
+def _tensors(params):
+    """The tensors of parameters: tensors themselves, and the parameters and buffers of layers."""
+    for p in params:
+        if isinstance(p, torch.nn.Module):
+            yield from p.parameters()
+            yield from p.buffers()
+        elif isinstance(p, (list, tuple)):
+            yield from _tensors(p)
+        else:
+            yield p
 
 
 def _callee_outputs(desc, values, outer_params):

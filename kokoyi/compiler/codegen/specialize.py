@@ -482,8 +482,8 @@ class Specializer:
 
     def e_Rounding(self, e):
         code, v = self.expr(e.operand)
-        # A Python number rounds to a Python int (math.floor); a tensor keeps its dtype.
-        return f"kk.{e.kind}({code})", replace(v, integer=True) if v.python else v
+        # Rounding gives integers (they can index): a Python int, or an integer tensor.
+        return f"kk.{e.kind}({code})", replace(v, integer=True)
 
     def e_Transpose(self, e):
         code, v = self.expr(e.operand)
@@ -501,10 +501,12 @@ class Specializer:
         code, v = self.expr(e.operand)
         order = {None: 2, "1": 1, "2": 2, "inf": "math.inf"}[e.order]
         if v.python:
-            return f"abs({code})", NUMBER
+            return f"abs({code})", replace(v, integer=False) if not v.integer else v
         dims = self._per_sample_dims(v)
         if not dims:
             return f"torch.abs({code})", v
+        if v.integer:  # a norm is a float (of the module's dtype), also of integers
+            code = f"{code}.to({self.dtype})"
         return f"torch.linalg.vector_norm({code}, ord={order}, dim={dims})", replace(v, rank=0, integer=False)
 
     def _per_sample_dims(self, v: Value) -> str:
@@ -566,8 +568,11 @@ class Specializer:
         return f"kk.logical_and({x}, {y})", replace(v, integer=False)
 
     def _static_cases(self, e, rows):
-        parts = [self.expr(r.value) for r in rows]
-        conds = [self.expr(r.condition)[0] if r.condition is not None else None for r in rows]
+        # Python picks the row (`a if c else b`): only the chosen row, and only the conditions
+        # up to it, may run, so whatever lines a row or condition needs stay inside it (_lazy).
+        parts = [self._lazy(lambda r=r: self.expr(r.value)) for r in rows]
+        conds = [self._lazy(lambda r=r: self.expr(r.condition))[0] if r.condition is not None else None
+                 for r in rows]
         vals = [v for _, v in parts]
         tensors = [v for v in vals if not v.python]
         mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched or v.depth != tensors[0].depth
@@ -595,6 +600,26 @@ class Specializer:
         for i in range(last - 1, -1, -1):
             text = f"({codes[i]} if {conds[i]} else {text})"
         return text, v
+
+    def _lazy(self, generate):
+        """generate()'s (code, Value), evaluated only when the code is: if it needs lines before
+        it (temporaries, first uses of index ranges), they go into a local function that the
+        code calls, instead of running ahead of the expression that contains it."""
+        saved_pending, saved_lazy = self.pending, dict(self.lazy)
+        self.pending = []
+        try:
+            code, v = generate()
+        finally:
+            lines, self.pending = self.pending, saved_pending
+        if not lines:
+            return code, v
+        for key, line in saved_lazy.items():  # first uses made inside count only inside
+            self.lazy.setdefault(key, line)
+        name = self.ns.create("lazy")
+        self.pending.append(f"def {name}():")
+        self.pending.extend(f"    {line}" for line in lines)
+        self.pending.append(f"    return {code}")
+        return f"{name}()", v
 
     def expr_is_python(self, e) -> bool:
         """Whether e is a Python value here (indices of recurrence loops, dimensions, literals)."""
@@ -690,10 +715,16 @@ class Specializer:
             codes, v = self._broadcast(parts)
             return f"kk.{fn.runtime}_trailing({codes[0]}, {codes[1]}, {v.rank})", replace(v, rank=0, integer=False)
         if name == "Concat":
+            # A scalar joins as a one-element vector, like the per-sample \Concat.
+            vectors = []
+            for c, pv in parts:
+                if pv.python:
+                    c, pv = f"kk.as_vector({c}, {self.dtype})", Value(rank=1, integer=pv.integer)
+                elif pv.rank == 0:
+                    c, pv = f"{c}.unsqueeze(-1)", replace(pv, rank=1)
+                vectors.append((c, pv))
+            parts = vectors
             codes, v = self._broadcast(parts)
-            if v.python or v.rank == 0:
-                codes, v = self._broadcast([(c, self.at(p[1], p[1].depth, 1) if not p[1].python else p[1])
-                                            for c, p in zip([f"kk.as_vector({c}, {self.dtype})" for c in codes], parts)])
             if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
                 codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
@@ -840,8 +871,8 @@ class Specializer:
             out = outs[0]
         lines, line_map = self.out.lines, self.out.line_map
         self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
-        # Emit the specialised function just before the statement that needs it.
-        self.flush()
+        # Emit the specialised function before the statement that needs it (not its pending
+        # lines: those may belong to a lazily evaluated part, and the function needs none).
         for i, line in enumerate(lines, 1):
             self.out.source_line = line_map.get(i, self.out.source_line)
             self.out.emit(self.indent, line)
