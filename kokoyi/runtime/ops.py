@@ -660,6 +660,11 @@ def _check_guarded(item, size, valid, where_, name):
         raise _where_error(where_, f"index {first} is out of range for `{name}` (the axis has length {size})")
 
 
+def any_trailing(mask, rank: int):
+    """Whether any of the last `rank` axes of a bool tensor holds, per leading position."""
+    return mask.reshape(mask.shape[:mask.dim() - rank] + (-1,)).any(-1) if rank else mask
+
+
 def take_static(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
     """x[lead axes..., items...] with Python ints and slices, in a place that applies only where
     valid holds: an index out of range is an error only if the read applies somewhere."""

@@ -183,10 +183,16 @@ class Specializer:
         return f"{code}[{':, ' * pos}{', '.join(['None'] * k)}]"
 
     def restrict(self, code: str, v: Value):
-        """The current guard and-ed with the bool tensor (or Python bool) code, as a new guard."""
+        """The current guard and-ed with the bool tensor (or Python bool) code, as a new guard.
+
+        A condition on per-sample elements (`x > 0` of a vector) guards the reads of its row for
+        the sample as a whole (where any element applies): inside the row, a read has no element
+        of its own to line up with."""
+        if v.python:
+            code, v = f"kk.as_tensor({code}, _dev, torch.bool)", Value(integer=False)
+        elif v.rank:
+            code, v = f"kk.any_trailing({code}, {v.rank})", replace(v, rank=0)
         if self.guard is None:
-            if v.python:
-                code, v = f"kk.as_tensor({code}, _dev, torch.bool)", Value(integer=False)
             return self.temp("applies", code), v
         (a, b), joined = self._broadcast([self.guard, (code, v)])
         return self.temp("applies", f"({a} & {b})"), replace(joined, rank=0, integer=False)
@@ -406,8 +412,18 @@ class Specializer:
             return f"kk.logical_not({code})", v
         return f"({e.op}{code})", v
 
-    def _broadcast(self, parts):
-        """Lift operands to a common layout: (codes, result Value)."""
+    def to_float(self, code: str, v: Value) -> str:
+        """code as a float of the module's dtype, where it is an integer tensor (torch would
+        make it its default dtype, which may not be the module's)."""
+        return f"{code}.to({self.dtype})" if v.integer and not v.python and v.kind == "tensor" else code
+
+    def _broadcast(self, parts, floating: bool = False):
+        """Lift operands to a common layout: (codes, result Value). Where the result is a float
+        (floating: whatever the operands) and no operand is a float tensor, the integer tensors
+        become the module's dtype first."""
+        result_float = floating or not all(v.integer for _, v in parts)
+        if result_float and not any(not v.python and not v.integer and v.kind == "tensor" for _, v in parts):
+            parts = [(self.to_float(c, v), replace(v, integer=False) if not v.python else v) for c, v in parts]
         vals = [v for _, v in parts]
         tensors = [v for v in vals if not v.python]
         for v in vals:
@@ -435,12 +451,11 @@ class Specializer:
         left, right = self.expr(e.left), self.expr(e.right)
         if e.op == "@":
             return self.matmul(e, left, right)
-        (a, b), v = self._broadcast([left, right])
         if e.op in ("and", "or"):
+            (a, b), v = self._broadcast([left, right])
             return f"kk.logical_{e.op}({a}, {b})", replace(v, integer=False)
-        if e.op == "/":
-            v = replace(v, integer=False)
-        return f"({a} {e.op} {b})", v
+        (a, b), v = self._broadcast([left, right], floating=e.op == "/")
+        return f"({a} {e.op} {b})", replace(v, integer=False) if e.op == "/" else v
 
     def e_Juxtapose(self, e):
         (a, b), v = self._broadcast([self.expr(e.left), self.expr(e.right)])
@@ -465,7 +480,7 @@ class Specializer:
         z = self._standardized(e.numerator, e.denominator)
         if z is not None:
             return z
-        (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)])
+        (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)], floating=True)
         return f"({a} / {b})", replace(v, integer=False)
 
     def e_Sqrt(self, e):
@@ -474,10 +489,10 @@ class Specializer:
             return std
         code, v = self.expr(e.radicand)
         if e.degree is None:
-            if not v.python and not v.integer:
-                return f"torch.sqrt({code})", v
+            if not v.python:
+                return f"torch.sqrt({self.to_float(code, v)})", replace(v, integer=False)
             return f"kk.sqrt({code})", replace(v, integer=False)
-        (a, b), v = self._broadcast([(code, v), self.expr(e.degree)])
+        (a, b), v = self._broadcast([(code, v), self.expr(e.degree)], floating=True)
         return f"kk.root({a}, {b})", replace(v, integer=False)
 
     def e_Rounding(self, e):
@@ -647,7 +662,7 @@ class Specializer:
         depth = max(va.depth, vb.depth)
         batched = va.batched or vb.batched
         if va.integer != vb.integer:  # promote like the element-wise operators do
-            a, b = (f"{a}.to(torch.get_default_dtype())", b) if va.integer else (a, f"{b}.to(torch.get_default_dtype())")
+            a, b = (self.to_float(a, va), b) if va.integer else (a, self.to_float(b, vb))
         a = self.lift(a, va, depth) if va.depth < depth else a
         b = self.lift(b, vb, depth) if vb.depth < depth else b
         if (va.depth or vb.depth or batched) and (va.lead != vb.lead) and (va.rank > 2 or vb.rank > 2):
@@ -683,6 +698,8 @@ class Specializer:
             if name in ("Softmax", "LogSoftmax") and (v.python or v.rank == 0):
                 raise self.unsupported(f"`\\{name}` of a scalar", e)
             integer = v.integer and name in ("abs", "sign", "ReLU", "StopGrad")
+            if not integer and not v.python and v.integer:  # a float function of integers
+                code, v = self.to_float(code, v), replace(v, integer=False)
             if not v.python and not v.integer and fn.runtime in DIRECT_FLOAT:
                 return DIRECT_FLOAT[fn.runtime].format(code), replace(v, integer=False)
             if v.python:  # kokoyi.runtime.ops keeps Python numbers Python numbers
@@ -692,6 +709,7 @@ class Specializer:
             code, v = parts[0]
             if v.python:
                 return f"kk.{fn.runtime}({self.constant_tensor(code, v, force_float=True)})", Value(integer=False)
+            code, v = self.to_float(code, v), replace(v, integer=False)  # these reductions are floats
             direct = _direct_reduction(fn.runtime, code, v)
             if direct is not None:
                 return direct, replace(v, rank=0, integer=False)
@@ -1120,7 +1138,7 @@ class Specializer:
         if e.op in ("argmax", "argmin"):
             out_v = replace(out_v, integer=True)
         elif e.op == "mean":
-            out_v = replace(out_v, integer=False)
+            body, out_v = self.to_float(body, v), replace(out_v, integer=False)
         args = f"{body}, {pos}, {loop['n']}, {mask_code}"
         if e.op in ("argmax", "argmin"):
             return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)})", out_v
@@ -1148,7 +1166,7 @@ class Specializer:
             raise self.unsupported(f"a set-builder of {v.kind}s", e)
         depth = loops[-1]["depth"]
         if v.python:
-            literal = not any(isinstance(n, (A.Ref, A.Constant)) for n in A.walk(e.element))
+            literal = _is_literal(e.element)
             # A set-builder of literals takes the module's floating dtype (LANGUAGE.md 6a).
             code = self.constant_tensor(code, v, force_float=literal)
             v = Value(integer=v.integer and not literal)
@@ -1423,6 +1441,14 @@ def _int_literal(e) -> int | None:
         inner = _int_literal(e.operand)
         return None if inner is None else -inner
     return e.value if isinstance(e, A.Num) and isinstance(e.value, int) else None
+
+
+def _is_literal(e) -> bool:
+    """Whether e is a number literal, possibly signed: `2`, `-1`, `(0.5)`."""
+    e = A.strip(e)
+    while isinstance(e, A.Unary) and e.op in ("-", "+"):
+        e = A.strip(e.operand)
+    return isinstance(e, A.Num)
 
 
 def _is_num(e, value) -> bool:
