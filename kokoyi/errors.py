@@ -8,6 +8,7 @@ Every compile error carries the file name, 1-based line and column, and prints a
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -66,10 +67,16 @@ class Source:
             object.__setattr__(self, "filename", name)
 
     def lines(self) -> list[str]:
-        return self.text.split("\n")
+        return list(self._lines)
+
+    @functools.cached_property
+    def _lines(self) -> tuple[str, ...]:
+        # Split once: code generation asks for a line per statement (was quadratic in the
+        # length of the source).
+        return tuple(self.text.split("\n"))
 
     def line_text(self, line: int) -> str:
-        lines = self.lines()
+        lines = self._lines
         return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 

@@ -171,3 +171,14 @@ def test_integer_and_boolean_tensors_for_real_inputs_take_the_module_dtype():
     assert got.dtype == torch.float32 and got.tolist() == [[3.0, 1.0]]
     with pytest.raises(kokoyi.KokoyiTypeError, match="floating-point"):
         call(r"\Module{Q}{k \in \mathbb{Z}} \Return k \\ \EndModule", "Q", [torch.tensor(1.0)])
+
+
+def test_the_widest_floating_input_decides_every_output_dtype():
+    src = r"\Module{Q}{x, s} \Return s, x * s, s * s \\ \EndModule"
+    for levels, x, s in ((None, torch.ones(2, dtype=torch.float64), torch.tensor(0.5)),
+                         ([1, 0], torch.ones(3, 2, dtype=torch.float64), torch.tensor(0.5))):
+        outs = call(src, "Q", [x, s], levels=levels)
+        assert [o.dtype for o in outs] == [torch.float64] * 3
+    s = torch.tensor(0.5, requires_grad=True)
+    (g,) = torch.autograd.grad(call(src, "Q", [torch.ones(2, dtype=torch.float64), s])[0], s)
+    assert g.dtype == torch.float32 and g.item() == 1.0  # the gradient reaches the float32 input

@@ -186,7 +186,8 @@ def test_dump_after_each_pass(work, pass_name):
     done = kyic("compile", "--dump-after", pass_name, "seed.kyi", cwd=work)
     assert done.returncode == 0, done.stderr
     expected = {"parse": "start", "build": "Module(", "resolve": "Ref(", "recurrences": "Ref(",
-                "ranks": "Ref(", "codegen": "def PGLoss_per_sample("}[pass_name]
+                "ranks": "Ref(", "lower": "module PGLoss(logP, r; gamma):",
+                "simplify": "build[t in 0..sub(T, 1)]", "codegen": "def PGLoss_per_sample("}[pass_name]
     assert expected in done.stdout
 
 

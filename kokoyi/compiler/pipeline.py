@@ -5,7 +5,12 @@
     resolve      names -> symbols, subscript rule     kokoyi/compiler/passes/resolve.py
     recurrences  set-builders that read themselves    kokoyi/compiler/passes/recurrences.py
     ranks        per-sample ranks, call checks        kokoyi/compiler/passes/ranks.py
+    lower        AST -> core IR (explicit axes)       kokoyi/compiler/passes/lower.py
+    simplify     canonical IR: constants folded       kokoyi/compiler/passes/simplify.py
     codegen      AST -> Python source + line map      kokoyi/compiler/codegen/python.py
+
+(The back end moves onto the core IR in steps, issue 12: today `lower` and `simplify` feed
+the dumps and their tests, while `codegen` and the call-time specialiser still read the AST.)
 
 `compile_unit(..., dump_after="resolve")` prints the IR after that pass
 (`kyic compile --dump-after resolve`).
@@ -31,6 +36,7 @@ class UnitState:
     tree: Any = None  # lark tree
     ast: A.Program | None = None
     defined: list = field(default_factory=list)  # Symbols this unit defines, in order
+    ir: list = field(default_factory=list)  # kokoyi.compiler.ir.Function per item, in order
     generated: Any = None  # codegen.python.GeneratedUnit
 
 
@@ -66,6 +72,18 @@ def _ranks(state: UnitState) -> None:
     state.ast = infer_ranks(state.ast, state.source)
 
 
+def _lower(state: UnitState) -> None:
+    from kokoyi.compiler.passes.lower import lower
+
+    state.ir = lower(state.ast)
+
+
+def _simplify(state: UnitState) -> None:
+    from kokoyi.compiler.passes.simplify import simplify
+
+    state.ir = [simplify(f) for f in state.ir]
+
+
 def _codegen(state: UnitState) -> None:
     from kokoyi.compiler.codegen.python import generate
 
@@ -85,6 +103,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("resolve", _resolve, "names -> symbols: scopes, subscript rule, single assignment, recursion"),
     Pass("recurrences", _recurrences, "a set-builder reading itself reads only earlier elements"),
     Pass("ranks", _ranks, "per-sample ranks from annotations, literals and built-ins; rank errors"),
+    Pass("lower", _lower, "AST -> core IR: sugar gone, index variables as axes, recurrences as loops"),
+    Pass("simplify", _simplify, "canonical IR: constants folded, x * 1, x + 0 and double negation gone"),
     Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
@@ -96,6 +116,10 @@ def dump(state: UnitState, pass_name: str) -> str:
         return state.tree.pretty()
     if pass_name == "codegen":
         return state.generated.code
+    if pass_name in ("lower", "simplify"):
+        from kokoyi.compiler import ir
+
+        return "\n".join(ir.dump(f) for f in state.ir) + "\n"
     return A.dump(state.ast) + "\n"
 
 

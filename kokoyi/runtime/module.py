@@ -16,7 +16,7 @@ import torch
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
 from kokoyi.runtime import batching
-from kokoyi.runtime.specialize import FALLBACK, Specializations
+from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,9 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
         if real_inputs:
             args = as_real(args, real_inputs, params)
         try:
-            entry = specializations.lookup(args, levels, params)
+            entry, cast = specializations.lookup(args, levels, params)
+            if cast is not None:
+                args, params = cast_floats(args, cast), cast_floats(params, cast)
             if entry is not FALLBACK:
                 if levels is zeros:
                     out = entry[0](*args, *params)

@@ -94,7 +94,10 @@ def root(x, n):
 
 
 def power(a, b):
-    """a ** b; integer powers of Python ints too large to compute exactly become floats (inf)."""
+    """a ** b; integer powers of Python ints too large to compute exactly become floats (inf);
+    an integer tensor to a negative power is a float, as in Python."""
+    if isinstance(a, torch.Tensor) and not a.is_floating_point() and isinstance(b, int) and b < 0:
+        return _float(a) ** b
     if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:
         try:
             return math.pow(a, b)
@@ -138,11 +141,17 @@ def clip(x, lo, hi):
 
 
 def floor(x):
-    return math.floor(x) if isinstance(x, numbers.Real) else torch.floor(x)
+    """\\lfloor x \\rfloor: an integer (LANGUAGE.md 6a), so it can index."""
+    if isinstance(x, numbers.Real):
+        return math.floor(x)
+    return torch.floor(x).long() if x.is_floating_point() else x
 
 
 def ceil(x):
-    return math.ceil(x) if isinstance(x, numbers.Real) else torch.ceil(x)
+    """\\lceil x \\rceil: an integer (LANGUAGE.md 6a), so it can index."""
+    if isinstance(x, numbers.Real):
+        return math.ceil(x)
+    return torch.ceil(x).long() if x.is_floating_point() else x
 
 
 def stop_grad(x):
@@ -649,6 +658,11 @@ def _check_guarded(item, size, valid, where_, name):
     if bool(bad.any()):
         first = int(item.expand_as(bad)[bad][0]) if isinstance(item, torch.Tensor) else int(item)
         raise _where_error(where_, f"index {first} is out of range for `{name}` (the axis has length {size})")
+
+
+def any_trailing(mask, rank: int):
+    """Whether any of the last `rank` axes of a bool tensor holds, per leading position."""
+    return mask.reshape(mask.shape[:mask.dim() - rank] + (-1,)).any(-1) if rank else mask
 
 
 def take_static(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):

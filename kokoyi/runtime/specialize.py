@@ -85,7 +85,8 @@ class Specializations:
         return self._params_desc
 
     def lookup(self, args, levels, params):
-        """The entry for this call (see _build), or FALLBACK."""
+        """(the entry for this call (see _build) or FALLBACK, the dtype its floating tensor inputs
+        and parameters are to be converted to first, or None when they all have it already)."""
         if self._table is not None and self._table.generation != self._generation:
             # A later unit may have redefined a function this module calls (late binding).
             self._generation = self._table.generation
@@ -112,7 +113,7 @@ class Specializations:
             entry = self.fast.get(fast)
             if entry is not None:
                 return entry
-        entry = self._lookup(args, levels, params)
+        entry = (self._lookup(args, levels, params), _cast_to(args, params))
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
@@ -202,14 +203,41 @@ def describe(obj) -> tuple:
     return ("other", type(obj).__name__)
 
 
+def _cast_to(args, params):
+    """The module's floating dtype when some floating tensor input or parameter has another
+    (LANGUAGE.md 6a: a module computes in one dtype, the widest), else None."""
+    dtype = module_dtype(args, params)
+    for x in (*args, *params):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dtype:
+            return dtype
+    return None
+
+
+def cast_floats(values, dtype) -> tuple:
+    """values with every floating tensor converted to dtype (differentiably)."""
+    return tuple(x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in values)
+
+
 def module_dtype(args, params) -> torch.dtype:
     """The one floating dtype a module computes in (LANGUAGE.md 6a): the widest of its floating
-    tensor inputs and parameters, else torch's default."""
+    tensor inputs and parameters (a layer's own tensors count), else torch's default."""
     found = None
-    for x in (*args, *params):
+    for x in (*args, *_tensors(params)):
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             found = x.dtype if found is None else torch.promote_types(found, x.dtype)
     return found or torch.get_default_dtype()
+
+
+def _tensors(params):
+    """The tensors of parameters: tensors themselves, and the parameters and buffers of layers."""
+    for p in params:
+        if isinstance(p, torch.nn.Module):
+            yield from p.parameters()
+            yield from p.buffers()
+        elif isinstance(p, (list, tuple)):
+            yield from _tensors(p)
+        else:
+            yield p
 
 
 def _callee_outputs(desc, values, outer_params):

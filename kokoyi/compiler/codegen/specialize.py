@@ -183,10 +183,16 @@ class Specializer:
         return f"{code}[{':, ' * pos}{', '.join(['None'] * k)}]"
 
     def restrict(self, code: str, v: Value):
-        """The current guard and-ed with the bool tensor (or Python bool) code, as a new guard."""
+        """The current guard and-ed with the bool tensor (or Python bool) code, as a new guard.
+
+        A condition on per-sample elements (`x > 0` of a vector) guards the reads of its row for
+        the sample as a whole (where any element applies): inside the row, a read has no element
+        of its own to line up with."""
+        if v.python:
+            code, v = f"kk.as_tensor({code}, _dev, torch.bool)", Value(integer=False)
+        elif v.rank:
+            code, v = f"kk.any_trailing({code}, {v.rank})", replace(v, rank=0)
         if self.guard is None:
-            if v.python:
-                code, v = f"kk.as_tensor({code}, _dev, torch.bool)", Value(integer=False)
             return self.temp("applies", code), v
         (a, b), joined = self._broadcast([self.guard, (code, v)])
         return self.temp("applies", f"({a} & {b})"), replace(joined, rank=0, integer=False)
@@ -406,8 +412,18 @@ class Specializer:
             return f"kk.logical_not({code})", v
         return f"({e.op}{code})", v
 
-    def _broadcast(self, parts):
-        """Lift operands to a common layout: (codes, result Value)."""
+    def to_float(self, code: str, v: Value) -> str:
+        """code as a float of the module's dtype, where it is an integer tensor (torch would
+        make it its default dtype, which may not be the module's)."""
+        return f"{code}.to({self.dtype})" if v.integer and not v.python and v.kind == "tensor" else code
+
+    def _broadcast(self, parts, floating: bool = False):
+        """Lift operands to a common layout: (codes, result Value). Where the result is a float
+        (floating: whatever the operands) and no operand is a float tensor, the integer tensors
+        become the module's dtype first."""
+        result_float = floating or not all(v.integer for _, v in parts)
+        if result_float and not any(not v.python and not v.integer and v.kind == "tensor" for _, v in parts):
+            parts = [(self.to_float(c, v), replace(v, integer=False) if not v.python else v) for c, v in parts]
         vals = [v for _, v in parts]
         tensors = [v for v in vals if not v.python]
         for v in vals:
@@ -435,12 +451,11 @@ class Specializer:
         left, right = self.expr(e.left), self.expr(e.right)
         if e.op == "@":
             return self.matmul(e, left, right)
-        (a, b), v = self._broadcast([left, right])
         if e.op in ("and", "or"):
+            (a, b), v = self._broadcast([left, right])
             return f"kk.logical_{e.op}({a}, {b})", replace(v, integer=False)
-        if e.op == "/":
-            v = replace(v, integer=False)
-        return f"({a} {e.op} {b})", v
+        (a, b), v = self._broadcast([left, right], floating=e.op == "/")
+        return f"({a} {e.op} {b})", replace(v, integer=False) if e.op == "/" else v
 
     def e_Juxtapose(self, e):
         (a, b), v = self._broadcast([self.expr(e.left), self.expr(e.right)])
@@ -465,7 +480,7 @@ class Specializer:
         z = self._standardized(e.numerator, e.denominator)
         if z is not None:
             return z
-        (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)])
+        (a, b), v = self._broadcast([self.expr(e.numerator), self.expr(e.denominator)], floating=True)
         return f"({a} / {b})", replace(v, integer=False)
 
     def e_Sqrt(self, e):
@@ -474,16 +489,16 @@ class Specializer:
             return std
         code, v = self.expr(e.radicand)
         if e.degree is None:
-            if not v.python and not v.integer:
-                return f"torch.sqrt({code})", v
+            if not v.python:
+                return f"torch.sqrt({self.to_float(code, v)})", replace(v, integer=False)
             return f"kk.sqrt({code})", replace(v, integer=False)
-        (a, b), v = self._broadcast([(code, v), self.expr(e.degree)])
+        (a, b), v = self._broadcast([(code, v), self.expr(e.degree)], floating=True)
         return f"kk.root({a}, {b})", replace(v, integer=False)
 
     def e_Rounding(self, e):
         code, v = self.expr(e.operand)
-        # A Python number rounds to a Python int (math.floor); a tensor keeps its dtype.
-        return f"kk.{e.kind}({code})", replace(v, integer=True) if v.python else v
+        # Rounding gives integers (they can index): a Python int, or an integer tensor.
+        return f"kk.{e.kind}({code})", replace(v, integer=True)
 
     def e_Transpose(self, e):
         code, v = self.expr(e.operand)
@@ -501,10 +516,12 @@ class Specializer:
         code, v = self.expr(e.operand)
         order = {None: 2, "1": 1, "2": 2, "inf": "math.inf"}[e.order]
         if v.python:
-            return f"abs({code})", NUMBER
+            return f"abs({code})", replace(v, integer=False) if not v.integer else v
         dims = self._per_sample_dims(v)
         if not dims:
             return f"torch.abs({code})", v
+        if v.integer:  # a norm is a float (of the module's dtype), also of integers
+            code = f"{code}.to({self.dtype})"
         return f"torch.linalg.vector_norm({code}, ord={order}, dim={dims})", replace(v, rank=0, integer=False)
 
     def _per_sample_dims(self, v: Value) -> str:
@@ -566,8 +583,11 @@ class Specializer:
         return f"kk.logical_and({x}, {y})", replace(v, integer=False)
 
     def _static_cases(self, e, rows):
-        parts = [self.expr(r.value) for r in rows]
-        conds = [self.expr(r.condition)[0] if r.condition is not None else None for r in rows]
+        # Python picks the row (`a if c else b`): only the chosen row, and only the conditions
+        # up to it, may run, so whatever lines a row or condition needs stay inside it (_lazy).
+        parts = [self._lazy(lambda r=r: self.expr(r.value)) for r in rows]
+        conds = [self._lazy(lambda r=r: self.expr(r.condition))[0] if r.condition is not None else None
+                 for r in rows]
         vals = [v for _, v in parts]
         tensors = [v for v in vals if not v.python]
         mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched or v.depth != tensors[0].depth
@@ -596,6 +616,26 @@ class Specializer:
             text = f"({codes[i]} if {conds[i]} else {text})"
         return text, v
 
+    def _lazy(self, generate):
+        """generate()'s (code, Value), evaluated only when the code is: if it needs lines before
+        it (temporaries, first uses of index ranges), they go into a local function that the
+        code calls, instead of running ahead of the expression that contains it."""
+        saved_pending, saved_lazy = self.pending, dict(self.lazy)
+        self.pending = []
+        try:
+            code, v = generate()
+        finally:
+            lines, self.pending = self.pending, saved_pending
+        if not lines:
+            return code, v
+        for key, line in saved_lazy.items():  # first uses made inside count only inside
+            self.lazy.setdefault(key, line)
+        name = self.ns.create("lazy")
+        self.pending.append(f"def {name}():")
+        self.pending.extend(f"    {line}" for line in lines)
+        self.pending.append(f"    return {code}")
+        return f"{name}()", v
+
     def expr_is_python(self, e) -> bool:
         """Whether e is a Python value here (indices of recurrence loops, dimensions, literals)."""
         e = A.strip(e)
@@ -622,7 +662,7 @@ class Specializer:
         depth = max(va.depth, vb.depth)
         batched = va.batched or vb.batched
         if va.integer != vb.integer:  # promote like the element-wise operators do
-            a, b = (f"{a}.to(torch.get_default_dtype())", b) if va.integer else (a, f"{b}.to(torch.get_default_dtype())")
+            a, b = (self.to_float(a, va), b) if va.integer else (a, self.to_float(b, vb))
         a = self.lift(a, va, depth) if va.depth < depth else a
         b = self.lift(b, vb, depth) if vb.depth < depth else b
         if (va.depth or vb.depth or batched) and (va.lead != vb.lead) and (va.rank > 2 or vb.rank > 2):
@@ -658,6 +698,8 @@ class Specializer:
             if name in ("Softmax", "LogSoftmax") and (v.python or v.rank == 0):
                 raise self.unsupported(f"`\\{name}` of a scalar", e)
             integer = v.integer and name in ("abs", "sign", "ReLU", "StopGrad")
+            if not integer and not v.python and v.integer:  # a float function of integers
+                code, v = self.to_float(code, v), replace(v, integer=False)
             if not v.python and not v.integer and fn.runtime in DIRECT_FLOAT:
                 return DIRECT_FLOAT[fn.runtime].format(code), replace(v, integer=False)
             if v.python:  # kokoyi.runtime.ops keeps Python numbers Python numbers
@@ -667,6 +709,7 @@ class Specializer:
             code, v = parts[0]
             if v.python:
                 return f"kk.{fn.runtime}({self.constant_tensor(code, v, force_float=True)})", Value(integer=False)
+            code, v = self.to_float(code, v), replace(v, integer=False)  # these reductions are floats
             direct = _direct_reduction(fn.runtime, code, v)
             if direct is not None:
                 return direct, replace(v, rank=0, integer=False)
@@ -690,10 +733,16 @@ class Specializer:
             codes, v = self._broadcast(parts)
             return f"kk.{fn.runtime}_trailing({codes[0]}, {codes[1]}, {v.rank})", replace(v, rank=0, integer=False)
         if name == "Concat":
+            # A scalar joins as a one-element vector, like the per-sample \Concat.
+            vectors = []
+            for c, pv in parts:
+                if pv.python:
+                    c, pv = f"kk.as_vector({c}, {self.dtype})", Value(rank=1, integer=pv.integer)
+                elif pv.rank == 0:
+                    c, pv = f"{c}.unsqueeze(-1)", replace(pv, rank=1)
+                vectors.append((c, pv))
+            parts = vectors
             codes, v = self._broadcast(parts)
-            if v.python or v.rank == 0:
-                codes, v = self._broadcast([(c, self.at(p[1], p[1].depth, 1) if not p[1].python else p[1])
-                                            for c, p in zip([f"kk.as_vector({c}, {self.dtype})" for c in codes], parts)])
             if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
                 codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
@@ -840,8 +889,8 @@ class Specializer:
             out = outs[0]
         lines, line_map = self.out.lines, self.out.line_map
         self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
-        # Emit the specialised function just before the statement that needs it.
-        self.flush()
+        # Emit the specialised function before the statement that needs it (not its pending
+        # lines: those may belong to a lazily evaluated part, and the function needs none).
         for i, line in enumerate(lines, 1):
             self.out.source_line = line_map.get(i, self.out.source_line)
             self.out.emit(self.indent, line)
@@ -1089,7 +1138,7 @@ class Specializer:
         if e.op in ("argmax", "argmin"):
             out_v = replace(out_v, integer=True)
         elif e.op == "mean":
-            out_v = replace(out_v, integer=False)
+            body, out_v = self.to_float(body, v), replace(out_v, integer=False)
         args = f"{body}, {pos}, {loop['n']}, {mask_code}"
         if e.op in ("argmax", "argmin"):
             return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)})", out_v
@@ -1117,7 +1166,7 @@ class Specializer:
             raise self.unsupported(f"a set-builder of {v.kind}s", e)
         depth = loops[-1]["depth"]
         if v.python:
-            literal = not any(isinstance(n, (A.Ref, A.Constant)) for n in A.walk(e.element))
+            literal = _is_literal(e.element)
             # A set-builder of literals takes the module's floating dtype (LANGUAGE.md 6a).
             code = self.constant_tensor(code, v, force_float=literal)
             v = Value(integer=v.integer and not literal)
@@ -1392,6 +1441,14 @@ def _int_literal(e) -> int | None:
         inner = _int_literal(e.operand)
         return None if inner is None else -inner
     return e.value if isinstance(e, A.Num) and isinstance(e.value, int) else None
+
+
+def _is_literal(e) -> bool:
+    """Whether e is a number literal, possibly signed: `2`, `-1`, `(0.5)`."""
+    e = A.strip(e)
+    while isinstance(e, A.Unary) and e.op in ("-", "+"):
+        e = A.strip(e.operand)
+    return isinstance(e, A.Num)
 
 
 def _is_num(e, value) -> bool:

@@ -1,0 +1,332 @@
+"""The core IR: a small tensor IR with explicit index axes (issue 12, first step).
+
+Every construct of the resolved AST lowers to one of a dozen node kinds (see
+`kokoyi/compiler/passes/lower.py`), with the sugar gone: `\\frac`, juxtaposition, `\\cdot`,
+`\\sqrt[n]`, indicators, `\\where` and parentheses are ordinary primitives and lets. Index
+variables of set-builders and big operators are `Axis` objects, read with `Iota`: an axis
+is a loop axis that a later pass may turn into a tensor axis or a batch axis alike
+(`../shared/design/core-ir.md`). Recurrences are `Recur` nodes over a sequence axis.
+
+Nodes are frozen dataclasses compared by structure (the source span is not compared), so
+passes can fold and match them. `dump()` prints a readable, stable text form; `verify()`
+checks well-formedness (names bound before use, axes in scope, arities).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from kokoyi.errors import Span
+
+node = dataclass(frozen=True)
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@node
+class Expr:
+    span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+
+
+@node
+class Lit(Expr):
+    """A number or truth value: an int stays an int, a float takes the module's dtype."""
+
+    value: int | float | bool
+
+
+@node
+class Var(Expr):
+    """A value bound in the function: an input, a parameter, a let, a function argument."""
+
+    name: str
+
+
+@node
+class Global(Expr):
+    """A top-level definition (this unit's or an earlier one's), looked up late."""
+
+    key: str
+
+
+@node
+class Axis:
+    """An index variable ranging over lower..upper inclusive (bounds may use outer axes).
+
+    kind: "vector" (a set-builder or big operator: its elements are independent) or
+    "sequence" (a recurrence: element t may read elements before it)."""
+
+    name: str
+    lower: Expr
+    upper: Expr
+    kind: str = "vector"
+
+
+@node
+class Iota(Expr):
+    """The value of an index variable."""
+
+    axis: Axis
+
+
+@node
+class Prim(Expr):
+    """A primitive operation: an element-wise operator or built-in, a matrix product, a
+    whole-value reduction, a shape query. `op` names it; `attrs` holds static extras
+    (a norm's order, a built-in's name)."""
+
+    op: str
+    args: tuple[Expr, ...]
+    attrs: tuple = ()
+
+
+@node
+class Reduce(Expr):
+    """A big operator: `op` (sum prod max min argmax argmin mean) of body over axis."""
+
+    op: str
+    axis: Axis
+    body: Expr
+
+
+@node
+class Build(Expr):
+    """A set-builder: body over the axes, outermost first, stacked as new leading axes."""
+
+    axes: tuple[Axis, ...]
+    body: Expr
+
+
+@node
+class Slice:
+    lower: Expr | None
+    upper: Expr | None
+
+
+@node
+class Take(Expr):
+    """Indexing: value[items...] with 0-based, Python-style (negative from the end) indices."""
+
+    value: Expr
+    items: tuple[Expr | Slice, ...]
+
+
+@node
+class Select(Expr):
+    """Cases: the value of the first row whose condition holds. A row that does not apply is
+    never read (its out-of-range reads are no error); otherwise is None when the source has
+    no `otherwise` row."""
+
+    rows: tuple[tuple[Expr, Expr], ...]  # (condition, value)
+    otherwise: Expr | None
+
+
+@node
+class Apply(Expr):
+    """A call of a callable value: a parameter (layer, Kokoyi module, list item), a function
+    argument, a global function (late bound), or a lambda."""
+
+    fn: Expr
+    args: tuple[Expr, ...]
+
+
+@node
+class Lambda(Expr):
+    """A function value: a local or one-line function (closures over the enclosing names)."""
+
+    params: tuple[str, ...]
+    body: Expr
+
+
+@node
+class Let(Expr):
+    """name = value in body."""
+
+    name: str
+    value: Expr
+    body: Expr
+
+
+@node
+class Recur(Expr):
+    """A recurrence: the sequence `name` whose element at axis (a "sequence" axis) is
+    element; element reads earlier elements as Take(Var(name), (t - k, ...))."""
+
+    name: str
+    axis: Axis
+    element: Expr
+
+
+@node
+class Tuple(Expr):
+    items: tuple[Expr, ...]
+
+
+@node
+class Function:
+    """A module or function: its inputs, its parameters, and the body computing its outputs."""
+
+    name: str
+    kind: str  # "module" or "function"
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    body: Expr
+
+
+# ---- traversal -------------------------------------------------------------------------------
+def children(e) -> tuple:
+    """The IR nodes directly under e (expressions, axes and slices), in field order."""
+    out = []
+    for f in dataclasses.fields(e):
+        if f.name == "span":
+            continue
+        _collect(getattr(e, f.name), out)
+    return tuple(out)
+
+
+def _collect(v, out) -> None:
+    if isinstance(v, (Expr, Axis, Slice)):
+        out.append(v)
+    elif isinstance(v, tuple):
+        for x in v:
+            _collect(x, out)
+
+
+def map_children(e, fn):
+    """A copy of e with fn applied to each IR node under it (e itself when nothing changes)."""
+    changes = {}
+    for f in dataclasses.fields(e):
+        if f.name == "span":
+            continue
+        old = getattr(e, f.name)
+        new = _map(old, fn)
+        if new is not old:
+            changes[f.name] = new
+    return dataclasses.replace(e, **changes) if changes else e
+
+
+def _map(v, fn):
+    if isinstance(v, (Expr, Axis, Slice)):
+        return fn(v)
+    if isinstance(v, tuple):
+        items = tuple(_map(x, fn) for x in v)
+        return v if all(a is b for a, b in zip(items, v)) else items
+    return v
+
+
+# ---- the text form -----------------------------------------------------------------------------
+def dump(f: Function | Expr) -> str:
+    """A readable, stable text form (what `kyic compile --dump-after lower` prints)."""
+    if isinstance(f, Function):
+        sig = ", ".join(f.inputs) + (f"; {', '.join(f.params)}" if f.params else "")
+        return f"{f.kind} {f.name}({sig}):\n{_block(f.body, 1)}"
+    return _expr(f)
+
+
+def _block(e: Expr, depth: int) -> str:
+    pad = "  " * depth
+    lines = []
+    while isinstance(e, Let):
+        lines.append(f"{pad}{e.name} = {_expr(e.value)}")
+        e = e.body
+    lines.append(f"{pad}return {_expr(e)}")
+    return "\n".join(lines)
+
+
+def _axis(a: Axis) -> str:
+    return f"{a.name} in {_expr(a.lower)}..{_expr(a.upper)}"
+
+
+def _expr(e) -> str:
+    match e:
+        case Lit():
+            return repr(e.value)
+        case Var():
+            return e.name
+        case Global():
+            return f"@{e.key}"
+        case Iota():
+            return e.axis.name
+        case Prim():
+            attrs = "".join(f"[{a}]" for a in e.attrs)
+            return f"{e.op}{attrs}({', '.join(_expr(a) for a in e.args)})"
+        case Reduce():
+            return f"{e.op}[{_axis(e.axis)}]({_expr(e.body)})"
+        case Build():
+            return f"build[{', '.join(_axis(a) for a in e.axes)}]({_expr(e.body)})"
+        case Take():
+            return f"{_expr(e.value)}[{', '.join(_item(i) for i in e.items)}]"
+        case Select():
+            rows = "; ".join(f"{_expr(c)} -> {_expr(v)}" for c, v in e.rows)
+            tail = f"; else -> {_expr(e.otherwise)}" if e.otherwise is not None else ""
+            return f"select({rows}{tail})"
+        case Apply():
+            return f"{_expr(e.fn)}({', '.join(_expr(a) for a in e.args)})"
+        case Lambda():
+            return f"(\\{', '.join(e.params)} -> {_expr(e.body)})"
+        case Let():
+            return f"(let {e.name} = {_expr(e.value)} in {_expr(e.body)})"
+        case Recur():
+            return f"recur {e.name}[{_axis(e.axis)}]({_expr(e.element)})"
+        case Tuple():
+            return f"({', '.join(_expr(i) for i in e.items)})"
+    raise TypeError(f"not an IR expression: {e!r}")
+
+
+def _item(i) -> str:
+    if isinstance(i, Slice):
+        return f"{'' if i.lower is None else _expr(i.lower)}:{'' if i.upper is None else _expr(i.upper)}"
+    return _expr(i)
+
+
+# ---- well-formedness -----------------------------------------------------------------------------
+class IRError(Exception):
+    """An ill-formed IR: a compiler bug, never a user error."""
+
+
+def verify(f: Function) -> None:
+    """Raise IRError unless every name is bound before use, every index variable is read
+    inside the node that introduces it, and axis names are not reused on one path."""
+    _verify(f.body, set(f.inputs) | set(f.params), {})
+
+
+def _verify(e, names: set, axes: dict) -> None:
+    def bad(msg):
+        raise IRError(f"{msg} in {_expr(e) if isinstance(e, Expr) else e!r}")
+
+    match e:
+        case Var():
+            if e.name not in names:
+                bad(f"unbound name {e.name!r}")
+        case Iota():
+            if axes.get(e.axis.name) != e.axis:
+                bad(f"index {e.axis.name!r} read outside its range")
+        case Let():
+            _verify(e.value, names, axes)
+            _verify(e.body, names | {e.name}, axes)
+        case Lambda():
+            _verify(e.body, names | set(e.params), axes)
+        case Reduce() | Build() | Recur():
+            inner = dict(axes)
+            for a in (e.axes if isinstance(e, Build) else (e.axis,)):
+                if a.name in inner:
+                    bad(f"index {a.name!r} introduced twice")
+                _verify(a.lower, names, inner)
+                _verify(a.upper, names, inner)
+                inner[a.name] = a
+            body = e.element if isinstance(e, Recur) else e.body
+            _verify(body, names | ({e.name} if isinstance(e, Recur) else set()), inner)
+        case Select():
+            if not e.rows:
+                bad("a select without rows")
+            for c in children(e):
+                _verify(c, names, axes)
+        case Axis():
+            bad("an axis outside the node that introduces it")
+        case Slice():
+            for c in children(e):
+                _verify(c, names, axes)
+        case Expr():
+            for c in children(e):
+                _verify(c, names, axes)
+        case _:
+            bad("not an IR node")

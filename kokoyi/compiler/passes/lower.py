@@ -1,0 +1,220 @@
+"""Resolved AST -> core IR (kokoyi/compiler/ir.py), once per unit.
+
+Every item becomes an `ir.Function` (top-level constants: a function of nothing). The sugar
+goes: parentheses and braces, `\\frac`, juxtaposition, `\\sqrt[n]`, `\\where`, `\\mathbb{1}`,
+a `\\cdot` (kept apart from `@`: it is the ordinary product when a side is a scalar, which
+only the ranks of a call decide). Names become unique strings; index variables become
+`ir.Axis` objects read with `ir.Iota`; recurrences become `ir.Recur` over a "sequence" axis;
+top-level definitions are `ir.Global`s (late bound, as `kokoyi.symbol` is).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from kokoyi.compiler import ast as A
+from kokoyi.compiler import builtins as B
+from kokoyi.compiler import ir
+from kokoyi.compiler import symbols as S
+from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.passes.ranks import is_cdot
+
+# AST operators -> IR primitives (rule tables as data).
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "and": "and", "or": "or"}
+COMPARE = {"<": "lt", ">": "gt", "<=": "le", ">=": "ge", "==": "eq", "!=": "ne"}
+CONSTANTS = {"\\pi": math.pi, "e": math.e, "\\infty": math.inf}
+
+
+class Lowering:
+    def __init__(self) -> None:
+        self.ns = Namespace()
+        self.names: dict[int, str] = {}  # id(symbol) -> IR name
+        self.axes: dict[int, ir.Axis] = {}  # id(index symbol) -> its axis
+
+    # ---- names ----
+    def bind(self, sym: S.Symbol) -> str:
+        name = self.ns.create(sym.hint)
+        self.names[id(sym)] = name
+        return name
+
+    # ---- items ----
+    def item(self, item) -> ir.Function:
+        self.ns, self.names = Namespace(), {}
+        match item:
+            case A.Module():
+                inputs = tuple(self.bind(d.name.symbol) for d in item.inputs)
+                params = tuple(self.bind(d.name.symbol) for d in item.params)
+                body = self.dims(item.inputs + item.params, lambda: self.body(item.body))
+                return ir.Function(item.name.symbol.key, "module", inputs, params, body)
+            case A.Function():
+                inputs = tuple(self.bind(d.name.symbol) for d in item.args)
+                body = self.dims(item.args, lambda: self.body(item.body))
+                return ir.Function(item.name.symbol.key, "function", inputs, (), body)
+            case A.Definition() if item.params is not None:
+                inputs = tuple(self.bind(p.symbol) for p in item.params)
+                body = self.wheres(item.where, lambda: self.expr(item.value))
+                return ir.Function(item.target.symbol.key, "function", inputs, (), body)
+            case A.Definition():
+                body = self.wheres(item.where, lambda: self.expr(item.value))
+                return ir.Function(item.target.symbol.key, "constant", (), (), body)
+        raise TypeError(item)
+
+    def dims(self, decls, body) -> ir.Expr:
+        """body() after the dimension names of annotations, read off the first value that
+        declares them."""
+        lets, seen = [], set()
+        for d in decls:
+            if d.annotation is None:
+                continue
+            for axis, dim in enumerate(d.annotation.dims):
+                if isinstance(dim, A.Ref) and id(dim.symbol) not in seen:
+                    seen.add(id(dim.symbol))
+                    value = ir.Prim("dim", (ir.Var(self.names[id(d.name.symbol)]),), (axis,), span=dim.span)
+                    lets.append((self.bind(dim.symbol), value))
+        out = body()
+        for name, value in reversed(lets):
+            out = ir.Let(name, value, out)
+        return out
+
+    def body(self, stmts) -> ir.Expr:
+        """Statements as nested lets ending in the returned value(s)."""
+        *defs, ret = stmts
+        lowered = [self.definition_value(d) for d in defs]  # in order: later ones see earlier ones
+        out = self.wheres(ret.where, lambda: self.returned(ret))
+        for name, value in reversed(lowered):
+            out = ir.Let(name, value, out)
+        return out
+
+    def returned(self, ret: A.Return) -> ir.Expr:
+        values = tuple(self.expr(v) for v in ret.values)
+        return values[0] if len(values) == 1 else ir.Tuple(values, span=ret.span)
+
+    def wheres(self, bindings, body) -> ir.Expr:
+        """body() under the `\\where` bindings: the bindings are lowered first, in order (later
+        ones see earlier ones, the body sees all), then wrapped around it as lets."""
+        lowered = [self.definition_value(b) for b in bindings]
+        out = body()
+        for name, value in reversed(lowered):
+            out = ir.Let(name, value, out)
+        return out
+
+    def definition_value(self, d: A.Definition) -> tuple[str, ir.Expr]:
+        sym = d.target.symbol
+        if d.params is not None:
+            params = tuple(self.bind(p.symbol) for p in d.params)
+            value = ir.Lambda(params, self.wheres(d.where, lambda: self.expr(d.value)), span=d.span)
+            return self.bind(sym), value
+        if sym.extra.get("recurrence"):
+            name = self.bind(sym)
+            builder = A.strip(d.value)
+            axis = self.axis(builder.bounds[0], "sequence")
+            return name, self.wheres(d.where, lambda: ir.Recur(name, axis, self.expr(builder.element), span=d.span))
+        value = self.wheres(d.where, lambda: self.expr(d.value))
+        return self.bind(sym), value
+
+    def axis(self, bound: A.Bound, kind: str = "vector") -> ir.Axis:
+        lower, upper = self.expr(bound.lower), self.expr(bound.upper)
+        sym = bound.var.symbol
+        axis = ir.Axis(self.bind(sym), lower, upper, kind)
+        self.axes[id(sym)] = axis
+        return axis
+
+    # ---- expressions ----
+    def expr(self, e) -> ir.Expr:
+        out = self._expr(e)
+        return out if out.span is not ir.NO_SPAN else _with_span(out, e.span)
+
+    def _expr(self, e) -> ir.Expr:
+        match e:
+            case A.Paren() | A.Group():
+                return self.expr(e.expr)
+            case A.Num():
+                return ir.Lit(e.value)
+            case A.Constant():
+                return ir.Lit(CONSTANTS[e.key])
+            case A.Ref():
+                return self.ref(e)
+            case A.Unary(op="+"):
+                return self.expr(e.operand)
+            case A.Unary():
+                return self.prim("neg" if e.op == "-" else "not", e.operand)
+            case A.Binary(op="@"):
+                return self.prim("cdot" if is_cdot(e) else "matmul", e.left, e.right)
+            case A.Binary():
+                return self.prim(BINARY[e.op], e.left, e.right)
+            case A.Compare():
+                return self.prim(COMPARE[e.op], e.left, e.right)
+            case A.Juxtapose():
+                return self.prim("mul", e.left, e.right)
+            case A.Power():
+                return self.prim("pow", e.base, e.exponent)
+            case A.Transpose():
+                return self.prim("transpose", e.operand)
+            case A.Frac():
+                return self.prim("div", e.numerator, e.denominator)
+            case A.Sqrt(degree=None):
+                return self.prim("sqrt", e.radicand)
+            case A.Sqrt():
+                return self.prim("root", e.radicand, e.degree)
+            case A.Bars():
+                return self.prim("bars", e.operand)  # a length or |x|: the operand's rank decides
+            case A.Norm():
+                return ir.Prim("norm", (self.expr(e.operand),), (e.order or "2",))
+            case A.Rounding():
+                return self.prim(e.kind, e.operand)
+            case A.Indicator():
+                return self.prim("indicator", e.condition)
+            case A.Builtin():
+                return ir.Prim("function", (), (B.FUNCTIONS[e.name].runtime,))
+            case A.BuiltinCall():
+                return ir.Prim(B.FUNCTIONS[e.name].runtime, tuple(self.expr(a) for a in e.args))
+            case A.Reduce() if len(e.args) > 1:
+                return ir.Prim(f"{e.op}imum", tuple(self.expr(a) for a in e.args))
+            case A.Reduce():
+                return ir.Prim(B.REDUCTIONS[e.op][0], (self.expr(e.args[0]),))
+            case A.Call():
+                return ir.Apply(self.expr(e.func), tuple(self.expr(a) for a in e.args))
+            case A.Index():
+                return ir.Take(self.expr(e.target), tuple(self.item_(i) for i in e.items))
+            case A.BigOp():
+                axis = self.axis(e.bound)
+                return ir.Reduce(e.op, axis, self.expr(e.body))
+            case A.SetBuilder():
+                axes = tuple(self.axis(b) for b in e.bounds)
+                return ir.Build(axes, self.expr(e.element))
+            case A.Cases():
+                rows = tuple((self.expr(r.condition), self.expr(r.value)) for r in e.rows if r.condition is not None)
+                last = e.rows[-1]
+                otherwise = self.expr(last.value) if last.condition is None else None
+                if not rows:  # only an `otherwise` row
+                    return otherwise
+                return ir.Select(rows, otherwise)
+        raise TypeError(f"no lowering for {type(e).__name__}")
+
+    def item_(self, i):
+        if isinstance(i, A.Slice):
+            return ir.Slice(None if i.start is None else self.expr(i.start),
+                            None if i.stop is None else self.expr(i.stop))
+        return self.expr(i)
+
+    def prim(self, op: str, *args) -> ir.Prim:
+        return ir.Prim(op, tuple(self.expr(a) for a in args))
+
+    def ref(self, e: A.Ref) -> ir.Expr:
+        sym = e.symbol
+        if sym.kind == S.INDEX:
+            return ir.Iota(self.axes[id(sym)])
+        name = self.names.get(id(sym))
+        if name is not None:
+            return ir.Var(name)
+        return ir.Global(sym.key)  # a top-level definition: late bound
+
+
+def _with_span(e: ir.Expr, span) -> ir.Expr:
+    return dataclasses.replace(e, span=span)
+
+
+def lower(prog: A.Program) -> list[ir.Function]:
+    """The unit's items as IR functions, in order."""
+    lowering = Lowering()
+    return [lowering.item(item) for item in prog.items]
