@@ -92,7 +92,6 @@ def test_defect_6_integer_tensor_for_a_real_input_is_converted():
     assert_agrees(src, {"x": torch.tensor([1, -2, 3])})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 6 (contract 6a: one floating dtype, the widest)")
 def test_defect_6_the_widest_floating_input_decides():
     src = module(r"\Return s, x * s \\", "x, s")
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0], dtype=torch.float64), "s": torch.tensor(0.5)})
