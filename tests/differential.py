@@ -127,6 +127,13 @@ def parameters(program: Program, seed: int = 0):
                 for p in layer.parameters():
                     p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
             values.append(layer)
+        elif kind == "modulelist":
+            sizes, dtype = spec
+            layers = torch.nn.ModuleList([torch.nn.Linear(a, b).to(DTYPES[dtype]) for a, b in sizes])
+            with torch.no_grad():
+                for p in layers.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+            values.append(layers)
         elif kind == "kokoyi":
             values.append(Host(None, kokoyi.symbol[spec[0]]))
         else:

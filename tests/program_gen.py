@@ -8,10 +8,10 @@ axis is guarded by a `cases` row (on the index, or on the data) or, now and then
 unguarded so that the run-time error paths are exercised too. Deterministic in its seed.
 
 What it writes: float vector, matrix and scalar inputs (float32, float64, both, or an integer
-tensor for an `\\mathbb{R}` input; sizes 0 to 5), `\\mathbb{Z}` scalars and vectors used as
-indices (in and out of range), dimension names; parameters: a scalar, a tensor, an nn.Linear and
-a Kokoyi module; element-wise operators and built-ins, juxtaposition, powers (integer ones
-negative too), roots, rounding, `|x|`, norms, indicators in three spellings, reductions and
+tensor for an `\\mathbb{R}` input; sizes 0 to 5), `\\mathbb{Z}` and `\\mathbb{N}` scalars and
+vectors used as indices (in and out of range), dimension names; parameters: a scalar, a tensor,
+an nn.Linear, a ModuleList of two and a Kokoyi module; element-wise operators and built-ins,
+`e` and `\\infty`, juxtaposition, powers (integer ones negative too), roots, rounding, `|x|`, norms, indicators in three spellings, reductions and
 function values (`\\mu \\gets \\Mean`); big operators (scalar and vector bodies) with bounds that
 depend on enclosing indices, are empty, or are fractions that round inwards; set-builders of
 scalars, vectors and literals, 1-D and 2-D, nested; windows `x[2i + j]`; slices; cases with
@@ -20,7 +20,7 @@ conditions, a missing otherwise; recurrences of order 1 and 2 with scalar or vec
 and partial reads `h[t-1, i]`, `h_{t-1, i}`; local functions with `\\where`, top-level and
 multi-statement functions, a top-level constant, `\\Return ... \\where`, several outputs.
 Not written: recurrence groups, matrix literals, `\\det`/`A^{-1}`/`\\log_b` and the other
-round-2 built-ins, `\\infty`, ModuleList parameters, annotated parameters, non-ASCII names.
+round-2 built-ins, annotated parameters, non-ASCII names.
 """
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ class Program:
     source: str
     module: str
     inputs: list
-    # ("scalar", value), ("tensor", shape, dtype), ("linear", in, out, dtype) or ("kokoyi", module name);
+    # ("scalar", value), ("tensor", shape, dtype), ("linear", in, out, dtype), ("modulelist", ((in, out), ...),
+    # dtype) or ("kokoyi", module name);
     # differential.parameters() makes the objects (seeded), once the source is compiled
     params: list = field(default_factory=list)
     seed: int = 0
@@ -156,7 +157,10 @@ class Generator:
         if self.chance(0.45):
             n = max(sizes[0], 1)
             lo, hi = (-n, n - 1) if self.chance(0.85) else (-n - 1, n)
-            inputs.append(Input("k", "i", (), r" \in \mathbb{Z}", int_range=(lo, hi)))
+            field = r"\mathbb{Z}"
+            if self.chance(0.25):  # a natural number: never negative
+                lo, field = 0, r"\mathbb{N}"
+            inputs.append(Input("k", "i", (), rf" \in {field}", int_range=(lo, hi)))
             self.vars.append(Var("k", "i", ()))
         if self.chance(0.2) and sizes[0] > 0:
             n, m = sizes[0], rng.choice([1, 2, 3])
@@ -179,6 +183,11 @@ class Generator:
             params.append(("linear", n, m, pdtype))
             param_names.append("L")
             self.layers.append(("L", n, m))
+        if vec_lengths and self.chance(0.1):
+            n, m1, m2 = self.pick(vec_lengths), rng.choice([1, 2, 3]), self.pick(vec_lengths)
+            params.append(("modulelist", ((n, m1), (m1, m2)), pdtype))
+            param_names.append("Ls")
+            self.layers += [("Ls[0]", n, m1), ("Ls[1]", m1, m2)]
         if vec_lengths and self.chance(0.1):
             params.append(("kokoyi", "Q"))
             param_names.append("q")
@@ -420,7 +429,7 @@ class Generator:
         return f"({a})" if "|" in a else a
 
     def leaf_number(self) -> str:
-        return self.pick(["0.5", "2", "1", "1.5", "3", "0.25", r"\pi", "-1", "10^{-2}"])
+        return self.pick(["0.5", "2", "1", "1.5", "3", "0.25", r"\pi", "-1", "10^{-2}", "e"])
 
     # ---- float scalars ----
     def scalar(self, depth: int) -> str:
@@ -495,6 +504,8 @@ class Generator:
                 return f"soft({self.scalar(d)}, 2)"
             return f"{name}({self.scalar(d)})"
         if choice == "maxn":
+            if self.chance(0.2):  # the constant infinity, where it leaves the value finite
+                return self.pick([f"\\max({self.scalar(d)}, -\\infty)", f"\\min(\\infty, {self.scalar(d)})"])
             return f"\\{self.pick(['max', 'min', 'maximum', 'minimum'])}({self.scalar(d)}, {self.scalar(d)})"
         return self.read(d)
 
