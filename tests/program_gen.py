@@ -11,7 +11,8 @@ What it writes: float vector, matrix and scalar inputs (float32, float64, both, 
 tensor for an `\\mathbb{R}` input; sizes 0 to 5), `\\mathbb{Z}` and `\\mathbb{N}` scalars and
 vectors used as indices (in and out of range), dimension names; parameters: a scalar, a tensor,
 an nn.Linear, a ModuleList of two and a Kokoyi module; element-wise operators and built-ins,
-`e` and `\\infty`, juxtaposition, powers (integer ones negative too), roots, rounding, `|x|`, norms, indicators in three spellings, reductions and
+`e` and `\\infty`, juxtaposition, powers (integer ones negative too), roots, rounding, `|x|`,
+norms, indicators in three spellings, reductions and
 function values (`\\mu \\gets \\Mean`); big operators (scalar and vector bodies) with bounds that
 depend on enclosing indices, are empty, or are fractions that round inwards; set-builders of
 scalars, vectors and literals, 1-D and 2-D, nested; windows `x[2i + j]`; slices; cases with
