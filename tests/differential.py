@@ -3,7 +3,7 @@
 For each program (tests/program_gen.py, or a hand-written one) it draws inputs and compares the
 compiled module with tests/reference.py on each path of contract section 8: one sample
 (batch_level all 0), a batch on every input (level 1, then level 2) and mixed levels (some
-inputs shared, others batched). On each path it checks
+inputs shared, others batched with one axis, now and then with two). On each path it checks
 
 * values: allclose with rtol 1e-5 (float32: 1e-4) and atol 1e-6 (float32: 1e-5) times the
   magnitude of the expected output, NaN equal to NaN, integers exactly;
@@ -81,7 +81,8 @@ def program(source: str, inputs: dict, params=(), module: str = "P") -> Program:
     return Program(source, module, specs, [("value", p) for p in params])
 
 
-BATCH_SHAPES = {"one sample": (), "batch level 1": (3,), "batch level 2": (2, 2), "mixed levels": (3,)}
+BATCH_SHAPES = {"one sample": (), "batch level 1": (3,), "batch level 2": (2, 2), "mixed levels": (3,),
+                "mixed levels 0/2": (2, 2)}
 
 
 def paths_for(n_inputs: int, rng) -> list[Path]:
@@ -92,6 +93,8 @@ def paths_for(n_inputs: int, rng) -> list[Path]:
         if len(set(mixed)) == 1:
             mixed[rng.randrange(n_inputs)] = 1 - mixed[0]
         out.append(Path("mixed levels", mixed, (3,)))
+        if rng.random() < 0.5:  # now and then shared inputs beside a batch of two axes
+            out.append(Path("mixed levels 0/2", [2 * k for k in mixed], (2, 2)))
     return out
 
 
