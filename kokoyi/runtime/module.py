@@ -7,6 +7,7 @@ compiled code into KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
+import contextlib
 import linecache
 import numbers
 import re
@@ -16,7 +17,7 @@ import torch
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
 from kokoyi.runtime import batching
-from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats
+from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 if out is not None:
                     return out
             if entry is FALLBACK:
-                return batching.run(per_sample, args, params, levels)
+                # The per-sample code makes its float constants in torch's default dtype: for
+                # this call, the module's (LANGUAGE.md 6a).
+                with default_dtype(module_dtype(args, params)):
+                    return batching.run(per_sample, args, params, levels)
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
         except KokoyiError as err:
             named = in_module(err, spec)
@@ -113,6 +117,19 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return forward
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    previous = torch.get_default_dtype()
+    if dtype == previous:
+        yield
+        return
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def as_real(args, real_inputs, params) -> tuple:

@@ -278,9 +278,12 @@ def logical_not(a):
 
 
 def where(cond, a, b):
-    """`cases` with a tensor condition: element-wise select, both branches evaluated."""
+    """`cases` with a tensor condition: element-wise select, both branches evaluated. A Python
+    truth value among tensor conditions still broadcasts the rows, as a tensor one would."""
     if isinstance(cond, bool):
-        return a if cond else b
+        if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+            return a if cond else b
+        cond = torch.tensor(cond, device=(a if isinstance(a, torch.Tensor) else b).device)
     a, b = _t(a), _t(b)
     return torch.where(cond, a, b)
 
@@ -353,10 +356,12 @@ def floor_int(x) -> int:
     return x if isinstance(x, int) else math.floor(x)
 
 
-def stack(items):
+def stack(items, floating=False):
+    """The items stacked on a new first axis (floating: as floats of the default dtype, for a
+    set-builder of literals)."""
     if not items:
         return torch.zeros(0, dtype=torch.get_default_dtype(), device=rt_device())
-    ts = [_t(x) for x in items]
+    ts = [_float(x) if floating else _t(x) for x in items]
     device = next((t.device for t in ts if t.device != torch.device("cpu")), ts[0].device)
     return torch.stack([t.to(device) for t in ts])
 
@@ -507,9 +512,37 @@ def _masked(x, pos, n, mask, fill):
     return torch.where(mask, x, torch.as_tensor(fill, dtype=x.dtype, device=x.device))
 
 
-def _require(n, mask, pos, where_, what):
-    if n == 0 or (mask is not None and not bool(mask.any(dim=pos).all())):
-        raise _where_error(where_, f"{what} over an empty range")
+def _require(n, mask, pos, where_, what, live=None):
+    """Raise the located error where the range is empty and the reduction is evaluated.
+
+    live says where that is: None (everywhere), False (nowhere: an enclosing range is empty or
+    its cases row never applies), or a bool tensor in the result's layout (a guard)."""
+    if live is False:
+        return
+    if n == 0:
+        if live is None or bool(live.any()):
+            raise _where_error(where_, f"{what} over an empty range")
+        return
+    if mask is not None:
+        empty = ~mask.any(dim=pos)
+        if live is not None:
+            empty = empty & live
+        if bool(empty.any()):
+            raise _where_error(where_, f"{what} over an empty range")
+
+
+def _unevaluated(x, pos, dtype):
+    """Zeros shaped as a reduction of x over axis pos, for a reduction that is evaluated nowhere
+    (torch refuses \\max and \\argmax over an empty axis)."""
+    return torch.zeros(x.shape[:pos] + x.shape[pos + 1:], dtype=dtype, device=x.device)
+
+
+def live(sizes, guard):
+    """Where a reduction inside loops of these sizes and under this guard is evaluated (see
+    _require): False when a loop is empty, else the guard (None: everywhere)."""
+    if any(n == 0 for n in sizes):
+        return False
+    return guard
 
 
 def axis_sum(x, pos, n, mask):
@@ -522,21 +555,27 @@ def axis_prod(x, pos, n, mask):
     return _masked(x, pos, n, mask, 1).prod(pos)
 
 
-def axis_max(x, pos, n, mask, where_):
+def axis_max(x, pos, n, mask, where_, live=None):
     mask = _align(mask, x)
-    _require(n, mask, pos, where_, "\\max")
+    _require(n, mask, pos, where_, "\\max", live)
+    if n == 0:  # evaluated nowhere (see _require): any values of the result's shape
+        return _unevaluated(x, pos, x.dtype)
     return _masked(x, pos, n, mask, -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min).amax(pos)
 
 
-def axis_min(x, pos, n, mask, where_):
+def axis_min(x, pos, n, mask, where_, live=None):
     mask = _align(mask, x)
-    _require(n, mask, pos, where_, "\\min")
+    _require(n, mask, pos, where_, "\\min", live)
+    if n == 0:  # evaluated nowhere (see _require): any values of the result's shape
+        return _unevaluated(x, pos, x.dtype)
     return _masked(x, pos, n, mask, math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max).amin(pos)
 
 
-def axis_mean(x, pos, n, mask, where_):
+def axis_mean(x, pos, n, mask, where_, live=None):
     mask = _align(mask, x)
-    _require(n, mask, pos, where_, "\\mathbb{E}")
+    _require(n, mask, pos, where_, "\\mathbb{E}", live)
+    if n == 0:  # evaluated nowhere (see _require): any values of the result's shape
+        return _unevaluated(x, pos, _float(x).dtype)
     x = _float(x)
     if mask is None:
         return _fill(x, pos, n).mean(pos)
@@ -544,16 +583,20 @@ def axis_mean(x, pos, n, mask, where_):
     return _masked(x, pos, n, mask, 0).sum(pos) / count
 
 
-def axis_argmax(x, pos, n, mask, lo, where_):
+def axis_argmax(x, pos, n, mask, lo, where_, live=None):
     mask = _align(mask, x)
-    _require(n, mask, pos, where_, "\\argmax")
+    _require(n, mask, pos, where_, "\\argmax", live)
+    if n == 0:  # evaluated nowhere (see _require): any values of the result's shape
+        return _unevaluated(x, pos, torch.long)
     fill = -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min
     return _masked(x, pos, n, mask, fill).argmax(pos) + lo
 
 
-def axis_argmin(x, pos, n, mask, lo, where_):
+def axis_argmin(x, pos, n, mask, lo, where_, live=None):
     mask = _align(mask, x)
-    _require(n, mask, pos, where_, "\\argmin")
+    _require(n, mask, pos, where_, "\\argmin", live)
+    if n == 0:  # evaluated nowhere (see _require): any values of the result's shape
+        return _unevaluated(x, pos, torch.long)
     fill = math.inf if x.is_floating_point() else torch.iinfo(x.dtype).max
     return _masked(x, pos, n, mask, fill).argmin(pos) + lo
 
@@ -764,9 +807,13 @@ def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"
             item = item.long()
         index.append(item)
         axis += 1
-    # torch checks the range; the module wrapper turns its IndexError into a located
-    # message naming the value (kokoyi.runtime.module.explain).
-    return x[tuple(index)]
+    try:  # torch checks the range; a failure is reported at this read (not guessed from the line)
+        return x[tuple(index)]
+    except IndexError:
+        for axis, item in enumerate(items, start=lead):
+            if isinstance(item, (torch.Tensor, int)) and not isinstance(item, bool):
+                _check_guarded(item, x.shape[axis], None, where_, name)
+        raise
 
 
 def _take_along(x, lead: int, index):

@@ -362,11 +362,11 @@ def test_take_in_a_guarded_place_checks_only_where_the_read_applies():
     assert kk.take_static(torch.zeros(2, 0), 1, (0,), torch.zeros(2, dtype=torch.bool), "w").shape == (2,)
 
 
-def test_take_out_of_range_is_an_index_error_naming_the_value():
+def test_take_out_of_range_is_a_located_error_naming_the_value():
     x = torch.randn(4, 3)
-    with pytest.raises(IndexError, match="index 5 is out of bounds"):
-        kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), None, "w")
-    with pytest.raises(IndexError, match="index -4 is out of bounds"):
+    with pytest.raises(KokoyiRuntimeError, match=r"f.kyi:2:3: index 5 is out of range for `x`"):
+        kk.take(x, 1, (torch.tensor([0, 5, 1, 1]),), None, "f.kyi:2:3", "x")
+    with pytest.raises(KokoyiRuntimeError, match="index -4 is out of range"):
         kk.take(x, 1, (torch.tensor([0, -4, 1, 1]),), None, "w")
 
 

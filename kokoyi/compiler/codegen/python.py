@@ -374,7 +374,9 @@ class PythonGenerator:
     def setbuilder(self, element, bounds) -> str:
         loop = self._loop(bounds[0])
         inner = self.setbuilder(element, bounds[1:]) if len(bounds) > 1 else self.expr(element)
-        return f"kk.stack([{inner} {loop}])"
+        # A set-builder of a number literal is a float of the module's dtype (LANGUAGE.md 6a).
+        floating = ", floating=True" if len(bounds) == 1 and _is_literal(element) else ""
+        return f"kk.stack([{inner} {loop}]{floating})"
 
     def cases(self, e: A.Cases) -> str:
         """Static conditions (on indices and dimensions) choose lazily; others select element-wise."""
@@ -412,6 +414,14 @@ def is_static(e) -> bool:
     return False
 
 
+def _is_literal(e) -> bool:
+    """Whether e is a number literal, possibly signed: `2`, `-1`, `(0.5)`."""
+    e = A.strip(e)
+    while isinstance(e, A.Unary) and e.op in ("-", "+"):
+        e = A.strip(e.operand)
+    return isinstance(e, A.Num)
+
+
 def _is_parameter(e) -> bool:
     """Whether e is a module parameter, or an item of one (`E`, `Linears[0]`)."""
     e = A.strip(e)
@@ -438,4 +448,5 @@ def generate(prog: A.Program, source: Source, global_names: dict[str, str]) -> G
     return PythonGenerator(source, global_names).program(prog)
 
 
-__all__ = ["generate", "GeneratedUnit", "safe_comment", "is_static"]
+__all__ = ["GeneratedUnit", "generate", "is_literal", "is_static", "safe_comment"]
+is_literal = _is_literal

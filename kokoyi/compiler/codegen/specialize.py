@@ -26,7 +26,7 @@ from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
-from kokoyi.compiler.codegen.python import Emitter, is_static, safe_comment
+from kokoyi.compiler.codegen.python import Emitter, is_literal, is_static, safe_comment
 from kokoyi.compiler.passes.ranks import is_cdot
 from kokoyi.compiler.spelling import spell
 from kokoyi.errors import Source
@@ -535,7 +535,10 @@ class Specializer:
 
     def e_Cases(self, e):
         rows = list(e.rows)
-        static = all(r.condition is None or self.expr_is_python(r.condition) for r in rows)
+        # Conditions that are Python values here (on recurrence indices, dimensions, constants,
+        # also top-level ones) let Python pick the row; tensor conditions select element-wise.
+        static = all(r.condition is None or self._scratch(lambda r=r: self.expr(r.condition)[1]).python
+                     for r in rows)
         if static:
             return self._static_cases(e, rows)
         saved = self.guard
@@ -1140,10 +1143,14 @@ class Specializer:
         elif e.op == "mean":
             body, out_v = self.to_float(body, v), replace(out_v, integer=False)
         args = f"{body}, {pos}, {loop['n']}, {mask_code}"
+        # An empty range is an error only where the reduction is evaluated: inside non-empty
+        # enclosing ranges, where its cases row applies.
+        sizes = "".join(f"{lp['n']}, " for lp in self.loops)
+        live = f"kk.live(({sizes}), {self.guard_for(depth - 1, v.rank)})" if sizes or self.guard else "None"
         if e.op in ("argmax", "argmin"):
-            return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)})", out_v
+            return f"kk.axis_{e.op}({args}, {loop['lo']}, {self.where(e)}, {live})", out_v
         if e.op in ("max", "min", "mean"):
-            return f"kk.axis_{e.op}({args}, {self.where(e)})", out_v
+            return f"kk.axis_{e.op}({args}, {self.where(e)}, {live})", out_v
         return f"kk.axis_{e.op}({args})", out_v
 
     def e_SetBuilder(self, e):
@@ -1166,7 +1173,7 @@ class Specializer:
             raise self.unsupported(f"a set-builder of {v.kind}s", e)
         depth = loops[-1]["depth"]
         if v.python:
-            literal = _is_literal(e.element)
+            literal = is_literal(e.element)
             # A set-builder of literals takes the module's floating dtype (LANGUAGE.md 6a).
             code = self.constant_tensor(code, v, force_float=literal)
             v = Value(integer=v.integer and not literal)
@@ -1441,14 +1448,6 @@ def _int_literal(e) -> int | None:
         inner = _int_literal(e.operand)
         return None if inner is None else -inner
     return e.value if isinstance(e, A.Num) and isinstance(e.value, int) else None
-
-
-def _is_literal(e) -> bool:
-    """Whether e is a number literal, possibly signed: `2`, `-1`, `(0.5)`."""
-    e = A.strip(e)
-    while isinstance(e, A.Unary) and e.op in ("-", "+"):
-        e = A.strip(e.operand)
-    return isinstance(e, A.Num)
 
 
 def _is_num(e, value) -> bool:
