@@ -201,7 +201,8 @@ def differential_campaign(args) -> int:
     def progress(final=False) -> None:
         elapsed = time.monotonic() - start
         print(f"[{elapsed / 60:6.1f} min] {total.programs} programs ({total.compiled} compiled, {total.invalid} "
-              f"invalid), {total.paths} paths compared ({total.error_paths} on an expected error), "
+              f"invalid), {total.paths} paths compared ({total.error_paths} on an expected error, "
+              f"{total.ill_conditioned} ill-conditioned), "
               f"{total.findings} findings of {len(kinds)} kinds, {total.programs / max(elapsed, 1e-9):.1f} "
               f"programs/s" + (" (done)" if final else ""), flush=True)
 
@@ -232,7 +233,8 @@ def differential_campaign(args) -> int:
         print("\ninterrupted", flush=True)
     progress(final=True)
     summary = {"programs": total.programs, "compiled": total.compiled, "invalid": total.invalid,
-               "paths": total.paths, "error_paths": total.error_paths, "findings": total.findings,
+               "paths": total.paths, "error_paths": total.error_paths, "ill_conditioned": total.ill_conditioned,
+               "findings": total.findings,
                "kinds": len(kinds), "seeds": [args.seed, seed - 1],
                "minutes": round((time.monotonic() - start) / 60, 2)}
     print("summary: " + json.dumps(summary))
