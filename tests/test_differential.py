@@ -15,7 +15,7 @@ import torch
 
 # Fixed seeds, so the run is the same everywhere: about a minute on one core. KOKOYI_DIFF_PROGRAMS
 # changes how many (a longer local run); the open-ended campaign is scripts/fuzz_campaign.py.
-BOUNDED_PROGRAMS = int(os.environ.get("KOKOYI_DIFF_PROGRAMS", "400"))
+BOUNDED_PROGRAMS = int(os.environ.get("KOKOYI_DIFF_PROGRAMS", "600"))
 
 
 def assert_agrees(source: str, inputs: dict, params=()):
