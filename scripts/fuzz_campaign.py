@@ -197,6 +197,7 @@ def differential_campaign(args) -> int:
     kinds: dict[tuple, dict] = {}
     last = start
     seed = args.seed
+    harness_errors: list[int] = []
 
     def progress(final=False) -> None:
         elapsed = time.monotonic() - start
@@ -215,7 +216,13 @@ def differential_campaign(args) -> int:
             prog = program_gen.generate(seed, args.depth)
             if args.verbose:
                 print(f"seed {seed}:\n{prog.source}", flush=True)
-            findings, stats = differential.check(prog, seed)
+            try:
+                findings, stats = differential.check(prog, seed)
+            except Exception as err:  # noqa: BLE001 - a fault of the checker itself: report it, go on
+                print(f"\nCHECKER ERROR on seed {seed}: {type(err).__name__}: {err}\n{prog.source}", flush=True)
+                harness_errors.append(seed)
+                seed += 1
+                continue
             total.add(stats)
             for f in findings:
                 key = differential.signature(f)
@@ -235,7 +242,7 @@ def differential_campaign(args) -> int:
     summary = {"programs": total.programs, "compiled": total.compiled, "invalid": total.invalid,
                "paths": total.paths, "error_paths": total.error_paths, "ill_conditioned": total.ill_conditioned,
                "findings": total.findings,
-               "kinds": len(kinds), "seeds": [args.seed, seed - 1],
+               "kinds": len(kinds), "seeds": [args.seed, seed - 1], "checker_errors": harness_errors,
                "minutes": round((time.monotonic() - start) / 60, 2)}
     print("summary: " + json.dumps(summary))
     for f in sorted(kinds.values(), key=lambda f: -f["count"]):
@@ -246,7 +253,7 @@ def differential_campaign(args) -> int:
         (out / "differential_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
         (out / "differential_findings.json").write_text(json.dumps(list(kinds.values()), indent=1) + "\n",
                                                          encoding="utf-8")
-    return 1 if kinds else 0
+    return 1 if kinds or harness_errors else 0
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
     for i, (a, b) in enumerate(zip(got_l, want_l)):
         problem = _compare(a, b, f"output {i}")
         if problem is not None and problem[0] == "value":
-            wide = _flat(_reference_in_float64(program, params, path, args, idxs)) if wide is None else wide
+            wide = _wide(program, params, path, args, idxs) if wide is None else wide
             if wide and not close(b.detach(), wide[i].detach().to(b.dtype)):
                 stats.ill_conditioned += 1
                 return None
@@ -324,11 +324,16 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
     weights = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (), generator=g)))
     problem = _check_gradients(got_l, want_l, args, params, weights.get_state())
     if problem is not None:
-        wide = _flat(_reference_in_float64(program, params, path, args, idxs)) if wide is None else wide
+        wide = _wide(program, params, path, args, idxs) if wide is None else wide
         if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state()):
             stats.ill_conditioned += 1
             return None
     return problem
+
+
+def _wide(program, params, path, args, idxs) -> list:
+    out = _reference_in_float64(program, params, path, args, idxs)
+    return [] if out is None else _flat(out)
 
 
 def _reference_in_float64(program: Program, params, path: Path, args, idxs):
