@@ -198,6 +198,7 @@ def differential_campaign(args) -> int:
     last = start
     seed = args.seed
     harness_errors: list[int] = []
+    invalid: list[int] = []  # seeds whose program the reference rejects (a generator slip)
 
     def progress(final=False) -> None:
         elapsed = time.monotonic() - start
@@ -224,6 +225,8 @@ def differential_campaign(args) -> int:
                 seed += 1
                 continue
             total.add(stats)
+            if stats.invalid:
+                invalid.append(seed)
             for f in findings:
                 key = differential.signature(f)
                 if key in kinds:
@@ -243,6 +246,7 @@ def differential_campaign(args) -> int:
                "paths": total.paths, "error_paths": total.error_paths, "ill_conditioned": total.ill_conditioned,
                "findings": total.findings,
                "kinds": len(kinds), "seeds": [args.seed, seed - 1], "checker_errors": harness_errors,
+               "invalid_seeds": invalid[:50],
                "minutes": round((time.monotonic() - start) / 60, 2)}
     print("summary: " + json.dumps(summary))
     for f in sorted(kinds.values(), key=lambda f: -f["count"]):

@@ -638,8 +638,8 @@ class Generator:
             name, n_in, n_out = self.pick(self.layers)
             if n_in is None:  # the Kokoyi module q: a vector of the same length
                 return f"{name}({self.vector(n, d)})"
-            if n_out == n:
-                return f"{name}({self.vector(n_in, d)})"
+            if n_out == n:  # (a float argument: a float layer given integers is no Kokoyi question)
+                return f"{name}(0.5 * ({self.vector(n_in, d)}))"
         if choice == "softmax":
             return f"\\{self.pick(['Softmax', 'LogSoftmax'])}({self.vector(n, d)})"
         if choice == "onehot":
