@@ -288,6 +288,29 @@ def where(cond, a, b):
     return torch.where(cond, a, b)
 
 
+class _GradientWhere(torch.autograd.Function):
+    """x itself; its gradient only where mask holds (elsewhere 0, also where it would be nan)."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
+
+
+def gradient_where(x, mask):
+    """x, through which gradient flows only where mask holds: the values a `cases` row reads,
+    so that the elements it does not supply pass back no gradient (LANGUAGE.md 5)."""
+    if not (isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled()):
+        return x
+    mask = torch.as_tensor(mask, device=x.device)
+    return _GradientWhere.apply(x, mask.expand(x.shape) if mask.shape != x.shape else mask)
+
+
 def select(cond, value, otherwise):
     """One row of a `cases` in per-sample code: cond, value and otherwise are thunks. A single
     truth value picks one side and evaluates only it; a tensor of them (or one under vmap,

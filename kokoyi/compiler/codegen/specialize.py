@@ -120,6 +120,9 @@ class Specializer:
         # another index). Reads are checked only where it holds; elsewhere their values are
         # discarded, so an out-of-range index there is clamped, never an error.
         self.guard: tuple[str, Value] | None = None
+        # Inside a cases row with a tensor condition whose value may have undefined derivatives:
+        # (name, Value) of where the row applies, element by element (see e_Cases).
+        self.row_mask: tuple[str, Value] | None = None
         self.specialised_functions: dict[tuple, str] = {}
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
@@ -193,16 +196,30 @@ class Specializer:
         elif v.rank:
             code, v = f"kk.any_trailing({code}, {v.rank})", replace(v, rank=0)
         if self.guard is None:
-            return self.temp("applies", code), v
+            return code, v
         (a, b), joined = self._broadcast([self.guard, (code, v)])
-        return self.temp("applies", f"({a} & {b})"), replace(joined, rank=0, integer=False)
+        return f"({a} & {b})", replace(joined, rank=0, integer=False)
 
     def guard_for(self, depth: int, rank: int) -> str:
-        """The guard as a mask for a read whose index has `depth` loop axes and `rank` more."""
+        """The guard as a mask for a read whose index has `depth` loop axes and `rank` more
+        (computed where a read needs it: a row without guarded reads costs nothing)."""
         if self.guard is None:
             return "None"
         code, v = self.guard
-        return self.lift(code, v, max(depth, v.depth), rank)
+        return self.lift(self.temp("applies", code), v, max(depth, v.depth), rank)
+
+    def masked_gradient(self, code: str, v: Value) -> str:
+        """code, with its gradient kept to where the current cases row applies (row_mask), when
+        the mask lines up with its elements."""
+        if self.row_mask is None or v.python or v.kind != "tensor" or v.integer:
+            return code
+        mask, mv = self.row_mask
+        if mv.rank != v.rank or mv.batched > v.batched or mv.depth > v.depth:
+            return code
+        lifted = mask if mv.lead == 0 else self.lift(mask, mv, v.depth)
+        if mv.batched != v.batched and mv.lead:
+            return code
+        return f"kk.gradient_where({code}, {lifted})"
 
     def constant_tensor(self, code: str, v: Value, force_float: bool = False) -> str:
         """A Python number as a tensor on the inputs' device: a float (or, force_float, any
@@ -392,7 +409,7 @@ class Specializer:
             v = self.values[id(sym)]
             if v.kind == "function":
                 return "", v
-            return self.names[id(sym)], v
+            return self.masked_gradient(self.names[id(sym)], v), v
         if sym.key in self.globals_info:
             name, desc, current = self.globals_info[sym.key]
             current = current or sym  # the definition in force now (late binding)
@@ -541,22 +558,32 @@ class Specializer:
                      for r in rows)
         if static:
             return self._static_cases(e, rows)
-        saved = self.guard
+        saved, saved_mask = self.guard, self.row_mask
         try:
             parts, conds = [], []
             rest = None  # where no earlier row applies: (code, Value), None = everywhere
+            rest_elements = None  # the same, element by element (not reduced to the sample)
             for r in rows:
                 self.guard = saved if rest is None else rest
                 cond = None if r.condition is None else self.expr(r.condition)
                 conds.append(cond)
                 if cond is not None:
                     self.guard = self.restrict(*self._and(rest, cond))
+                applies = self._and(rest_elements, cond) if cond is not None else rest_elements
+                if applies is not None and _may_have_undefined_derivative(r.value):
+                    # No gradient flows through the elements a row does not supply, also where
+                    # its local derivative there is undefined (`\sqrt{x}` at x < 0).
+                    code, mask_v = applies
+                    self.row_mask = (self.temp("row_applies", code), mask_v)
                 parts.append(self.expr(r.value))
+                self.row_mask = saved_mask
                 if cond is not None:
                     self.guard = saved
-                    rest = self.restrict(*self._and(rest, (f"kk.logical_not({cond[0]})", cond[1])))
+                    negated = (f"kk.logical_not({cond[0]})", cond[1])
+                    rest = self.restrict(*self._and(rest, negated))
+                    rest_elements = self._and(rest_elements, negated)
         finally:
-            self.guard = saved
+            self.guard, self.row_mask = saved, saved_mask
         if rows[-1].condition is not None:
             parts.append(("math.nan", NUMBER))
             conds.append(None)
@@ -603,8 +630,9 @@ class Specializer:
                 if v.rank:
                     raise self.unsupported("a cases whose rows are a number and a non-scalar tensor", e)
                 ones = "(" + "1, " * v.depth + ")"  # (the batch axis, if any, is added below)
-                codes = [f"{self.constant_tensor(c, pv)}.reshape({ones})" if pv.python else c
-                         for c, pv in zip(codes, vals)]
+                floating = not v.integer  # one float row makes every row a float
+                codes = [f"{self.constant_tensor(c, pv, force_float=floating)}.reshape({ones})" if pv.python
+                         else self.to_float(c, pv) if floating else c for c, pv in zip(codes, vals)]
                 vals = [replace(v, integer=pv.integer, batched=False) if pv.python else pv for pv in vals]
             if v.batched:
                 # The rows are alternatives, not operands of one operation: nothing broadcasts
@@ -876,6 +904,8 @@ class Specializer:
             raise self.unsupported("a call with the wrong number of arguments", item)
         hint = item.target.symbol.hint if isinstance(item, A.Definition) else item.name.symbol.hint
         name = self.ns.create(hint)
+        saved_guard, saved_mask = self.guard, self.row_mask
+        self.guard = self.row_mask = None  # a function's code serves every call of it
         saved_out, saved_pending, saved_indent = self.out, self.pending, self.indent
         self.out, self.pending, self.indent = Emitter(), [], 1
         arg_names = [self.bind(p.symbol, v) for p, v in zip(params, vals)]
@@ -892,6 +922,7 @@ class Specializer:
             out = outs[0]
         lines, line_map = self.out.lines, self.out.line_map
         self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
+        self.guard, self.row_mask = saved_guard, saved_mask
         # Emit the specialised function before the statement that needs it (not its pending
         # lines: those may belong to a lazily evaluated part, and the function needs none).
         for i, line in enumerate(lines, 1):
@@ -1346,6 +1377,32 @@ class Specializer:
 REDUCTION_METHODS = {"mean": "mean({})", "reduce_sum": "sum({})", "reduce_max": "amax({})",
                      "reduce_min": "amin({})", "var": "var({}, correction=0)", "std": "std({}, correction=0)"}
 FLOAT_REDUCTIONS = {"mean", "var", "std"}  # torch wants a float tensor for these
+
+
+# Built-ins whose derivative is undefined or infinite somewhere (or that overflow to inf).
+UNDEFINED_DERIVATIVE = {"log", "ln", "tan", "exp", "Exp", "sinh", "cosh", "Std", "LogSumExp"}
+
+
+def _may_have_undefined_derivative(e) -> bool:
+    """Whether computing e may meet a point where a local derivative is undefined (0 * nan is
+    nan in the backward pass): roots, division, logs, fractional or negative powers, norms,
+    exponentials, calls of functions."""
+    for n in A.walk(e):
+        if not any(isinstance(m, A.Ref) for m in A.walk(n)):
+            continue  # a constant (`\frac{1}{2}`) has no derivative to speak of
+        match n:
+            case A.Sqrt() | A.Norm() | A.Call():
+                return True
+            case A.Frac(denominator=d) | A.Binary(op="/", right=d):
+                if any(isinstance(m, A.Ref) for m in A.walk(d)):
+                    return True
+            case A.Power():
+                k = _int_literal(n.exponent)
+                if k is None or k < 0:
+                    return True
+            case A.BuiltinCall() | A.Builtin() if n.name in UNDEFINED_DERIVATIVE:
+                return True
+    return False
 
 
 def _direct_reduction(runtime: str, code: str, v: Value) -> str | None:
