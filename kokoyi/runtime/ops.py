@@ -95,7 +95,10 @@ def root(x, n):
 
 def power(a, b):
     """a ** b; integer powers of Python ints too large to compute exactly become floats (inf);
-    an integer tensor to a negative power is a float, as in Python."""
+    an integer tensor to a negative power is a float, as in Python; 0 to a negative power is
+    inf (a float division by zero, not Python's ZeroDivisionError)."""
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and a == 0 and b < 0:
+        return math.inf
     if isinstance(a, torch.Tensor) and not a.is_floating_point() and isinstance(b, int) and b < 0:
         return _float(a) ** b
     if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:

@@ -485,12 +485,13 @@ class Specializer:
     def e_Power(self, e):
         base, exponent = self.expr(e.base), self.expr(e.exponent)
         (a, b), v = self._broadcast([base, exponent])
+        # An integer to a negative power is a float (LANGUAGE.md 6a): i^{-1} is 1/i.
+        literal = _int_literal(e.exponent)
+        integer = v.integer and (literal is None or literal >= 0)
         if v.python:  # Python numbers: kk.power keeps integer towers from running forever
-            return f"kk.power({a}, {b})", v
+            return f"kk.power({a}, {b})", replace(v, integer=integer)
         if base[1].integer and exponent[1].integer:
-            # An integer to a negative power is a float (LANGUAGE.md 6a): i^{-1} is 1/i.
-            negative = _int_literal(e.exponent)
-            return f"kk.int_power({a}, {b}, {self.dtype})", replace(v, integer=negative is None or negative >= 0)
+            return f"kk.int_power({a}, {b}, {self.dtype})", replace(v, integer=integer)
         return f"({a} ** {b})", v
 
     def e_Frac(self, e):
