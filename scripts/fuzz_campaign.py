@@ -13,6 +13,16 @@ more than a second; generated code is a well-formed UTF-8 Python module.
     .venv/bin/python scripts/fuzz_campaign.py --minutes 5 --strategy soup --strategy text
     .venv/bin/python scripts/fuzz_campaign.py --minutes 20 --out runs/fuzz   # save failures as JSON
 
+With --differential it runs the differential fuzzer instead (tests/differential.py): random
+well-formed programs from tests/program_gen.py, each compiled and compared with the reference
+interpreter (tests/reference.py) on every path (one sample, batch levels 1 and 2, mixed
+levels) for values, dtypes, errors and gradients. A progress line every --progress seconds
+gives the programs and paths compared and the findings so far; each new kind of finding is
+shrunk to a smaller program and printed with its inputs, and --out saves them all as JSON:
+
+    .venv/bin/python scripts/fuzz_campaign.py --differential --minutes 20 --out runs/diff
+    .venv/bin/python scripts/fuzz_campaign.py --differential --examples 500 --seed 1000
+
 It runs in one process (one core). Every distinct failure (keyed by its first line) is
 printed once with the input that showed it; a progress line per round gives the inputs tried
 so far, per strategy and in total, and the failures found. The exit status is 1 when any
@@ -68,7 +78,14 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=1.0, help="seconds an input may take (default 1)")
     parser.add_argument("--out", default=None, help="folder to write failures.json and summary.json into")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every input tried")
+    parser.add_argument("--differential", action="store_true",
+                        help="compare compiled modules with the reference interpreter on random programs")
+    parser.add_argument("--depth", type=int, default=3, help="--differential: nesting depth of expressions")
+    parser.add_argument("--progress", type=float, default=30.0, help="--differential: seconds between progress lines")
+    parser.add_argument("--no-shrink", action="store_true", help="--differential: print findings as found")
     args = parser.parse_args(argv)
+    if args.differential:
+        return differential_campaign(args)
     if args.examples is None and args.minutes is None:
         args.examples = 10_000
 
@@ -162,6 +179,74 @@ def main(argv=None) -> int:
         (out / "failures.json").write_text(json.dumps(list(failures.values()), indent=1, ensure_ascii=True) + "\n",
                                            encoding="utf-8")
     return 1 if failures else 0
+
+
+def differential_campaign(args) -> int:
+    """The --differential mode: programs from tests/program_gen.py against tests/reference.py."""
+    warnings.filterwarnings("ignore")
+    import differential
+    import program_gen
+    import torch
+
+    torch.set_num_threads(1)
+    if args.examples is None and args.minutes is None:
+        args.examples = 1000
+    start = time.monotonic()
+    deadline = start + 60 * args.minutes if args.minutes is not None else None
+    total = differential.Stats()
+    kinds: dict[tuple, dict] = {}
+    last = start
+    seed = args.seed
+
+    def progress(final=False) -> None:
+        elapsed = time.monotonic() - start
+        print(f"[{elapsed / 60:6.1f} min] {total.programs} programs ({total.compiled} compiled, {total.invalid} "
+              f"invalid), {total.paths} paths compared ({total.error_paths} on an expected error, "
+              f"{total.ill_conditioned} ill-conditioned), "
+              f"{total.findings} findings of {len(kinds)} kinds, {total.programs / max(elapsed, 1e-9):.1f} "
+              f"programs/s" + (" (done)" if final else ""), flush=True)
+
+    try:
+        while True:
+            if args.examples is not None and total.programs >= args.examples:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            prog = program_gen.generate(seed, args.depth)
+            if args.verbose:
+                print(f"seed {seed}:\n{prog.source}", flush=True)
+            findings, stats = differential.check(prog, seed)
+            total.add(stats)
+            for f in findings:
+                key = differential.signature(f)
+                if key in kinds:
+                    kinds[key]["count"] += 1
+                    continue
+                small = f if args.no_shrink else differential.shrink(f, prog, seed)
+                kinds[key] = {**small.as_json(), "count": 1, "original_source": f.source}
+                print("\nFINDING " + differential.reproduction(small) + "\n", flush=True)
+            seed += 1
+            if time.monotonic() - last >= args.progress:
+                last = time.monotonic()
+                progress()
+    except KeyboardInterrupt:
+        print("\ninterrupted", flush=True)
+    progress(final=True)
+    summary = {"programs": total.programs, "compiled": total.compiled, "invalid": total.invalid,
+               "paths": total.paths, "error_paths": total.error_paths, "ill_conditioned": total.ill_conditioned,
+               "findings": total.findings,
+               "kinds": len(kinds), "seeds": [args.seed, seed - 1],
+               "minutes": round((time.monotonic() - start) / 60, 2)}
+    print("summary: " + json.dumps(summary))
+    for f in sorted(kinds.values(), key=lambda f: -f["count"]):
+        print(f"- {f['count']:5d} x {f['kind']} on {f['path']}: {f['message'].splitlines()[0][:150]}")
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "differential_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        (out / "differential_findings.json").write_text(json.dumps(list(kinds.values()), indent=1) + "\n",
+                                                         encoding="utf-8")
+    return 1 if kinds else 0
 
 
 if __name__ == "__main__":

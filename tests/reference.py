@@ -1,0 +1,684 @@
+"""A reference interpreter for Kokoyi, used only by tests: the oracle of the differential fuzzer.
+
+It evaluates the *resolved AST* (the compiler front end up to the ranks pass) directly, one
+sample at a time, with Python loops over every index: a set-builder is a loop that stacks, a
+big operator a loop that accumulates, a `cases` with tensor conditions is decided element by
+element, a recurrence computes its elements in order. Nothing is vectorised, clamped or
+rewritten, and nothing of kokoyi.runtime or the code generators is used, so it can judge them.
+Scalars are 0-d tensors, so gradients come from torch's autograd through the same arithmetic
+a reader of the math would do.
+
+    out = reference.run(text, "P", (x, k), params)   # one sample's output (a tensor or a tuple)
+
+Run-time errors the contract defines (an index out of range, an empty max/min/argmax/argmin or
+mean, no row of a cases applies, a recurrence reading an element that does not exist) raise
+RefRuntimeError with the `file:line:col` the compiled code must name. Batching is stacking
+per-sample results (contract section 8), so the batched reference is a loop over samples.
+
+Dtypes follow contract section 6a: one floating dtype per module (the widest of its floating
+inputs and parameters, else torch's default); literals, constants, set-builders of literals,
+indicators and one-hot vectors take it; integer math stays int64. Floating inputs and
+parameters narrower than that dtype are converted to it (a float64 module returns float64).
+
+Readings where the contract is silent, and limits:
+* conditions are lazy like the rows: a later row's condition is computed only where no earlier
+  row applied (so it may guard its reads with the rows before it); `\\land`/`\\lor` are not;
+* with tensor conditions a row that applies somewhere is computed whole and its elements
+  picked, so where the row's own derivative is infinite at elements it does not take, the
+  gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
+* an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
+  at some index value, when that can be done), an empty set-builder has 0 elements of that shape;
+* `\\max`/`\\min`/`\\argmax` over a range follow torch's amax/argmax (ties: the gradient is
+  shared evenly, the first index wins); `\\OneHot(i, n)` of an i outside 0..n-1 is all zeros;
+* elements of a set-builder broadcast to one shape (a scalar base case of a vector recurrence);
+* recurrence groups and `\\where` bindings that use a set-builder's index are not supported.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kokoyi.compiler import ast as A
+from kokoyi.compiler import symbols as S
+
+__all__ = ["RefRuntimeError", "forward_source", "module_keys", "run"]
+
+
+class RefRuntimeError(Exception):
+    """A run-time error the contract defines. positions: the `file:line:col` texts a correct
+    implementation may name (the first is where this interpreter found it)."""
+
+    def __init__(self, positions, message: str) -> None:
+        self.positions = [positions] if isinstance(positions, str) else list(positions)
+        self.message = message
+        super().__init__(f"{self.positions[0]}: {message}")
+
+    @property
+    def position(self) -> str:
+        return self.positions[0]
+
+
+class _Partial:
+    """A recurrence while its elements are being computed."""
+
+    def __init__(self, symbol, lower: int) -> None:
+        self.symbol, self.lower, self.elements = symbol, lower, []
+
+
+class _Function:
+    """A user function (top-level, local or a \\where binding) closed over its environment."""
+
+    def __init__(self, interp: Interpreter, params, where, value, env, dims_owner=None, body=None) -> None:
+        self.interp, self.params, self.where, self.value, self.env = interp, params, where, value, env
+        self.body, self.dims_owner = body, dims_owner
+
+    def __call__(self, *args):
+        env = dict(self.env)
+        for p, a in zip(self.params, args):
+            env[p] = a
+        if self.body is not None:  # \Function{...} ... \EndFunction
+            self.interp.bind_dims(self.dims_owner, env)
+            return self.interp.body(self.body, env)
+        for b in self.where:
+            self.interp.definition(b, env)
+        return self.interp.eval(self.value, env)
+
+
+def module_keys(key: str) -> set[str]:
+    return {key, key.lstrip("\\"), "\\" + key.lstrip("\\")}
+
+
+def forward_source(obj):
+    """(source text, filename, module name) when obj's forward is a Kokoyi module symbol, else None."""
+    for fwd in (getattr(type(obj), "forward", None), getattr(obj, "_forward", None)):
+        spec = getattr(fwd, "__kokoyi_spec__", None)
+        per_sample = getattr(fwd, "__kokoyi_per_sample__", None)
+        if spec is not None and per_sample is not None:
+            g = per_sample.__globals__
+            return g["KOKOYI_SOURCE"], g["KOKOYI_FILENAME"], spec.name
+    return None
+
+
+def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None):
+    """The per-sample output of module module_key of text on one sample's inputs args.
+
+    params is what get_parameters() returns (one value for one parameter, a tuple or list for
+    several). sources optionally maps module names to (text, filename) for Kokoyi modules given
+    as parameters whose source cannot be found on the object.
+    """
+    from kokoyi.compiler.pipeline import compile_unit
+
+    # Up to name resolution: what the later passes check is not the reference's business.
+    state = compile_unit(text, filename, stop_after="resolve")
+    for item in state.ast.items:
+        if isinstance(item, A.Module) and item.name.symbol.key in module_keys(module_key):
+            mod = item
+            break
+    else:
+        raise KeyError(f"no module {module_key!r} in {filename}")
+    n_params = len(mod.params)
+    if n_params == 0:
+        params = ()
+    elif n_params == 1:
+        params = (params,)
+    else:
+        params = tuple(params)
+        assert len(params) == n_params, f"{n_params} parameters, got {len(params)}"
+    dtype = module_dtype(args, params)
+    interp = Interpreter(state.ast, filename, dtype, sources or {})
+    return interp.call_module(mod, tuple(args), params)
+
+
+def module_dtype(args, params) -> torch.dtype:
+    """Contract 6a: the widest floating dtype of the inputs and parameters, else the default."""
+    found = []
+
+    def visit(v):
+        if isinstance(v, torch.Tensor):
+            if v.is_floating_point():
+                found.append(v.dtype)
+        elif isinstance(v, torch.nn.Module):
+            found.extend(p.dtype for p in v.parameters() if p.is_floating_point())
+        elif isinstance(v, (tuple, list)):
+            for x in v:
+                visit(x)
+
+    for v in (*args, *params):
+        visit(v)
+    dtype = torch.get_default_dtype()
+    if found:
+        dtype = found[0]
+        for d in found[1:]:
+            dtype = torch.promote_types(dtype, d)
+    return dtype
+
+
+# ---- built-in functions ---------------------------------------------------------------------
+
+
+def _smooth_l1(a, b):
+    d = torch.abs(a - b)
+    return torch.where(d < 1, 0.5 * d ** 2, d - 0.5).mean()
+
+
+def _cross_entropy(logits, label):
+    logp = torch.log_softmax(logits, dim=-1)
+    label = label.long()
+    lead = torch.broadcast_shapes(logp.shape[:-1], label.shape)
+    logp = logp.expand(tuple(lead) + (logp.shape[-1],))
+    return -torch.gather(logp, -1, label.expand(lead).unsqueeze(-1)).squeeze(-1)
+
+
+def _concat(*xs):
+    ts = [x.reshape(1) if x.dim() == 0 else x for x in xs]
+    return torch.cat(ts, dim=0)
+
+
+class Interpreter:
+    def __init__(self, prog: A.Program, filename: str, dtype: torch.dtype, sources) -> None:
+        self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
+        self.globals: dict = {}
+        for item in prog.items:
+            match item:
+                case A.Function():
+                    self.globals[item.name.symbol] = _Function(self, [d.name.symbol for d in item.args], (), None,
+                                                               self.globals, dims_owner=item, body=item.body)
+                case A.Definition():
+                    self.definition(item, self.globals)
+        d = dtype
+        self.builtins = {
+            "exp": torch.exp, "Exp": torch.exp, "log": torch.log, "ln": torch.log, "sin": torch.sin,
+            "cos": torch.cos, "tan": torch.tan, "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh,
+            "Sigmoid": torch.sigmoid, "Softplus": F.softplus, "GELU": F.gelu,
+            "Softmax": lambda x: torch.softmax(x, dim=-1), "LogSoftmax": lambda x: torch.log_softmax(x, dim=-1),
+            "Mean": torch.mean, "Var": lambda x: torch.var(x, correction=0),
+            "Std": lambda x: torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
+            "MSE": lambda a, b: torch.mean((a - b) ** 2), "SmoothL1": _smooth_l1, "CrossEntropy": _cross_entropy,
+        }
+        self.float_args = set(self.builtins)  # these compute in the module's floating dtype
+        self.builtins.update({
+            "abs": torch.abs, "sign": torch.sign, "ReLU": torch.relu, "StopGrad": lambda x: x.detach(),
+            "maximum": self._maximum, "minimum": self._minimum, "clip": self._clip, "Concat": _concat,
+            "OneHot": lambda i, n: (torch.arange(int(n)) == i.long().unsqueeze(-1)).to(d),
+        })
+
+    # ---- values ----
+    def pos(self, node: A.Node) -> str:
+        return f"{self.filename}:{node.span.line}:{node.span.column}"
+
+    def num(self, v) -> torch.Tensor:
+        if isinstance(v, bool):
+            return torch.tensor(v)
+        if isinstance(v, int):
+            return torch.tensor(v, dtype=torch.int64)
+        return torch.tensor(float(v), dtype=self.dtype)
+
+    def tensor(self, v):
+        if isinstance(v, torch.Tensor):
+            return v
+        if isinstance(v, (bool, int, float)):
+            return self.num(v)
+        return v
+
+    def flt(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the module's floating dtype (integers and booleans converted)."""
+        x = self.tensor(x)
+        return x if x.dtype == self.dtype else x.to(self.dtype)
+
+    def _promote(self, *xs):
+        xs = [self.tensor(x) for x in xs]
+        dt = xs[0].dtype
+        for x in xs[1:]:
+            dt = torch.promote_types(dt, x.dtype)
+        return [x.to(dt) for x in xs]
+
+    def _maximum(self, a, b):
+        a, b = self._promote(a, b)
+        return torch.maximum(a, b)
+
+    def _minimum(self, a, b):
+        a, b = self._promote(a, b)
+        return torch.minimum(a, b)
+
+    def _clip(self, x, lo, hi):
+        x, lo, hi = self._promote(x, lo, hi)
+        return torch.clamp(x, min=lo, max=hi)
+
+    # ---- modules, functions, statements ----
+    def call_module(self, mod: A.Module, args, params):
+        env = dict(self.globals)
+        for decl, value in zip(mod.inputs, args):
+            env[decl.name.symbol] = self.input_value(decl, value)
+        for decl, value in zip(mod.params, params):
+            env[decl.name.symbol] = self.param_value(value)
+        self.bind_dims(mod, env)
+        return self.body(mod.body, env)
+
+    def input_value(self, decl: A.Decl, v):
+        v = self.tensor(v)
+        if not isinstance(v, torch.Tensor):
+            return v
+        real = decl.annotation is not None and decl.annotation.field == "R"
+        if v.is_floating_point() or real:
+            return self.flt(v)
+        return v
+
+    def param_value(self, v):
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            return self.flt(v)
+        if isinstance(v, (bool, int, float)):
+            return self.num(v)
+        return v
+
+    def bind_dims(self, owner, env) -> None:
+        decls = (owner.inputs + owner.params) if isinstance(owner, A.Module) else owner.args
+        for d in decls:
+            if d.annotation is None:
+                continue
+            for axis, dim in enumerate(d.annotation.dims):
+                if isinstance(dim, A.Ref) and dim.symbol not in env:
+                    env[dim.symbol] = torch.tensor(self.tensor(env[d.name.symbol]).shape[axis])
+
+    def body(self, stmts, env):
+        for stmt in stmts:
+            if isinstance(stmt, A.Return):
+                for b in stmt.where:
+                    self.definition(b, env)
+                values = tuple(self.tensor(self.eval(v, env)) for v in stmt.values)
+                return values[0] if len(values) == 1 else values
+            self.definition(stmt, env)
+        raise AssertionError("a body without \\Return")
+
+    def definition(self, d: A.Definition, env) -> None:
+        sym = d.target.symbol
+        if d.params is not None:
+            env[sym] = _Function(self, [p.symbol for p in d.params], d.where, d.value, env)
+            return
+        for b in d.where:
+            self.definition(b, env)
+        value = A.strip(d.value)
+        if sym.extra.get("recurrence"):
+            env[sym] = self.recurrence(sym, value, env)
+        else:
+            env[sym] = self.eval(d.value, env)
+
+    def recurrence(self, sym, builder: A.SetBuilder, env):
+        bound = builder.bounds[0]
+        lo, hi = self.bounds(bound, env)
+        partial = _Partial(sym, lo)
+        env[sym] = partial
+        for t in range(lo, hi + 1):
+            env[bound.var.symbol] = torch.tensor(t)
+            partial.elements.append(self.tensor(self.eval(builder.element, env)))
+        env.pop(bound.var.symbol, None)
+        return self.stack(partial.elements, builder, env)
+
+    # ---- expressions ----
+    def eval(self, e, env):
+        match e:
+            case A.Num():
+                return self.num(e.value)
+            case A.Constant():
+                return self.num({"\\pi": math.pi, "e": math.e, "\\infty": math.inf}[e.key])
+            case A.Paren() | A.Group():
+                return self.eval(e.expr, env)
+            case A.Ref():
+                if e.symbol.kind == S.MODULE:
+                    raise TypeError("a module cannot be called directly")
+                return env[e.symbol]
+            case A.Unary(op="not"):
+                return torch.logical_not(self.eval(e.operand, env))
+            case A.Unary(op="-"):
+                return -self.eval(e.operand, env)
+            case A.Unary():
+                return self.eval(e.operand, env)
+            case A.Binary(op="and" | "or"):
+                fn = torch.logical_and if e.op == "and" else torch.logical_or
+                return fn(self.tensor(self.eval(e.left, env)), self.tensor(self.eval(e.right, env)))
+            case A.Binary(op="@"):
+                a, b = self.eval(e.left, env), self.eval(e.right, env)
+                if e.spelling == "\\cdot" and (a.dim() == 0 or b.dim() == 0):
+                    return a * b
+                if a.dim() == 0 or b.dim() == 0:
+                    raise TypeError("`@` with a scalar operand")
+                a, b = self._promote(a, b)
+                return a @ b
+            case A.Binary() | A.Juxtapose():
+                a, b = self.eval(e.left, env), self.eval(e.right, env)
+                op = "*" if isinstance(e, A.Juxtapose) else e.op
+                if op == "+":
+                    return a + b
+                if op == "-":
+                    return a - b
+                if op == "*":
+                    return a * b
+                return self.flt(a) / self.flt(b)
+            case A.Frac():
+                return self.flt(self.eval(e.numerator, env)) / self.flt(self.eval(e.denominator, env))
+            case A.Compare():
+                a, b = self.eval(e.left, env), self.eval(e.right, env)
+                return {"<": torch.lt, ">": torch.gt, "<=": torch.le, ">=": torch.ge, "==": torch.eq,
+                        "!=": torch.ne}[e.op](a, b)
+            case A.Power():
+                return self.power(e, env)
+            case A.Transpose():
+                x = self.eval(e.operand, env)
+                return x if x.dim() < 2 else x.transpose(-1, -2)
+            case A.Sqrt(degree=None):
+                return torch.sqrt(self.flt(self.eval(e.radicand, env)))
+            case A.Sqrt():
+                return self.flt(self.eval(e.radicand, env)) ** (1.0 / self.flt(self.eval(e.degree, env)))
+            case A.Bars():
+                x = self.eval(e.operand, env)
+                if isinstance(x, (list, tuple, torch.nn.ModuleList)):
+                    return torch.tensor(len(x))
+                return torch.tensor(x.shape[0]) if x.dim() >= 1 else torch.abs(x)
+            case A.Norm():
+                order = {None: 2, "1": 1, "2": 2, "inf": math.inf}[e.order]
+                return torch.linalg.vector_norm(self.flt(self.eval(e.operand, env)), ord=order)
+            case A.Rounding():
+                x = self.eval(e.operand, env)
+                if not x.is_floating_point():
+                    return x
+                return (torch.floor(x) if e.kind == "floor" else torch.ceil(x)).long()
+            case A.Indicator():
+                return self.flt(self.eval(e.condition, env))
+            case A.Index():
+                return self.index(e, env)
+            case A.Call():
+                return self.call(e, env)
+            case A.Builtin():
+                return self.builtin_function(e.name)
+            case A.BuiltinCall():
+                return self.builtin_function(e.name)(*(self.eval(a, env) for a in e.args))
+            case A.Reduce():
+                return self.reduce(e, env)
+            case A.BigOp():
+                return self.bigop(e, env)
+            case A.SetBuilder():
+                return self.setbuilder(e, env)
+            case A.Cases():
+                return self.cases(e, env)
+        raise TypeError(f"the reference has no rule for {type(e).__name__}")
+
+    def builtin_function(self, name: str):
+        fn = self.builtins[name]
+        if name in self.float_args:
+            return lambda *xs: fn(*(self.flt(x) for x in xs))
+        return lambda *xs: fn(*(self.tensor(x) for x in xs))
+
+    def power(self, e: A.Power, env):
+        base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
+        if base.dim() >= 2 and not exp.is_floating_point() and exp.dim() == 0 and int(exp) == -1:
+            return torch.linalg.inv(self.flt(base))  # A^{-1}: the matrix inverse
+        if not base.is_floating_point() and not exp.is_floating_point():
+            if bool((exp < 0).any()):
+                return self.flt(base) ** exp  # an integer to a negative power is a float
+            return base ** exp
+        return base ** exp
+
+    def call(self, e: A.Call, env):
+        func = self.eval(e.func, env)
+        args = [self.tensor(self.eval(a, env)) for a in e.args]
+        found = forward_source(func) if isinstance(func, torch.nn.Module) else None
+        if found is None and isinstance(func, torch.nn.Module):
+            spec = getattr(getattr(type(func), "forward", None), "__kokoyi_spec__", None) or \
+                getattr(getattr(func, "_forward", None), "__kokoyi_spec__", None)
+            if spec is not None and spec.name in self.sources:
+                found = (*self.sources[spec.name], spec.name)
+        if found is not None:  # a Kokoyi module given as a parameter: interpret its source too
+            text, filename, name = found
+            params = func.get_parameters() if hasattr(func, "get_parameters") else ()
+            return run(text, name, args, params, filename=filename, sources=self.sources)
+        return func(*args)
+
+    # ---- indexing ----
+    def index(self, e: A.Index, env):
+        target = A.strip(e.target)
+        items = list(e.items)
+        if isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Partial):
+            partial = env[target.symbol]
+            t = int(self.eval(items[0], env))
+            offset = t - partial.lower
+            if not 0 <= offset < len(partial.elements):
+                raise RefRuntimeError([self.pos(target), self.pos(e)],
+                                      f"the recurrence reads element {offset}, which does not exist")
+            x = partial.elements[offset]
+            items = items[1:]
+        else:
+            x = self.eval(e.target, env)
+        axis = 0
+        for item in items:
+            if isinstance(item, A.Slice):
+                n = x.shape[axis] if isinstance(x, torch.Tensor) else len(x)
+                start = None if item.start is None else int(self.eval(item.start, env))
+                stop = None if item.stop is None else int(self.eval(item.stop, env))
+                lo, hi, _ = slice(start, stop).indices(n)
+                x = x.narrow(axis, lo, max(hi - lo, 0))
+                axis += 1
+                continue
+            i = self.tensor(self.eval(item, env))
+            if isinstance(x, (list, tuple, torch.nn.ModuleList)):
+                k = int(i)
+                if not -len(x) <= k < len(x):
+                    raise RefRuntimeError([self.pos(e), self.pos(item)], f"index {k} is out of range")
+                x = x[k]
+                continue
+            if i.is_floating_point() or i.dtype == torch.bool:
+                raise TypeError("an index must be an integer")
+            n = x.shape[axis]
+            if bool(((i < -n) | (i >= n)).any()):
+                bad = i[(i < -n) | (i >= n)].reshape(-1)[0]
+                raise RefRuntimeError([self.pos(e), self.pos(item)],
+                                      f"index {int(bad)} is out of range for an axis of length {n}")
+            if i.dim() == 0:
+                x = x.select(axis, int(i) % n)
+            else:
+                x = x.index_select(axis, (i % n).reshape(-1)).unflatten(axis, i.shape)
+                axis += i.dim()
+        return x
+
+    # ---- index ranges ----
+    def bounds(self, b: A.Bound, env) -> tuple[int, int]:
+        """Inclusive integer bounds: a lower bound that is not an integer rounds up, an upper one down."""
+        lo, hi = self.tensor(self.eval(b.lower, env)), self.tensor(self.eval(b.upper, env))
+        lo = int(lo) if not lo.is_floating_point() else math.ceil(float(lo))
+        hi = int(hi) if not hi.is_floating_point() else math.floor(float(hi))
+        return lo, hi
+
+    def loop(self, b: A.Bound, env):
+        """The values of b's index, bound in env in turn."""
+        lo, hi = self.bounds(b, env)
+        for i in range(lo, hi + 1):
+            env[b.var.symbol] = torch.tensor(i)
+            yield i
+        env.pop(b.var.symbol, None)
+
+    def bigop(self, e: A.BigOp, env):
+        items = [self.tensor(self.eval(e.body, env)) for _ in self.loop(e.bound, env)]
+        lo = self.bounds(e.bound, env)[0] if items else 0
+        if e.op in ("sum", "prod"):
+            if not items:
+                return self.empty_value(0 if e.op == "sum" else 1, e.body, env, e.bound)
+            out = items[0]
+            for x in items[1:]:
+                out = out + x if e.op == "sum" else out * x
+            return out
+        if not items:
+            name = {"mean": "\\mathbb{E}"}.get(e.op, "\\" + e.op)
+            raise RefRuntimeError(self.pos(e), f"{name} over an empty range")
+        items = self._promote(*items)
+        shape = torch.broadcast_shapes(*(x.shape for x in items))
+        stacked = torch.stack([x.expand(shape) for x in items])
+        if e.op == "mean":
+            out = items[0].expand(shape)
+            for x in items[1:]:
+                out = out + x
+            return self.flt(out) / len(items)
+        if e.op == "max":
+            return stacked.amax(0)
+        if e.op == "min":
+            return stacked.amin(0)
+        return (stacked.argmax(0) if e.op == "argmax" else stacked.argmin(0)) + lo
+
+    def empty_value(self, v: int, body, env, bound) -> torch.Tensor:
+        """0 or 1 for an empty sum or product: integer when the body is, shaped like the body
+        where that can be known (the body at some index value, computed without gradient)."""
+        probe = self.probe(body, env, [bound])
+        if probe is not None:
+            return torch.full(probe.shape, v, dtype=probe.dtype if probe.dtype != torch.bool else torch.int64)
+        env[bound.var.symbol] = torch.tensor(0)
+        try:
+            floating = self.is_float(body, env)
+        finally:
+            env.pop(bound.var.symbol, None)
+        return self.num(float(v) if floating else v)
+
+    def probe(self, e, env, bounds):
+        """e with the indices of bounds at their lower bound, upper bound or 0 (the first that
+        can be computed), to learn the shape of elements an empty range does not compute."""
+        with torch.no_grad():
+            for pick in range(3):
+                saved = dict(env)
+                try:
+                    for b in bounds:
+                        lo, hi = self.bounds(b, env)
+                        env[b.var.symbol] = torch.tensor((lo, hi, 0)[pick])
+                    return self.tensor(self.eval(e, env))
+                except Exception:  # noqa: BLE001, S112 - that index value is outside: try another
+                    continue
+                finally:
+                    env.clear()
+                    env.update(saved)
+        return None
+
+    def setbuilder(self, e: A.SetBuilder, env):
+        out = self._table(e, e.bounds, env)
+        if isinstance(A.strip(e.element), A.Num) or (
+                isinstance(A.strip(e.element), A.Unary) and isinstance(A.strip(A.strip(e.element).operand), A.Num)):
+            out = self.flt(out)  # a set-builder of literals takes the module's floating dtype
+        return out
+
+    def _table(self, e: A.SetBuilder, bounds, env):
+        items = []
+        for _ in self.loop(bounds[0], env):
+            items.append(self._table(e, bounds[1:], env) if len(bounds) > 1 else self.tensor(self.eval(e.element, env)))
+        return self.stack(items, e, env)
+
+    def stack(self, items, builder: A.SetBuilder, env):
+        if not items:
+            probe = self.probe(builder.element, env, builder.bounds)
+            if probe is not None:
+                return torch.zeros((0,) + tuple(probe.shape), dtype=probe.dtype)
+            for b in builder.bounds:
+                env[b.var.symbol] = torch.tensor(0)
+            try:
+                floating = self.is_float(builder.element, env)
+            finally:
+                for b in builder.bounds:
+                    env.pop(b.var.symbol, None)
+            return torch.zeros(0, dtype=self.dtype if floating else torch.int64)
+        items = self._promote(*items)
+        shape = torch.broadcast_shapes(*(x.shape for x in items))
+        return torch.stack([x.expand(shape) for x in items])
+
+    def reduce(self, e: A.Reduce, env):
+        args = [self.tensor(self.eval(a, env)) for a in e.args]
+        if len(args) > 1:
+            out = args[0]
+            for x in args[1:]:
+                out = self._maximum(out, x) if e.op == "max" else self._minimum(out, x)
+            return out
+        x = args[0]
+        return {"sum": torch.sum, "prod": torch.prod, "max": torch.amax, "min": torch.amin,
+                "argmax": torch.argmax, "argmin": torch.argmin}[e.op](x)
+
+    # ---- cases ----
+    def cases(self, e: A.Cases, env):
+        """The first row whose condition holds; with tensor conditions, element by element.
+
+        A condition is evaluated only when some element is still undecided, and a row's value
+        only when the row applies to some element, so a row that never applies is never read.
+        """
+        remaining = None  # None: every element is undecided (shape still unknown)
+        taken = []  # (row, mask) for each row that applies somewhere
+        for row in e.rows:
+            if remaining is not None and not bool(remaining.any()):
+                break
+            cond = torch.tensor(True) if row.condition is None else self.tensor(self.eval(row.condition, env))
+            cond = cond.to(torch.bool)
+            take = cond if remaining is None else remaining & cond
+            remaining = ~cond if remaining is None else remaining & ~cond
+            if bool(take.any()):
+                taken.append((row, take))
+        values = [(self.tensor(self.eval(row.value, env)), take) for row, take in taken]
+        floating = any(self.is_float(row.value, env) for row in e.rows)
+        shapes = [remaining.shape] + [t.shape for _, t in values] + [v.shape for v, _ in values]
+        shape = torch.broadcast_shapes(*shapes)
+        remaining = remaining.expand(shape)
+        if bool(remaining.any()):
+            raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+        if not values:  # (only when the shape is empty: nothing to compute)
+            return torch.zeros(shape, dtype=self.dtype if floating else torch.int64)
+        dtype = self._promote(*(v for v, _ in values))[0].dtype
+        if floating:
+            dtype = torch.promote_types(dtype, self.dtype)
+        if len(values) == 1:  # one row applies everywhere
+            return values[0][0].expand(shape).to(dtype)
+        values = [(v.expand(shape), t.expand(shape)) for v, t in values]
+        out = []
+        for p in itertools.product(*(range(n) for n in shape)):
+            for v, t in values:
+                if bool(t[p]):
+                    out.append(v[p].to(dtype))
+                    break
+        if not out:
+            return torch.zeros(shape, dtype=dtype)
+        return torch.stack(out).reshape(shape)
+
+    # ---- static floating-or-integer kind (for values never computed: empty ranges, rows not taken) ----
+    def is_float(self, e, env) -> bool:
+        match e:
+            case A.Num():
+                return isinstance(e.value, float)
+            case A.Constant() | A.Frac() | A.Sqrt() | A.Norm() | A.Indicator() | A.Call():
+                return True
+            case A.Paren() | A.Group():
+                return self.is_float(e.expr, env)
+            case A.Ref():
+                v = env.get(e.symbol)
+                if isinstance(v, _Partial):
+                    return bool(v.elements) and v.elements[0].is_floating_point()
+                return isinstance(v, torch.Tensor) and v.is_floating_point()
+            case A.Unary(op="not") | A.Compare() | A.Rounding() | A.Binary(op="and" | "or"):
+                return False
+            case A.Unary() | A.Transpose():
+                return self.is_float(e.operand, env)
+            case A.Binary(op="/"):
+                return True
+            case A.Binary() | A.Juxtapose():
+                return self.is_float(e.left, env) or self.is_float(e.right, env)
+            case A.Power():
+                neg = isinstance(A.strip(e.exponent), A.Unary) and A.strip(e.exponent).op == "-"
+                return neg or self.is_float(e.base, env) or self.is_float(e.exponent, env)
+            case A.Bars():
+                return False
+            case A.Index():
+                return self.is_float(e.target, env)
+            case A.BuiltinCall():
+                if e.name in ("abs", "sign", "ReLU", "maximum", "minimum", "clip", "StopGrad", "Concat"):
+                    return any(self.is_float(a, env) for a in e.args)
+                return True
+            case A.Reduce():
+                return e.op not in ("argmax", "argmin") and any(self.is_float(a, env) for a in e.args)
+            case A.BigOp():
+                return e.op == "mean" or (e.op not in ("argmax", "argmin") and self.is_float(e.body, env))
+            case A.SetBuilder():
+                el = A.strip(e.element)
+                return isinstance(el, A.Num) or self.is_float(e.element, env)
+            case A.Cases():
+                return any(self.is_float(r.value, env) for r in e.rows)
+        return True
