@@ -336,7 +336,7 @@ class Specializer:
             self.rec[id(sym)] = (elements, first, element)
             trial = self._scratch(lambda: self.expr(builder.element)[1])
             settled = Value(rank=max(trial.rank, element.rank), batched=trial.batched or element.batched,
-                            depth=self.depth)
+                            depth=self.depth, integer=trial.integer and element.integer)
             if settled == element:
                 break
             element = settled
@@ -378,9 +378,11 @@ class Specializer:
         if not found:
             raise self.unsupported("a recurrence without a base case", builder)
         tensors = [v for v in found if not v.python]
+        integer = all(v.integer for v in found)
         if not tensors:
-            return Value(depth=self.depth)
-        return Value(rank=max(v.rank for v in tensors), batched=any(v.batched for v in tensors), depth=self.depth)
+            return Value(depth=self.depth, integer=integer)
+        return Value(rank=max(v.rank for v in tensors), batched=any(v.batched for v in tensors), depth=self.depth,
+                     integer=integer)
 
     # ---- expressions ----
     def expr(self, e) -> tuple[str, Value]:
