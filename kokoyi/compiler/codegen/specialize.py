@@ -644,6 +644,8 @@ class Specializer:
                 codes = [c if pv.batched else f"kk.expand_batch({c}, _B)" for c, pv in zip(codes, vals)]
         else:
             codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
+            if tensors and not all(pv.integer for pv in vals):  # one float row makes every row a float
+                codes, v = [self.to_float(c, pv) for c, pv in zip(codes, vals)], replace(v, integer=False)
         text = codes[-1] if conds[-1] is None else f"kk.no_case({self.where(e)})"
         last = len(rows) - 1 if conds[-1] is None else len(rows)
         for i in range(last - 1, -1, -1):
@@ -776,7 +778,10 @@ class Specializer:
                     c, pv = f"{c}.unsqueeze(-1)", replace(pv, rank=1)
                 vectors.append((c, pv))
             parts = vectors
-            codes, v = self._broadcast(parts)
+            _, v = self._broadcast(parts)
+            # Joined along a per-sample axis, every operand needs all the leading (loop) axes,
+            # even one that has none: right-aligned broadcasting does not line them up here.
+            codes = [self.lift(c, pv, v.depth) if pv.depth < v.depth else c for c, pv in parts]
             if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
                 codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
