@@ -311,7 +311,14 @@ def gradient_where(x, mask):
     if not (isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled()):
         return x
     mask = torch.as_tensor(mask, device=x.device)
-    return _GradientWhere.apply(x, mask.expand(x.shape) if mask.shape != x.shape else mask)
+    if mask.shape != x.shape:
+        try:  # only a mask that lines up with x's elements says which of them the row supplies
+            if torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
+                return x
+        except RuntimeError:
+            return x
+        mask = mask.expand(x.shape)
+    return _GradientWhere.apply(x, mask)
 
 
 def select(cond, value, otherwise):

@@ -569,6 +569,8 @@ class Specializer:
             for r in rows:
                 self.guard = saved if rest is None else rest
                 cond = None if r.condition is None else self.expr(r.condition)
+                if cond is not None and not cond[1].python:  # computed once: the select and guards read it
+                    cond = (self.temp("condition", cond[0]), cond[1])
                 conds.append(cond)
                 if cond is not None:
                     self.guard = self.restrict(*self._and(rest, cond))
@@ -646,7 +648,15 @@ class Specializer:
             codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
             if tensors and not all(pv.integer for pv in vals):  # one float row makes every row a float
                 codes, v = [self.to_float(c, pv) for c, pv in zip(codes, vals)], replace(v, integer=False)
-        text = codes[-1] if conds[-1] is None else f"kk.no_case({self.where(e)})"
+        if conds[-1] is None:
+            text = codes[-1]
+        elif all(is_static(r.condition) for r in rows):  # no row applies: an error for index conditions,
+            text = f"kk.no_case({self.where(e)})"     # NaN for the others (choices.md#cases-without-otherwise)
+        elif v.python:
+            text, v = "math.nan", replace(v, integer=False)
+        else:
+            ones = "(" + "1, " * (v.lead + v.rank) + ")"
+            text, v = f"kk.as_tensor(math.nan, _dev, {self.dtype}).reshape({ones})", replace(v, integer=False)
         last = len(rows) - 1 if conds[-1] is None else len(rows)
         for i in range(last - 1, -1, -1):
             text = f"({codes[i]} if {conds[i]} else {text})"
