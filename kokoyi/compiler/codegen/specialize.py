@@ -628,7 +628,11 @@ class Specializer:
         mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched or v.depth != tensors[0].depth
                     for v in tensors) or len(tensors) < len(vals) if tensors else False
         if mixed:
-            codes, v = self._broadcast(parts)
+            _, v = self._broadcast(parts)
+            # Alternatives, not operands: every tensor row gets the join's loop axes (one without
+            # any would not line up by right-aligned broadcasting later).
+            codes = [self.lift(c, pv, v.depth) if not pv.python and pv.depth < v.depth else c for c, pv in parts]
+            vals = [replace(pv, depth=v.depth) if not pv.python else pv for pv in vals]
             if len(tensors) < len(vals):
                 # A Python number row beside tensor rows (`0.5` beside `x[r]`): a tensor of the
                 # rows' layout, since nothing broadcasts the chosen row later.
@@ -646,8 +650,8 @@ class Specializer:
                 codes = [c if pv.batched else f"kk.expand_batch({c}, _B)" for c, pv in zip(codes, vals)]
         else:
             codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
-            if tensors and not all(pv.integer for pv in vals):  # one float row makes every row a float
-                codes, v = [self.to_float(c, pv) for c, pv in zip(codes, vals)], replace(v, integer=False)
+        if tensors and not all(pv.integer for pv in vals):  # one float row makes every row a float
+            codes, v = [self.to_float(c, pv) for c, pv in zip(codes, vals)], replace(v, integer=False)
         if conds[-1] is None:
             text = codes[-1]
         elif all(is_static(r.condition) for r in rows):  # no row applies: an error for index conditions,
