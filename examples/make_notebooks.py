@@ -379,7 +379,7 @@ pi, V = Policy(obs_dim, n_actions, HIDDEN), Value(obs_dim, HIDDEN)
 gae, normalise = GAE(GAMMA, GAE_LAMBDA), Normalise()
 ppo_loss = PPOLoss(pi, V, CLIP, VF_COEF, ENT_COEF)
 params = list(pi.parameters()) + list(V.parameters())
-optimizer = torch.optim.Adam(params, lr=LR, eps=1e-5)
+optimizer = torch.optim.Adam(params, lr=LR, eps=1e-5, foreach=True)
 shuffle = torch.Generator().manual_seed(SEED)
 
 log = EpisodeLog(NUM_ENVS, target={"CartPole-v1": 475.0, "Acrobot-v1": -100.0}[ENV_ID])

@@ -197,13 +197,12 @@ def ppo_update(ro, gae, normalise, ppo_loss, opt, params, epochs: int, minibatch
             loss = loss.mean()
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
             opt.step()
             with torch.no_grad():
-                stats.append([loss.item(), v_loss.mean().item(), entropy.mean().item(),
-                              ((ratio - 1) - ratio.log()).mean().item(),
-                              ((ratio - 1).abs() > clip).float().mean().item()])
-    return np.mean(stats, axis=0).tolist()
+                stats.append(torch.stack([loss, v_loss.mean(), entropy.mean(), ((ratio - 1) - ratio.log()).mean(),
+                                          ((ratio - 1).abs() > clip).float().mean()]))
+    return torch.stack(stats).mean(0).tolist()
 
 
 def parse_args(argv=None):
@@ -304,7 +303,7 @@ def main(argv=None):
     normalise = M["Normalise"]()
     ppo_loss = M["PPOLoss"](pi, V, args.clip, args.vf_coef, args.ent_coef)
     params = list(pi.parameters()) + list(V.parameters())
-    opt = torch.optim.Adam(params, lr=args.lr, eps=1e-5)
+    opt = torch.optim.Adam(params, lr=args.lr, eps=1e-5, foreach=True)  # one call for all tensors: faster on CPU
 
     batch = args.num_envs * args.num_steps
     updates = max(1, args.total_steps // batch)
