@@ -131,7 +131,7 @@ class EpisodeLog:
         self.step += len(rewards)
         self.running += rewards
         self.running_length += 1
-        for i in np.flatnonzero(dones):
+        for i in np.flatnonzero(dones) if dones.any() else ():
             self.returns.append(float(self.running[i]))
             self.lengths.append(int(self.running_length[i]))
             self.end_steps.append(self.step)
@@ -154,25 +154,26 @@ class EpisodeLog:
 def collect_rollout(envs, pi, V, obs, T: int, log: EpisodeLog):
     """``T`` steps of every environment, actions sampled from ``pi``: the rollout (time first)
     and the next observations. The policy and the critic run on all environments in one call."""
-    N = obs.shape[0]
-    ro = {"obs": torch.zeros(T, N, obs.shape[1]), "actions": torch.zeros(T, N, dtype=torch.long),
-          "logp": torch.zeros(T, N), "rewards": torch.zeros(T, N), "dones": torch.zeros(T, N),
-          "values": torch.zeros(T + 1, N)}  # values[T]: the bootstrap value of the next observations
-    for t in range(T):
-        with torch.no_grad():
-            logp_all = torch.log_softmax(pi(obs, batch_level=[1]), dim=-1)
-            action = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
-            ro["values"][t] = V(obs, batch_level=[1])
-        ro["obs"][t], ro["actions"][t] = obs, action
-        ro["logp"][t] = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-        obs_np, reward, terminated, truncated, _ = envs.step(action.numpy())
-        done = np.logical_or(terminated, truncated)  # as CleanRL: a time limit also ends the bootstrap
-        ro["rewards"][t] = torch.as_tensor(reward, dtype=torch.float32)
-        ro["dones"][t] = torch.as_tensor(done, dtype=torch.float32)
-        obs = torch.as_tensor(obs_np, dtype=torch.float32)
-        log.record(reward, done)
+    steps = {"obs": [], "actions": [], "logp": [], "values": [], "rewards": [], "dones": []}
     with torch.no_grad():
-        ro["values"][T] = V(obs, batch_level=[1])
+        for _ in range(T):
+            logp_all = torch.log_softmax(pi(obs, batch_level=[1]), dim=-1)
+            action = torch.multinomial(logp_all.exp(), 1)
+            steps["obs"].append(obs)
+            steps["actions"].append(action)
+            steps["logp"].append(logp_all.gather(-1, action))
+            steps["values"].append(V(obs, batch_level=[1]))
+            obs_np, reward, terminated, truncated, _ = envs.step(action.view(-1).numpy())
+            done = np.logical_or(terminated, truncated)  # as CleanRL: a time limit also ends the bootstrap
+            steps["rewards"].append(reward)
+            steps["dones"].append(done)
+            obs = torch.as_tensor(obs_np, dtype=torch.float32)
+            log.record(reward, done)
+        steps["values"].append(V(obs, batch_level=[1]))  # values[T]: the bootstrap value of the next observations
+    ro = {k: torch.stack(steps[k]) for k in ("obs", "values")}
+    ro["actions"], ro["logp"] = torch.stack(steps["actions"])[..., 0], torch.stack(steps["logp"])[..., 0]
+    for k in ("rewards", "dones"):
+        ro[k] = torch.as_tensor(np.stack(steps[k]), dtype=torch.float32)
     return ro, obs
 
 
