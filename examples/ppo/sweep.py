@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,9 +79,9 @@ def report(args) -> None:
                 results.setdefault(env, {})[backend] = runs
     if not results:
         raise SystemExit(f"no summaries under {args.root}")
-    header = ("| environment | backend | seeds | reached target | env steps to target (median, range) "
-              "| final 100-episode mean (median) | env steps/s (median) |")
-    table = [header, "|---|---|---:|---:|---|---:|---:|"]
+    header = ("| environment | backend | seeds | reached the target | env steps to the target (median, range) "
+              "| last 100-episode mean (median) | greedy test return (median) | env steps/s (median) |")
+    table = [header, "|---|---|---:|---:|---|---:|---:|---:|"]
     compact = {}
     for env, by_backend in results.items():
         for backend, runs in by_backend.items():
@@ -91,8 +90,12 @@ def report(args) -> None:
                     if reached else "-")
             name = "Kokoyi" if backend == "kokoyi" else "twin (PyTorch)"
             target = runs[0]["target"]
-            table.append(f"| {env} (target {target:g}) | {name} | {len(runs)} | **{len(reached)}/{len(runs)}** | {span} "
-                         f"| {statistics.median(s['final_mean100'] for s in runs):.1f} "
+            stopped = sum(bool(s["stopped_at_target"]) for s in runs)
+            last = f"{statistics.median(s['final_mean100'] for s in runs):.1f}" + (
+                f" ({stopped} stopped at the target)" if stopped else "")
+            greedy = statistics.median(statistics.mean(s["greedy_test_returns"]) for s in runs)
+            table.append(f"| {env} (target {target:g}) | {name} | {len(runs)} | **{len(reached)}/{len(runs)}** "
+                         f"| {span} | {last} | {greedy:.1f} "
                          f"| {statistics.median(s['env_steps_per_s'] for s in runs):.0f} |")
             compact.setdefault(env, {})[backend] = [
                 {k: s[k] for k in ("seed", "reached_at", "stopped_at_target", "env_steps", "episodes", "final_mean100",
@@ -103,6 +106,8 @@ def report(args) -> None:
 
 
 def _plot(env: str, by_backend: dict, path: Path) -> None:
+    """Every seed's 100-episode mean return (thin), and per backend the median over seeds where
+    every seed of that backend is still running (runs stopped at the target end early)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,20 +115,23 @@ def _plot(env: str, by_backend: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     total = max(s["total_steps"] for runs in by_backend.values() for s in runs)
-    grid = np.linspace(0, total, 200)
-    for (backend, runs), color in zip(by_backend.items(), ("C0", "C1")):
+    grid = np.linspace(0, total, 250)
+    styles = {"kokoyi": ("C0", "-", "Kokoyi"), "torch": ("C1", "--", "twin (PyTorch)")}
+    for backend, runs in by_backend.items():
+        color, ls, name = styles[backend]
         curves = np.array([_curve(s, grid) for s in runs])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns: no seed has an episode yet
-            med, lo, hi = np.nanmedian(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
-        label = f"{'Kokoyi' if backend == 'kokoyi' else 'twin (PyTorch)'}: median of {len(runs)} seeds"
-        ax.plot(grid, med, color=color, lw=2, label=label)
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.15, label="min-max over seeds")
+        for c in curves:
+            ax.plot(grid, c, color=color, ls=ls, lw=0.6, alpha=0.35)
+        all_running = ~np.isnan(curves).any(0)
+        med = np.where(all_running, np.median(np.nan_to_num(curves), 0), np.nan)
+        stopped = sum(bool(s.get("stopped_at_target")) for s in runs)
+        note = f", {stopped} stopped at the target" if stopped else ""
+        ax.plot(grid, med, color=color, ls=ls, lw=2.2, label=f"{name}: median of {len(runs)} seeds{note}")
     target = next(iter(by_backend.values()))[0]["target"]
-    ax.axhline(target, color="k", ls="--", lw=1, label=f"target ({target:g})")
+    ax.axhline(target, color="k", ls=":", lw=1, label=f"target ({target:g})")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("100-episode mean return")
-    ax.set_title(f"PPO on {env}")
+    ax.set_title(f"PPO on {env} (thin lines: single seeds)")
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
