@@ -140,6 +140,12 @@ class Specializations:
             self.cache[key] = entry
         return entry
 
+    # Code generation stays outside a torch.compile trace: a signature met for the first time
+    # under torch.compile is a graph break (an error with fullgraph=True) at this call.
+    _lookup = torch.compiler.disable(_lookup, reason=(
+        "kokoyi generates code for a call signature it has not seen: call the model once with "
+        "these input ranks and batch levels before compiling it with fullgraph=True"))
+
     def output_layouts(self, inputs, param_descs, params):
         entry = self._build(inputs, param_descs, params)
         return None if entry is FALLBACK else entry[1]
