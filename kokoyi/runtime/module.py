@@ -16,6 +16,7 @@ import torch
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
 from kokoyi.runtime import batching
+from kokoyi.runtime.forward import ModuleForward
 from kokoyi.runtime.specialize import FALLBACK, Specializations
 
 
@@ -107,7 +108,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     forward.__kokoyi_per_sample__ = per_sample
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
-    return forward
+    return ModuleForward(forward, name, source)
 
 
 def check_batch_level_type(spec: ModuleSpec, batch_level) -> None:
