@@ -47,3 +47,33 @@ def test_ddp_gradients_equal_single_process(tmp_path):
     for g_, w in zip(got["first"] + got["final"], want_first + want_final):
         torch.testing.assert_close(g_, w)
     assert all(not torch.equal(a, b) for a, b in zip(want_final, model.parameters()))  # training moved them
+
+
+def test_fsdp2_sharded_layers_keep_the_batched_code(tmp_path):
+    """fully_shard swaps each Linear for an FSDPLinear subclass: still batched without vmap."""
+    import warnings
+
+    from torch.distributed.fsdp import fully_shard
+
+    from kokoyi.runtime.specialize import KokoyiVmapFallback
+
+    kokoyi.load(POLICY)
+    torch.manual_seed(0)
+    linears = torch.nn.ModuleList([torch.nn.Linear(4, 16), torch.nn.Linear(16, 2)])
+    model = spawn_workers.Holder(kokoyi.symbol[r"\pi"], linears)
+    reference = copy.deepcopy(model)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        for layer in linears:
+            fully_shard(layer)
+        fully_shard(model)
+        assert type(linears[0]).__name__ == "FSDPLinear"
+        s = torch.randn(6, 4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", KokoyiVmapFallback)
+            model(s, batch_level=[1])[:, 0].sum().backward()
+        reference(s, batch_level=[1])[:, 0].sum().backward()
+        for sharded, plain in zip(model.parameters(), reference.parameters()):
+            torch.testing.assert_close(sharded.grad.full_tensor(), plain.grad)
+    finally:
+        dist.destroy_process_group()

@@ -102,15 +102,24 @@ def describe(obj) -> tuple:
             params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
             inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
             return ("kokoyi", id(forward), inner)
-        name = type(obj).__name__
+        name = _torch_layer_name(type(obj))
         if isinstance(obj, torch.nn.Sequential):
             return ("sequential", tuple(describe(m) for m in obj))
-        if type(obj).__module__.startswith("torch.nn") and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS or name in CELL_LAYERS):
+        if name is not None and (name in TRANSPARENT_LAYERS or name in CONV_LAYERS or name in CELL_LAYERS):
             return ("layer", name)
-        return ("opaque", name)
+        return ("opaque", type(obj).__name__)
     if callable(obj):
         return ("opaque", type(obj).__name__)
     return ("other", type(obj).__name__)
+
+
+def _torch_layer_name(cls) -> str | None:
+    """The torch.nn layer class a module computes as: its own class, or the torch.nn class
+    whose forward it keeps (FSDP2's `fully_shard` swaps Linear for a subclass FSDPLinear)."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.nn."):
+            return base.__name__ if base.forward is cls.forward else None
+    return None
 
 
 def value_of(desc: tuple, batched: bool = False, rank: int | None = None) -> Value:
