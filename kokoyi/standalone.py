@@ -182,7 +182,7 @@ class _Helpers:
         return found
 
     def need(self, name: str, module_name: str = "kokoyi.runtime.ops", alias: str | None = None) -> None:
-        module, text, _, defs = self.modules[module_name]
+        _, text, _, defs = self.modules[module_name]
         node = defs.get(name)
         if node is None:
             raise StandaloneError(f"no runtime helper {name!r} in {module_name}")

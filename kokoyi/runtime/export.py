@@ -16,10 +16,9 @@ from kokoyi.errors import KokoyiRuntimeError
 def recurrence_steps(first, stop, where_: str):
     """range(first, stop) for a recurrence's loop; a clear error when torch.export is
     tracing it with a dynamic length."""
-    if isinstance(stop, torch.SymInt) or isinstance(first, torch.SymInt):
-        if torch.compiler.is_exporting():
-            raise KokoyiRuntimeError(
-                f"{where_}: this recurrence is a loop over its sequence axis, which torch.export unrolls: "
-                f"export with that length static (leave it out of dynamic_shapes; one export per length), "
-                f"or export the model of one step and loop over the sequence outside it")
+    if (isinstance(stop, torch.SymInt) or isinstance(first, torch.SymInt)) and torch.compiler.is_exporting():
+        raise KokoyiRuntimeError(
+            f"{where_}: this recurrence is a loop over its sequence axis, which torch.export unrolls: "
+            f"export with that length static (leave it out of dynamic_shapes; one export per length), "
+            f"or export the model of one step and loop over the sequence outside it")
     return range(first, stop)
