@@ -261,6 +261,8 @@ def standalone_source(state, signatures: dict[str, Signature]) -> str:
     unit = _tidy(unit)
     batched_parts = []
     for key, sig in signatures.items():
+        if not sig.levels:  # only --param kinds: a module that other modules' batched code calls
+            continue
         forward = table[key]
         spec = forward.__kokoyi_spec__
         if len(sig.levels) != len(spec.inputs) or any(k not in (0, 1) for k in sig.levels) or not any(sig.levels):

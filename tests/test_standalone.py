@@ -130,6 +130,27 @@ out["one"] = loss(*(a[0] for a in data["args"])).detach()
         torch.testing.assert_close(g, p.grad)
 
 
+def test_a_batched_loss_over_per_sample_only_modules(tmp_path):
+    """DQNLoss batched, Q without batched code: the loss's batched code calls Q with
+    batch_level=[1], which the standalone wrapper maps with torch.func.vmap."""
+    path = standalone(tmp_path, EXAMPLES / "dqn" / "dqn.kyi", "--param=Q.Linears=Linear*2",
+                      "--batch-level=DQNLoss=1,1,1,1,1", "--input-rank=DQNLoss.s=1", "--input-rank=DQNLoss.a=0:int",
+                      "--input-rank=DQNLoss.r=0", "--input-rank=DQNLoss.s'=1", "--input-rank=DQNLoss.done=0",
+                      "--param=DQNLoss.Q=Q", r"--param=DQNLoss.\hat{Q}=Q", r"--param=DQNLoss.\gamma=number")
+    text = path.read_text()
+    assert "DQNLoss.batched[" in text and "Q.batched[" not in text
+    import zoo_models
+
+    model, args, kwargs = zoo_models.build("dqnloss", batch=6)
+    run = """
+loss = sa.DQNLossModule(sa.QModule(data["q"]), sa.QModule(data["q_hat"]), 0.99)
+out["loss"] = loss(*data["args"], batch_level=[1] * 5).detach()
+"""
+    got = run_child(tmp_path, path, {"run": run, "q": model.Q.Linears, "q_hat": model.Q_hat.Linears,
+                                     "args": [a.detach() for a in args]})
+    torch.testing.assert_close(got["loss"], model(*args, **kwargs).detach())
+
+
 def test_cnn_classifier(tmp_path):
     pytest.importorskip("sklearn")
     kyi = EXAMPLES / "classifiers" / "classifiers.kyi"

@@ -130,8 +130,8 @@ def _signatures(args) -> dict:
         except ValueError:
             raise CliError(f"--batch-level {text!r}: the levels are integers (0 or 1), comma-separated") from None
         signatures[owner] = Signature(levels)
-    for option, attr in (("--input-rank", "input_ranks"), ("--param", "params")):
-        for text in getattr(args, attr.replace("_ranks", "_rank").replace("params", "param")):
+    for option, given, attr in (("--input-rank", args.input_rank, "input_ranks"), ("--param", args.param, "params")):
+        for text in given:
             owner, item, value = split(option, text, True)
             sig = signatures.get(owner)
             if sig is None:  # kinds of a module that is not batched itself (a nested module's)
