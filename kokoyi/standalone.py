@@ -119,18 +119,28 @@ def _example_module(key: str, table, signatures: dict[str, Signature]):
 
 def _example_params(key: str, spec, table, signatures: dict[str, Signature]) -> tuple:
     given = signatures[key].params if key in signatures else {}
-    missing = [p for p in spec.params if p not in given]
+    kinds = [_given(given, p, hint) for p, hint in zip(spec.params, spec.param_hints)]
+    missing = [p for p, kind in zip(spec.params, kinds) if kind is None]
     if missing:
         raise StandaloneError(f"batched code for module `{key}` needs the kind of parameter"
                               f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}: pass "
                               + " ".join(f"--param '{key}.{p}=KIND'" for p in missing))
-    return tuple(parse_kind(given[p], table, signatures) for p in spec.params)
+    return tuple(parse_kind(kind, table, signatures) for kind in kinds)
+
+
+def _given(options: dict, key: str, python_name: str | None = None):
+    """The option value for a name written as in the source (`\\gamma`), without its
+    backslash (`gamma`) or as its Python name (`Q_hat` for `\\hat{Q}`)."""
+    for name in (key, key.lstrip("\\"), python_name):
+        if name is not None and name in options:
+            return options[name]
+    return None
 
 
 def _input_descs(key: str, spec, sig: Signature) -> tuple:
     descs = []
     for inp, level in zip(spec.inputs, sig.levels):
-        given = sig.input_ranks.get(inp.key)
+        given = _given(sig.input_ranks, inp.key)
         if given is None and inp.dims is not None:
             given = f"{len(inp.dims)}{':int' if inp.field in ('Z', 'N') else ''}"
         if given is None:
