@@ -7,6 +7,16 @@ import copy
 import torch
 
 
+def spawnable_main(monkeypatch) -> None:
+    """Let multiprocessing's spawn read `__main__`: under pytest-xdist the worker's
+    `__main__` (execnet's) has no `__spec__` attribute, which spawn expects."""
+    import sys
+
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):
+        monkeypatch.setattr(main, "__spec__", None, raising=False)
+
+
 class Holder(torch.nn.Module):
     """An nn.Module that keeps a Kokoyi module symbol as an attribute (pickled with it)."""
 

@@ -26,7 +26,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_gradients_equal_single_process(tmp_path):
+def test_ddp_gradients_equal_single_process(tmp_path, monkeypatch):
+    spawn_workers.spawnable_main(monkeypatch)
     kokoyi.load(POLICY)
     torch.manual_seed(0)
     model = spawn_workers.Holder(kokoyi.symbol[r"\pi"],

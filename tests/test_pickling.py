@@ -16,6 +16,11 @@ import kokoyi
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy_gradient" / "policy.kyi"
 
 
+@pytest.fixture(autouse=True)
+def spawnable(monkeypatch):
+    spawn_workers.spawnable_main(monkeypatch)
+
+
 def policy():
     kokoyi.load(POLICY)
     torch.manual_seed(0)
