@@ -165,6 +165,8 @@ class SymbolTable(_Lookup):
 
     def clear(self) -> None:
         """Forget every definition (tests and fresh notebooks)."""
+        # The old namespace leaves sys.modules too, or every clear would keep one alive.
+        sys.modules.pop(self.namespace.get("__name__", ""), None)
         self.__init__()
 
     def __repr__(self) -> str:
