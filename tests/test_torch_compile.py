@@ -82,3 +82,17 @@ def test_inductor_fullgraph_slow(name):
     got = as_tuple(torch.compile(model, fullgraph=True)(*args, **kwargs))
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
+
+
+def test_generated_code_lives_in_an_importable_module():
+    import importlib
+    import sys
+
+    import kokoyi
+
+    kokoyi.compile("\\Module{M}{x}\n\\Return 2 * x \\\\\n\\EndModule\n", filename="m.kyi")
+    per_sample = kokoyi.symbol["M"].__kokoyi_per_sample__
+    module = importlib.import_module(per_sample.__module__)
+    assert module.__dict__ is per_sample.__globals__
+    kokoyi.symbol.clear()  # the cleared namespace is not kept in sys.modules
+    assert per_sample.__module__ not in sys.modules
