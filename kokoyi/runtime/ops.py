@@ -18,6 +18,7 @@ from kokoyi.errors import KokoyiRuntimeError
 from kokoyi.runtime.device import as_tensor as device_as_tensor
 from kokoyi.runtime.device import rt_device
 from kokoyi.runtime.module import module  # noqa: F401  (generated code calls kk.module)
+from kokoyi.runtime.export import recurrence_steps  # noqa: F401  (specialised recurrences)
 
 
 _t = device_as_tensor  # x as a tensor; Python numbers on the run-time device

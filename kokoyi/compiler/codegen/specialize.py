@@ -342,7 +342,7 @@ class Specializer:
             element = settled
         self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth)
         self.rec[id(sym)] = (elements, first, element)
-        self.out.emit(self.indent, f"for {var} in range({first}, {hi} + 1):")
+        self.out.emit(self.indent, f"for {var} in kk.recurrence_steps({first}, {hi} + 1, {self.where(builder)}):")
         self.indent += 1
         code, v = self.expr(builder.element)
         if v.rank != element.rank or (v.batched and not element.batched):
