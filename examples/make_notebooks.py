@@ -1,6 +1,6 @@
 """Generate the example notebooks from the scripts and the .kyi files, so they stay in sync.
 
-    python examples/make_notebooks.py          # (re)writes the two .ipynb files
+    python examples/make_notebooks.py          # (re)writes the .ipynb files
     python examples/make_notebooks.py --check  # exit 1 if a notebook is out of date
 
 * the ``%kokoyi`` cells are the ``.kyi`` files verbatim;
@@ -322,6 +322,173 @@ def dqn_notebook():
     return cells
 
 
+PPO_CLASSES = r'''
+
+class Policy(torch.nn.Module):
+    def __init__(self, d, a, hidden=64):
+        super().__init__()
+        self.Linears = mlp_layers(d, hidden, a, 0.01, kokoyi.nn.Linear)
+
+    def get_parameters(self):
+        return self.Linears
+
+    forward = kokoyi.symbol[r"\pi"]
+
+
+class Value(torch.nn.Module):
+    def __init__(self, d, hidden=64):
+        super().__init__()
+        self.Linears = mlp_layers(d, hidden, 1, 1.0, kokoyi.nn.Linear)
+
+    def get_parameters(self):
+        return self.Linears
+
+    forward = kokoyi.symbol["V"]
+
+
+class GAE(torch.nn.Module):
+    def __init__(self, gamma, lam):
+        super().__init__()
+        self.gamma, self.lam = gamma, lam
+
+    def get_parameters(self):
+        return self.gamma, self.lam
+
+    forward = kokoyi.symbol["GAE"]
+
+
+class Normalise(torch.nn.Module):
+    forward = kokoyi.symbol["Normalise"]
+
+
+class PPOLoss(torch.nn.Module):
+    def __init__(self, pi, V, eps, c1, c2):
+        super().__init__()
+        self.pi, self.V, self.eps, self.c1, self.c2 = pi, V, eps, c1, c2
+
+    def get_parameters(self):
+        return self.pi, self.V, self.eps, self.c1, self.c2
+
+    forward = kokoyi.symbol["PPOLoss"]
+'''
+
+PPO_TRAIN = '''
+envs = make_envs(ENV_ID, NUM_ENVS)
+obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n
+pi, V = Policy(obs_dim, n_actions, HIDDEN), Value(obs_dim, HIDDEN)
+gae, normalise = GAE(GAMMA, GAE_LAMBDA), Normalise()
+ppo_loss = PPOLoss(pi, V, CLIP, VF_COEF, ENT_COEF)
+params = list(pi.parameters()) + list(V.parameters())
+optimizer = torch.optim.Adam(params, lr=LR, eps=1e-5, foreach=True)
+shuffle = torch.Generator().manual_seed(SEED)
+
+log = EpisodeLog(NUM_ENVS, target={"CartPole-v1": 475.0, "Acrobot-v1": -100.0}[ENV_ID])
+obs = torch.as_tensor(envs.reset(seed=SEED)[0], dtype=torch.float32)
+updates = max(1, TOTAL_STEPS // (NUM_ENVS * NUM_STEPS))
+bar = tqdm(range(updates))
+for update in bar:
+    optimizer.param_groups[0]["lr"] = LR * (1 - update / updates)
+    rollout, obs = collect_rollout(envs, pi, V, obs, NUM_STEPS, log)
+    loss, value_loss, entropy, approx_kl, clip_fraction = ppo_update(
+        rollout, gae, normalise, ppo_loss, optimizer, params, EPOCHS, MINIBATCHES, MAX_GRAD_NORM, CLIP, shuffle)
+    bar.set_postfix(mean100=f"{log.mean():.1f}", entropy=f"{entropy:.2f}")
+envs.close()
+print(f"{log.step} env steps, {len(log.returns)} episodes, last 100-episode mean {log.mean():.1f}")
+'''
+
+PPO_PLOT = '''
+plt.figure(figsize=(8, 4.5))
+plt.plot(log.end_steps, log.returns, alpha=0.4, lw=0.6, label="episodic return")
+plt.plot(log.end_steps, log.running_means(), lw=2, label="100-episode mean")
+plt.axhline(log.target, color="k", ls="--", lw=1, label=f"target ({log.target:g})")
+plt.xlabel("environment steps")
+plt.ylabel("episodic return")
+plt.legend(loc="lower right")
+plt.show()
+'''
+
+
+def ppo_notebook():
+    train = _load(HERE / "ppo" / "train.py", "ppo_train")
+    twins = _load(HERE.parent / "benchmarks" / "ppo_twins.py", "ppo_twins_nb")
+    d = train.parse_args([])
+    cells = [
+        _md(r"""
+        # PPO with GAE on vectorised environments, written in Kokoyi
+
+        Proximal Policy Optimisation (Schulman et al., 2017) with the generalised advantage
+        estimate (Schulman et al., 2016), on `NUM_ENVS` copies of the environment stepped together
+        (`gymnasium.vector.SyncVectorEnv`). The actor $\pi$ (action logits), the critic $V$, the
+        advantages, their normalisation and the per-sample loss are Kokoyi modules:
+
+        * $\pi$ and $V$ are written for one state and called on all environments at once with
+          `batch_level=[1]`;
+        * `GAE` is written for one environment's rollout,
+          $\delta_t = r_t + \gamma V(s_{t+1})(1 - d_t) - V(s_t)$ and
+          $\hat{A}_t = \delta_t + \gamma\lambda(1 - d_t)\hat{A}_{t+1}$, and called with one batch row
+          per environment;
+        * `PPOLoss` is written for one transition (clipped surrogate objective, clipped value loss,
+          entropy bonus) and called on minibatches with `batch_level=[1] * 6`.
+
+        The hyperparameters are those of CleanRL's `ppo.py`. `TOTAL_STEPS` is kept short so that
+        the notebook runs in a minute or so; the script `train.py` next to this notebook runs
+        500k steps (see `README.md` for the results over 10 seeds).
+        """),
+        _code(f"""
+        TOTAL_STEPS = 51200  # env steps, all environments together; the script's default is {d.total_steps}
+        ENV_ID = {d.env!r}  # or "Acrobot-v1"
+        SEED = {d.seed}
+        NUM_ENVS = {d.num_envs}
+        NUM_STEPS = {d.num_steps}  # steps per environment and rollout
+        HIDDEN = {d.hidden}
+        LR = {d.lr!r}  # decays linearly to 0 over TOTAL_STEPS
+        GAMMA, GAE_LAMBDA = {d.gamma!r}, {d.gae_lambda!r}
+        EPOCHS = {d.epochs}
+        MINIBATCHES = {d.minibatches}
+        CLIP, ENT_COEF, VF_COEF, MAX_GRAD_NORM = {d.clip!r}, {d.ent_coef!r}, {d.vf_coef!r}, {d.max_grad_norm!r}
+        """),
+        _code("""
+        import math
+        import random
+        from collections import deque
+
+        import gymnasium as gym
+        import matplotlib.pyplot as plt
+        import numpy as np
+        import torch
+        from torch import nn
+        from tqdm.auto import tqdm
+
+        import kokoyi  # registers the %kokoyi cell magic
+
+        torch.set_num_threads(1)
+        random.seed(SEED)
+        np.random.seed(SEED)
+        torch.manual_seed(SEED)
+        WINDOW = 100  # episodes in the running mean
+        """),
+        _md("## The actor-critic, the advantages and the loss, in Kokoyi"),
+        _kyi_cell(HERE / "ppo" / "ppo.kyi"),
+        _md(r"""
+        The modules' parameters: three Linear layers each for $\pi$ and $V$ (orthogonal
+        initialisation, as in CleanRL), $\gamma$ and $\lambda$ for `GAE`, and for `PPOLoss` the two
+        networks, the clip range $\epsilon$ and the loss coefficients $c_1$ (value) and $c_2$ (entropy).
+        """),
+        _code(inspect.getsource(twins.layer_init) + "\n\n" + inspect.getsource(twins.mlp_layers) + PPO_CLASSES),
+        _md("## Environments, rollouts and updates"),
+        _code("\n\n".join(inspect.getsource(f) for f in (train.make_envs, train.EpisodeLog, train.collect_rollout,
+                                                          train.ppo_update))),
+        _md("## Training"),
+        _code(PPO_TRAIN),
+        _md("## Episodic return against environment steps"),
+        _code(PPO_PLOT),
+        _md("## Greedy test run (most likely action)"),
+        _code(inspect.getsource(train.greedy_test)
+              + '\n\nprint("greedy test returns:", greedy_test(pi, ENV_ID, SEED + 10_000, 5))'),
+    ]
+    return cells
+
+
 def build(cells):
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -335,6 +502,7 @@ def build(cells):
 TARGETS = {
     HERE / "policy_gradient" / "policy_gradient.ipynb": policy_gradient_notebook,
     HERE / "dqn" / "dqn.ipynb": dqn_notebook,
+    HERE / "ppo" / "ppo.ipynb": ppo_notebook,
 }
 
 

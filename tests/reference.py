@@ -620,7 +620,13 @@ class Interpreter:
         shape = torch.broadcast_shapes(*shapes)
         remaining = remaining.expand(shape)
         if bool(remaining.any()):
-            raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+            # docs/reference/choices.md#cases-without-otherwise: conditions on indices and
+            # dimensions only make it an error; data-dependent ones leave NaN there.
+            if all(_on_indices(row.condition) for row in e.rows if row.condition is not None):
+                raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+            floating = True
+            nan_row = (torch.tensor(math.nan, dtype=self.dtype), remaining)
+            values = values + [nan_row]
         if not values:  # (only when the shape is empty: nothing to compute)
             return torch.zeros(shape, dtype=self.dtype if floating else torch.int64)
         dtype = self._promote(*(v for v, _ in values))[0].dtype
@@ -682,3 +688,20 @@ class Interpreter:
             case A.Cases():
                 return any(self.is_float(r.value, env) for r in e.rows)
         return True
+
+
+def _on_indices(e) -> bool:
+    """Whether e is built from integer literals, indices and dimensions alone (arithmetic and
+    comparisons of those): a cases whose conditions all are so decides every element exactly."""
+    while isinstance(e, (A.Paren, A.Group)):
+        e = e.expr
+    match e:
+        case A.Num(value=int()):
+            return True
+        case A.Ref():
+            return e.symbol.kind in (S.INDEX, S.DIM)
+        case A.Unary():
+            return _on_indices(e.operand)
+        case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
+            return _on_indices(e.left) and _on_indices(e.right)
+    return False

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,3 +28,14 @@ def test_benchmark_script_runs_every_case(tmp_path):
             if key in r:
                 assert math.isfinite(r[key]) and r[key] > 0
     assert "target" in proc.stdout
+
+
+@pytest.mark.slow
+def test_compile_benchmark_runs(tmp_path):
+    out = tmp_path / "compile.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_zoo.py"), "--models", "pi", "--batch", "2",
+                           "--rounds", "1", "--calls", "2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads(out.read_text())
+    assert row["model"] == "pi" and all(math.isfinite(row[k]) and row[k] > 0 for k in ("eager_ms", "compiled_ms"))

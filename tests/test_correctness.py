@@ -182,3 +182,22 @@ def test_the_widest_floating_input_decides_every_output_dtype():
     s = torch.tensor(0.5, requires_grad=True)
     (g,) = torch.autograd.grad(call(src, "Q", [torch.ones(2, dtype=torch.float64), s])[0], s)
     assert g.dtype == torch.float32 and g.item() == 1.0  # the gradient reaches the float32 input
+
+
+def test_no_gradient_flows_through_the_elements_a_row_does_not_supply():
+    """`\\sqrt{x}` where x < 0 is discarded: its undefined derivative there passes back 0, not NaN."""
+    src = r"""\Module{P}{x}
+\Return \begin{cases} \sqrt{x} & x > 0 \\ \log(-x) & x < 0 \\ 0 & \text{otherwise} \end{cases} \\
+\EndModule"""
+    for levels, x in ((None, torch.tensor([-1.0, 4.0, 0.0])), ([1], torch.tensor([[-1.0, 4.0, 0.0], [4.0, 0.0, -2.0]]))):
+        x = x.clone().requires_grad_(True)
+        call(src, "P", [x], levels=levels).sum().backward()
+        want = torch.where(x > 0, 0.5 / x.detach().clamp(min=1e-9).sqrt(), torch.where(x < 0, 1 / x.detach(), 0.0))
+        assert torch.allclose(x.grad, want), x.grad
+    # a row without such operations gets no extra autograd node (the DQN's Huber loss)
+    huber = r"""\Module{H}{d}
+\Return \begin{cases} \frac{1}{2} d^2 & |d| < 1 \\ |d| - \frac{1}{2} & \text{otherwise} \end{cases} \\
+\EndModule"""
+    call(huber, "H", [torch.tensor(0.5)])
+    code = list(kokoyi.symbol["H"].__kokoyi_specializations__.cache.values())[0][2]
+    assert "gradient_where" not in code and "applies" not in code, code

@@ -116,11 +116,24 @@ def test_defect_7_unclosed_module_is_reported_at_the_module():
     assert (info.value.line, info.value.column) == (2, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 8")
-def test_defect_8_zero_variance_std_gradient_agrees():
+def test_defect_8_zero_variance_std_gradient_agrees_on_every_path():
+    """The written-out population standard deviation is recognised (one torch std), whose
+    gradient at zero variance is 0: a subgradient where the formula's derivative is undefined
+    (docs/reference/choices.md#standard-deviation-at-zero-variance). Every path gives the same;
+    away from zero variance they all equal the reference."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
     src = module(r"\sigma(v) \gets \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - \bar{v})**2}}{|v|}} \where \bar{v} \gets \Mean(v) \\"
                  "\n  \\Return \\sigma(x) \\\\", "x")
-    assert_agrees(src, {"x": torch.tensor([2.0, 2.0, 2.0])})
+    assert_agrees(src, {"x": torch.tensor([2.0, 1.0, 4.0])})
+    kokoyi.compile(src, filename="std.kyi")
+    grads = []
+    for levels, shape in ((None, (3,)), ([1], (2, 3)), ([2], (2, 2, 3))):
+        x = torch.full(shape, 2.0, requires_grad=True)
+        Host(None, kokoyi.symbol["P"])(x, batch_level=levels).sum().backward()
+        grads.append(x.grad.reshape(-1, 3))
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads), grads
 
 
 # ---- the generator itself ---------------------------------------------------------------------

@@ -114,8 +114,11 @@ def test_cases_reads_only_rows_that_apply():
     # element-wise conditions: each element takes the first row that holds there
     out = run(r"\begin{cases} 1 & a0 > 1 \\ a0 * 10 & a0 > 0 \\ 0.5 & \text{otherwise} \end{cases}", x)
     assert out.tolist() == [10.0, 1.0, 0.5]
+    # no row applies: NaN there for data-dependent conditions, an error for conditions on
+    # indices alone (docs/reference/choices.md#cases-without-otherwise)
+    assert run(r"\begin{cases} 1 & a0 > 1 \end{cases}", x).isnan().tolist() == [True, False, True]
     with pytest.raises(reference.RefRuntimeError, match="no row"):
-        run(r"\begin{cases} 1 & a0 > 1 \end{cases}", x)
+        run(r"\{ \begin{cases} a0[t] & t < 1 \end{cases} \}_{t=0}^{2}", x)
 
 
 def test_negative_indices_count_from_the_end():

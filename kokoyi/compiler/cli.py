@@ -1,6 +1,8 @@
 """`kyic`: the Kokoyi compiler on the command line.
 
     kyic compile FILE.kyi [-o OUT.py] [--dump-after PASS]
+    kyic compile FILE.kyi --standalone [--batch-level NAME=L1,...] [--input-rank NAME.INPUT=R]
+                 [--param NAME.PARAM=KIND] [-o OUT.py]
     kyic check FILE.kyi... [--format text|json]
     kyic render FILE.kyi [--format tex|md|html] [-o OUT]
     kyic template FILE.kyi [NAME]
@@ -92,14 +94,51 @@ def templates_comment(state) -> str:
 
 
 def cmd_compile(args) -> int:
+    if not args.standalone and (args.batch_level or args.input_rank or args.param):
+        raise CliError("--batch-level, --input-rank and --param go with --standalone")
     state = _compile(args.file, args.dump_after)
     if args.dump_after is not None:
+        return EXIT_OK
+    if args.standalone:
+        from kokoyi.standalone import standalone_source
+
+        _write(standalone_source(state, _signatures(args)), args.output)
         return EXIT_OK
     code = state.generated.code
     if not code.endswith("\n"):
         code += "\n"
     _write(code + templates_comment(state), args.output)
     return EXIT_OK
+
+
+def _signatures(args) -> dict:
+    """--batch-level, --input-rank and --param options as kokoyi.standalone.Signature per module."""
+    from kokoyi.standalone import Signature
+
+    def split(option: str, text: str, dotted: bool):
+        name, eq, value = text.partition("=")
+        owner, dot, item = name.partition(".")
+        if not eq or not value or not owner or (dotted and not (dot and item)):
+            form = "NAME.ITEM=VALUE" if dotted else "NAME=L1,L2,..."
+            raise CliError(f"{option} {text!r}: expected {form}")
+        return owner, item, value
+
+    signatures: dict = {}
+    for text in args.batch_level:
+        owner, _, value = split("--batch-level", text, False)
+        try:
+            levels = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            raise CliError(f"--batch-level {text!r}: the levels are integers (0 or 1), comma-separated") from None
+        signatures[owner] = Signature(levels)
+    for option, given, attr in (("--input-rank", args.input_rank, "input_ranks"), ("--param", args.param, "params")):
+        for text in given:
+            owner, item, value = split(option, text, True)
+            sig = signatures.get(owner)
+            if sig is None:  # kinds of a module that is not batched itself (a nested module's)
+                sig = signatures[owner] = Signature(())
+            getattr(sig, attr)[item] = value
+    return signatures
 
 
 def cmd_check(args) -> int:
@@ -194,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.py", help="write here instead of standard output")
     p.add_argument("--dump-after", metavar="PASS", choices=PASS_NAMES,
                    help=f"print the IR after this pass instead of compiling ({', '.join(PASS_NAMES)})")
+    p.add_argument("--standalone", action="store_true",
+                   help="write plain PyTorch that needs neither kokoyi nor lark: runtime helpers, the per-sample "
+                        "code, and an nn.Module class per module")
+    p.add_argument("--batch-level", action="append", default=[], metavar="NAME=L1,...",
+                   help="with --standalone: also emit batched code for module NAME called with these batch "
+                        "levels (0 or 1 per input); other levels use torch.func.vmap")
+    p.add_argument("--input-rank", action="append", default=[], metavar="NAME.INPUT=R",
+                   help="with --batch-level: per-sample rank of an unannotated input (R, R:int for integers, "
+                        "or number)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=KIND",
+                   help="with --batch-level: kind of a parameter: number, int, tensorR, a torch.nn layer "
+                        "(Linear), a module of the file, [K1,K2,...] or K*N")
     p.set_defaults(run=cmd_compile)
 
     p = sub.add_parser("check", help="check .kyi files for errors",

@@ -17,6 +17,7 @@ import torch
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
 from kokoyi.runtime import batching
+from kokoyi.runtime.forward import ModuleForward
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 
@@ -116,7 +117,7 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
     forward.__kokoyi_per_sample__ = per_sample
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
-    return forward
+    return ModuleForward(forward, name, source)
 
 
 @contextlib.contextmanager
@@ -138,8 +139,6 @@ def as_real(args, real_inputs, params) -> tuple:
     convert = [k for k in real_inputs if isinstance(args[k], torch.Tensor) and not args[k].is_floating_point()]
     if not convert:
         return args
-    from kokoyi.runtime.specialize import module_dtype
-
     dtype = module_dtype(args, params)
     return tuple(a.to(dtype) if k in convert else a for k, a in enumerate(args))
 

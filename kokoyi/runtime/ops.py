@@ -18,6 +18,7 @@ from kokoyi.errors import KokoyiRuntimeError
 from kokoyi.runtime.device import as_tensor as device_as_tensor
 from kokoyi.runtime.device import rt_device
 from kokoyi.runtime.module import module  # noqa: F401  (generated code calls kk.module)
+from kokoyi.runtime.export import recurrence_steps  # noqa: F401  (specialised recurrences)
 
 
 _t = device_as_tensor  # x as a tensor; Python numbers on the run-time device
@@ -95,7 +96,10 @@ def root(x, n):
 
 def power(a, b):
     """a ** b; integer powers of Python ints too large to compute exactly become floats (inf);
-    an integer tensor to a negative power is a float, as in Python."""
+    an integer tensor to a negative power is a float, as in Python; 0 to a negative power is
+    inf (a float division by zero, not Python's ZeroDivisionError)."""
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and a == 0 and b < 0:
+        return math.inf
     if isinstance(a, torch.Tensor) and not a.is_floating_point() and isinstance(b, int) and b < 0:
         return _float(a) ** b
     if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:
@@ -286,6 +290,36 @@ def where(cond, a, b):
         cond = torch.tensor(cond, device=(a if isinstance(a, torch.Tensor) else b).device)
     a, b = _t(a), _t(b)
     return torch.where(cond, a, b)
+
+
+class _GradientWhere(torch.autograd.Function):
+    """x itself; its gradient only where mask holds (elsewhere 0, also where it would be nan)."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, grad, torch.zeros((), dtype=grad.dtype, device=grad.device)), None
+
+
+def gradient_where(x, mask):
+    """x, through which gradient flows only where mask holds: the values a `cases` row reads,
+    so that the elements it does not supply pass back no gradient (LANGUAGE.md 5)."""
+    if not (isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled()):
+        return x
+    mask = torch.as_tensor(mask, device=x.device)
+    if mask.shape != x.shape:
+        try:  # only a mask that lines up with x's elements says which of them the row supplies
+            if torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
+                return x
+        except RuntimeError:
+            return x
+        mask = mask.expand(x.shape)
+    return _GradientWhere.apply(x, mask)
 
 
 def select(cond, value, otherwise):

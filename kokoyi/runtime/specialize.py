@@ -141,6 +141,12 @@ class Specializations:
             self.cache[key] = entry
         return entry
 
+    # Code generation stays outside a torch.compile trace: a signature met for the first time
+    # under torch.compile is a graph break (an error with fullgraph=True) at this call.
+    _lookup = torch.compiler.disable(_lookup, reason=(
+        "kokoyi generates code for a call signature it has not seen: call the model once with "
+        "these input ranks and batch levels before compiling it with fullgraph=True"))
+
     def output_layouts(self, inputs, param_descs, params):
         entry = self._build(inputs, param_descs, params, module_dtype((), params))
         return None if entry is FALLBACK else entry[1]
@@ -190,17 +196,26 @@ def describe(obj) -> tuple:
             params = obj.get_parameters() if spec.params and hasattr(obj, "get_parameters") else ()
             inner = describe(params) if len(spec.params) == 1 else tuple(describe(p) for p in params)
             return ("kokoyi", id(forward), inner)
-        name = type(obj).__name__
+        name = _torch_layer_name(type(obj))
         if isinstance(obj, torch.nn.Sequential):
             return ("sequential", tuple(describe(m) for m in obj))
         layers = _codegen()
-        if type(obj).__module__.startswith("torch.nn") and (
-                name in layers.TRANSPARENT_LAYERS or name in layers.CONV_LAYERS or name in layers.CELL_LAYERS):
+        if name is not None and (name in layers.TRANSPARENT_LAYERS or name in layers.CONV_LAYERS
+                                 or name in layers.CELL_LAYERS):
             return ("layer", name)
-        return ("opaque", name)
+        return ("opaque", type(obj).__name__)
     if callable(obj):
         return ("opaque", type(obj).__name__)
     return ("other", type(obj).__name__)
+
+
+def _torch_layer_name(cls) -> str | None:
+    """The torch.nn layer class a module computes as: its own class, or the torch.nn class
+    whose forward it keeps (FSDP2's `fully_shard` swaps Linear for a subclass FSDPLinear)."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.nn."):
+            return base.__name__ if base.forward is cls.forward else None
+    return None
 
 
 def _cast_to(args, params):

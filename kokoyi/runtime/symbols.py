@@ -7,6 +7,9 @@ at once: if its generated code fails to run, the namespace is restored as it was
 from __future__ import annotations
 
 import hashlib
+import itertools
+import sys
+import types
 from collections.abc import Iterator, Mapping
 
 from kokoyi.runtime.module import register_code
@@ -69,6 +72,21 @@ def canonical_spelling(key: str) -> str | None:
     return prog.items[0].target.key
 
 
+_NAMESPACES = itertools.count()
+
+
+def _namespace_module() -> types.ModuleType:
+    """A fresh module, registered in sys.modules, whose dict the generated code runs in.
+
+    Tools that look functions up by their `__module__` (torch.compile's Dynamo, pickle,
+    inspect) need that name to be importable.
+    """
+    name = f"kokoyi.runtime.generated_{next(_NAMESPACES)}"
+    module = types.ModuleType(name, "Code generated from Kokoyi units (see kokoyi.runtime.symbols).")
+    sys.modules[name] = module
+    return module
+
+
 class Unit(_Lookup):
     """What one compile defined: names -> objects, plus the generated Python source."""
 
@@ -96,7 +114,7 @@ class SymbolTable(_Lookup):
         self._objects: dict[str, object] = {}
         self._symbols: dict[str, object] = {}  # key -> compiler Symbol, for later units
         self._names: dict[str, str] = {}  # key -> Python name in the shared namespace
-        self.namespace: dict[str, object] = {"__name__": "kokoyi.symbol"}
+        self.namespace: dict[str, object] = _namespace_module().__dict__
         self._counter = 0
         self.generation = 0  # bumped by every install: specialised code inlines top-level functions
 
@@ -147,6 +165,8 @@ class SymbolTable(_Lookup):
 
     def clear(self) -> None:
         """Forget every definition (tests and fresh notebooks)."""
+        # The old namespace leaves sys.modules too, or every clear would keep one alive.
+        sys.modules.pop(self.namespace.get("__name__", ""), None)
         self.__init__()
 
     def __repr__(self) -> str:

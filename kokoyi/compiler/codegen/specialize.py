@@ -120,6 +120,9 @@ class Specializer:
         # another index). Reads are checked only where it holds; elsewhere their values are
         # discarded, so an out-of-range index there is clamped, never an error.
         self.guard: tuple[str, Value] | None = None
+        # Inside a cases row with a tensor condition whose value may have undefined derivatives:
+        # (name, Value) of where the row applies, element by element (see e_Cases).
+        self.row_mask: tuple[str, Value] | None = None
         self.specialised_functions: dict[tuple, str] = {}
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
@@ -193,16 +196,30 @@ class Specializer:
         elif v.rank:
             code, v = f"kk.any_trailing({code}, {v.rank})", replace(v, rank=0)
         if self.guard is None:
-            return self.temp("applies", code), v
+            return code, v
         (a, b), joined = self._broadcast([self.guard, (code, v)])
-        return self.temp("applies", f"({a} & {b})"), replace(joined, rank=0, integer=False)
+        return f"({a} & {b})", replace(joined, rank=0, integer=False)
 
     def guard_for(self, depth: int, rank: int) -> str:
-        """The guard as a mask for a read whose index has `depth` loop axes and `rank` more."""
+        """The guard as a mask for a read whose index has `depth` loop axes and `rank` more
+        (computed where a read needs it: a row without guarded reads costs nothing)."""
         if self.guard is None:
             return "None"
         code, v = self.guard
-        return self.lift(code, v, max(depth, v.depth), rank)
+        return self.lift(self.temp("applies", code), v, max(depth, v.depth), rank)
+
+    def masked_gradient(self, code: str, v: Value) -> str:
+        """code, with its gradient kept to where the current cases row applies (row_mask), when
+        the mask lines up with its elements."""
+        if self.row_mask is None or v.python or v.kind != "tensor" or v.integer:
+            return code
+        mask, mv = self.row_mask
+        if mv.rank != v.rank or mv.batched > v.batched or mv.depth > v.depth:
+            return code
+        lifted = mask if mv.lead == 0 else self.lift(mask, mv, v.depth)
+        if mv.batched != v.batched and mv.lead:
+            return code
+        return f"kk.gradient_where({code}, {lifted})"
 
     def constant_tensor(self, code: str, v: Value, force_float: bool = False) -> str:
         """A Python number as a tensor on the inputs' device: a float (or, force_float, any
@@ -319,13 +336,13 @@ class Specializer:
             self.rec[id(sym)] = (elements, first, element)
             trial = self._scratch(lambda: self.expr(builder.element)[1])
             settled = Value(rank=max(trial.rank, element.rank), batched=trial.batched or element.batched,
-                            depth=self.depth)
+                            depth=self.depth, integer=trial.integer and element.integer)
             if settled == element:
                 break
             element = settled
         self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth)
         self.rec[id(sym)] = (elements, first, element)
-        self.out.emit(self.indent, f"for {var} in range({first}, {hi} + 1):")
+        self.out.emit(self.indent, f"for {var} in kk.recurrence_steps({first}, {hi} + 1, {self.where(builder)}):")
         self.indent += 1
         code, v = self.expr(builder.element)
         if v.rank != element.rank or (v.batched and not element.batched):
@@ -361,9 +378,11 @@ class Specializer:
         if not found:
             raise self.unsupported("a recurrence without a base case", builder)
         tensors = [v for v in found if not v.python]
+        integer = all(v.integer for v in found)
         if not tensors:
-            return Value(depth=self.depth)
-        return Value(rank=max(v.rank for v in tensors), batched=any(v.batched for v in tensors), depth=self.depth)
+            return Value(depth=self.depth, integer=integer)
+        return Value(rank=max(v.rank for v in tensors), batched=any(v.batched for v in tensors), depth=self.depth,
+                     integer=integer)
 
     # ---- expressions ----
     def expr(self, e) -> tuple[str, Value]:
@@ -392,7 +411,7 @@ class Specializer:
             v = self.values[id(sym)]
             if v.kind == "function":
                 return "", v
-            return self.names[id(sym)], v
+            return self.masked_gradient(self.names[id(sym)], v), v
         if sym.key in self.globals_info:
             name, desc, current = self.globals_info[sym.key]
             current = current or sym  # the definition in force now (late binding)
@@ -468,12 +487,13 @@ class Specializer:
     def e_Power(self, e):
         base, exponent = self.expr(e.base), self.expr(e.exponent)
         (a, b), v = self._broadcast([base, exponent])
+        # An integer to a negative power is a float (LANGUAGE.md 6a): i^{-1} is 1/i.
+        literal = _int_literal(e.exponent)
+        integer = v.integer and (literal is None or literal >= 0)
         if v.python:  # Python numbers: kk.power keeps integer towers from running forever
-            return f"kk.power({a}, {b})", v
+            return f"kk.power({a}, {b})", replace(v, integer=integer)
         if base[1].integer and exponent[1].integer:
-            # An integer to a negative power is a float (LANGUAGE.md 6a): i^{-1} is 1/i.
-            negative = _int_literal(e.exponent)
-            return f"kk.int_power({a}, {b}, {self.dtype})", replace(v, integer=negative is None or negative >= 0)
+            return f"kk.int_power({a}, {b}, {self.dtype})", replace(v, integer=integer)
         return f"({a} ** {b})", v
 
     def e_Frac(self, e):
@@ -541,22 +561,34 @@ class Specializer:
                      for r in rows)
         if static:
             return self._static_cases(e, rows)
-        saved = self.guard
+        saved, saved_mask = self.guard, self.row_mask
         try:
             parts, conds = [], []
             rest = None  # where no earlier row applies: (code, Value), None = everywhere
+            rest_elements = None  # the same, element by element (not reduced to the sample)
             for r in rows:
                 self.guard = saved if rest is None else rest
                 cond = None if r.condition is None else self.expr(r.condition)
+                if cond is not None and not cond[1].python:  # computed once: the select and guards read it
+                    cond = (self.temp("condition", cond[0]), cond[1])
                 conds.append(cond)
                 if cond is not None:
                     self.guard = self.restrict(*self._and(rest, cond))
+                applies = self._and(rest_elements, cond) if cond is not None else rest_elements
+                if applies is not None and _may_have_undefined_derivative(r.value):
+                    # No gradient flows through the elements a row does not supply, also where
+                    # its local derivative there is undefined (`\sqrt{x}` at x < 0).
+                    code, mask_v = applies
+                    self.row_mask = (self.temp("row_applies", code), mask_v)
                 parts.append(self.expr(r.value))
+                self.row_mask = saved_mask
                 if cond is not None:
                     self.guard = saved
-                    rest = self.restrict(*self._and(rest, (f"kk.logical_not({cond[0]})", cond[1])))
+                    negated = (f"kk.logical_not({cond[0]})", cond[1])
+                    rest = self.restrict(*self._and(rest, negated))
+                    rest_elements = self._and(rest_elements, negated)
         finally:
-            self.guard = saved
+            self.guard, self.row_mask = saved, saved_mask
         if rows[-1].condition is not None:
             parts.append(("math.nan", NUMBER))
             conds.append(None)
@@ -596,15 +628,20 @@ class Specializer:
         mixed = any(v.rank != tensors[0].rank or v.batched != tensors[0].batched or v.depth != tensors[0].depth
                     for v in tensors) or len(tensors) < len(vals) if tensors else False
         if mixed:
-            codes, v = self._broadcast(parts)
+            _, v = self._broadcast(parts)
+            # Alternatives, not operands: every tensor row gets the join's loop axes (one without
+            # any would not line up by right-aligned broadcasting later).
+            codes = [self.lift(c, pv, v.depth) if not pv.python and pv.depth < v.depth else c for c, pv in parts]
+            vals = [replace(pv, depth=v.depth) if not pv.python else pv for pv in vals]
             if len(tensors) < len(vals):
                 # A Python number row beside tensor rows (`0.5` beside `x[r]`): a tensor of the
                 # rows' layout, since nothing broadcasts the chosen row later.
                 if v.rank:
                     raise self.unsupported("a cases whose rows are a number and a non-scalar tensor", e)
                 ones = "(" + "1, " * v.depth + ")"  # (the batch axis, if any, is added below)
-                codes = [f"{self.constant_tensor(c, pv)}.reshape({ones})" if pv.python else c
-                         for c, pv in zip(codes, vals)]
+                floating = not v.integer  # one float row makes every row a float
+                codes = [f"{self.constant_tensor(c, pv, force_float=floating)}.reshape({ones})" if pv.python
+                         else self.to_float(c, pv) if floating else c for c, pv in zip(codes, vals)]
                 vals = [replace(v, integer=pv.integer, batched=False) if pv.python else pv for pv in vals]
             if v.batched:
                 # The rows are alternatives, not operands of one operation: nothing broadcasts
@@ -613,7 +650,17 @@ class Specializer:
                 codes = [c if pv.batched else f"kk.expand_batch({c}, _B)" for c, pv in zip(codes, vals)]
         else:
             codes, v = [c for c, _ in parts], next((x for x in vals if not x.python), vals[0])
-        text = codes[-1] if conds[-1] is None else f"kk.no_case({self.where(e)})"
+        if tensors and not all(pv.integer for pv in vals):  # one float row makes every row a float
+            codes, v = [self.to_float(c, pv) for c, pv in zip(codes, vals)], replace(v, integer=False)
+        if conds[-1] is None:
+            text = codes[-1]
+        elif all(is_static(r.condition) for r in rows):  # no row applies: an error for index conditions,
+            text = f"kk.no_case({self.where(e)})"     # NaN for the others (choices.md#cases-without-otherwise)
+        elif v.python:
+            text, v = "math.nan", replace(v, integer=False)
+        else:
+            ones = "(" + "1, " * (v.lead + v.rank) + ")"
+            text, v = f"kk.as_tensor(math.nan, _dev, {self.dtype}).reshape({ones})", replace(v, integer=False)
         last = len(rows) - 1 if conds[-1] is None else len(rows)
         for i in range(last - 1, -1, -1):
             text = f"({codes[i]} if {conds[i]} else {text})"
@@ -745,7 +792,10 @@ class Specializer:
                     c, pv = f"{c}.unsqueeze(-1)", replace(pv, rank=1)
                 vectors.append((c, pv))
             parts = vectors
-            codes, v = self._broadcast(parts)
+            _, v = self._broadcast(parts)
+            # Joined along a per-sample axis, every operand needs all the leading (loop) axes,
+            # even one that has none: right-aligned broadcasting does not line them up here.
+            codes = [self.lift(c, pv, v.depth) if pv.depth < v.depth else c for c, pv in parts]
             if v.batched:  # unbatched operands get the batch axis, so the leading axes line up
                 codes = [c if p[1].python or p[1].batched else f"{c}[None]" for c, p in zip(codes, parts)]
             return f"kk.concat_axis([{', '.join(codes)}], {v.lead}, {'_B' if v.batched else 'None'})", v
@@ -876,6 +926,8 @@ class Specializer:
             raise self.unsupported("a call with the wrong number of arguments", item)
         hint = item.target.symbol.hint if isinstance(item, A.Definition) else item.name.symbol.hint
         name = self.ns.create(hint)
+        saved_guard, saved_mask = self.guard, self.row_mask
+        self.guard = self.row_mask = None  # a function's code serves every call of it
         saved_out, saved_pending, saved_indent = self.out, self.pending, self.indent
         self.out, self.pending, self.indent = Emitter(), [], 1
         arg_names = [self.bind(p.symbol, v) for p, v in zip(params, vals)]
@@ -892,6 +944,7 @@ class Specializer:
             out = outs[0]
         lines, line_map = self.out.lines, self.out.line_map
         self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
+        self.guard, self.row_mask = saved_guard, saved_mask
         # Emit the specialised function before the statement that needs it (not its pending
         # lines: those may belong to a lazily evaluated part, and the function needs none).
         for i, line in enumerate(lines, 1):
@@ -1346,6 +1399,32 @@ class Specializer:
 REDUCTION_METHODS = {"mean": "mean({})", "reduce_sum": "sum({})", "reduce_max": "amax({})",
                      "reduce_min": "amin({})", "var": "var({}, correction=0)", "std": "std({}, correction=0)"}
 FLOAT_REDUCTIONS = {"mean", "var", "std"}  # torch wants a float tensor for these
+
+
+# Built-ins whose derivative is undefined or infinite somewhere (or that overflow to inf).
+UNDEFINED_DERIVATIVE = {"log", "ln", "tan", "exp", "Exp", "sinh", "cosh", "Std", "LogSumExp"}
+
+
+def _may_have_undefined_derivative(e) -> bool:
+    """Whether computing e may meet a point where a local derivative is undefined (0 * nan is
+    nan in the backward pass): roots, division, logs, fractional or negative powers, norms,
+    exponentials, calls of functions."""
+    for n in A.walk(e):
+        if not any(isinstance(m, A.Ref) for m in A.walk(n)):
+            continue  # a constant (`\frac{1}{2}`) has no derivative to speak of
+        match n:
+            case A.Sqrt() | A.Norm() | A.Call():
+                return True
+            case A.Frac(denominator=d) | A.Binary(op="/", right=d):
+                if any(isinstance(m, A.Ref) for m in A.walk(d)):
+                    return True
+            case A.Power():
+                k = _int_literal(n.exponent)
+                if k is None or k < 0:
+                    return True
+            case A.BuiltinCall() | A.Builtin() if n.name in UNDEFINED_DERIVATIVE:
+                return True
+    return False
 
 
 def _direct_reduction(runtime: str, code: str, v: Value) -> str | None:
