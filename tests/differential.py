@@ -142,7 +142,9 @@ def parameters(program: Program, seed: int = 0):
                     p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
             values.append(layers)
         elif kind == "kokoyi":
-            values.append(Host(None, kokoyi.symbol[spec[0]]))
+            # As users write it (LANGUAGE.md 7): a module class whose forward is the symbol.
+            nested = type(f"Nested{spec[0]}", (torch.nn.Module,), {"forward": kokoyi.symbol[spec[0]]})
+            values.append(nested())
         else:
             values.append(spec[0])
     if not values:
