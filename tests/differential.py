@@ -357,7 +357,7 @@ def _reference_in_float64(program: Program, params, path: Path, args, idxs):
 def _check_gradients(got, want, args, params, weight_state):
     """None, or a finding when the gradients of a random weighted sum of got and of want differ."""
     leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
-    pairs = [(a, b) for a, b in zip(got, want) if b.is_floating_point()]
+    pairs = [(a, b) for a, b in zip(got, want) if isinstance(a, torch.Tensor) and b.is_floating_point()]
     if not leaves or not pairs:
         return None
     g = torch.Generator()

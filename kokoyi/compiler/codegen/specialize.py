@@ -766,6 +766,10 @@ class Specializer:
             return f"kk.reduce_trailing({code}, {fn.runtime!r}, {v.rank})", replace(v, rank=0, integer=False)
         if name in ("maximum", "minimum", "clip"):
             codes, v = self._broadcast(parts)
+            if v.python:  # Python numbers stay Python numbers (a tensor would take torch's default dtype)
+                x, *rest = codes
+                python = {"maximum": f"max({', '.join(codes)})", "minimum": f"min({', '.join(codes)})"}
+                return python.get(name, f"min(max({x}, {rest[0]}), {rest[-1]})"), v
             return f"kk.{fn.runtime}({', '.join(codes)})", v
         if name == "OneHot":
             (i, vi), (n, vn) = parts
@@ -808,6 +812,8 @@ class Specializer:
         parts = [self.expr(a) for a in e.args]
         if len(parts) > 1:
             codes, v = self._broadcast(parts)
+            if v.python:  # Python numbers stay Python numbers
+                return f"{e.op}({', '.join(codes)})", v
             return f"kk.{e.op}imum({', '.join(codes)})", v
         code, v = parts[0]
         if v.python:
