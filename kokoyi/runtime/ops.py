@@ -739,7 +739,7 @@ def _check_guarded(item, size, valid, where_, name):
 
 def any_trailing(mask, rank: int):
     """Whether any of the last `rank` axes of a bool tensor holds, per leading position."""
-    return mask.reshape(mask.shape[:mask.dim() - rank] + (-1,)).any(-1) if rank else mask
+    return mask.flatten(mask.dim() - rank).any(-1) if rank else mask
 
 
 def take_static(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
