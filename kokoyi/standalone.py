@@ -254,7 +254,7 @@ def standalone_source(state, signatures: dict[str, Signature]) -> str:
     """The standalone Python file of a compiled unit (see the module docstring)."""
     from kokoyi import __version__
     from kokoyi.runtime.loader import _class_name, install
-    from kokoyi.runtime.specialize import FALLBACK
+    from kokoyi.runtime.specialize import FALLBACK, module_dtype
     from kokoyi.runtime.symbols import SymbolTable
 
     table = SymbolTable()
@@ -280,7 +280,8 @@ def standalone_source(state, signatures: dict[str, Signature]) -> str:
                                   f"inputs ({', '.join(i.key for i in spec.inputs)}), at least one 1")
         params = _example_params(key, spec, table, signatures)
         specs = forward.__kokoyi_specializations__
-        entry = specs._build(_input_descs(key, spec, sig), specs.param_descs(params), params)
+        entry = specs._build(_input_descs(key, spec, sig), specs.param_descs(params), params,
+                             module_dtype((), params))
         if entry is FALLBACK:
             continue  # warned; these levels run through torch.func.vmap
         _, outputs, code, _ = entry

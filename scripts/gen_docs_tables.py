@@ -191,7 +191,7 @@ def _columns(n: int):
 
 def _cli_parser() -> argparse.ArgumentParser | None:
     try:
-        from kokoyi.compiler import cli
+        from kokoyi import cli
     except ImportError:
         return None
     return cli.build_parser() if hasattr(cli, "build_parser") else None

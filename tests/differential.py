@@ -142,7 +142,9 @@ def parameters(program: Program, seed: int = 0):
                     p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
             values.append(layers)
         elif kind == "kokoyi":
-            values.append(Host(None, kokoyi.symbol[spec[0]]))
+            # As users write it (LANGUAGE.md 7): a module class whose forward is the symbol.
+            nested = type(f"Nested{spec[0]}", (torch.nn.Module,), {"forward": kokoyi.symbol[spec[0]]})
+            values.append(nested())
         else:
             values.append(spec[0])
     if not values:
@@ -360,7 +362,7 @@ def _reference_in_float64(program: Program, params, path: Path, args, idxs):
 def _check_gradients(got, want, args, params, weight_state):
     """None, or a finding when the gradients of a random weighted sum of got and of want differ."""
     leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
-    pairs = [(a, b) for a, b in zip(got, want) if b.is_floating_point()]
+    pairs = [(a, b) for a, b in zip(got, want) if isinstance(a, torch.Tensor) and b.is_floating_point()]
     if not leaves or not pairs:
         return None
     g = torch.Generator()

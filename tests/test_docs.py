@@ -14,7 +14,7 @@ For each page under docs/, in order, with a fresh kokoyi.symbol and one Python n
   compiler does not have yet (a known bug): the page's test is then an expected failure,
   and it fails outright once the block passes, so the marker is removed with the fix.
 - a ```console block is a `kyic` session: each `$ kyic ...` line runs in-process
-  (kokoyi.compiler.cli.main) in the page's folder and its standard output and error must
+  (kokoyi.cli.main) in the page's folder and its standard output and error must
   match the lines under it (`...` matches anything); `$ echo $?` shows the last exit
   status. Install commands go in ```bash blocks, which are not run.
 - text, bash, yaml and toml blocks are not run; the generated parts of pages are compared
@@ -146,12 +146,9 @@ def run_python(block: Block, globs: dict) -> None:
         pytest.fail(f"{block.where}: this Python snippet raised {type(err).__name__}: {err}\n---\n{block.body}")
 
 
-def run_console(block: Block) -> bool:
-    """Run a kyic session; False when the CLI is not available."""
-    try:
-        from kokoyi.compiler import cli
-    except ImportError:
-        return False
+def run_console(block: Block) -> None:
+    """Run a kyic session and compare its output with the block's."""
+    from kokoyi import cli
     steps: list[tuple[str, list[str]]] = []
     for line in block.body.splitlines():
         if line.startswith("$ "):
@@ -180,7 +177,6 @@ def run_console(block: Block) -> bool:
             continue
         assert checker.check_output(want, got, doctest.ELLIPSIS), \
             f"{block.where}: `$ {command}` printed\n{got}\nbut the page shows\n{want}"
-    return True
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
@@ -199,8 +195,7 @@ def test_page_snippets_run(page, tmp_path, monkeypatch):
             if block.lang == "latex":
                 compile_block(kokoyi, block, tmp_path)
             elif block.lang == "console":
-                if not run_console(block):
-                    skip_python = skip_python or f"{block.where} needs kokoyi.compiler.cli"
+                run_console(block)
             elif block.lang == "python":
                 needs = block.attrs.get("requires")
                 if needs and importlib.util.find_spec(needs) is None:

@@ -26,7 +26,7 @@ import kokoyi
 from kokoyi.compiler.pipeline import compile_unit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-HAS_CLI = (ROOT / "kokoyi" / "compiler" / "cli.py").exists()
+HAS_CLI = (ROOT / "kokoyi" / "cli.py").exists()
 
 
 def payloads(marker: pathlib.Path) -> list[str]:
@@ -261,7 +261,7 @@ def test_utf7_file_name_and_comment_do_not_run_code_in_process(marker):
 # ---- kyic compile ---------------------------------------------------------------------------
 def kyic(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "kokoyi.compiler.cli", *map(str, args)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "kokoyi.cli", *map(str, args)], cwd=cwd, env=env,
                           check=False, capture_output=True, text=True, timeout=120)
 
 
@@ -278,7 +278,7 @@ print(Holder()(torch.tensor([1.0, 3.0])).tolist(), Holder()(torch.ones(2, 2), ba
 """
 
 
-@pytest.mark.skipif(not HAS_CLI, reason="kyic (kokoyi/compiler/cli.py) is not written yet")
+@pytest.mark.skipif(not HAS_CLI, reason="kyic (kokoyi/cli.py) is not written yet")
 @pytest.mark.parametrize("name", ["quote'\"name.kyi", "new\nline\u2028sep.kyi", "__import__('os').kyi"])
 def test_kyic_output_runs_only_the_math(tmp_path, marker, name):
     usable = [p for p in payloads(marker) if "\n" not in p and "\r" not in p and "coding" not in p

@@ -1,4 +1,4 @@
-"""The `kyic` command, run as a subprocess (`python -m kokoyi.compiler.cli`)."""
+"""The `kyic` command, run as a subprocess (`python -m kokoyi.cli`)."""
 from __future__ import annotations
 
 import importlib.util
@@ -33,7 +33,7 @@ BAD = "a \\gets 1 \\\\\n\\Module{M}{x}\n  \\Return x + \\psi \\\\\n\\EndModule\n
 
 
 def kyic(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kokoyi.compiler.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "kokoyi.cli", *map(str, args)],
                           cwd=cwd, check=False, capture_output=True, text=True, timeout=120)
 
 

@@ -35,7 +35,7 @@ async def session() -> dict:
     async def diagnostics() -> T.PublishDiagnosticsParams:
         return await asyncio.wait_for(published.get(), TIMEOUT)
 
-    await client.start_io(sys.executable, "-m", "kokoyi.compiler.cli", "lsp")
+    await client.start_io(sys.executable, "-m", "kokoyi.cli", "lsp")
     out: dict = {}
     try:
         out["init"] = await asyncio.wait_for(client.initialize_async(T.InitializeParams(

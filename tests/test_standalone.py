@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import kokoyi
-from kokoyi.compiler.cli import main as kyic
+from kokoyi.cli import main as kyic
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

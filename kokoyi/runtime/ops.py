@@ -739,7 +739,7 @@ def _check_guarded(item, size, valid, where_, name):
 
 def any_trailing(mask, rank: int):
     """Whether any of the last `rank` axes of a bool tensor holds, per leading position."""
-    return mask.reshape(mask.shape[:mask.dim() - rank] + (-1,)).any(-1) if rank else mask
+    return mask.flatten(mask.dim() - rank).any(-1) if rank else mask
 
 
 def take_static(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
@@ -798,7 +798,7 @@ def windows(x, lead: int, specs: tuple, perm: tuple, missing: tuple, where_: str
     return x
 
 
-def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"):
+def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value", bounds=()):
     """Per-sample indexing x[items...] where some items are integer tensors.
 
     x and the tensor items share `lead` leading (batch and loop) axes, broadcast against
@@ -807,12 +807,19 @@ def take(x, lead: int, items: tuple, valid, where_: str, name: str = "the value"
     where_. valid (None: everywhere) is a bool tensor, broadcastable to the index tensors,
     that says where the read applies (a cases row, a loop with dependent bounds): only there
     is an index checked; elsewhere it is clamped, and its value is discarded by the caller.
+    bounds gives, per item, the (smallest, largest) values known without looking at the data
+    (None: unknown); an item whose range lies inside its axis needs no check.
     """
     if valid is not None:
         checked = []
-        for axis, item in enumerate(items, start=lead):
+        for k, item in enumerate(items):
+            axis = lead + k
             if isinstance(item, (torch.Tensor, int)) and not isinstance(item, bool):
                 size = x.shape[axis]
+                known = bounds[k] if k < len(bounds) else None
+                if known is not None and -size <= known[0] and known[1] < size:
+                    checked.append(item)
+                    continue
                 _check_guarded(item, size, valid, where_, name)
                 if size == 0:
                     x = _nonempty_axis(x, axis)

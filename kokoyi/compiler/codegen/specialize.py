@@ -766,6 +766,10 @@ class Specializer:
             return f"kk.reduce_trailing({code}, {fn.runtime!r}, {v.rank})", replace(v, rank=0, integer=False)
         if name in ("maximum", "minimum", "clip"):
             codes, v = self._broadcast(parts)
+            if v.python:  # Python numbers stay Python numbers (a tensor would take torch's default dtype)
+                x, *rest = codes
+                python = {"maximum": f"max({', '.join(codes)})", "minimum": f"min({', '.join(codes)})"}
+                return python.get(name, f"min(max({x}, {rest[0]}), {rest[-1]})"), v
             return f"kk.{fn.runtime}({', '.join(codes)})", v
         if name == "OneHot":
             (i, vi), (n, vn) = parts
@@ -808,6 +812,8 @@ class Specializer:
         parts = [self.expr(a) for a in e.args]
         if len(parts) > 1:
             codes, v = self._broadcast(parts)
+            if v.python:  # Python numbers stay Python numbers
+                return f"{e.op}({', '.join(codes)})", v
             return f"kk.{e.op}imum({', '.join(codes)})", v
         code, v = parts[0]
         if v.python:
@@ -1038,10 +1044,41 @@ class Specializer:
             if batched and not iv.batched:
                 lifted = f"{lifted}[None]"
             item_codes.append(lifted)
-        valid = self.guard_for(depth, item_rank)
+        valid, bounds = self.guard_for(depth, item_rank), ""
+        if valid != "None":
+            # Index ranges known from the loops' bounds: in range everywhere needs no check (a
+            # data-dependent check would also break torch.compile's graph).
+            ranges = [self._index_range(item) if iv is not None and not iv.python else None
+                      for item, (_, iv) in zip(e.items, items)]
+            if any(r is not None for r in ranges):
+                known = ", ".join("None" if r is None else f"({r[0]}, {r[1]})" for r in ranges)
+                bounds = f", bounds=({known},)"
         result_rank = v.rank - len([1 for _, iv in items if iv is not None]) + item_rank
-        return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {valid}, {self.where(e)}, {spell(e.target)!r})",
+        return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {valid}, {self.where(e)}, "
+                f"{spell(e.target)!r}{bounds})",
                 Value(rank=result_rank, batched=batched, depth=depth, integer=v.integer))
+
+    def _index_range(self, item):
+        """(smallest, largest) Python expressions an index affine in loop variables takes over
+        the loops' ranges, or None (not affine, or a term that is a tensor)."""
+        loops = {lp["symbol"]: lp for lp in self.loops}
+        lin = _linear(item, set(loops))
+        if lin is None:
+            return None
+        coef, terms, const = lin
+        low, high = [str(const)], [str(const)]
+        for sign, term in terms:
+            if not self._scratch(lambda term=term: self.expr(term)[1]).python:
+                return None
+            code = self.expr(term)[0]
+            low.append(f"{'+' if sign > 0 else '-'} ({code})")
+            high.append(f"{'+' if sign > 0 else '-'} ({code})")
+        for var, c in coef.items():
+            lp = loops[var]
+            first, last = lp["lo"], f"({lp['lo']} + {lp['n']} - 1)"
+            low.append(f"+ {c} * {first if c > 0 else last}")
+            high.append(f"+ {c} * {last if c > 0 else first}")
+        return " ".join(low), " ".join(high)
 
     def _list_item(self, v: Value, item, e) -> Value:
         idx = A.strip(item)
