@@ -201,3 +201,17 @@ def test_no_gradient_flows_through_the_elements_a_row_does_not_supply():
     call(huber, "H", [torch.tensor(0.5)])
     code = list(kokoyi.symbol["H"].__kokoyi_specializations__.cache.values())[0][2]
     assert "gradient_where" not in code and "applies" not in code, code
+
+
+def test_a_row_that_reads_other_elements_keeps_their_gradient():
+    """Found by the differential fuzzer: the gradient mask of a row is by element, so it applies
+    only where the row computes each element from the same elements it reads. Here element 1
+    of the second row reads x[0], where the first row applies; its gradient must still flow."""
+    src = r"""\Module{P}{x}
+\Return \begin{cases} 3 x & x > 0.25 \\ \{ \frac{0.25}{1 + x[i - 1]^2} \}_{i=0}^{|x| - 1} & \text{otherwise} \end{cases} \\
+\EndModule"""
+    x = torch.tensor([0.434, -1.137], requires_grad=True)
+    out = call(src, "P", [x])
+    (g,) = torch.autograd.grad(out[1], x)
+    x0 = x.detach()[0]
+    assert torch.allclose(g, torch.stack([-0.25 * 2 * x0 / (1 + x0 ** 2) ** 2, torch.tensor(0.0)]))

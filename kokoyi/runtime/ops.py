@@ -58,12 +58,21 @@ _SCALAR = {
 }
 
 
+def _overflow(name, x):
+    """What exp, cosh or sinh of a Python float gives where math overflows: inf (-inf for sinh
+    of a negative), as torch gives it."""
+    return -math.inf if name == "sinh" and x < 0 else math.inf
+
+
 def _elementwise(name, tensor_fn, needs_float=True):
     scalar_fn = _SCALAR[name]
 
     def fn(x):
         if isinstance(x, numbers.Real) and not isinstance(x, torch.Tensor):
-            return scalar_fn(x)
+            try:
+                return scalar_fn(x)
+            except OverflowError:  # as torch does: the float overflows to inf
+                return _overflow(name, x)
         return tensor_fn(_float(x) if needs_float else _t(x))
 
     fn.__name__ = name

@@ -575,7 +575,7 @@ class Specializer:
                 if cond is not None:
                     self.guard = self.restrict(*self._and(rest, cond))
                 applies = self._and(rest_elements, cond) if cond is not None else rest_elements
-                if applies is not None and _may_have_undefined_derivative(r.value):
+                if applies is not None and _may_have_undefined_derivative(r.value) and _elementwise(r.value):
                     # No gradient flows through the elements a row does not supply, also where
                     # its local derivative there is undefined (`\sqrt{x}` at x < 0).
                     code, mask_v = applies
@@ -659,8 +659,10 @@ class Specializer:
         elif v.python:
             text, v = "math.nan", replace(v, integer=False)
         else:
-            ones = "(" + "1, " * (v.lead + v.rank) + ")"
-            text, v = f"kk.as_tensor(math.nan, _dev, {self.dtype}).reshape({ones})", replace(v, integer=False)
+            ones = "(" + "1, " * (v.depth + v.rank) + ")"
+            text = f"kk.as_tensor(math.nan, _dev, {self.dtype}).reshape({ones})"
+            text = f"kk.expand_batch({text}, _B)" if v.batched else text
+            v = replace(v, integer=False)
         last = len(rows) - 1 if conds[-1] is None else len(rows)
         for i in range(last - 1, -1, -1):
             text = f"({codes[i]} if {conds[i]} else {text})"
@@ -1440,6 +1442,27 @@ FLOAT_REDUCTIONS = {"mean", "var", "std"}  # torch wants a float tensor for thes
 
 # Built-ins whose derivative is undefined or infinite somewhere (or that overflow to inf).
 UNDEFINED_DERIVATIVE = {"log", "ln", "tan", "exp", "Exp", "sinh", "cosh", "Std", "LogSumExp"}
+
+
+ELEMENTWISE_BUILTINS = {"exp", "Exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "sign",
+                        "ReLU", "Sigmoid", "Softplus", "GELU", "maximum", "minimum", "clip", "StopGrad"}
+
+
+def _elementwise(e) -> bool:
+    """Whether e computes each element from the same elements of the values it reads (operators
+    and element-wise built-ins of names and numbers): only then does a row's mask say which
+    elements of those values the row uses."""
+    for n in A.walk(e):
+        match n:
+            case A.Ref() | A.Name() | A.Num() | A.Constant() | A.Paren() | A.Group() | A.Unary() | A.Compare() \
+                    | A.Frac() | A.Sqrt() | A.Power() | A.Juxtapose():
+                continue
+            case A.Binary() if n.op != "@":
+                continue
+            case A.BuiltinCall() if n.name in ELEMENTWISE_BUILTINS:
+                continue
+        return False
+    return True
 
 
 def _may_have_undefined_derivative(e) -> bool:
