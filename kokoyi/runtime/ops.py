@@ -489,7 +489,7 @@ def int_power(a, b, dtype):
     in `dtype` (i^{-1} is 1/i), as Python's int ** int does."""
     negative = (b < 0).any() if isinstance(b, torch.Tensor) else b < 0
     if negative:
-        a = a.to(dtype) if isinstance(a, torch.Tensor) else float(a)
+        a = a.to(dtype) if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=dtype, device=b.device)
     return a ** b
 
 

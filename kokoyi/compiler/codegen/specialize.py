@@ -779,6 +779,7 @@ class Specializer:
                                                  depth=vi.depth)
         if name == "CrossEntropy":
             (z, vz), (y, vy) = parts
+            z = self.to_float(z, vz)  # logits of integers are floats of the module's dtype
             if vz.rank != 1:
                 raise self.unsupported("\\CrossEntropy of logits whose per-sample rank is not 1", e)
             depth = max(vz.depth, vy.depth)
@@ -786,7 +787,7 @@ class Specializer:
             y = self.lift(y, vy, depth) if not vy.python and vy.depth < depth else y
             return f"kk.cross_entropy({z}, {y})", Value(batched=vz.batched or vy.batched, depth=depth)
         if name in ("MSE", "SmoothL1"):
-            codes, v = self._broadcast(parts)
+            codes, v = self._broadcast(parts, floating=True)
             return f"kk.{fn.runtime}_trailing({codes[0]}, {codes[1]}, {v.rank})", replace(v, rank=0, integer=False)
         if name == "Concat":
             # A scalar joins as a one-element vector, like the per-sample \Concat.
