@@ -340,7 +340,8 @@ class Specializer:
             if settled == element:
                 break
             element = settled
-        self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth)
+        self.values[id(sym)] = Value(rank=element.rank + 1, batched=element.batched, depth=self.depth,
+                                     integer=element.integer)
         self.rec[id(sym)] = (elements, first, element)
         self.out.emit(self.indent, f"for {var} in kk.recurrence_steps({first}, {hi} + 1, {self.where(builder)}):")
         self.indent += 1
