@@ -73,6 +73,8 @@ def _elementwise(name, tensor_fn, needs_float=True):
                 return scalar_fn(x)
             except OverflowError:  # as torch does: the float overflows to inf
                 return _overflow(name, x)
+            except ValueError:  # outside the function's domain (sin of inf): NaN, as torch gives
+                return math.nan
         return tensor_fn(_float(x) if needs_float else _t(x))
 
     fn.__name__ = name
@@ -738,7 +740,7 @@ def _nonempty_axis(x, axis):
 
 def _check_guarded(item, size, valid, where_, name):
     """Raise the located error where a guarded index is out of range and its read applies."""
-    bad = (item < -size) | (item >= size)
+    bad = torch.as_tensor((item < -size) | (item >= size))
     if valid is not None:
         bad = bad & valid
     if bool(bad.any()):
