@@ -80,3 +80,21 @@ def test_a_dataloader_with_spawned_workers_runs_a_kokoyi_module():
                                          multiprocessing_context="spawn")
     got = torch.cat(list(loader))
     torch.testing.assert_close(got, scorer(xs, batch_level=[1]).detach())
+
+
+def test_function_symbols_cross_into_spawned_processes():
+    """Top-level functions pickle by key and unit source too (they live in this process's
+    generated module, which a spawned process does not have)."""
+    kokoyi.compile(r"""sq(u) \gets u * u \\
+\Function{softclip}{x, c}
+  \Return c * \tanh(x / c) \\
+\EndFunction""", filename="functions.kyi")
+    sq, softclip = kokoyi.symbol["sq"], kokoyi.symbol["softclip"]
+    assert pickle.loads(pickle.dumps(sq)) is sq
+    x = torch.tensor([0.5, -3.0])
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        got = pool.apply(spawn_workers.call_function, (softclip, x, 2.0))
+        got_sq = pool.apply(spawn_workers.call_function, (sq, 7))
+    torch.testing.assert_close(got, softclip(x, 2.0))
+    assert got_sq == 49

@@ -48,6 +48,28 @@ class ModuleForward:
         return self
 
 
+class FunctionSymbol:
+    """A compiled top-level function as kokoyi.symbol holds it: called as the function, and
+    pickled like a module symbol, by key and unit source (the function itself lives in this
+    process's generated module, which another process does not have)."""
+
+    def __init__(self, function, key: str, source: tuple[str, str]) -> None:
+        self._function = function
+        self.__kokoyi_key__ = key
+        self.__kokoyi_source__ = source
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        return self._function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<kokoyi function {self.__kokoyi_key__}>"
+
+    def __reduce__(self):
+        text, filename = self.__kokoyi_source__
+        return restore, (self.__kokoyi_key__, text, filename)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

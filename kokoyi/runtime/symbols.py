@@ -12,6 +12,8 @@ import sys
 import types
 from collections.abc import Iterator, Mapping
 
+from kokoyi.compiler import symbols as S
+from kokoyi.runtime.forward import FunctionSymbol
 from kokoyi.runtime.module import register_code
 
 
@@ -148,6 +150,8 @@ class SymbolTable(_Lookup):
         for sym in state.defined:
             name = generated.globals[sym.key]
             objects[sym.key] = self.namespace[name]
+            if sym.kind == S.FUNCTION and callable(objects[sym.key]):  # pickles by key and source
+                objects[sym.key] = FunctionSymbol(objects[sym.key], sym.key, (state.source.text, state.source.filename))
             names[sym.key] = name
         self._objects.update(objects)
         self._names.update(names)
