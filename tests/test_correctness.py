@@ -215,3 +215,13 @@ def test_a_row_that_reads_other_elements_keeps_their_gradient():
     (g,) = torch.autograd.grad(out[1], x)
     x0 = x.detach()[0]
     assert torch.allclose(g, torch.stack([-0.25 * 2 * x0 / (1 + x0 ** 2) ** 2, torch.tensor(0.0)]))
+
+
+def test_an_empty_range_reads_nothing():
+    """Found by the differential fuzzer: a read in the body of an empty range that does not
+    depend on its index was still made (and raised); an empty range reads nothing."""
+    src = r"\Module{P}{x, k} \Return \sum_{i=1}^{|x|-1} x[k], \{ x[k] \}_{i=0}^{|x|-2} \\ \EndModule"
+    total, seq = call(src, "P", [torch.ones(1), torch.tensor(5)])
+    assert total.item() == 0 and seq.shape == (0,)
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"c.kyi:1:45: index 5 is out of range for `x`"):
+        call(src, "P", [torch.ones(2), torch.tensor(5)])

@@ -123,6 +123,10 @@ class Specializer:
         # Inside a cases row with a tensor condition whose value may have undefined derivatives:
         # (name, Value) of where the row applies, element by element (see e_Cases).
         self.row_mask: tuple[str, Value] | None = None
+        # Ranges whose body is being generated: (index symbol, Python test that the range is not
+        # empty). A read that does not depend on that index is made even when the range is
+        # empty, so it may not fail there (LANGUAGE.md 5: an empty range reads nothing).
+        self.live_ranges: list[tuple[object, str]] = []
         self.specialised_functions: dict[tuple, str] = {}
         self.pending: list[str] = []  # lines to emit before the current statement
         self.lazy: dict[int, str] = {}  # symbol id -> line that defines it, emitted on first use
@@ -936,8 +940,9 @@ class Specializer:
             raise self.unsupported("a call with the wrong number of arguments", item)
         hint = item.target.symbol.hint if isinstance(item, A.Definition) else item.name.symbol.hint
         name = self.ns.create(hint)
-        saved_guard, saved_mask = self.guard, self.row_mask
+        saved_guard, saved_mask, saved_live = self.guard, self.row_mask, self.live_ranges
         self.guard = self.row_mask = None  # a function's code serves every call of it
+        self.live_ranges = []
         saved_out, saved_pending, saved_indent = self.out, self.pending, self.indent
         self.out, self.pending, self.indent = Emitter(), [], 1
         arg_names = [self.bind(p.symbol, v) for p, v in zip(params, vals)]
@@ -954,7 +959,7 @@ class Specializer:
             out = outs[0]
         lines, line_map = self.out.lines, self.out.line_map
         self.out, self.pending, self.indent = saved_out, saved_pending, saved_indent
-        self.guard, self.row_mask = saved_guard, saved_mask
+        self.guard, self.row_mask, self.live_ranges = saved_guard, saved_mask, saved_live
         # Emit the specialised function before the statement that needs it (not its pending
         # lines: those may belong to a lazily evaluated part, and the function needs none).
         for i, line in enumerate(lines, 1):
@@ -987,12 +992,25 @@ class Specializer:
         if v.kind != "tensor" or v.python:
             raise self.unsupported(f"indexing a {v.kind}", e)
         self.index_sites.append([e.span.line, spell(e.target), self.where(e)[1:-1], v.lead])
+        # A read that varies with none of the open loops is made once, also when a range it
+        # sits in is empty: only where every such range is not empty may it fail. (A read that
+        # varies with a loop keeps its views; its indices follow that loop's range.)
+        used = {id(n.symbol) for n in A.walk(e) if isinstance(n, A.Ref)}
+        invariant = not any(id(lp["symbol"]) in used for lp in self.loops)
+        live = " and ".join(test for _, test in self.live_ranges) if invariant and self.live_ranges else None
+        if live is not None:
+            return self._index_general(e, code, v, live)
         narrowed = self._try_narrow(e, code, v)
         if narrowed is not None:
             return narrowed
         windowed = self._try_windows(e, code, v)
         if windowed is not None:
             return windowed
+        return self._index_general(e, code, v, None)
+
+    def _index_general(self, e, code, v, live):
+        """Indexing by Python values, slices and index tensors (a gather); live: a Python test
+        that must hold for the read to be made at all (see live_ranges), or None."""
         items, tensors = [], []
         for item in e.items:
             if isinstance(item, A.Slice):
@@ -1011,11 +1029,11 @@ class Specializer:
             raise self.unsupported("more indices than axes", e)
         if not tensors:
             out_v = replace(v, rank=v.rank - sum(1 for _, iv in items if iv is not None))
-            if self.guard is not None and any(iv is not None for _, iv in items):
+            if (self.guard is not None or live is not None) and any(iv is not None for _, iv in items):
                 # Python indices in a guarded place: checked only where the place applies.
-                depth = max(v.depth, self.guard[1].depth)
+                depth = max(v.depth, self.guard[1].depth if self.guard is not None else 0)
                 code = self.lift(code, v, depth) if v.depth < depth else code
-                valid = self.guard_for(depth, 0)
+                valid = self._with_live(self.guard_for(depth, 0), live)
                 specs = ", ".join(c if iv is not None else f"slice({c.split(':')[0] or None}, {c.split(':')[1] or None})"
                                   for c, iv in items)
                 return (f"kk.take_static({code}, {int(v.batched) + depth}, ({specs},), {valid}, {self.where(e)}, "
@@ -1048,7 +1066,7 @@ class Specializer:
             if batched and not iv.batched:
                 lifted = f"{lifted}[None]"
             item_codes.append(lifted)
-        valid, bounds = self.guard_for(depth, item_rank), ""
+        valid, bounds = self._with_live(self.guard_for(depth, item_rank), live), ""
         if valid != "None":
             # Index ranges known from the loops' bounds: in range everywhere needs no check (a
             # data-dependent check would also break torch.compile's graph).
@@ -1061,6 +1079,12 @@ class Specializer:
         return (f"kk.take({value}, {lead}, ({', '.join(item_codes)},), {valid}, {self.where(e)}, "
                 f"{spell(e.target)!r}{bounds})",
                 Value(rank=result_rank, batched=batched, depth=depth, integer=v.integer))
+
+    @staticmethod
+    def _with_live(valid: str, live: str | None) -> str:
+        if live is None:
+            return valid
+        return f"({live})" if valid == "None" else f"(({valid}) & ({live}))"
 
     def _index_range(self, item):
         """(smallest, largest) Python expressions an index affine in loop variables takes over
@@ -1209,10 +1233,13 @@ class Specializer:
             if loop["mask"] is not None:  # reads outside the bounds are discarded: not checked
                 mask_v = Value(depth=loop["depth"], batched=loop.get("mask_batched", False))
                 self.guard = self.restrict(loop["mask"], mask_v)
+            self.live_ranges.append((e.bound.var.symbol, f"{loop['n']} > 0"))
             body, v = self.expr(e.body)
         finally:
             self.guard = saved
             self._close_loop()
+            if self.live_ranges and self.live_ranges[-1][0] is e.bound.var.symbol:
+                self.live_ranges.pop()
         if v.kind != "tensor":
             raise self.unsupported(f"`\\{e.op}` of a {v.kind}", e)
         depth = loop["depth"]
@@ -1258,9 +1285,12 @@ class Specializer:
                 raise self.unsupported("a set-builder whose bounds depend on another index or differ "
                                        "between samples", e)
             loops.append(loop)
+        live = [(b.var.symbol, f"{lp['n']} > 0") for b, lp in zip(e.bounds, loops)]
+        self.live_ranges.extend(live)
         try:
             code, v = self.expr(e.element)
         finally:
+            del self.live_ranges[len(self.live_ranges) - len(live):]
             for _ in loops:
                 self._close_loop()
         if v.kind != "tensor":
