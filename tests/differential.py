@@ -119,7 +119,6 @@ def sample_input(spec: Input, g: torch.Generator) -> torch.Tensor:
 def parameters(program: Program, seed: int = 0):
     """What get_parameters() returns for program (made afresh, seeded; after it is compiled)."""
     import kokoyi
-    from kokoyi.test_utils import Host
 
     g = torch.Generator().manual_seed(zlib.crc32(f"params:{seed}".encode()))
     values = []
