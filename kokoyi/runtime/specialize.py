@@ -113,14 +113,16 @@ class Specializations:
             entry = self.fast.get(fast)
             if entry is not None:
                 return entry
-        entry = (self._lookup(args, levels, params), _cast_to(args, params))
+        # The module dtype walks the layers' tensors: once per call that misses the fast key.
+        dtype = module_dtype(args, params)
+        entry = (self._lookup(args, levels, params, dtype), _cast_to(args, params, dtype))
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
             self.fast[fast] = entry
         return entry
 
-    def _lookup(self, args, levels, params):
+    def _lookup(self, args, levels, params, dtype):
         if self._lazy is not None:
             self._load_lazy()
         if self.module_ast is None or not self.enabled:
@@ -133,7 +135,6 @@ class Specializations:
                 inputs.append((("number", isinstance(a, numbers.Integral)), False))
             else:
                 return FALLBACK
-        dtype = module_dtype(args, params)
         key = (tuple(inputs), self.param_descs(params), dtype)
         entry = self.cache.get(key)
         if entry is None:
@@ -218,10 +219,9 @@ def _torch_layer_name(cls) -> str | None:
     return None
 
 
-def _cast_to(args, params):
+def _cast_to(args, params, dtype):
     """The module's floating dtype when some floating tensor input or parameter has another
     (LANGUAGE.md 6a: a module computes in one dtype, the widest), else None."""
-    dtype = module_dtype(args, params)
     for x in (*args, *params):
         if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dtype:
             return dtype
