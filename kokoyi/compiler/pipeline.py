@@ -109,6 +109,15 @@ PASSES: tuple[Pass, ...] = (
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
 
+# Passes that run when a module is called, once per call signature (input ranks, dtypes, batch
+# levels, parameter kinds): kokoyi/runtime/specialize.py runs them, `kyic compile
+# --dump-after batch --batch-level NAME=L1,...` shows them.
+CALL_PASSES: tuple[Pass, ...] = (
+    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads"),
+    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map"),
+)
+CALL_PASS_NAMES = tuple(p.name for p in CALL_PASSES)
+
 
 def dump(state: UnitState, pass_name: str) -> str:
     """The IR after pass_name, as text."""

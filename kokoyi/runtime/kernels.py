@@ -185,6 +185,56 @@ def gather(x, lead: int, items: tuple, where: str, name: str, guards):
     return x[tuple(ranges + index)]
 
 
+def _checked_indices(idx, size: int, where: str, name: str, guards):
+    """idx (Python-style: negative from the end) made in range, after the located error if
+    some index is out of range and the read applies."""
+    bad = (idx < -size) | (idx >= size)
+    m = max(size, 1)  # an empty axis gets one element appended (_nonempty_axis)
+    if bool(bad.any()):
+        if _applies(guards):
+            raise _out_of_range(where, name, int(idx[bad][0]), size)
+        idx = idx.clamp(-m, m - 1)
+    return torch.where(idx < 0, idx + m, idx)
+
+
+def windows(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
+    """x indexed by loop variables, as views (kokoyi/compiler/batch/views.py).
+
+    Per indexed axis from `lead` on: ("at", k) takes entry k (the axis goes away); ("var", lo,
+    n) takes lo..lo+n-1 (a narrow); ("windows", s, c, lo_u, n_u, lo_w, n_w) takes s*u + w + c
+    for each u and w (an unfold: the u axis stays, the w axis goes last). Then the axes are
+    permuted. Out of range, indices follow Python (negative from the end) through
+    index_select, or are the located error where the read applies."""
+    axis = lead
+    for spec in specs:
+        size = x.shape[axis]
+        if spec[0] == "at":
+            x = read_static(x, axis, (spec[1],), where, name, guards)
+            continue
+        if spec[0] == "var":
+            _, lo, n = spec
+            if not (0 <= lo and lo + n <= size):
+                idx = _checked_indices(torch.arange(lo, lo + n, device=x.device), size, where, name, guards)
+                x = x.index_select(axis, idx) if size else _nonempty_axis(x, axis).index_select(axis, idx)
+            elif n != size:
+                x = x.narrow(axis, lo, n)
+        else:
+            _, step, offset, lo_u, n_u, lo_w, n_w = spec
+            start = step * lo_u + lo_w + offset
+            length = step * (n_u - 1) + n_w
+            if n_u > 0 and n_w > 0 and 0 <= start and start + length <= size:
+                x = x.narrow(axis, start, length).unfold(axis, n_w, step)
+            else:
+                idx = (step * torch.arange(lo_u, lo_u + n_u, device=x.device)[:, None]
+                       + torch.arange(lo_w, lo_w + n_w, device=x.device) + offset)
+                idx = _checked_indices(idx, size, where, name, guards)
+                if size == 0:
+                    x = _nonempty_axis(x, axis)
+                x = x.index_select(axis, idx.reshape(-1)).unflatten(axis, (n_u, n_w)).movedim(axis + 1, -1)
+        axis += 1
+    return x.permute(perm)
+
+
 def any_over(g, dims):
     for d in sorted(dims, reverse=True):
         g = g.any(d)

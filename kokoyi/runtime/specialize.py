@@ -166,7 +166,7 @@ class Specializations:
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         if BACKEND == "ir":
-            entry = self._build_ir(name, inputs, param_descs, dtype, globals_info, callee_outputs)
+            entry = self._build_ir(name, inputs, param_descs, dtype, params)
             if entry is not None:
                 return entry
         codegen = _codegen()
@@ -188,7 +188,22 @@ class Specializations:
         return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
 
 
-    def _build_ir(self, name, inputs, param_descs, dtype, globals_info, callee_outputs):
+    def kernel(self, name, inputs, param_descs, dtype, params):
+        """The core-IR back end's kernel for one call signature (kokoyi.compiler.kernel);
+        raises kokoyi.compiler.batch.Unsupported where it cannot batch this module yet."""
+        from kokoyi.compiler import batch
+
+        if self._lazy is not None:
+            self._load_lazy()
+        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
+        if self._ir is None:
+            self._ir = _lower_item(self.module_ast)
+        return batch.batch_function(self._ir, inputs, param_descs, name, dtype=str(dtype), source=self.source,
+                                    globals_info=globals_info,
+                                    callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
+                                    lower_global=lambda key: _lower_global(globals_info, key))
+
+    def _build_ir(self, name, inputs, param_descs, dtype, params):
         """The entry from the core-IR back end (batch + emit), or None where it cannot batch
         this module yet (the older specialiser then does)."""
         from kokoyi.compiler import batch
@@ -196,12 +211,8 @@ class Specializations:
         from kokoyi.runtime import kernels
         from kokoyi.runtime.module import register_code
 
-        if self._ir is None:
-            self._ir = _lower_item(self.module_ast)
         try:
-            k = batch.batch_function(self._ir, inputs, param_descs, name, dtype=str(dtype), source=self.source,
-                                     globals_info=globals_info, callee_outputs=callee_outputs,
-                                     lower_global=lambda key: _lower_global(globals_info, key))
+            k = self.kernel(name, inputs, param_descs, dtype, params)
         except batch.Unsupported as err:
             self.unsupported.append(str(err))
             return None

@@ -34,8 +34,8 @@ def select(b, e: ir.Select) -> Val:
 
 def _on_indices(b, e) -> bool:
     match e:
-        case ir.Lit():
-            return isinstance(e.value, int) and not isinstance(e.value, bool)
+        case ir.Lit():  # an integer, or a comparison of them that simplify folded
+            return isinstance(e.value, int)
         case ir.Iota():
             return True
         case ir.Var():

@@ -45,7 +45,8 @@ class Batcher:
         self.block: list = []
         self.order: list[str] = []  # open axes, outermost first
         self.sizes: dict[str, object] = {}  # axis -> its size (a Python int at run time)
-        self.iotas: dict[str, Val] = {}  # axis name -> the index variable's value
+        self.iotas: dict[str, Val] = {}
+        self.static_axes: dict[str, tuple] = {}  # open axes with Python bounds -> (lower, size)  # axis name -> the index variable's value
         self.guards: list[Val] = []
         self.env: dict[str, Val] = {}
         self.line = 0

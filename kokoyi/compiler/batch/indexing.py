@@ -30,6 +30,11 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
         raise b.unsupported("indexing a number", e)
     if len(index_items) > x.rank:
         raise b.unsupported("more indices than axes", e)
+    from kokoyi.compiler.batch import views
+
+    viewed = views.try_views(b, e, x, index_items)
+    if viewed is not None:
+        return viewed
     items, idx_vals = [], []
     for item in index_items:
         if isinstance(item, ir.Slice):

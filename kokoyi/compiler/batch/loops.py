@@ -42,7 +42,8 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
         b.sizes[name] = n
         iota = Val(b.emit("arange", lo.code, n, hint=name), (name,), 0, "int")
         mask = None
-        guard = Val(b.emit("gt", n, 0, hint="some_" + name), kind="bool", python=True)
+        guard = Val(b.emit("gt", n, 0, hint="some_" + name, py=True), kind="bool", python=True)
+        b.static_axes[name] = (lo.code, n)
     else:
         if not ragged_ok:
             raise b.unsupported("a set-builder whose length varies", axis.upper)
@@ -63,6 +64,7 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
     finally:
         b.order.remove(name)
         del b.iotas[name]
+        b.static_axes.pop(name, None)
 
 
 def reduce(b, e: ir.Reduce) -> Val:

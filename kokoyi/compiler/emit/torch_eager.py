@@ -39,7 +39,8 @@ TEMPLATES = {
     "require_nonempty": "kx.require_nonempty({0}, {1}, {2}, {3}, {4}, {5}, {6})",
     # reads
     "read_static": "kx.read_static({0}, {1}, {2}, {3}, {4}, {5})",
-    "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5})", "any_over": "kx.any_over({0}, {1})",
+    "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5})",
+    "windows": "kx.windows({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "kk.gradient_where({0}, {1})", "no_row": "kx.no_row({0}, {1})",
