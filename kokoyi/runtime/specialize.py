@@ -196,9 +196,12 @@ class Specializations:
         if self._lazy is not None:
             self._load_lazy()
         globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
+        from kokoyi.compiler.pipeline import at_call
+
         if self._ir is None:
             self._ir = _lower_item(self.module_ast)
-        return batch.batch_function(self._ir, inputs, param_descs, name, dtype=str(dtype), source=self.source,
+        fn = at_call(self._ir, lambda key: _lower_global(globals_info, key))
+        return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
                                     globals_info=globals_info,
                                     callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
                                     lower_global=lambda key: _lower_global(globals_info, key))
@@ -232,10 +235,9 @@ BACKEND = os.environ.get("KOKOYI_BACKEND", "legacy")
 
 
 def _lower_item(item):
-    from kokoyi.compiler.passes.lower import Lowering
-    from kokoyi.compiler.passes.simplify import simplify
+    from kokoyi.compiler.pipeline import lower_item
 
-    return simplify(Lowering().item(item))
+    return lower_item(item)
 
 
 def _lower_global(globals_info, key):

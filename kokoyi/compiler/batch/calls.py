@@ -107,7 +107,7 @@ def _layer(b, e, f: Val, args) -> Val:
     if name in TRANSPARENT_LAYERS:
         kind = "int" if name == "Embedding" else "float"
         code = b.tensor(x, kind)
-        out = b.emit("call_layer", f.code, code, hint="h")
+        out = b.emit("linear_layer" if name == "Linear" else "call_layer", f.code, code, hint="h")
         return Val(out, x.axes, x.rank + TRANSPARENT_LAYERS[name], "float")
     if name in CONV_LAYERS:
         code = b.tensor(x, "float")

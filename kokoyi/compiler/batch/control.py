@@ -20,7 +20,7 @@ from kokoyi.compiler.batch.layout import Val, promote
 def select(b, e: ir.Select) -> Val:
     # docs/reference/choices.md#cases-without-otherwise: conditions on indices and dimensions
     # only make "no row applies" an error; data-dependent ones leave NaN there.
-    index_only = e.otherwise is None and all(_on_indices(b, c) for c, _ in e.rows)
+    index_only = e.strict
     out = _rows(b, e, list(e.rows), index_only)
     if out is None:  # every condition is a constant False
         if not index_only:
@@ -30,19 +30,6 @@ def select(b, e: ir.Select) -> Val:
         b.do("no_row", _guards(b, ()), b.site(e))
         return Val(0, kind="int", python=True)
     return out
-
-
-def _on_indices(b, e) -> bool:
-    match e:
-        case ir.Lit():  # an integer, or a comparison of them that simplify folded
-            return isinstance(e.value, int)
-        case ir.Iota():
-            return True
-        case ir.Var():
-            return e.name in b.dim_names
-        case ir.Prim(op="neg" | "not" | "add" | "sub" | "mul" | "and" | "or" | "lt" | "gt" | "le" | "ge" | "eq" | "ne"):
-            return all(_on_indices(b, a) for a in e.args)
-    return False
 
 
 def _kind_of(b, e_ir) -> str | None:

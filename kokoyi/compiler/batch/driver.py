@@ -51,7 +51,6 @@ class Batcher:
         self.env: dict[str, Val] = {}
         self.line = 0
         self.recurrences: dict[str, Val] = {}  # name of a recurrence being computed -> its states
-        self.dim_names: set[str] = set()  # lets that hold a dimension (conditions on indices)
         self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
         self.inlining: list[str] = []  # global functions being inlined (recursion guard)
 
@@ -172,7 +171,9 @@ class Batcher:
             codes.append(v.code)
             layouts.append(v)
         self.block.append(K.Return(tuple(codes), self.line))
-        return K.Kernel(name, tuple(params), self.block, tuple(layouts))
+        from kokoyi.compiler.batch.cleanup import cleanup
+
+        return cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts)))
 
     # ---- expressions --------------------------------------------------------------------------
     def ev(self, e: ir.Expr) -> Val:
@@ -209,15 +210,26 @@ class Batcher:
         return self.iotas[e.axis.name]
 
     def e_Let(self, e: ir.Let) -> Val:
-        if isinstance(e.value, ir.Prim) and e.value.op == "dim":
-            self.dim_names.add(e.name)
         saved = self.env.get(e.name)
-        self.env[e.name] = self.ev(e.value)
+        start = len(self.block)
+        value = self.ev(e.value)
+        self.env[e.name] = self._named(value, e.name, start)
         try:
             return self.ev(e.body)
         finally:
             if saved is not None:
                 self.env[e.name] = saved
+
+    def _named(self, v: Val, name: str, start: int) -> Val:
+        """v, its temporary renamed after the let that binds it when the let's value made it
+        (generated code and tracebacks then show `b = a @ y`, not `v_1 = ...`)."""
+        if not (isinstance(v.code, K.Ref) and len(self.block) > start):
+            return v
+        last = self.block[-1]
+        if not (isinstance(last, K.Assign) and last.out == v.code.name):
+            return v
+        last.out = self.ns.create(name)
+        return Val(K.Ref(last.out), v.axes, v.rank, v.kind, v.python, v.what, v.info)
 
     def e_Tuple(self, e: ir.Tuple) -> Val:
         return Val(None, what="tuple", info=tuple(self.ev(i) for i in e.items))
@@ -232,6 +244,13 @@ class Batcher:
         if rule is None:
             raise self.unsupported(f"the primitive {e.op}", e)
         return rule(self, e, [self.ev(a) for a in e.args])
+
+    def e_Fast(self, e: ir.Fast) -> Val:
+        from kokoyi.compiler.batch.fast import FAST_RULES
+
+        rule = FAST_RULES.get(e.op)
+        out = None if rule is None else rule(self, e)
+        return self.ev(e.original) if out is None else out
 
     def e_Take(self, e: ir.Take) -> Val:
         from kokoyi.compiler.batch import indexing

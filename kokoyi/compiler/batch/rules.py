@@ -177,6 +177,10 @@ RULES["cdot"] = _cdot
 
 
 # ---- over the per-sample part ---------------------------------------------------------------
+# Reductions of a vector that are one torch method over the last axis.
+LAST_AXIS = {"mean", "var", "std", "logsumexp", "reduce_sum", "reduce_max", "reduce_min"}
+
+
 def deftrailing(op: str, result: str, float_inputs: bool = True, min_rank: int = 0, keeps_rank: bool = False):
     """A primitive over a value's whole per-sample part (a whole-value reduction such as
     \\sum(x) or \\operatorname{mean}) or along its last axis (softmax): it acts on the trailing
@@ -190,7 +194,10 @@ def deftrailing(op: str, result: str, float_inputs: bool = True, min_rank: int =
         if x.rank < min_rank:
             raise b.unsupported(f"{op} of a scalar", e)
         code = b.tensor(x, "float" if float_inputs else None)
-        out = b.emit("trailing", code, x.rank, *((e.attrs[0],) if e.attrs else ()), op=op, hint=op)
+        if (x.rank == 1 and op in LAST_AXIS and (float_inputs or x.kind == "float")) or op in ("softmax", "log_softmax"):
+            out = b.emit(op + "_last", code, hint=op)  # one torch call
+        else:
+            out = b.emit("trailing", code, x.rank, *((e.attrs[0],) if e.attrs else ()), op=op, hint=op)
         return Val(out, x.axes, x.rank if keeps_rank else 0, kind)
 
     RULES[op] = rule

@@ -50,6 +50,14 @@ TEMPLATES = {
     "matmul": "kx.matmul({0}, {1}, {2}, {3})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
+    # recognised forms
+    "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
+    "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",
+    "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
+    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
+    "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
+    "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
+    "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4})",

@@ -188,7 +188,8 @@ class Lowering:
                 otherwise = self.expr(last.value) if last.condition is None else None
                 if not rows:  # only an `otherwise` row
                     return otherwise
-                return ir.Select(rows, otherwise)
+                strict = otherwise is None and all(_on_indices(r.condition) for r in e.rows)
+                return ir.Select(rows, otherwise, strict)
         raise TypeError(f"no lowering for {type(e).__name__}")
 
     def item_(self, i):
@@ -208,6 +209,22 @@ class Lowering:
         if name is not None:
             return ir.Var(name)
         return ir.Global(sym.key)  # a top-level definition: late bound
+
+
+def _on_indices(e) -> bool:
+    """Whether e is built from integer literals, index variables and dimensions alone
+    (arithmetic and comparisons of those): such conditions decide every element exactly."""
+    e = A.strip(e)
+    match e:
+        case A.Num(value=int()):
+            return True
+        case A.Ref():
+            return e.symbol.kind in (S.INDEX, S.DIM)
+        case A.Unary():
+            return _on_indices(e.operand)
+        case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
+            return _on_indices(e.left) and _on_indices(e.right)
+    return False
 
 
 def _with_span(e: ir.Expr, span) -> ir.Expr:
