@@ -132,8 +132,9 @@ def _codegen(state: UnitState) -> None:
 @dataclass(frozen=True)
 class Pass:
     name: str
-    run: Callable[[UnitState], None]
+    run: Callable[[UnitState], None] | None
     doc: str
+    where: str = ""  # the module (or package) that does the work, for the docs
 
 
 PASSES: tuple[Pass, ...] = (
@@ -145,7 +146,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("lower", _lower, "AST -> core IR: sugar gone, index variables as axes, recurrences as loops"),
     Pass("simplify", _simplify, "canonical IR: constants folded, x * 1, x + 0 and double negation gone"),
     Pass("inline", _inline, "local functions and trivial lets inlined, so rewrites see one expression"),
-    Pass("rewrite", _rewrite, "recognised forms (kokoyi/compiler/rewrite/, one per file) marked as ir.Fast"),
+    Pass("rewrite", _rewrite, "recognised forms (one rewrite per file) marked as ir.Fast", "kokoyi/compiler/rewrite/"),
     Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
@@ -154,8 +155,10 @@ PASS_NAMES = tuple(p.name for p in PASSES)
 # levels, parameter kinds): kokoyi/runtime/specialize.py runs them, `kyic compile
 # --dump-after batch --batch-level NAME=L1,...` shows them.
 CALL_PASSES: tuple[Pass, ...] = (
-    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads"),
-    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map"),
+    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads",
+         "kokoyi/compiler/batch/"),
+    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map",
+         "kokoyi/compiler/emit/torch_eager.py"),
 )
 CALL_PASS_NAMES = tuple(p.name for p in CALL_PASSES)
 

@@ -118,7 +118,7 @@ def _layer(b, e, f: Val, args) -> Val:
 
 def _module(b, e, f: Val, args) -> Val:
     """A Kokoyi module parameter: the arguments' axes flattened into one batch axis."""
-    if b.callee_outputs is None:
+    if b.callee_outputs is None or b.probing:
         raise b.unsupported("calling a Kokoyi module here", e)
     for a in args:
         if not a.is_tensor:
