@@ -100,6 +100,12 @@ def _rewrite(state: UnitState) -> None:
     from kokoyi.compiler.rewrite import rewrite
 
     state.ir = [rewrite(simplify(f)) for f in state.ir]
+    for item, fn in zip(state.ast.items, state.ir):
+        _symbol_of(item).extra["ir"] = fn  # what a call of it starts from (lower_item)
+
+
+def _symbol_of(item):
+    return item.target.symbol if isinstance(item, A.Definition) else item.name.symbol
 
 
 def lower_item(item):
@@ -110,6 +116,9 @@ def lower_item(item):
     from kokoyi.compiler.passes.simplify import simplify
     from kokoyi.compiler.rewrite import rewrite
 
+    done = _symbol_of(item).extra.get("ir")
+    if done is not None:
+        return done
     return rewrite(simplify(inline(simplify(Lowering().item(item)))))
 
 

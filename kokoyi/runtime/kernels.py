@@ -87,6 +87,9 @@ def _fill_value(value, dtype):
 
 def reduce_axis(op: str, x, pos: int, mask, fill, lo):
     """A big operator over loop axis `pos` of x (mask: where the range holds, or None)."""
+    if x.shape[pos] == 0 and op in ("sum", "prod"):  # an empty range computes nothing: no gradient flows
+        shape = x.shape[:pos] + x.shape[pos + 1:]
+        return (torch.zeros if op == "sum" else torch.ones)(shape, dtype=x.dtype, device=x.device)
     if mask is not None:
         x = torch.where(mask, x, torch.tensor(_fill_value(fill, x.dtype), dtype=x.dtype, device=x.device))
     if op == "sum":
