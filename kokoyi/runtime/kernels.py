@@ -63,6 +63,15 @@ def iota_from(lo, n: int, lead: int, device):
     return (r + lo).reshape((1,) * lead + (n,))
 
 
+def true_divide(a, b) -> float:
+    """a / b of Python numbers, as a float tensor would give it (x / 0 is inf or nan, not
+    ZeroDivisionError)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def floor_to_int(x):
     return torch.floor(x).long() if x.is_floating_point() else x
 

@@ -41,7 +41,7 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
             lo = None if item.lower is None else b.ev(item.lower)
             hi = None if item.upper is None else b.ev(item.upper)
             if any(v is not None and not v.python for v in (lo, hi)):
-                raise b.unsupported("a slice with bounds that vary", e)
+                raise b.unsupported("a slice whose bounds depend on an index", e)
             items.append(("slice", None if lo is None else lo.code, None if hi is None else hi.code))
         else:
             v = b.ev(item)

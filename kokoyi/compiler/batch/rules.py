@@ -80,7 +80,7 @@ for _op in ("and", "or"):
     defelementwise(_op, result="bool")
 defelementwise("not", result="bool")
 defelementwise("neg", result="same")
-defelementwise("div", result="float", python=False, float_inputs=True)
+defelementwise("div", result="float", float_inputs=True)
 defelementwise("root", result="float", python=False, float_inputs=True)
 
 
