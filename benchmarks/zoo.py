@@ -1,0 +1,202 @@
+"""Every example model + loss against its hand-written PyTorch twin, in one process.
+
+For each case (benchmarks/zoo_twins.py) at the example's batch size and at 4x it:
+
+* checks that the twin gives the Kokoyi model's loss and parameter gradients (allclose)
+  before timing anything;
+* times one training step, forward + backward (`torch.autograd.grad` of the loss with
+  respect to the parameters), alternating the two sides for several rounds (so load on the
+  machine hits both alike) and taking the median time per step of each;
+* measures the autograd memory of one forward: the bytes of the distinct storages the
+  graph saves for backward (collected with `torch.autograd.graph.saved_tensors_hooks`;
+  parameters excluded, since both sides hold them anyway). It is what backward keeps
+  alive between the forward and the backward, so it is the part of peak memory the model's
+  code decides, and it is exact and deterministic on CPU (no allocator noise);
+* the first call of each Kokoyi model: a fresh import of the example (new module symbols,
+  empty specialisation caches), then the time of its first forward.
+
+Ratios are Kokoyi / twin (lower is better). One thread, one process.
+
+    python benchmarks/zoo.py                     # everything, prints the table
+    python benchmarks/zoo.py --cases gru cnn+ce  # some cases
+    python benchmarks/zoo.py --quick             # correctness of the twins only, no timing (CI)
+    python benchmarks/zoo.py --profile gru       # where the Kokoyi side's time goes (torch profiler)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zoo_twins import CASES, SINGLE_BATCH, Case  # noqa: E402
+
+
+def _grads(loss: torch.Tensor, params: list) -> list:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def check(case: Case, atol: float = 1e-5, rtol: float = 1e-4) -> float:
+    """Asserts the twin's loss and gradients equal the Kokoyi model's; returns the largest difference."""
+    k, t = case.kokoyi(), case.twin()
+    assert k.shape == t.shape and torch.allclose(k, t, atol=atol, rtol=rtol), (k, t)
+    worst = (k - t).abs().max().item()
+    if not case.backward or not case.params:
+        return worst
+    kg = _grads(k, case.params)
+    tg = _grads(t, case.twin_params or case.params)
+    if case.twin_grads_to_kokoyi is not None:
+        tg = case.twin_grads_to_kokoyi(tg)
+    assert len(kg) == len(tg)
+    for i, (a, b) in enumerate(zip(kg, tg)):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=atol, rtol=rtol), \
+            f"gradient {i} {tuple(a.shape)}: max |diff| {(a - b).abs().max().item():.3g}"
+        worst = max(worst, (a - b).abs().max().item())
+    return worst
+
+
+def step_fn(case: Case, side: str):
+    loss_fn = case.kokoyi if side == "kokoyi" else case.twin
+    params = case.params if side == "kokoyi" else (case.twin_params or case.params)
+    if not case.backward or not params:
+        return lambda: loss_fn()
+    return lambda: torch.autograd.grad(loss_fn(), params)
+
+
+def saved_bytes(case: Case, side: str) -> int:
+    """Bytes of the distinct storages one forward saves for backward (parameters excluded)."""
+    fn = case.kokoyi if side == "kokoyi" else case.twin
+    held = {p.untyped_storage().data_ptr() for m in case.models for p in (*m.parameters(), *m.buffers())}
+    held |= {p.untyped_storage().data_ptr() for p in (case.params + (case.twin_params or []))}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in held:
+            storages[st.data_ptr()] = max(storages.get(st.data_ptr(), 0), st.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = fn()
+    del loss
+    return sum(storages.values())
+
+
+def _calls_per_block(fn, target_s: float) -> int:
+    start = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - start, 1e-6)
+    return max(1, min(1000, int(target_s / one)))
+
+
+def time_pair(case: Case, rounds: int, target_s: float) -> tuple[float, float]:
+    """Median seconds per step of (Kokoyi, twin), alternating sides (and which goes first)."""
+    fns = {side: step_fn(case, side) for side in ("kokoyi", "twin")}
+    for fn in fns.values():  # warm-up: specialisation, caches, allocator
+        for _ in range(3):
+            fn()
+    n = min(_calls_per_block(fns["kokoyi"], target_s), _calls_per_block(fns["twin"], target_s))
+    times: dict[str, list[float]] = {"kokoyi": [], "twin": []}
+    for r in range(rounds):
+        for side in (("kokoyi", "twin") if r % 2 == 0 else ("twin", "kokoyi")):
+            fn = fns[side]
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[side].append((time.perf_counter() - start) / n)
+    return statistics.median(times["kokoyi"]), statistics.median(times["twin"])
+
+
+def first_call_ms(case: Case) -> float | None:
+    if case.first_call is None:
+        return None
+    call = case.first_call()  # a fresh import: new module symbols with empty caches
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1e3
+
+
+def batches(name: str) -> list[int]:
+    _, base, extra = CASES[name]
+    return [base] if name in SINGLE_BATCH else sorted({base, 4 * base, *extra})
+
+
+def run(names, rounds: int, target_s: float, quick: bool) -> list[dict]:
+    rows = []
+    for name in names:
+        build = CASES[name][0]
+        for i, batch in enumerate(batches(name)):
+            case = build(batch)
+            row = {"case": name, "batch": batch, "max_abs_diff": check(case)}
+            if not quick:
+                if i == 0:
+                    row["first_call_ms"] = first_call_ms(case)
+                k, t = time_pair(case, rounds, target_s)
+                row.update(kokoyi_ms=k * 1e3, twin_ms=t * 1e3, time_ratio=k / t)
+                if case.backward and case.params:
+                    km, tm = saved_bytes(case, "kokoyi"), saved_bytes(case, "twin")
+                    row.update(kokoyi_saved_kb=km / 1024, twin_saved_kb=tm / 1024, memory_ratio=km / tm)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+HEADER = (f"{'case':<12}{'batch':>6}{'kokoyi ms':>11}{'twin ms':>9}{'time x':>8}"
+          f"{'kokoyi KiB':>12}{'twin KiB':>10}{'mem x':>7}{'1st call ms':>13}{'max diff':>10}")
+
+
+def format_row(r: dict) -> str:
+    def f(key, width, fmt):
+        v = r.get(key)
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
+
+    return (f"{r['case']:<12}{r['batch']:>6}" + f("kokoyi_ms", 11, ".3f") + f("twin_ms", 9, ".3f")
+            + f("time_ratio", 8, ".2f") + f("kokoyi_saved_kb", 12, ".0f") + f("twin_saved_kb", 10, ".0f")
+            + f("memory_ratio", 7, ".2f") + f("first_call_ms", 13, ".0f") + f("max_abs_diff", 10, ".1e"))
+
+
+def profile(name: str, batch: int | None, steps: int = 20) -> None:
+    """The Kokoyi side's self CPU time per op over `steps` training steps (torch profiler)."""
+    case = CASES[name][0](batch or CASES[name][1])
+    fn = step_fn(case, "kokoyi")
+    for _ in range(3):
+        fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            fn()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--rounds", type=int, default=11)
+    p.add_argument("--block", type=float, default=0.02, help="seconds per timed block of calls (about)")
+    p.add_argument("--quick", action="store_true", help="check the twins only, time nothing")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    p.add_argument("--profile", metavar="CASE", choices=list(CASES), help="profile the Kokoyi side of one case")
+    p.add_argument("--batch", type=int, default=None, help="with --profile: the batch size")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.profile:
+        profile(args.profile, args.batch)
+        return []
+    print(f"# torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
+          f"{args.threads} thread(s), {args.rounds} rounds")
+    print(HEADER)
+    rows = run(args.cases, args.rounds, args.block, args.quick)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
