@@ -13,11 +13,13 @@ For each case (benchmarks/zoo_twins.py) at the example's batch size and at 4x it
   alive between the forward and the backward, so it is the part of peak memory the model's
   code decides, and it is exact and deterministic on CPU (no allocator noise);
 * the first call of each Kokoyi model: a fresh import of the example (new module symbols,
-  empty specialisation caches), then the time of its first forward.
+  empty specialisation caches), then the time of its first forward; in this process
+  (torch warm) and, with --fresh, in a new interpreter (torch's first-use costs included).
 
 Ratios are Kokoyi / twin (lower is better). One thread, one process.
 
     python benchmarks/zoo.py                     # everything, prints the table
+    python benchmarks/zoo.py --fresh             # also first calls in new interpreters
     python benchmarks/zoo.py --cases gru cnn+ce  # some cases
     python benchmarks/zoo.py --quick             # correctness of the twins only, no timing (CI)
     python benchmarks/zoo.py --profile gru       # where the Kokoyi side's time goes (torch profiler)
@@ -28,6 +30,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -123,12 +126,30 @@ def first_call_ms(case: Case) -> float | None:
     return (time.perf_counter() - start) * 1e3
 
 
+def first_call_fresh_process(name: str, side: str = "kokoyi") -> float | None:
+    """The first forward of a case in a new interpreter, torch's own first-use costs included:
+    the Kokoyi model's (first_call_ms), or the twin's."""
+    proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side], capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _first_call_child(name: str, side: str) -> float | None:
+    case = CASES[name][0](CASES[name][1])  # loads the example (compiles it), calls nothing
+    if side == "kokoyi":
+        return first_call_ms(case)
+    start = time.perf_counter()
+    with torch.no_grad():
+        case.twin()
+    return (time.perf_counter() - start) * 1e3
+
+
 def batches(name: str) -> list[int]:
     _, base, extra = CASES[name]
     return [base] if name in SINGLE_BATCH else sorted({base, 4 * base, *extra})
 
 
-def run(names, rounds: int, target_s: float, quick: bool) -> list[dict]:
+def run(names, rounds: int, target_s: float, quick: bool, fresh: bool = False) -> list[dict]:
     rows = []
     for name in names:
         build = CASES[name][0]
@@ -138,6 +159,9 @@ def run(names, rounds: int, target_s: float, quick: bool) -> list[dict]:
             if not quick:
                 if i == 0:
                     row["first_call_ms"] = first_call_ms(case)
+                    if fresh:
+                        row["first_call_fresh_ms"] = first_call_fresh_process(name)
+                        row["twin_first_call_fresh_ms"] = first_call_fresh_process(name, "twin")
                 k, t = time_pair(case, rounds, target_s)
                 row.update(kokoyi_ms=k * 1e3, twin_ms=t * 1e3, time_ratio=k / t)
                 if case.backward and case.params:
@@ -149,7 +173,7 @@ def run(names, rounds: int, target_s: float, quick: bool) -> list[dict]:
 
 
 HEADER = (f"{'case':<12}{'batch':>6}{'kokoyi ms':>11}{'twin ms':>9}{'time x':>8}"
-          f"{'kokoyi KiB':>12}{'twin KiB':>10}{'mem x':>7}{'1st call ms':>13}{'max diff':>10}")
+          f"{'kokoyi KiB':>12}{'twin KiB':>10}{'mem x':>7}{'1st call ms':>13}{'new proc':>10}{'twin new':>10}{'max diff':>10}")
 
 
 def format_row(r: dict) -> str:
@@ -159,7 +183,9 @@ def format_row(r: dict) -> str:
 
     return (f"{r['case']:<12}{r['batch']:>6}" + f("kokoyi_ms", 11, ".3f") + f("twin_ms", 9, ".3f")
             + f("time_ratio", 8, ".2f") + f("kokoyi_saved_kb", 12, ".0f") + f("twin_saved_kb", 10, ".0f")
-            + f("memory_ratio", 7, ".2f") + f("first_call_ms", 13, ".0f") + f("max_abs_diff", 10, ".1e"))
+            + f("memory_ratio", 7, ".2f") + f("first_call_ms", 13, ".0f") + f("first_call_fresh_ms", 10, ".0f")
+            + f("twin_first_call_fresh_ms", 10, ".0f")
+            + f("max_abs_diff", 10, ".1e"))
 
 
 def profile(name: str, batch: int | None, steps: int = 20) -> None:
@@ -184,15 +210,20 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     p.add_argument("--profile", metavar="CASE", choices=list(CASES), help="profile the Kokoyi side of one case")
     p.add_argument("--batch", type=int, default=None, help="with --profile: the batch size")
+    p.add_argument("--fresh", action="store_true", help="also time each first call in a new interpreter")
+    p.add_argument("--first-call-of", nargs=2, metavar=("CASE", "SIDE"), help=argparse.SUPPRESS)  # --fresh's child
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.first_call_of:
+        print(json.dumps(_first_call_child(*args.first_call_of)))
+        return []
     if args.profile:
         profile(args.profile, args.batch)
         return []
     print(f"# torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
           f"{args.threads} thread(s), {args.rounds} rounds")
     print(HEADER)
-    rows = run(args.cases, args.rounds, args.block, args.quick)
+    rows = run(args.cases, args.rounds, args.block, args.quick, args.fresh)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return rows

@@ -247,7 +247,11 @@ def policy_one_state(batch: int) -> Case:
     def twin_loss():
         return torch.softmax(pi.Linears[1](torch.relu(pi.Linears[0](s))), -1)[0]
 
-    return Case(lambda: pi(s)[0], twin_loss, _params(pi), models=[pi])
+    def first_call():
+        pi_f = zoo_models.cartpole()[0](4, 2, hidden=128)
+        return lambda: pi_f(s)
+
+    return Case(lambda: pi(s)[0], twin_loss, _params(pi), first_call=first_call, models=[pi])
 
 
 # ---- PPO ----------------------------------------------------------------------------------
