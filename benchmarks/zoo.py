@@ -8,10 +8,12 @@ For each case (benchmarks/zoo_twins.py) at the example's batch size and at 4x it
   respect to the parameters), alternating the two sides for several rounds (so load on the
   machine hits both alike) and taking the median time per step of each;
 * measures the autograd memory of one forward: the bytes of the distinct storages the
-  graph saves for backward (collected with `torch.autograd.graph.saved_tensors_hooks`;
-  parameters excluded, since both sides hold them anyway). It is what backward keeps
-  alive between the forward and the backward, so it is the part of peak memory the model's
-  code decides, and it is exact and deterministic on CPU (no allocator noise);
+  graph still holds for backward when the forward returns (seen with
+  `torch.autograd.graph.saved_tensors_hooks`, whose pack hook hands autograd a small box
+  that lives as long as the graph keeps it; parameters excluded, since both sides hold
+  them anyway). It is what stays alive between the forward and the backward, so it is
+  the part of peak memory the model's code decides, and it is exact and deterministic on
+  CPU (no allocator noise);
 * the first call of each Kokoyi model: a fresh import of the example (new module symbols,
   empty specialisation caches), then the time of its first forward; in this process
   (torch warm) and, with --fresh, in a new interpreter (torch's first-use costs included).
@@ -27,12 +29,14 @@ Ratios are Kokoyi / twin (lower is better). One thread, one process.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -73,23 +77,39 @@ def step_fn(case: Case, side: str):
     return lambda: torch.autograd.grad(loss_fn(), params)
 
 
+class _Saved:
+    """What the pack hook hands autograd: alive exactly as long as the graph keeps the tensor."""
+
+    __slots__ = ("tensor", "__weakref__")
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
 def saved_bytes(case: Case, side: str) -> int:
-    """Bytes of the distinct storages one forward saves for backward (parameters excluded)."""
+    """Bytes of the distinct storages the graph of one forward still holds for backward once
+    the forward is done (parameters excluded; a part of the graph already let go, such as
+    a detached target network's, does not count)."""
     fn = case.kokoyi if side == "kokoyi" else case.twin
     held = {p.untyped_storage().data_ptr() for m in case.models for p in (*m.parameters(), *m.buffers())}
     held |= {p.untyped_storage().data_ptr() for p in (case.params + (case.twin_params or []))}
-    storages: dict[int, int] = {}
+    saved: list[tuple[weakref.ref, int, int]] = []
 
     def pack(t):
+        # Detached: a box holding an output with its grad_fn would make a cycle through the
+        # graph that nothing frees (and every graph would look alive).
+        box = _Saved(t.detach())
         st = t.untyped_storage()
         if st.data_ptr() not in held:
-            storages[st.data_ptr()] = max(storages.get(st.data_ptr(), 0), st.nbytes())
-        return t
+            saved.append((weakref.ref(box), st.data_ptr(), st.nbytes()))
+        return box
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box.tensor):
         loss = fn()
+        gc.collect()  # a graph let go inside a reference cycle is freed too
+        alive = {ptr: nbytes for ref, ptr, nbytes in saved if ref() is not None}
     del loss
-    return sum(storages.values())
+    return sum(alive.values())
 
 
 def _calls_per_block(fn, target_s: float) -> int:
