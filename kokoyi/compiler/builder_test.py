@@ -202,3 +202,23 @@ def test_builder_errors_are_syntax_errors_with_positions(expr, at, words):
     assert (err.line, err.column) == (2, len("\\Return ") + 1 + expr.index(at))
     assert words in err.message
     assert str(err).startswith(f"t.kyi:2:{err.column}: ")
+
+
+# ---- the builder's own tree walk ----------------------------------------------------------------
+
+EXAMPLE_FILES = sorted((__import__("pathlib").Path(__file__).resolve().parents[2] / "examples").glob("*/*.kyi"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_transform_builds_what_larks_transformer_builds(path):
+    from lark import Transformer
+
+    from kokoyi.compiler import builder, parser
+    from kokoyi.errors import Source
+
+    source = Source(path.read_text(), str(path))
+    tree = parser.parse(source)
+    fast = builder.AstBuilder(source).transform(tree)
+    reference = Transformer.transform(builder.AstBuilder(source), tree)
+    assert A.dump(fast) == A.dump(reference)
+    assert [n.span for n in A.walk(fast)] == [n.span for n in A.walk(reference)]
