@@ -80,7 +80,7 @@ def step_fn(case: Case, side: str):
 class _Saved:
     """What the pack hook hands autograd: alive exactly as long as the graph keeps the tensor."""
 
-    __slots__ = ("tensor", "__weakref__")
+    __slots__ = ("__weakref__", "tensor")
 
     def __init__(self, tensor):
         self.tensor = tensor

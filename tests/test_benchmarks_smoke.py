@@ -45,7 +45,7 @@ def test_zoo_benchmark_checks_every_twin(tmp_path):
     """benchmarks/zoo.py --quick: every example model's twin gives its loss and gradients."""
     out = tmp_path / "zoo.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -68,7 +68,7 @@ def test_zoo_check_rejects_a_wrong_twin():
     with pytest.raises(AssertionError):
         zoo.check(case)
     case = CASES["cnn+ce"][0](3)
-    kokoyi_loss, twin, w = case.kokoyi, case.twin, case.params[0]
+    twin, w = case.twin, case.params[0]
     # The same value on both sides, but a gradient that differs in the first conv's weights.
     case.twin = lambda: twin() + 1e-2 * ((w * w).sum() - (w * w).sum().detach())
     with pytest.raises(AssertionError, match="gradient 0"):
@@ -78,7 +78,8 @@ def test_zoo_check_rejects_a_wrong_twin():
 def test_compile_time_benchmark_runs(tmp_path):
     out = tmp_path / "compile.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_time.py"), "--modules", "50",
-                           "--repeats", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+                           "--repeats", "1", "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert len(rows) == 6 and all(math.isfinite(r.get("s", r.get("ratio"))) for r in rows)

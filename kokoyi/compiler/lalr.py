@@ -52,7 +52,7 @@ class FastParserState(ParserState):
             try:
                 action, arg = states[state][kind]
             except KeyError:
-                expected = {s for s in states[state].keys() if s.isupper()}
+                expected = {s for s in states[state] if s.isupper()}
                 raise UnexpectedToken(token, expected, state=self, interactive_parser=None) from None
             if action is Shift:
                 assert not is_end
