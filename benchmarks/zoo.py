@@ -16,12 +16,15 @@ For each case (benchmarks/zoo_twins.py) at the example's batch size and at 4x it
   CPU (no allocator noise);
 * the first call of each Kokoyi model: a fresh import of the example (new module symbols,
   empty specialisation caches), then the time of its first forward; in this process
-  (torch warm) and, with --fresh, in a new interpreter (torch's first-use costs included).
+  (torch warm) and, with --fresh, in a new interpreter (torch's first-use costs and
+  kokoyi's lazy imports included), with the twin's first forward in a new interpreter
+  beside it.
 
 Ratios are Kokoyi / twin (lower is better). One thread, one process.
 
     python benchmarks/zoo.py                     # everything, prints the table
     python benchmarks/zoo.py --fresh             # also first calls in new interpreters
+    python benchmarks/zoo.py --first-calls       # only those
     python benchmarks/zoo.py --cases gru cnn+ce  # some cases
     python benchmarks/zoo.py --quick             # correctness of the twins only, no timing (CI)
     python benchmarks/zoo.py --profile gru       # where the Kokoyi side's time goes (torch profiler)
@@ -31,10 +34,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
 from pathlib import Path
@@ -146,11 +151,22 @@ def first_call_ms(case: Case) -> float | None:
     return (time.perf_counter() - start) * 1e3
 
 
+_PYCACHE = tempfile.mkdtemp(prefix="kokoyi-zoo-pycache-")
+
+
 def first_call_fresh_process(name: str, side: str = "kokoyi") -> float | None:
     """The first forward of a case in a new interpreter, torch's own first-use costs included:
-    the Kokoyi model's (first_call_ms), or the twin's."""
-    proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side], capture_output=True,
-                          text=True, check=True)
+    the Kokoyi model's (first_call_ms), or the twin's.
+
+    As an installed package runs: with Python's bytecode cache, even where the environment
+    turns it off (PYTHONDONTWRITEBYTECODE), kept in a folder of this run; the child runs
+    once to fill it, and the second run is the one timed.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side], capture_output=True,
+                              text=True, check=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -162,6 +178,22 @@ def _first_call_child(name: str, side: str) -> float | None:
     with torch.no_grad():
         case.twin()
     return (time.perf_counter() - start) * 1e3
+
+
+def first_calls(names, repeats: int = 3) -> list[dict]:
+    """Only the first calls (medians of `repeats` new interpreters), each case at its batch size."""
+    rows = []
+    print(f"{'case':<12}{'new proc ms':>12}{'twin new ms':>12}")
+    for name in names:
+        k = [first_call_fresh_process(name) for _ in range(repeats)]
+        if k[0] is None:
+            continue
+        t = [first_call_fresh_process(name, "twin") for _ in range(repeats)]
+        rows.append({"case": name, "batch": CASES[name][1], "first_call_fresh_ms": statistics.median(k),
+                     "twin_first_call_fresh_ms": statistics.median(t)})
+        print(f"{name:<12}{rows[-1]['first_call_fresh_ms']:>12.1f}{rows[-1]['twin_first_call_fresh_ms']:>12.1f}",
+              flush=True)
+    return rows
 
 
 def batches(name: str) -> list[int]:
@@ -231,6 +263,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--profile", metavar="CASE", choices=list(CASES), help="profile the Kokoyi side of one case")
     p.add_argument("--batch", type=int, default=None, help="with --profile: the batch size")
     p.add_argument("--fresh", action="store_true", help="also time each first call in a new interpreter")
+    p.add_argument("--first-calls", action="store_true", help="only the first calls in new interpreters")
     p.add_argument("--first-call-of", nargs=2, metavar=("CASE", "SIDE"), help=argparse.SUPPRESS)  # --fresh's child
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -240,6 +273,11 @@ def main(argv=None) -> list[dict]:
     if args.profile:
         profile(args.profile, args.batch)
         return []
+    if args.first_calls:
+        rows = first_calls(args.cases)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return rows
     print(f"# torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
           f"{args.threads} thread(s), {args.rounds} rounds")
     print(HEADER)
