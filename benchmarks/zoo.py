@@ -32,10 +32,12 @@ Ratios are Kokoyi / twin (lower is better). One thread, one process.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -151,7 +153,14 @@ def first_call_ms(case: Case) -> float | None:
     return (time.perf_counter() - start) * 1e3
 
 
-_PYCACHE = tempfile.mkdtemp(prefix="kokoyi-zoo-pycache-")
+_pycache: list[str] = []  # the bytecode folder of this run's new interpreters, made on first use
+
+
+def _pycache_folder() -> str:
+    if not _pycache:
+        _pycache.append(tempfile.mkdtemp(prefix="kokoyi-zoo-pycache-"))
+        atexit.register(shutil.rmtree, _pycache[0], True)
+    return _pycache[0]
 
 
 def first_call_fresh_process(name: str, side: str = "kokoyi") -> float | None:
@@ -163,7 +172,7 @@ def first_call_fresh_process(name: str, side: str = "kokoyi") -> float | None:
     once to fill it, and the second run is the one timed.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+    env["PYTHONPYCACHEPREFIX"] = _pycache_folder()
     for _ in range(2):
         proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side], capture_output=True,
                               text=True, check=True, env=env)
