@@ -2,10 +2,14 @@
 the builder itself reports."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from lark import Transformer
 
 from kokoyi.compiler import ast as A
-from kokoyi.errors import KokoyiSyntaxError
+from kokoyi.compiler import builder, parser
+from kokoyi.errors import KokoyiSyntaxError, Source
 from kokoyi.test_utils import expect_error, parse_expr, parse_program
 
 
@@ -202,3 +206,18 @@ def test_builder_errors_are_syntax_errors_with_positions(expr, at, words):
     assert (err.line, err.column) == (2, len("\\Return ") + 1 + expr.index(at))
     assert words in err.message
     assert str(err).startswith(f"t.kyi:2:{err.column}: ")
+
+
+# ---- the builder's own tree walk ----------------------------------------------------------------
+
+EXAMPLE_FILES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*/*.kyi"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_transform_builds_what_larks_transformer_builds(path):
+    source = Source(path.read_text(), str(path))
+    tree = parser.parse(source)
+    fast = builder.AstBuilder(source).transform(tree)
+    reference = Transformer.transform(builder.AstBuilder(source), tree)
+    assert A.dump(fast) == A.dump(reference)
+    assert [n.span for n in A.walk(fast)] == [n.span for n in A.walk(reference)]

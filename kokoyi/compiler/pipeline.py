@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.errors import Source
 
 
@@ -185,6 +186,7 @@ def dump(state: UnitState, pass_name: str) -> str:
     return A.dump(state.ast) + "\n"
 
 
+@gc_paused()  # the time stays linear in the source (kokoyi/compiler/gcpause.py)
 def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
                  dump_after: str | None = None, out=None, stop_after: str | None = None) -> UnitState:
     """Run the passes over one unit. Raises KokoyiError on bad input; changes no global state.
