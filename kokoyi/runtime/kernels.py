@@ -429,6 +429,69 @@ def trailing2(op: str, a, b, rank: int):
     return d.flatten(d.dim() - rank).mean(-1) if rank else d
 
 
+# ---- recognised forms (kokoyi/compiler/rewrite/) ----------------------------------------------
+def _flat_lead(x, lead: int, rest: int):
+    """x with its `lead` leading axes flattened into one (a new one when there are none)."""
+    if lead == 1:
+        return x
+    if lead == 0:
+        return x.unsqueeze(0)
+    return x.reshape((-1,) + tuple(x.shape[lead:]))
+
+
+def pool2d(h, lead: int, kind: str, window, stride, uppers, where: str, name: str):
+    """{ op_{a<k, b<l} h[c, s i + a, t j + b] }_{c, i, j} for c, i, j = 0..uppers: F.max_pool2d
+    (or the window's sum or mean) of h (C, H, W) per sample, with the reads' range checked."""
+    n = tuple(u + 1 for u in uppers)
+    shape = h.shape[lead:]
+    reach = (n[0] - 1, stride[0] * (n[1] - 1) + window[0] - 1, stride[1] * (n[2] - 1) + window[1] - 1)
+    if min(n) <= 0:
+        return h.new_zeros(tuple(h.shape[:lead]) + tuple(max(k, 0) for k in n))
+    for want, have in zip(reach, shape):
+        if want >= have:
+            raise _out_of_range(where, name, want, have)
+    x = _flat_lead(h, lead, 3)[:, :n[0]]
+    if kind == "max":
+        out = F.max_pool2d(x, window, stride)
+    else:
+        out = F.avg_pool2d(x, window, stride)
+        if kind == "sum":
+            out = out * (window[0] * window[1])
+    out = out[:, :, :n[1], :n[2]]
+    return out.reshape(tuple(h.shape[:lead]) + tuple(out.shape[1:])) if lead != 1 else out
+
+
+def cross_entropy_rows(z, y, upper: int, where: str, name: str):
+    """log sum_{k <= upper} exp(z[k]) - z[y] per row (z and y lined up on their leading axes):
+    F.cross_entropy when the sum runs over all of z."""
+    size = z.shape[-1]
+    if upper >= size:
+        raise _out_of_range(where, name, upper, size)
+    lead = z.shape[:-1]
+    y = torch.where(y < 0, y + size, y)  # Python's meaning of a negative index
+    if upper == size - 1:
+        try:
+            out = F.cross_entropy(z.reshape(-1, size), y.reshape(-1), reduction="none")
+        except (IndexError, RuntimeError):
+            bad = (y < 0) | (y >= size)
+            raise _out_of_range(where, name, int(y[bad][0]) if bool(bad.any()) else -1, size) from None
+        return out.reshape(lead)
+    picked = gather(z, len(lead), (y,), where, name, ())
+    return z[..., :upper + 1].logsumexp(-1) - picked
+
+
+def contract(v, x, rank: int, upper: int, where: str, name: str):
+    """{ sum(v[k] * x) }_{k=0..upper}: x's per-sample part contracted with each slice of v
+    (one matrix product when v[k] and x have one shape; else broadcast as written)."""
+    if upper >= v.shape[0]:
+        raise _out_of_range(where, name, upper, v.shape[0])
+    vk = v[:upper + 1]
+    if tuple(vk.shape[1:]) == tuple(x.shape[x.dim() - rank:]):
+        return x.flatten(x.dim() - rank) @ vk.flatten(1).T
+    product = vk * x.unsqueeze(x.dim() - rank)
+    return product.flatten(product.dim() - rank).sum(-1)
+
+
 # ---- calls ----------------------------------------------------------------------------------
 def call_flat(layer, x, lead: int):
     """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""

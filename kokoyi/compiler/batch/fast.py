@@ -64,3 +64,44 @@ def _leaky_max(b, e):
     if not (x.is_tensor and not x.python and x.kind == "float" and c.python):
         return None
     return Val(b.emit("leaky_max", x.code, c.code, hint="h"), x.axes, x.rank, "float")
+
+
+def _batch_only(v: Val) -> bool:
+    return v.is_tensor and not v.python and set(v.axes) <= {BATCH}
+
+
+@rule("max_pool2d")
+@rule("sum_pool2d")
+@rule("mean_pool2d")
+def _pool2d(b, e):
+    h = b.ev(e.args[0])
+    uppers = [b.ev(a) for a in e.args[1:4]]
+    if not (_batch_only(h) and h.rank == 3 and h.kind == "float" and all(u.python for u in uppers)):
+        return None
+    kind = e.op.split("_")[0]
+    code = b.emit("pool2d", h.code, h.lead, kind, e.args[4].value, e.args[5].value, tuple(u.code for u in uppers),
+                  b.site(e), b.spell(e.args[0]) if e.args[0].span.line else "h", hint="pooled")
+    return Val(code, h.axes, 3, "float")
+
+
+@rule("cross_entropy")
+def _cross_entropy(b, e):
+    z, y, upper = (b.ev(a) for a in e.args)
+    if not (z.is_tensor and not z.python and z.rank == 1 and z.kind == "float" and y.is_tensor and y.rank == 0
+            and y.kind == "int" and upper.python):
+        return None
+    axes = b.union(z, y)
+    zc = b.expand(z, axes) if axes else z.code
+    yc = b.expand(Val(b.tensor(y, "int"), y.axes, 0, "int"), axes) if axes else b.tensor(y, "int")
+    code = b.emit("cross_entropy_rows", zc, yc, upper.code, b.site(e), "z", hint="ce")
+    return Val(code, axes, 0, "float")
+
+
+@rule("contract")
+def _contract(b, e):
+    v, x, upper = (b.ev(a) for a in e.args)
+    if not (v.is_tensor and not v.python and not v.axes and v.kind == "float" and x.is_tensor and not x.python
+            and x.kind == "float" and v.rank == x.rank + 1 and x.rank >= 1 and upper.python):
+        return None
+    code = b.emit("contract", v.code, x.code, x.rank, upper.code, b.site(e), b.spell(e.args[0]), hint="y")
+    return Val(code, x.axes, 1, "float")

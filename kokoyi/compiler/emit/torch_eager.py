@@ -59,6 +59,9 @@ TEMPLATES = {
     "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
     "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
     "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
+    "pool2d": "kx.pool2d({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
+    "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
+    "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",

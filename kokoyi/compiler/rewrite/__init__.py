@@ -10,9 +10,18 @@ from __future__ import annotations
 import dataclasses
 
 from kokoyi.compiler import ir
-from kokoyi.compiler.rewrite import discounted_scan, leaky_relu, population_std, standardize
+from kokoyi.compiler.rewrite import (
+    contraction,
+    cross_entropy,
+    discounted_scan,
+    leaky_relu,
+    pooling,
+    population_std,
+    standardize,
+)
 
-REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite)
+REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
+            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
