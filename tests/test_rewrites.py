@@ -28,6 +28,13 @@ CASES = {
                       {"z": torch.randn(4), "y": torch.tensor(2)}, [], "kx.cross_entropy_rows("),
     "contraction": (r"\Module{P}{x; V} \Return \{ \sum(V_k * x) \}_{k=0}^{|V|-1} \\ \EndModule",
                     {"x": torch.randn(3, 2)}, [torch.randn(4, 3, 2)], "kx.contract("),
+    "attention": (r"""\Function{Attention}{Q, K, V, M}
+  \Return \Softmax(\frac{Q @ K^\top}{\sqrt{|K[0]|}} + M) @ V \\
+\EndFunction
+\Module{P}{X, M; W}
+  \Return \sum_{i=0}^{|W|-1} Attention(X @ W[i]^\top, X @ W[i]^\top, X, M) \\
+\EndModule""", {"X": torch.randn(3, 4), "M": torch.randn(3, 3)}, [torch.randn(2, 4, 4)],
+    "scaled_dot_product_attention("),
 }
 
 

@@ -105,3 +105,22 @@ def _contract(b, e):
         return None
     code = b.emit("contract", v.code, x.code, x.rank, upper.code, b.site(e), b.spell(e.args[0]), hint="y")
     return Val(code, x.axes, 1, "float")
+
+
+@rule("attention")
+def _attention(b, e):
+    q, k, v, mask = (b.ev(a) for a in e.args)
+    if not all(x.is_tensor and not x.python and x.rank == 2 and x.kind == "float" for x in (q, k, v)):
+        return None
+    if mask.python:
+        if mask.code != 0:
+            return None
+        mask_code = None
+    elif mask.is_tensor and mask.kind == "float" and mask.rank <= 2:
+        mask_code = mask
+    else:
+        return None
+    axes = b.union(q, k, v, *([mask_code] if mask_code is not None else []))
+    q_c, k_c, v_c = (b.expand(x, axes) if axes else x.code for x in (q, k, v))
+    m_c = None if mask_code is None else b.align(mask_code, axes, 2)
+    return Val(b.emit("attention", q_c, k_c, v_c, m_c, hint="attended"), axes, 2, "float")

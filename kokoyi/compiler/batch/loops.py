@@ -71,6 +71,9 @@ def reduce(b, e: ir.Reduce) -> Val:
     """A big operator: the body on the open axis, reduced over it."""
     outer_guards = list(b.guards)
     with open_axis(b, e.axis) as (n, mask, lo):
+        fused = _sum_of_products(b, e, mask)
+        if fused is not None:
+            return fused
         body = b.ev(e.body)
         if not body.is_tensor:
             raise b.unsupported(f"a \\{e.op} of a non-number", e)
@@ -96,6 +99,22 @@ def reduce(b, e: ir.Reduce) -> Val:
     code = b.emit("reduce_axis", x, pos, m, FILL[e.op], lo_code, op=e.op, hint=e.op)
     out_kind = "int" if e.op in ("argmax", "argmin") else kind
     return Val(code, out_axes, body.rank, out_kind)
+
+
+def _sum_of_products(b, e: ir.Reduce, mask):
+    """\sum_i a_i @ b_i over a static range, as one einsum contracting i too (the per-i
+    products are never stacked)."""
+    from kokoyi.compiler.batch.layout import promote
+    from kokoyi.compiler.batch.rules import einsum_matmul
+
+    if e.op != "sum" or mask is not None or not (isinstance(e.body, ir.Prim) and e.body.op in ("matmul", "cdot")):
+        return None
+    left, right = (b.ev(a) for a in e.body.args)
+    name = e.axis.name
+    if not (left.is_tensor and right.is_tensor and not left.python and not right.python and 1 <= left.rank <= 2
+            and 1 <= right.rank <= 2 and name in left.axes and name in right.axes):
+        return None
+    return einsum_matmul(b, left, right, promote([left.kind, right.kind]), summed=name)
 
 
 def build(b, e: ir.Build) -> Val:

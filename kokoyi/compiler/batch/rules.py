@@ -150,11 +150,28 @@ def _matmul(b, e, args):
     if left.rank == 0 or right.rank == 0:
         raise b.unsupported("@ of a scalar", e)
     kind = promote([left.kind, right.kind])
+    if left.axes != right.axes and left.rank <= 2 and right.rank <= 2:
+        return einsum_matmul(b, left, right, kind)
     axes = b.union(left, right)
     lc = b.align(Val(b.tensor(left, kind), left.axes, left.rank, kind), axes, left.rank)
     rc = b.align(Val(b.tensor(right, kind), right.axes, right.rank, kind), axes, right.rank)
     rank = left.rank + right.rank - 2
     return Val(b.emit("matmul", lc, rc, left.rank, right.rank, hint="v"), axes, rank, kind)
+
+
+def einsum_matmul(b, left: Val, right: Val, kind: str, summed: str | None = None) -> Val:
+    """left @ right for operands that vary with different axes, as one einsum: a parameter is
+    never broadcast over the batch (torch folds the axes into the rows of one product), and
+    `summed` (a loop axis of both) is contracted as well (a big operator's sum of products)."""
+    axes = b.union(left, right)
+    letters = dict(zip(axes, "abcdefghijopqrstuvwxyz"))
+    own = {1: ("n",), 2: ("m", "n")}
+    lsub = "".join(letters[a] for a in left.axes) + "".join(own[left.rank])
+    rsub = "".join(letters[a] for a in right.axes) + ("n" if right.rank == 1 else "nk")
+    out_axes = tuple(a for a in axes if a != summed)
+    osub = "".join(letters[a] for a in out_axes) + ("m" if left.rank == 2 else "") + ("k" if right.rank == 2 else "")
+    code = b.emit("einsum", f"{lsub},{rsub}->{osub}", b.tensor(left, kind), b.tensor(right, kind), hint="v")
+    return Val(code, out_axes, left.rank + right.rank - 2, kind)
 
 
 def _cdot(b, e, args):

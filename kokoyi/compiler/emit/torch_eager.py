@@ -48,7 +48,7 @@ TEMPLATES = {
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
     # per-sample reductions and products
-    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "trailing": "kx.trailing({op!r}, {*})",
+    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
     # recognised forms
@@ -62,6 +62,7 @@ TEMPLATES = {
     "pool2d": "kx.pool2d({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
+    "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",

@@ -11,6 +11,7 @@ import dataclasses
 
 from kokoyi.compiler import ir
 from kokoyi.compiler.rewrite import (
+    attention,
     contraction,
     cross_entropy,
     discounted_scan,
@@ -21,7 +22,7 @@ from kokoyi.compiler.rewrite import (
 )
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
-            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite)
+            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
