@@ -502,12 +502,18 @@ def call_flat(layer, x, lead: int):
     return out.reshape(tuple(shape) + tuple(out.shape[1:]))
 
 
-def call_module(m, args, flags, sizes, n_out: int):
-    """A Kokoyi module on arguments whose leading axes (flags) are flattened into one batch axis."""
+def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
+    """A Kokoyi module on arguments whose leading axes (flags) are flattened into one batch axis
+    (no_grad: only \\StopGrad reads the result, so no graph is recorded)."""
+    if no_grad and torch.is_grad_enabled():
+        with torch.no_grad():
+            return call_module(m, args, flags, sizes, n_out)
     if not any(flags):
         return m(*args)
-    size = math.prod(sizes)
     lead = len(sizes)
+    if lead == 1:
+        return m(*args, batch_level=[int(f) for f in flags])
+    size = math.prod(sizes)
     flat = [a.reshape((size,) + tuple(a.shape[lead:])) if f else a for a, f in zip(args, flags)]
     out = m(*flat, batch_level=[int(f) for f in flags])
 

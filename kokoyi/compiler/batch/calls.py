@@ -152,14 +152,14 @@ def _module(b, e, f: Val, args) -> Val:
             codes.append(a.code)
             layouts.append(Val(None, (BATCH,) if False else (), a.rank, a.kind, a.python))
         else:
-            codes.append(b.expand(a, axes))
+            codes.append(a.code if a.axes == axes else b.expand(a, axes))
             layouts.append(Val(None, (BATCH,), a.rank, a.kind))
     outs = b.callee_outputs(f.info, layouts)
     if outs is None:
         raise b.unsupported("a Kokoyi module whose outputs are not known", e)
     sizes = tuple(b.sizes[a] for a in axes)
     flags = tuple(bool(lay.axes) for lay in layouts)
-    code = b.emit("call_module", f.code, tuple(codes), flags, sizes, len(outs), hint="m")
+    code = b.emit("call_module", f.code, tuple(codes), flags, sizes, len(outs), b.no_grad > 0, hint="m")
     vals = []
     for k, o in enumerate(outs):
         c = code if len(outs) == 1 else b.emit("item", code, k, hint="m")

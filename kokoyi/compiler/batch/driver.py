@@ -53,7 +53,8 @@ class Batcher:
         self.recurrences: dict[str, Val] = {}  # name of a recurrence being computed -> its states
         self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
         self.inlining: list[str] = []
-        self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)  # global functions being inlined (recursion guard)
+        self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
+        self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
@@ -244,6 +245,12 @@ class Batcher:
         rule = RULES.get(e.op)
         if rule is None:
             raise self.unsupported(f"the primitive {e.op}", e)
+        if e.op == "stop_grad" and isinstance(e.args[0], ir.Apply):
+            self.no_grad += 1  # no gradient flows into the call at all: it need not record one
+            try:
+                return rule(self, e, [self.ev(e.args[0])])
+            finally:
+                self.no_grad -= 1
         return rule(self, e, [self.ev(a) for a in e.args])
 
     def e_Fast(self, e: ir.Fast) -> Val:

@@ -66,7 +66,7 @@ TEMPLATES = {
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",
-    "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4})",
+    "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4}, {5})",
 }
 # Where Python numbers are spelled differently.
 PY_TEMPLATES = {
