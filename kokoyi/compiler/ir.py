@@ -171,6 +171,16 @@ class Fast(Expr):
 
 
 @node
+class At(Expr):
+    """body, written in another unit (a top-level function inlined at a call): its spans are
+    positions in `source` (a kokoyi.errors.Source; None: the unit of the function being
+    compiled, as for the arguments of such a call)."""
+
+    source: object = field(compare=False)
+    body: Expr = None
+
+
+@node
 class Tuple(Expr):
     items: tuple[Expr, ...]
 
@@ -184,6 +194,7 @@ class Function:
     inputs: tuple[str, ...]
     params: tuple[str, ...]
     body: Expr
+    source: object = field(default=None, compare=False, repr=False)  # its unit's kokoyi.errors.Source
 
 
 # ---- traversal -------------------------------------------------------------------------------
@@ -285,6 +296,8 @@ def _expr(e) -> str:
             return f"({', '.join(_expr(i) for i in e.items)})"
         case Fast():
             return f"{e.op}!({', '.join(_expr(a) for a in e.args)})"
+        case At():
+            return _expr(e.body)
     raise TypeError(f"not an IR expression: {e!r}")
 
 

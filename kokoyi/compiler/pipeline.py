@@ -64,6 +64,7 @@ def _resolve(state: UnitState) -> None:
     state.ast, state.defined = resolve(state.ast, state.source, state.env)
     for item, sym in zip(state.ast.items, state.defined):
         sym.extra["item"] = item  # later units specialise calls to this definition
+        sym.extra["source"] = state.source  # (and locate errors inside it in this unit)
 
 
 def _recurrences(state: UnitState) -> None:

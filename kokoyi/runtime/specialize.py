@@ -9,6 +9,7 @@ torch.func.vmap, with one warning.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import numbers
 import warnings
@@ -202,7 +203,9 @@ def _lower_global(globals_info, key):
     info = globals_info.get(key)
     sym = info[2] if info else None
     item = sym.extra.get("item") if sym is not None else None
-    return None if item is None else _lower_item(item)
+    if item is None:
+        return None
+    return dataclasses.replace(_lower_item(item), source=sym.extra.get("source"))
 
 
 def describe(obj) -> tuple:

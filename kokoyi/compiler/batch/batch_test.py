@@ -95,3 +95,15 @@ def test_the_emitted_code_compiles_and_maps_lines_back():
     lines = code.splitlines()
     (a_line,) = [i + 1 for i, text in enumerate(lines) if text.strip().startswith("a = ")]
     assert line_map[a_line] == 2
+
+
+def test_an_error_inside_a_function_of_another_unit_names_that_unit():
+    import torch
+
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    kokoyi.compile("f(x) \\gets x[10] \\\\\n", filename="lib.kyi")
+    kokoyi.compile("\n\n\\Module{F}{x}\n  \\Return f(x) \\\\\n\\EndModule\n", filename="main.kyi")
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"^lib\.kyi:1:12: index 10 is out of range for `x`"):
+        Host(None, kokoyi.symbol["F"])(torch.randn(3, 4), batch_level=[1])

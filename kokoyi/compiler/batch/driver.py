@@ -35,7 +35,7 @@ class Batcher:
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
         self.dtype = dtype  # the module's floating dtype, as code ("torch.float32")
-        self.source = source
+        self.source = self.own_source = source
         self.filename = source.filename
         self._lines = source.text.split("\n")
         self.globals_info = globals_info  # key -> (Python name, description, symbol)
@@ -87,10 +87,13 @@ class Batcher:
 
     def spell(self, e: ir.Expr) -> str:
         """The source text of e (what error messages call the value)."""
+        lines = self._lines
+        if isinstance(e, ir.At):  # an argument of an inlined call: the caller's text
+            lines = (e.source or self.own_source).text.split("\n")
         sp = e.span
-        if not sp.line or sp.line != sp.end_line:
+        if not sp.line or sp.line != sp.end_line or sp.line > len(lines):
             return "the value"
-        return self._lines[sp.line - 1][sp.column - 1:sp.end_column - 1]
+        return lines[sp.line - 1][sp.column - 1:sp.end_column - 1]
 
     def unsupported(self, what: str, e: ir.Expr | None = None) -> Unsupported:
         where = f" at {self.site(e)}" if e is not None and e.span.line else ""
@@ -252,6 +255,15 @@ class Batcher:
             finally:
                 self.no_grad -= 1
         return rule(self, e, [self.ev(a) for a in e.args])
+
+    def e_At(self, e: ir.At) -> Val:
+        saved = self.source, self.filename, self._lines
+        source = e.source if e.source is not None else self.own_source
+        self.source, self.filename, self._lines = source, source.filename, source.text.split("\n")
+        try:
+            return self.ev(e.body)
+        finally:
+            self.source, self.filename, self._lines = saved
 
     def e_Fast(self, e: ir.Fast) -> Val:
         from kokoyi.compiler.batch.fast import FAST_RULES

@@ -16,6 +16,8 @@ from kokoyi.compiler.batch.layout import Val
 def affine(e, axes: set) -> tuple[dict, int] | None:
     """(coefficient by axis name, constant) when e is an integer affine form of these axes."""
     match e:
+        case ir.At():
+            return affine(e.body, axes)
         case ir.Iota() if e.axis.name in axes:
             return {e.axis.name: 1}, 0
         case ir.Lit(value=int(v)) if not isinstance(v, bool):

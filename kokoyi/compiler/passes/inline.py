@@ -38,7 +38,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
         case ir.Let():
             value = _inline(e.value, functions, lookup, active)
             body = _inline(e.body, {k: v for k, v in functions.items() if k != e.name}, lookup, active)
-            if isinstance(value, (ir.Var, ir.Lit)):
+            if isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit)):
                 return substitute(body, {e.name: value})
             return dataclasses.replace(e, value=value, body=body)
         case ir.Apply():
@@ -49,8 +49,10 @@ def _inline(e, functions: dict, lookup, active: tuple):
             if isinstance(fn, ir.Global) and fn.key not in active:
                 target = lookup(fn.key)
                 if target is not None and target.kind == "function" and len(target.inputs) == len(args):
-                    body = _beta(target.inputs, target.body, args, e.span)
-                    return _inline(body, {}, lookup, active + (fn.key,))
+                    if target.source is not None:  # errors inside it are located in its own unit,
+                        args = tuple(ir.At(None, a, span=a.span) for a in args)  # the arguments' in the caller's
+                    body = _inline(_beta(target.inputs, target.body, args, e.span), {}, lookup, active + (fn.key,))
+                    return body if target.source is None else ir.At(target.source, body, span=e.span)
             if isinstance(fn, ir.Lambda) and len(fn.params) == len(args):
                 return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
             if isinstance(fn, ir.Prim) and fn.op == "function":

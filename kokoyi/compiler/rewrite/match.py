@@ -25,6 +25,8 @@ def linear(e, names: set):
     """(coefficient by axis name, symbolic terms [(sign, expr)], integer constant) when e is
     affine in the index variables `names` with integer coefficients, else None."""
     match e:
+        case ir.At():
+            return linear(e.body, names)
         case ir.Iota() if e.axis.name in names:
             return {e.axis.name: 1}, [], 0
         case ir.Lit(value=int(v)) if not isinstance(v, bool):
@@ -80,7 +82,7 @@ def resolve(e, env: dict):
         seen += 1
         if isinstance(e, ir.Var) and e.name in env:
             e = env[e.name]
-        elif isinstance(e, ir.Let):  # (names are unique in a function: its body is the value)
+        elif isinstance(e, (ir.Let, ir.At)):  # (names are unique in a function: its body is the value)
             e = e.body
         else:
             return e
