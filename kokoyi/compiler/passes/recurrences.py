@@ -21,12 +21,13 @@ from kokoyi.errors import KokoyiError, KokoyiTypeError, Source
 
 @dataclass(eq=False)
 class Group:
-    """A recurrence group: its members in computation order, and where the group is complete
-    (the last member's statement: the group is computed there, all members per step)."""
+    """A recurrence group: its members in computation order, the member defined first (whose
+    index range is the group's), and the one defined last (the group is computed at its
+    statement, all members per step)."""
 
     members: list = field(default_factory=list)  # Symbols, in the order a step computes them
-    definitions: dict = field(default_factory=dict)  # id(symbol) -> its A.Definition
-    last: object = None  # the A.Definition of the member defined last
+    first: object = None  # Symbol
+    last: object = None  # Symbol
 
 
 def check_recurrences(prog: A.Program, source: Source) -> A.Program:
@@ -96,7 +97,7 @@ def _groups(body, source: Source):
                     raise KokoyiError.at(source, ref.span,
                                          f"`{ref.symbol.key}` belongs to the recurrence group "
                                          f"{_names(group.members)}, which is complete only after "
-                                         f"`{group.last.target.symbol.key}` is defined: move this statement after it")
+                                         f"`{group.last.key}` is defined: move this statement after it")
         yield from group.members
 
 
@@ -137,7 +138,7 @@ def _check_group(stmts, source: Source) -> Group:
     order = _order(members, needs, source)
     for m in members:
         m.extra.pop("recurrence", None)
-    group = Group(order, {id(s.target.symbol): s for s in stmts}, stmts[-1])
+    group = Group(order, stmts[0].target.symbol, stmts[-1].target.symbol)
     for m in members:
         m.extra["group"] = group
     return group

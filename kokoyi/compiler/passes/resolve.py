@@ -246,6 +246,8 @@ class Resolver:
         self.where_of_builder = saved
         indices = {id(v.symbol) for v in variables}
         per_element = _per_element(where, indices)
+        if per_element:
+            sym.extra["per_element_where"] = True
         bounds = []
         for k, b in enumerate(builder.bounds):
             lower, upper = self.expr(b.lower), self.expr(b.upper)
