@@ -21,6 +21,12 @@ class BuiltinFunction:
     meaning: str  # one line for the docs: the PyTorch meaning, per sample
     ir: str | None = None  # core-IR primitive (kokoyi/compiler/ir.py); None: same as runtime
     form: str = "call"  # "call": `\word(x)` or the bare word; "subscript": `\mathbf{I}_{n}`
+    spelling: str = ""  # how the source writes it when that is not the command `\name`
+
+    @property
+    def source(self) -> str:
+        """How a program writes it: `\det`, `\operatorname{tr}`, `\mathbf{I}_{n}`."""
+        return self.spelling or "\\" + self.name
 
     @property
     def primitive(self) -> str:
@@ -35,8 +41,9 @@ class BuiltinFunction:
         return f"{self.min_args} to {self.max_args} arguments"
 
 
-def _f(name, runtime, n, rank, render, meaning, max_args=-1, ir=None, form="call"):
-    return BuiltinFunction(name, runtime, n, n if max_args == -1 else max_args, rank, render, meaning, ir, form)
+def _f(name, runtime, n, rank, render, meaning, max_args=-1, ir=None, form="call", spelling=""):
+    return BuiltinFunction(name, runtime, n, n if max_args == -1 else max_args, rank, render, meaning, ir, form,
+                           spelling)
 
 
 # How the per-sample rank of a result follows from the arguments' ranks (kokoyi/compiler/passes/ranks.py).
@@ -93,14 +100,14 @@ FUNCTIONS: dict[str, BuiltinFunction] = {
         _f("det", None, 1, "matrix_reduce", r"\det", "torch.linalg.det of the last two axes", ir="det"),
         _f("Tr", None, 1, "matrix_reduce", r"\operatorname{tr}", "the trace: sum of the diagonal of the last two axes",
            ir="trace"),
-        _f("tr", None, 1, "matrix_reduce", r"\operatorname{tr}", "the trace, written `\\operatorname{tr}(A)`",
-           ir="trace"),
+        _f("tr", None, 1, "matrix_reduce", r"\operatorname{tr}", "the trace", ir="trace",
+           spelling=r"\operatorname{tr}"),
         _f("diag", None, 1, "diag", r"\operatorname{diag}",
-           "`\\operatorname{diag}(v)`: vector -> diagonal matrix (torch.diag_embed); of a matrix: its diagonal "
-           "(torch.diagonal)", ir="diag"),
+           "of a vector: the diagonal matrix (torch.diag_embed); of a matrix: its diagonal (torch.diagonal)",
+           ir="diag", spelling=r"\operatorname{diag}"),
         _f("\\mathbf{I}", None, 1, "identity", r"\mathbf{I}",
-           "`\\mathbf{I}_{n}`: the n x n identity (torch.eye) where `\\mathbf{I}` is not defined", ir="eye",
-           form="subscript"),
+           "the n x n identity (torch.eye), where `\\mathbf{I}` is not defined", ir="eye", form="subscript",
+           spelling=r"\mathbf{I}_{n}"),
     ]
 }
 
