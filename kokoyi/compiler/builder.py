@@ -458,7 +458,7 @@ class AstBuilder(Transformer):
 class _FuncBase:
     """`\\log_{b}` before its argument: the word's token and the base."""
 
-    __slots__ = ("token", "base", "span")
+    __slots__ = ("base", "span", "token")
 
     def __init__(self, token: Token, base: A.Node, span: Span) -> None:
         self.token, self.base, self.span = token, base, span

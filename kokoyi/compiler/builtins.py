@@ -25,7 +25,7 @@ class BuiltinFunction:
 
     @property
     def source(self) -> str:
-        """How a program writes it: `\det`, `\operatorname{tr}`, `\mathbf{I}_{n}`."""
+        """How a program writes it: `\\det`, `\\operatorname{tr}`, `\\mathbf{I}_{n}`."""
         return self.spelling or "\\" + self.name
 
     @property
