@@ -388,3 +388,8 @@ def test_bounds_cannot_use_a_where_binding_that_uses_the_index():
 def test_bounds_may_use_a_where_binding_that_does_not_use_the_index():
     body = _resolved(r"\Module{M}{x} g \gets \{ x[t] * s_t \}_{t=0}^{n} \where n \gets |x| - 1, s_t \gets t \\ \Return g \\ \EndModule").items[0].body
     assert A.strip(body[0].value).bounds[0].upper.symbol is body[0].where[0].target.symbol
+
+
+def test_the_identity_takes_one_size():
+    err = expect_error(r"\Module{M}{a} \Return \mathbf{I}_{a, a} \\ \EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (1, 23) and "takes one size" in err.message
