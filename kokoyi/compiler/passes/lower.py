@@ -12,8 +12,9 @@ last of them is defined. A `\\where` binding of a set-builder definition that us
 is evaluated per element: it is a let inside the element, sunk into the `cases` rows that
 read it (so `z_t` of an LSTM, which reads `h[t-1]`, is never computed at t = 0).
 
-Primitives of the language's second round (LANGUAGE.md sections 5, 6): `log(x, b)` (the
-logarithm to base b; `log(x)` is the natural one), `matrix[r][c](entries...)` (a matrix
+Primitives of the language's second round (LANGUAGE.md sections 5, 6): `log_base(x, b)` (the
+logarithm to base b: an op of its own, so that a rule for the element-wise `log` never
+meets two operands), `matrix[r][c](entries...)` (a matrix
 literal, entries row by row; a vector when r or c is 1), `inverse(A)` (A^{-1} of a
 per-sample matrix), `inverse_if_matrix(A)` (A^{-1} where A's rank is known only at the call:
 the inverse when it is >= 2, else 1/A), `det`, `trace`, `diag`, `eye(n)`; the simplify pass
@@ -225,7 +226,7 @@ class Lowering:
             case A.Inverse():
                 return self.prim("inverse", e.operand)
             case A.LogBase():
-                return self.prim("log", e.operand, e.base)
+                return self.prim("log_base", e.operand, e.base)
             case A.Matrix():
                 entries = tuple(self.expr(x) for row in e.rows for x in row.entries)
                 return ir.Prim("matrix", entries, (len(e.rows), len(e.rows[0].entries)))

@@ -128,7 +128,7 @@ def front_end_body(text: str) -> str:
 
 
 @pytest.mark.parametrize("sig, expr, want", [
-    ("x", r"\log_2 x + \log_{10}(x) + \log_{a}(x)", "add(add(log(x, 2), log(x, 10)), log(x, a))"),
+    ("x", r"\log_2 x + \log_{10}(x) + \log_{a}(x)", "add(add(log_base(x, 2), log_base(x, 10)), log_base(x, a))"),
     ("x", r"\begin{bmatrix} x & 1 \\ 2 & x \end{bmatrix}", "matrix[2][2](x, 1, 2, x)"),
     ("x", r"\begin{pmatrix} x \\ a \end{pmatrix}", "matrix[2][1](x, a)"),
     (r"x \in \mathbb{R}^{d \times d}", r"x^{-1} + \det(x) + \Tr x", "add(add(inverse(x), det(x)), trace(x))"),

@@ -46,7 +46,7 @@ def front_end_expr(sig: str, e: str) -> str:
 @pytest.mark.parametrize("e, want", [
     (r"\log \det(A)", "logdet(A)"),
     (r"\ln{\det A}", "logdet(A)"),
-    (r"\log_2 \det(A)", "log(det(A), 2)"),  # another base: not the natural log-determinant
+    (r"\log_2 \det(A)", "log_base(det(A), 2)"),  # another base: not the natural log-determinant
     (r"A^{-1} @ b", "solve(A, b)"),
     (r"(A^{-1}) @ (b * 1)", "solve(A, b)"),
     (r"b @ A^{-1}", "matmul(b, inverse(A))"),
