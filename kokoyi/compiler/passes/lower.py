@@ -13,12 +13,11 @@ is evaluated per element: it is a let inside the element, sunk into the `cases` 
 read it (so `z_t` of an LSTM, which reads `h[t-1]`, is never computed at t = 0).
 
 Primitives of the language's second round (LANGUAGE.md sections 5, 6): `log_base(x, b)` (the
-logarithm to base b: an op of its own, so that a rule for the element-wise `log` never
-meets two operands), `matrix[r][c](entries...)` (a matrix
-literal, entries row by row; a vector when r or c is 1), `inverse(A)` (A^{-1} of a
-per-sample matrix), `inverse_if_matrix(A)` (A^{-1} where A's rank is known only at the call:
-the inverse when it is >= 2, else 1/A), `det`, `trace`, `diag`, `eye(n)`; the simplify pass
-adds `logdet(A)` and `solve(A, b)`.
+logarithm to base b, an op of its own so that a rule for the element-wise `log` never meets
+two operands), `matrix[r][c](entries...)` (a matrix literal, entries row by row; a vector
+when r or c is 1), `inverse(A)` (A^{-1} of a per-sample matrix), `inverse_if_matrix(A)`
+(A^{-1} where A's rank is known only at the call: the inverse when it is >= 2, else 1/A),
+`det`, `trace`, `diag`, `eye(n)`; the simplify pass adds `logdet(A)` and `solve(A, b)`.
 """
 from __future__ import annotations
 
