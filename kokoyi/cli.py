@@ -94,8 +94,17 @@ def templates_comment(state) -> str:
 
 
 def cmd_compile(args) -> int:
-    if not args.standalone and (args.batch_level or args.input_rank or args.param):
-        raise CliError("--batch-level, --input-rank and --param go with --standalone")
+    from kokoyi.compiler.pipeline import CALL_PASS_NAMES
+
+    call_pass = args.dump_after in CALL_PASS_NAMES
+    if not (args.standalone or call_pass) and (args.batch_level or args.input_rank or args.param):
+        raise CliError("--batch-level, --input-rank and --param go with --standalone or --dump-after "
+                       f"{' or '.join(CALL_PASS_NAMES)}")
+    if call_pass:
+        from kokoyi.runtime.dumps import dump_call_pass
+
+        _write(dump_call_pass(_compile(args.file), _signatures(args), args.dump_after), args.output)
+        return EXIT_OK
     state = _compile(args.file, args.dump_after)
     if args.dump_after is not None:
         return EXIT_OK
@@ -214,7 +223,7 @@ def cmd_lsp(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from kokoyi import __version__
-    from kokoyi.compiler.pipeline import PASS_NAMES, PASSES
+    from kokoyi.compiler.pipeline import CALL_PASS_NAMES, CALL_PASSES, PASS_NAMES, PASSES
 
     parser = argparse.ArgumentParser(
         prog="kyic",
@@ -223,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kyic (kokoyi) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    passes = "\n".join(f"  {p.name:<12} {p.doc}" for p in PASSES)
+    passes = "\n".join(f"  {p.name:<12} {p.doc}" for p in PASSES + CALL_PASSES)
     p = sub.add_parser(
         "compile", help="compile a .kyi file to an importable Python module",
         description="Compile FILE to Python: one forward function per Kokoyi module (plus the "
@@ -231,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"passes, in order:\n{passes}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE.kyi")
     p.add_argument("-o", "--output", metavar="OUT.py", help="write here instead of standard output")
-    p.add_argument("--dump-after", metavar="PASS", choices=PASS_NAMES,
-                   help=f"print the IR after this pass instead of compiling ({', '.join(PASS_NAMES)})")
+    p.add_argument("--dump-after", metavar="PASS", choices=PASS_NAMES + CALL_PASS_NAMES,
+                   help=f"print the IR after this pass instead of compiling ({', '.join(PASS_NAMES)}; "
+                        f"the call-time passes {', '.join(CALL_PASS_NAMES)} with --batch-level)")
     p.add_argument("--standalone", action="store_true",
                    help="write plain PyTorch that needs neither kokoyi nor lark: runtime helpers, the per-sample "
                         "code, and an nn.Module class per module")

@@ -119,6 +119,9 @@ class Select(Expr):
 
     rows: tuple[tuple[Expr, Expr], ...]  # (condition, value)
     otherwise: Expr | None
+    # Without otherwise: whether "no row applies" is an error (every condition is on indices
+    # and dimensions: docs/reference/choices.md#cases-without-otherwise) rather than NaN.
+    strict: bool = False
 
 
 @node
@@ -169,6 +172,17 @@ class RecurGroup(Expr):
     axis: Axis
     elements: tuple[Expr, ...]
     body: Expr
+
+
+@node
+class Fast(Expr):
+    """A recognised form (kokoyi/compiler/rewrite/): `op(args)` computes the same as `original`
+    in one step when the call signature allows it (the batch rule decides: ranks, dtypes,
+    which values are batched); otherwise `original` is computed as written."""
+
+    op: str
+    args: tuple[Expr, ...]
+    original: Expr
 
 
 @node
@@ -294,6 +308,8 @@ def _expr(e) -> str:
             return f"(let {', '.join(e.names)} = {_group(e)} in {_expr(e.body)})"
         case Tuple():
             return f"({', '.join(_expr(i) for i in e.items)})"
+        case Fast():
+            return f"{e.op}!({', '.join(_expr(a) for a in e.args)})"
     raise TypeError(f"not an IR expression: {e!r}")
 
 

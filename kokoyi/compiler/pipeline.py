@@ -7,10 +7,15 @@
     ranks        per-sample ranks, call checks        kokoyi/compiler/passes/ranks.py
     lower        AST -> core IR (explicit axes)       kokoyi/compiler/passes/lower.py
     simplify     canonical IR: constants folded       kokoyi/compiler/passes/simplify.py
+    inline       functions and trivial lets inlined   kokoyi/compiler/passes/inline.py
+    rewrite      recognised forms as ir.Fast          kokoyi/compiler/rewrite/ (one file each)
     codegen      AST -> Python source + line map      kokoyi/compiler/codegen/python.py
 
-(The back end moves onto the core IR in steps, issue 12: today `lower` and `simplify` feed
-the dumps and their tests, while `codegen` and the call-time specialiser still read the AST.)
+At call time, per call signature (kokoyi/runtime/specialize.py): `at_call` (top-level
+functions inlined, simplify, rewrite), then CALL_PASSES: `batch` (kokoyi/compiler/batch/:
+core IR -> kernel) and `emit` (kokoyi/compiler/emit/torch_eager.py: kernel -> Python). The
+per-sample `codegen` from the AST remains for the unit's importable module (issue 12 moves it
+onto the IR too).
 
 `compile_unit(..., dump_after="resolve")` prints the IR after that pass
 (`kyic compile --dump-after resolve`).
@@ -84,6 +89,40 @@ def _simplify(state: UnitState) -> None:
     state.ir = [simplify(f) for f in state.ir]
 
 
+def _inline(state: UnitState) -> None:
+    from kokoyi.compiler.passes.inline import inline
+
+    state.ir = [inline(f) for f in state.ir]
+
+
+def _rewrite(state: UnitState) -> None:
+    from kokoyi.compiler.passes.simplify import simplify
+    from kokoyi.compiler.rewrite import rewrite
+
+    state.ir = [rewrite(simplify(f)) for f in state.ir]
+
+
+def lower_item(item):
+    """One resolved item as core IR after the compile-time IR passes (what a module call
+    starts from: kokoyi/runtime/specialize.py)."""
+    from kokoyi.compiler.passes.inline import inline
+    from kokoyi.compiler.passes.lower import Lowering
+    from kokoyi.compiler.passes.simplify import simplify
+    from kokoyi.compiler.rewrite import rewrite
+
+    return rewrite(simplify(inline(simplify(Lowering().item(item)))))
+
+
+def at_call(f, lookup):
+    """The call-time IR passes before `batch`: top-level functions inlined (they are late
+    bound, so only a call knows them: lookup gives their IR), then simplify and rewrite again."""
+    from kokoyi.compiler.passes.inline import inline
+    from kokoyi.compiler.passes.simplify import simplify
+    from kokoyi.compiler.rewrite import rewrite
+
+    return rewrite(simplify(inline(f, lookup)))
+
+
 def _codegen(state: UnitState) -> None:
     from kokoyi.compiler.codegen.python import generate
 
@@ -105,9 +144,20 @@ PASSES: tuple[Pass, ...] = (
     Pass("ranks", _ranks, "per-sample ranks from annotations, literals and built-ins; rank errors"),
     Pass("lower", _lower, "AST -> core IR: sugar gone, index variables as axes, recurrences as loops"),
     Pass("simplify", _simplify, "canonical IR: constants folded, x * 1, x + 0 and double negation gone"),
+    Pass("inline", _inline, "local functions and trivial lets inlined, so rewrites see one expression"),
+    Pass("rewrite", _rewrite, "recognised forms (kokoyi/compiler/rewrite/, one per file) marked as ir.Fast"),
     Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
+
+# Passes that run when a module is called, once per call signature (input ranks, dtypes, batch
+# levels, parameter kinds): kokoyi/runtime/specialize.py runs them, `kyic compile
+# --dump-after batch --batch-level NAME=L1,...` shows them.
+CALL_PASSES: tuple[Pass, ...] = (
+    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads"),
+    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map"),
+)
+CALL_PASS_NAMES = tuple(p.name for p in CALL_PASSES)
 
 
 def dump(state: UnitState, pass_name: str) -> str:
@@ -116,7 +166,7 @@ def dump(state: UnitState, pass_name: str) -> str:
         return state.tree.pretty()
     if pass_name == "codegen":
         return state.generated.code
-    if pass_name in ("lower", "simplify"):
+    if pass_name in ("lower", "simplify", "inline", "rewrite"):
         from kokoyi.compiler import ir
 
         return "\n".join(ir.dump(f) for f in state.ir) + "\n"

@@ -9,6 +9,7 @@ cannot handle is remembered as a fallback to torch.func.vmap, with one warning.
 from __future__ import annotations
 
 import hashlib
+import os
 import numbers
 import warnings
 
@@ -47,6 +48,8 @@ class Specializations:
         self._params_desc = None
         self._counter = 0
         self.enabled = True
+        self._ir = None  # the module's core IR (kokoyi.compiler.ir.Function), lowered on first use
+        self.unsupported: list[str] = []  # why the IR back end left signatures to the older one
 
     def attach(self, module_ast, source, table) -> None:
         self.module_ast, self.source = module_ast, source
@@ -55,6 +58,7 @@ class Specializations:
         self._table = table
         self._generation = table.generation
         self._lazy = None
+        self._ir = None
         self.cache.clear()
         self.fast.clear()
 
@@ -158,10 +162,14 @@ class Specializations:
         def callee_outputs(desc, values):
             return _callee_outputs(desc, values, params)
 
-        codegen = _codegen()
         globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
+        if BACKEND == "ir":
+            entry = self._build_ir(name, inputs, param_descs, dtype, params)
+            if entry is not None:
+                return entry
+        codegen = _codegen()
         try:
             gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs,
                                       dtype=str(dtype))
@@ -178,6 +186,65 @@ class Specializations:
         # (function, output layouts, code, whether every output is a batched tensor: the
         # one-batch-axis fast path in kokoyi.runtime.batching.single_axis)
         return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
+
+
+    def kernel(self, name, inputs, param_descs, dtype, params):
+        """The core-IR back end's kernel for one call signature (kokoyi.compiler.kernel);
+        raises kokoyi.compiler.batch.Unsupported where it cannot batch this module yet."""
+        from kokoyi.compiler import batch
+
+        if self._lazy is not None:
+            self._load_lazy()
+        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
+        from kokoyi.compiler.pipeline import at_call
+
+        if self._ir is None:
+            self._ir = _lower_item(self.module_ast)
+        fn = at_call(self._ir, lambda key: _lower_global(globals_info, key))
+        return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
+                                    globals_info=globals_info,
+                                    callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
+                                    lower_global=lambda key: _lower_global(globals_info, key))
+
+    def _build_ir(self, name, inputs, param_descs, dtype, params):
+        """The entry from the core-IR back end (batch + emit), or None where it cannot batch
+        this module yet (the older specialiser then does)."""
+        from kokoyi.compiler import batch
+        from kokoyi.compiler.emit import torch_eager
+        from kokoyi.runtime import kernels
+        from kokoyi.runtime.module import register_code
+
+        try:
+            k = self.kernel(name, inputs, param_descs, dtype, params)
+        except batch.Unsupported as err:
+            self.unsupported.append(str(err))
+            return None
+        code, line_map = torch_eager.emit(k)
+        digest = hashlib.sha256(code.encode()).hexdigest()[:12]
+        filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
+        register_code(filename, code, self.source.filename, line_map, ())
+        self.namespace.setdefault("kx", kernels)
+        scratch: dict = {}
+        exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
+        return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs)
+
+
+# Which back end specialises calls: "ir" (the core-IR batch pass, the older specialiser where
+# it cannot yet) or "legacy" (the older specialiser only). KOKOYI_BACKEND overrides.
+BACKEND = os.environ.get("KOKOYI_BACKEND", "legacy")
+
+
+def _lower_item(item):
+    from kokoyi.compiler.pipeline import lower_item
+
+    return lower_item(item)
+
+
+def _lower_global(globals_info, key):
+    info = globals_info.get(key)
+    sym = info[2] if info else None
+    item = sym.extra.get("item") if sym is not None else None
+    return None if item is None else _lower_item(item)
 
 
 def describe(obj) -> tuple:

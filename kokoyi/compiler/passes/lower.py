@@ -269,7 +269,8 @@ class Lowering:
                 otherwise = self.expr(last.value) if last.condition is None else None
                 if not rows:  # only an `otherwise` row
                     return otherwise
-                return ir.Select(rows, otherwise)
+                strict = otherwise is None and all(_on_indices(r.condition) for r in e.rows)
+                return ir.Select(rows, otherwise, strict)
         raise TypeError(f"no lowering for {type(e).__name__}")
 
     def item_(self, i):
@@ -320,6 +321,22 @@ def sink(name: str, value: ir.Expr, body: ir.Expr) -> ir.Expr:
     if isinstance(body, ir.Let) and not _reads(body.value, {name}, ()):
         return dataclasses.replace(body, body=sink(name, value, body.body))
     return ir.Let(name, value, body)
+
+
+def _on_indices(e) -> bool:
+    """Whether e is built from integer literals, index variables and dimensions alone
+    (arithmetic and comparisons of those): such conditions decide every element exactly."""
+    e = A.strip(e)
+    match e:
+        case A.Num(value=int()):
+            return True
+        case A.Ref():
+            return e.symbol.kind in (S.INDEX, S.DIM)
+        case A.Unary():
+            return _on_indices(e.operand)
+        case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
+            return _on_indices(e.left) and _on_indices(e.right)
+    return False
 
 
 def _with_span(e: ir.Expr, span) -> ir.Expr:

@@ -1,0 +1,145 @@
+"""Calls: local and top-level functions (inlined), built-ins used as values, torch layers and
+Kokoyi modules held as parameters.
+
+A function is inlined: its body is evaluated with its parameters bound to the arguments'
+values, so the arguments keep their axes (no per-call batching is needed). A layer acts on
+the trailing dimensions of a tensor with any leading axes; a layer that takes exactly one
+batch axis, and a Kokoyi module, get the leading axes flattened into one and restored after.
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch.layout import BATCH, Val
+
+# torch layers that accept any number of leading axes and act on the trailing ones, with the
+# change of per-sample rank they make.
+TRANSPARENT_LAYERS = {
+    "Linear": 0, "Bilinear": 0, "LayerNorm": 0, "Embedding": 1, "ReLU": 0, "Tanh": 0, "Sigmoid": 0,
+    "GELU": 0, "Softplus": 0, "LeakyReLU": 0, "ELU": 0, "Dropout": 0, "Identity": 0, "Softmax": 0,
+    "LogSoftmax": 0, "SiLU": 0,
+}
+# Convolutions: the per-sample rank they take (C, ...), with one batch axis in front.
+CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "ConvTranspose2d": 3}
+# Recurrent cells: cell(x, h) on per-sample vectors; batched, the leading axes are flattened.
+CELL_LAYERS = {"RNNCell", "GRUCell"}
+
+
+def value_of_desc(desc: tuple, code, batched: bool) -> Val:
+    """The value of an input or parameter from its description (runtime.specialize.describe)."""
+    kind = desc[0]
+    if kind == "tensor":
+        return Val(code, (BATCH,) if batched else (), desc[1] - 0, "int" if desc[2] else "float")
+    if kind == "number":
+        return Val(code, kind="int" if desc[1] else "float", python=True)
+    if kind == "list":
+        return Val(code, what="list", info=desc[1:])
+    if kind == "kokoyi":
+        return Val(code, what="kokoyi", info=desc)
+    if kind in ("layer", "sequential"):
+        return Val(code, what="layer", info=desc)
+    from kokoyi.compiler.batch.driver import Unsupported
+
+    raise Unsupported(f"a parameter of type {desc[1] if len(desc) > 1 else kind}")
+
+
+def global_value(b, e: ir.Global) -> Val:
+    info = b.globals_info.get(e.key)
+    if info is None:
+        raise b.unsupported(f"the top-level name {e.key}", e)
+    pyname, desc, sym = info
+    if sym is not None and getattr(sym, "is_function", False):
+        return Val(None, what="function", info=e.key)
+    from kokoyi.compiler import kernel as K
+
+    return value_of_desc(desc, K.Ref(pyname), False)
+
+
+def apply(b, e: ir.Apply) -> Val:
+    f = b.ev(e.fn)
+    args = [b.ev(a) for a in e.args]
+    if f.what == "lambda":
+        node, env = f.info
+        return _inline(b, node.params, node.body, env, args, e)
+    if f.what == "function":
+        key = f.info
+        if key in b.inlining:
+            raise b.unsupported("a recursive function", e)
+        fn = b.lower_global(key) if b.lower_global else None
+        if fn is None:
+            raise b.unsupported(f"the function {key}", e)
+        b.inlining.append(key)
+        try:
+            return _inline(b, fn.inputs, fn.body, {}, args, e)
+        finally:
+            b.inlining.pop()
+    if f.what == "builtin":
+        from kokoyi.compiler.batch.rules import RULES
+
+        rule = RULES.get(f.info)
+        if rule is None:
+            raise b.unsupported(f"the built-in {f.info} as a value", e)
+        return rule(b, ir.Prim(f.info, e.args, span=e.span), args)
+    if f.what == "layer":
+        return _layer(b, e, f, args)
+    if f.what == "kokoyi":
+        return _module(b, e, f, args)
+    raise b.unsupported("calling this value", e)
+
+
+def _inline(b, params, body, env: dict, args, e) -> Val:
+    if len(params) != len(args):
+        raise b.unsupported("a call with the wrong number of arguments", e)
+    saved = b.env
+    b.env = dict(env)
+    b.env.update(zip(params, args))
+    try:
+        return b.ev(body)
+    finally:
+        b.env = saved
+
+
+def _layer(b, e, f: Val, args) -> Val:
+    desc = f.info
+    if desc[0] != "layer" or len(args) != 1:
+        raise b.unsupported("this layer call", e)
+    name = desc[1]
+    (x,) = args
+    if name in TRANSPARENT_LAYERS:
+        kind = "int" if name == "Embedding" else "float"
+        code = b.tensor(x, kind)
+        out = b.emit("linear_layer" if name == "Linear" else "call_layer", f.code, code, hint="h")
+        return Val(out, x.axes, x.rank + TRANSPARENT_LAYERS[name], "float")
+    if name in CONV_LAYERS:
+        code = b.tensor(x, "float")
+        out = b.emit("call_flat", f.code, code, x.lead, hint="h")
+        return Val(out, x.axes, x.rank, "float")
+    raise b.unsupported(f"the layer {name}", e)
+
+
+def _module(b, e, f: Val, args) -> Val:
+    """A Kokoyi module parameter: the arguments' axes flattened into one batch axis."""
+    if b.callee_outputs is None:
+        raise b.unsupported("calling a Kokoyi module here", e)
+    for a in args:
+        if not a.is_tensor:
+            raise b.unsupported("a Kokoyi module called on a non-number", e)
+    axes = b.union(*args)
+    codes, layouts = [], []
+    for a in args:
+        if a.python or not a.axes:
+            codes.append(a.code)
+            layouts.append(Val(None, (BATCH,) if False else (), a.rank, a.kind, a.python))
+        else:
+            codes.append(b.expand(a, axes))
+            layouts.append(Val(None, (BATCH,), a.rank, a.kind))
+    outs = b.callee_outputs(f.info, layouts)
+    if outs is None:
+        raise b.unsupported("a Kokoyi module whose outputs are not known", e)
+    sizes = tuple(b.sizes[a] for a in axes)
+    flags = tuple(bool(lay.axes) for lay in layouts)
+    code = b.emit("call_module", f.code, tuple(codes), flags, sizes, len(outs), hint="m")
+    vals = []
+    for k, o in enumerate(outs):
+        c = code if len(outs) == 1 else b.emit("item", code, k, hint="m")
+        vals.append(Val(c, axes, o.rank, "int" if o.integer else "float"))
+    return vals[0] if len(vals) == 1 else Val(None, what="tuple", info=tuple(vals))

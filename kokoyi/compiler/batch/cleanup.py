@@ -1,0 +1,127 @@
+"""Kernel clean-up after `batch`: common subexpressions computed once, unused values dropped.
+
+The batch pass evaluates the IR as written, so a value the source spells twice (`\\mu(G_t)` in
+a numerator and inside `\\sigma`) is computed twice, and a condition's negation is computed
+even when no later row reads under it. Both are cheap to see on the kernel: statements are
+pure except the ones listed in EFFECTS.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from kokoyi.compiler import kernel as K
+
+# Ops with effects, or whose result may differ between two calls with the same arguments
+# (a layer may be dropout; a list grows): never merged, never dropped.
+EFFECTS = {"new_list", "append", "earlier", "stack_states", "call_layer", "call_flat", "call_module", "item"}
+# Ops that cannot fail: an unused one is dropped. (Any other may raise, and the source's
+# statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
+DROPPABLE = {"not", "view", "to", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
+             "expand_lead"}
+PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "ne", "and", "or", "not"}
+
+
+def cleanup(k: K.Kernel) -> K.Kernel:
+    body = _cse(k.body, {}, {})
+    while True:
+        used = _uses(body, set())
+        pruned = _dce(body, used)
+        if _count(pruned) == _count(body):
+            break
+        body = pruned
+    return dataclasses.replace(k, body=body)
+
+
+def _sub(a, rename: dict):
+    if isinstance(a, K.Ref):
+        return K.Ref(rename.get(a.name, a.name))
+    if isinstance(a, tuple):
+        return tuple(_sub(x, rename) for x in a)
+    return a
+
+
+def _key(s: K.Assign):
+    try:
+        return (s.op, s.args, tuple(sorted(s.attrs.items())))
+    except TypeError:
+        return None
+
+
+def _cse(block: list, seen: dict, rename: dict) -> list:
+    out = []
+    for s in block:
+        match s:
+            case K.Assign():
+                s = dataclasses.replace(s, args=_sub(s.args, rename))
+                if s.out is not None and s.op not in EFFECTS and s.op != "copy":  # a copy joins branches
+                    key = _key(s)
+                    if key is not None:
+                        try:
+                            first = seen.get(key)
+                        except TypeError:
+                            first = None
+                        if first is not None:
+                            rename[s.out] = first
+                            continue
+                        seen[key] = s.out
+                out.append(s)
+            case K.If():
+                out.append(dataclasses.replace(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename),
+                                               orelse=_cse(s.orelse, dict(seen), rename)))
+            case K.For():
+                out.append(dataclasses.replace(s, start=_sub(s.start, rename), stop=_sub(s.stop, rename),
+                                               body=_cse(s.body, dict(seen), rename)))
+            case K.Return():
+                out.append(dataclasses.replace(s, values=_sub(s.values, rename)))
+    return out
+
+
+def _refs(a, acc: set) -> None:
+    if isinstance(a, K.Ref):
+        acc.add(a.name)
+    elif isinstance(a, tuple):
+        for x in a:
+            _refs(x, acc)
+
+
+def _uses(block: list, acc: set) -> set:
+    for s in block:
+        match s:
+            case K.Assign():
+                _refs(s.args, acc)
+            case K.If():
+                _refs(s.cond, acc)
+                _uses(s.then, acc)
+                _uses(s.orelse, acc)
+            case K.For():
+                _refs((s.start, s.stop), acc)
+                _uses(s.body, acc)
+            case K.Return():
+                _refs(s.values, acc)
+    return acc
+
+
+def _dce(block: list, used: set) -> list:
+    out = []
+    for s in block:
+        match s:
+            case K.Assign() if s.out is not None and s.out not in used and (s.op in DROPPABLE or s.attrs.get("py") and s.op in PYTHON_DROPPABLE) \
+                    and not s.out.startswith("_"):
+                continue
+            case K.If():
+                s = dataclasses.replace(s, then=_dce(s.then, used), orelse=_dce(s.orelse, used))
+            case K.For():
+                s = dataclasses.replace(s, body=_dce(s.body, used))
+        out.append(s)
+    return out
+
+
+def _count(block: list) -> int:
+    n = 0
+    for s in block:
+        n += 1
+        if isinstance(s, K.If):
+            n += _count(s.then) + _count(s.orelse)
+        elif isinstance(s, K.For):
+            n += _count(s.body)
+    return n

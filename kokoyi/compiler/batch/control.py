@@ -1,0 +1,241 @@
+"""Cases and recurrences.
+
+A cases row whose condition is a constant is picked here; one whose condition is a Python
+truth value at run time (a test on lengths or on a recurrence's step) becomes a branch, so a
+row that does not apply never runs; one whose condition is a tensor evaluates its value
+under that guard and selects element-wise. A recurrence is a loop over its sequence axis:
+its first step is generated apart (its base case decides the elements' layout), the others
+in a loop whose element layout is widened until it is stable.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch import gradients
+from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch.layout import Val, promote
+
+
+def select(b, e: ir.Select) -> Val:
+    # docs/reference/choices.md#cases-without-otherwise: conditions on indices and dimensions
+    # only make "no row applies" an error; data-dependent ones leave NaN there.
+    index_only = e.strict
+    out = _rows(b, e, list(e.rows), index_only)
+    if out is None:  # every condition is a constant False
+        if not index_only:
+            return Val(float("nan"), kind="float", python=True)
+        from kokoyi.compiler.batch.indexing import _guards
+
+        b.do("no_row", _guards(b, ()), b.site(e))
+        return Val(0, kind="int", python=True)
+    return out
+
+
+def _kind_of(b, e_ir) -> str | None:
+    """The kind of a row that is not taken (a row's kind counts even then: one float row
+    makes the cases a float), from a throwaway evaluation."""
+    try:
+        with b.into([]):
+            v = b.ev(e_ir)
+    except Exception:  # noqa: BLE001 - a row never taken may be anything
+        return None
+    return v.kind if v.is_tensor else None
+
+
+def _with_kind(b, v: Val, kinds) -> Val:
+    if v.kind != "float" and "float" in kinds:
+        return Val(b.as_float(v), v.axes, v.rank, "float", v.python) if not v.python else \
+            Val(float(v.code) if isinstance(v.code, (int, float)) else b.tensor(v, "float"), v.axes, v.rank, "float",
+                isinstance(v.code, (int, float)))
+    return v
+
+
+def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
+    if not rows:
+        return None if e.otherwise is None else b.ev(e.otherwise)
+    (c_ir, v_ir), rest = rows[0], rows[1:]
+    c = b.ev(c_ir)
+    if not c.is_tensor:
+        raise b.unsupported("a condition that is not a truth value", c_ir)
+    if c.python and isinstance(c.code, bool):
+        skipped = [v_ir] if not c.code else [v for _, v in rest] + ([e.otherwise] if e.otherwise is not None else [])
+        out = b.ev(v_ir) if c.code else _rows(b, e, rest, index_only)
+        if out is not None and out.is_tensor:
+            out = _with_kind(b, out, [_kind_of(b, x) for x in skipped])
+        return out
+    if c.python:
+        then, orelse = [], []
+        with b.into(then):
+            v = b.ev(v_ir)
+        with b.into(orelse):
+            w = _rows(b, e, rest, index_only)
+        return _branch(b, e, c, then, v, orelse, w, index_only)
+    guard = c if c.rank == 0 else Val(b.emit("any_trailing", c.code, c.rank, hint="g"), c.axes, 0, "bool")
+    with b.guarded(guard), _row_mask(b, c, [v_ir]):
+        v = b.ev(v_ir)
+    not_c = Val(b.emit("not", c.code, hint="g"), c.axes, c.rank, "bool")
+    not_guard = not_c if c.rank == 0 else Val(b.emit("any_trailing", not_c.code, c.rank, hint="g"), c.axes, 0, "bool")
+    later = [x for row in rest for x in row] + ([e.otherwise] if e.otherwise is not None else [])
+    with b.guarded(not_guard), _row_mask(b, not_c, later):
+        w = _rows(b, e, rest, index_only)
+    return _where(b, e, c, not_guard, v, w, index_only)
+
+
+@contextlib.contextmanager
+def _row_mask(b, mask: Val, values: list):
+    """Inside: reads pass gradient only where mask holds, if the values need it."""
+    use = any(gradients.may_have_undefined_derivative(v) for v in values) and all(
+        gradients.elementwise(v) for v in values)
+    if use:
+        b.row_masks.append(mask)
+    try:
+        yield
+    finally:
+        if use:
+            b.row_masks.pop()
+
+
+def _check_value(b, e, v: Val) -> None:
+    if not v.is_tensor:
+        raise b.unsupported("a cases row whose value is not a number", e)
+
+
+def _where(b, e, c: Val, not_guard: Val, v: Val, w: Val | None, index_only: bool) -> Val:
+    _check_value(b, e, v)
+    if w is None:
+        if index_only:  # no row applies: an error there
+            from kokoyi.compiler.batch.indexing import _guards
+
+            axes = b.union(not_guard, *[g for g in b.guards if not g.python])
+            with b.guarded(not_guard):
+                b.do("no_row", _guards(b, axes), b.site(e))
+            return v
+        w = Val(float("nan"), kind="float", python=True)
+    _check_value(b, e, w)
+    kind = "bool" if v.kind == w.kind == "bool" else promote([v.kind, w.kind])
+    axes = b.union(c, v, w)
+    rank = max(c.rank, v.rank, w.rank)
+    codes = [b.align(Val(b.tensor(x, kind) if (x.python and kind == "float") or x.kind != kind else x.code,
+                         x.axes, x.rank, kind, x.python and kind != "float" and x.kind == kind), axes, rank)
+             for x in (v, w)]
+    code = b.emit("where", b.align(c, axes, rank), *codes, hint="sel")
+    return Val(code, axes, rank, kind)
+
+
+def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index_only: bool) -> Val:
+    _check_value(b, e, v)
+    if w is None:
+        if not index_only:
+            w = Val(float("nan"), kind="float", python=True)
+        else:
+            from kokoyi.compiler.batch.indexing import _guards
+
+            with b.into(orelse):
+                b.do("no_row", _guards(b, ()), b.site(e))
+            b.block.append(K.If(c.code, then, orelse, b.line))
+            return v
+    _check_value(b, e, w)
+    out = b.ns.create("sel")
+    if v.python and w.python:
+        kind = promote([v.kind, w.kind]) if v.kind != w.kind else v.kind
+        then.append(K.Assign(out, "copy", (v.code,)))
+        orelse.append(K.Assign(out, "copy", (w.code,)))
+        b.block.append(K.If(c.code, then, orelse, b.line))
+        return Val(K.Ref(out), kind=kind, python=True)
+    kind = "bool" if v.kind == w.kind == "bool" else promote([v.kind, w.kind])
+    axes = b.union(v, w)
+    rank = max(v.rank, w.rank)
+    for block, x in ((then, v), (orelse, w)):
+        with b.into(block):
+            code = _widen(b, x, axes, rank, kind)
+            block.append(K.Assign(out, "copy", (code,)))
+    b.block.append(K.If(c.code, then, orelse, b.line))
+    return Val(K.Ref(out), axes, rank, kind)
+
+
+def _widen(b, x: Val, axes, rank: int, kind: str):
+    """x as a tensor of this layout: every axis at its full size, `rank` per-sample dims."""
+    t = Val(b.tensor(x, kind), x.axes, x.rank, kind)
+    if t.rank < rank:
+        t = Val(b.align(t, t.axes, rank), t.axes, rank, kind)
+    return b.expand(t, axes) if axes else t.code
+
+
+# ---- recurrences ---------------------------------------------------------------------------------
+def recurrence(b, e: ir.Recur) -> Val:
+    lo, hi = b.ev(e.axis.lower), b.ev(e.axis.upper)
+    if not (lo.python and hi.python and isinstance(lo.code, int)) or lo.kind != "int" or hi.kind != "int":
+        raise b.unsupported("a recurrence whose range starts at a value known only at run time", e)
+    name = e.axis.name
+    n = b.emit("range_size", lo.code, hi.code, hint="n_" + name)
+    states = K.Ref(b.ns.create(e.name + "_steps"))
+    b.block.append(K.Assign(states.name, "new_list", ()))
+    first = []
+    with b.into(first):
+        v0 = _step(b, e, Val(lo.code, kind="int", python=True), states, None, lo.code)
+    layout = _layout(v0)
+    for _ in range(8):  # widen the elements' layout until the loop body keeps it
+        body = []
+        t = K.Ref(b.ns.create(name))
+        with b.into(body):
+            v = _step(b, e, Val(t, kind="int", python=True), states, layout, lo.code)
+            wider = _merge(layout, _layout(v))
+            if wider == layout:
+                b.do("append", states, _widen(b, v, layout[0], layout[1], layout[2]))
+                break
+        layout = wider
+    else:
+        raise b.unsupported("a recurrence whose elements keep changing layout", e)
+    with b.into(first):
+        b.do("append", states, _widen(b, v0, layout[0], layout[1], layout[2]))
+        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop"), body, b.line))
+    b.block.append(K.If(b.emit("gt", n, 0, hint="some"), first, [], b.line))
+    axes, rank, kind = layout
+    code = b.emit("stack_states", states, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
+                  b.dtype, hint=e.name)
+    return Val(code, axes, rank + 1, kind)
+
+
+def _layout(v: Val) -> tuple:
+    return (v.axes, v.rank, v.kind)
+
+
+def _merge(a: tuple, c: tuple) -> tuple:
+    axes = tuple(x for x in ("_b",) if x in a[0] or x in c[0]) + tuple(
+        x for x in dict.fromkeys(a[0] + c[0]) if x != "_b")
+    kind = "bool" if a[2] == c[2] == "bool" else promote([a[2], c[2]])
+    return (axes, max(a[1], c[1]), kind)
+
+
+def _step(b, e: ir.Recur, t: Val, states: K.Ref, layout, lo) -> Val:
+    b.iotas[e.axis.name] = t
+    b.recurrences[e.name] = Val(states, what="states", info=(layout, lo))
+    try:
+        v = b.ev(e.element)
+    finally:
+        del b.iotas[e.axis.name]
+        del b.recurrences[e.name]
+    if not v.is_tensor:
+        raise b.unsupported("a recurrence whose elements are not numbers", e)
+    return v
+
+
+def earlier(b, e: ir.Take) -> Val:
+    """A recurrence's read of an earlier element, then any further indices into it."""
+    from kokoyi.compiler.batch import indexing
+
+    states = b.recurrences[e.value.name]
+    layout, lo = states.info
+    idx = b.ev(e.items[0])
+    if not idx.python or idx.kind != "int":
+        raise b.unsupported("a recurrence read at an index that varies", e)
+    if layout is None:  # the first step reads nothing before it: an error wherever it applies
+        raise b.unsupported("a recurrence whose first step reads an earlier element", e)
+    axes, rank, kind = layout
+    guards = indexing._guards(b, ())
+    code = b.emit("earlier", states.code, b.emit("sub", idx.code, lo, hint="k"), b.site(e), guards, hint="prev")
+    element = Val(code, axes, rank, kind)
+    if len(e.items) == 1:
+        return element
+    return indexing.take_items(b, e, element, e.items[1:])

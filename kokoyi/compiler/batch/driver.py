@@ -1,0 +1,288 @@
+"""The `batch` pass: a core-IR function and a call signature -> a kernel (kernel.py).
+
+The pass evaluates the IR abstractly over layouts (layout.Val): each node's value is code
+in the kernel plus the named axes it varies with. Opening a loop (a big operator, a
+set-builder) adds a named axis; the batch axis is one more named axis. The rules for the
+primitives live in `rules.py` (one registry, families of rules), for reads in
+`indexing.py`, for cases and recurrences in `control.py`, for calls in `calls.py`.
+
+Where the code applies is tracked as `guards`: truth values (Python or tensor) whose
+conjunction says which elements are evaluated for real — inside a cases row, its condition;
+inside a loop with a dependent bound, its mask; inside any loop, that it is not empty. A
+read is checked only where the guards hold (LANGUAGE.md 5: a row that does not apply, or an
+empty range, reads nothing); elsewhere its index is clamped and its value discarded.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from kokoyi.compiler import ir
+from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch.layout import BATCH, Val, union_axes
+from kokoyi.compiler.codegen.namespace import Namespace
+
+
+class Unsupported(Exception):
+    """A construct this back end cannot batch yet (the runtime then uses another path)."""
+
+
+class Batcher:
+    """Builds one kernel for one function and one call signature."""
+
+    def __init__(self, fn: ir.Function, inputs: tuple, params: tuple, *, dtype: str, source,
+                 globals_info: dict, callee_outputs=None, lower_global=None) -> None:
+        self.fn = fn
+        self.input_descs = inputs  # per input: (desc, batched)
+        self.param_descs = params
+        self.dtype = dtype  # the module's floating dtype, as code ("torch.float32")
+        self.source = source
+        self.filename = source.filename
+        self._lines = source.text.split("\n")
+        self.globals_info = globals_info  # key -> (Python name, description, symbol)
+        self.callee_outputs = callee_outputs
+        self.lower_global = lower_global  # key -> ir.Function of a top-level function
+        self.ns = Namespace({info[0] for info in globals_info.values()} | {"_dev", "_B", "_dt"})
+        self.block: list = []
+        self.order: list[str] = []  # open axes, outermost first
+        self.sizes: dict[str, object] = {}  # axis -> its size (a Python int at run time)
+        self.iotas: dict[str, Val] = {}
+        self.static_axes: dict[str, tuple] = {}  # open axes with Python bounds -> (lower, size)  # axis name -> the index variable's value
+        self.guards: list[Val] = []
+        self.env: dict[str, Val] = {}
+        self.line = 0
+        self.recurrences: dict[str, Val] = {}  # name of a recurrence being computed -> its states
+        self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
+        self.inlining: list[str] = []  # global functions being inlined (recursion guard)
+
+    # ---- emitting -------------------------------------------------------------------------
+    def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
+        name = self.ns.create(hint)
+        self.block.append(K.Assign(name, kernel_op, args, attrs, self.line))
+        return K.Ref(name)
+
+    def do(self, kernel_op: str, /, *args, **attrs) -> None:
+        self.block.append(K.Assign(None, kernel_op, args, attrs, self.line))
+
+    @contextlib.contextmanager
+    def into(self, block: list):
+        saved, self.block = self.block, block
+        try:
+            yield block
+        finally:
+            self.block = saved
+
+    @contextlib.contextmanager
+    def guarded(self, *more: Val):
+        saved = self.guards
+        self.guards = saved + [g for g in more if g is not None]
+        try:
+            yield
+        finally:
+            self.guards = saved
+
+    def site(self, e: ir.Expr) -> str:
+        return f"{self.filename}:{e.span.line}:{e.span.column}"
+
+    def spell(self, e: ir.Expr) -> str:
+        """The source text of e (what error messages call the value)."""
+        sp = e.span
+        if not sp.line or sp.line != sp.end_line:
+            return "the value"
+        return self._lines[sp.line - 1][sp.column - 1:sp.end_column - 1]
+
+    def unsupported(self, what: str, e: ir.Expr | None = None) -> Unsupported:
+        where = f" at {self.site(e)}" if e is not None and e.span.line else ""
+        return Unsupported(f"{what}{where}")
+
+    # ---- layouts --------------------------------------------------------------------------
+    def union(self, *vals: Val) -> tuple[str, ...]:
+        return union_axes(self.order, [v for v in vals if v.is_tensor])
+
+    def align(self, v: Val, axes: tuple[str, ...], rank: int, exact: bool = False) -> object:
+        """v's code with one dimension per axis of `axes` (size 1 where v does not vary) and
+        `rank - v.rank` size-1 dimensions before its own per-sample ones (unless not exact
+        and torch's broadcasting would add them anyway)."""
+        if v.python or not v.is_tensor:
+            return v.code
+        extra = rank - v.rank
+        if v.axes == axes and extra == 0:
+            return v.code
+        if not exact and not v.axes and extra >= 0 and (not axes or extra == 0):
+            return v.code  # torch broadcasting adds leading dimensions itself
+        items = tuple(":" if a in v.axes else None for a in axes) + (None,) * extra
+        return self.emit("view", v.code, items=items, hint="v")
+
+    def expand(self, v: Val, axes: tuple[str, ...]) -> K.Ref:
+        """v as a tensor varying with every axis of `axes` (broadcast, no copy)."""
+        code = self.tensor(v)
+        code = self.align(Val(code, v.axes, v.rank, v.kind), axes, v.rank)
+        sizes = tuple(self.sizes[a] for a in axes)
+        return self.emit("expand_lead", code, sizes, v.rank, hint="v")
+
+    def tensor(self, v: Val, kind: str | None = None) -> object:
+        """v as a tensor (a Python number becomes one on the device; floats in the module's
+        dtype), converted to `kind` when given ("float": the module's dtype)."""
+        kind = kind or v.kind
+        if v.python:
+            dtype = {"float": self.dtype, "int": "torch.int64", "bool": "torch.bool"}[kind]
+            return self.emit("constant", v.code, dtype=dtype, hint="c")
+        if kind != v.kind and kind != "bool":
+            return self.emit("to", v.code, dtype=self.dtype if kind == "float" else "torch.int64", hint="v")
+        return v.code
+
+    def as_float(self, v: Val) -> object:
+        """v's code where a float is needed: Python numbers stay numbers, int tensors convert."""
+        if v.python or v.kind == "float":
+            return v.code
+        return self.tensor(v, "float")
+
+    # ---- the function -----------------------------------------------------------------------
+    def kernel(self, name: str) -> K.Kernel:
+        from kokoyi.compiler.batch import calls
+
+        fn = self.fn
+        params = []
+        tensors, batched = [], []
+        for pname, (desc, is_batched) in zip(fn.inputs, self.input_descs):
+            code = K.Ref(self.ns.create(pname))
+            params.append(code.name)
+            self.env[pname] = calls.value_of_desc(desc, code, is_batched)
+            if desc[0] == "tensor":
+                tensors.append(code)
+                if is_batched:
+                    batched.append(code)
+        for pname, desc in zip(fn.params, self.param_descs):
+            code = K.Ref(self.ns.create(pname))
+            params.append(code.name)
+            self.env[pname] = calls.value_of_desc(desc, code, False)
+        self.block.append(K.Assign("_dev", "device_of", tuple(tensors)))
+        if batched:
+            self.block.append(K.Assign("_B", "size", (batched[0], 0)))
+            self.order.append(BATCH)
+            self.sizes[BATCH] = K.Ref("_B")
+        out = self.ev(fn.body)
+        values = out.info if out.what == "tuple" else (out,)
+        codes, layouts = [], []
+        for v in values:
+            if not v.is_tensor:
+                raise self.unsupported("returning something other than numbers and tensors", fn.body)
+            if v.python:
+                v = Val(self.tensor(v), (), 0, v.kind)
+            codes.append(v.code)
+            layouts.append(v)
+        self.block.append(K.Return(tuple(codes), self.line))
+        from kokoyi.compiler.batch.cleanup import cleanup
+
+        return cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts)))
+
+    # ---- expressions --------------------------------------------------------------------------
+    def ev(self, e: ir.Expr) -> Val:
+        line = e.span.line
+        if line:
+            saved, self.line = self.line, line
+        try:
+            method = getattr(self, "e_" + type(e).__name__, None)
+            if method is None:
+                raise self.unsupported(f"the IR node {type(e).__name__}", e)
+            return method(e)
+        finally:
+            if line:
+                self.line = saved
+
+    def e_Lit(self, e: ir.Lit) -> Val:
+        kind = "bool" if isinstance(e.value, bool) else "int" if isinstance(e.value, int) else "float"
+        return Val(e.value, kind=kind, python=True)
+
+    def e_Var(self, e: ir.Var) -> Val:
+        v = self.env[e.name]
+        if self.row_masks and v.is_tensor and not v.python and v.kind == "float":
+            from kokoyi.compiler.batch import gradients
+
+            return gradients.masked(self, v)
+        return v
+
+    def e_Global(self, e: ir.Global) -> Val:
+        from kokoyi.compiler.batch import calls
+
+        return calls.global_value(self, e)
+
+    def e_Iota(self, e: ir.Iota) -> Val:
+        return self.iotas[e.axis.name]
+
+    def e_Let(self, e: ir.Let) -> Val:
+        saved = self.env.get(e.name)
+        start = len(self.block)
+        value = self.ev(e.value)
+        self.env[e.name] = self._named(value, e.name, start)
+        try:
+            return self.ev(e.body)
+        finally:
+            if saved is not None:
+                self.env[e.name] = saved
+
+    def _named(self, v: Val, name: str, start: int) -> Val:
+        """v, its temporary renamed after the let that binds it when the let's value made it
+        (generated code and tracebacks then show `b = a @ y`, not `v_1 = ...`)."""
+        if not (isinstance(v.code, K.Ref) and len(self.block) > start):
+            return v
+        last = self.block[-1]
+        if not (isinstance(last, K.Assign) and last.out == v.code.name):
+            return v
+        last.out = self.ns.create(name)
+        return Val(K.Ref(last.out), v.axes, v.rank, v.kind, v.python, v.what, v.info)
+
+    def e_Tuple(self, e: ir.Tuple) -> Val:
+        return Val(None, what="tuple", info=tuple(self.ev(i) for i in e.items))
+
+    def e_Lambda(self, e: ir.Lambda) -> Val:
+        return Val(None, what="lambda", info=(e, dict(self.env)))
+
+    def e_Prim(self, e: ir.Prim) -> Val:
+        from kokoyi.compiler.batch.rules import RULES
+
+        rule = RULES.get(e.op)
+        if rule is None:
+            raise self.unsupported(f"the primitive {e.op}", e)
+        return rule(self, e, [self.ev(a) for a in e.args])
+
+    def e_Fast(self, e: ir.Fast) -> Val:
+        from kokoyi.compiler.batch.fast import FAST_RULES
+
+        rule = FAST_RULES.get(e.op)
+        out = None if rule is None else rule(self, e)
+        return self.ev(e.original) if out is None else out
+
+    def e_Take(self, e: ir.Take) -> Val:
+        from kokoyi.compiler.batch import indexing
+
+        return indexing.take(self, e)
+
+    def e_Select(self, e: ir.Select) -> Val:
+        from kokoyi.compiler.batch import control
+
+        return control.select(self, e)
+
+    def e_Recur(self, e: ir.Recur) -> Val:
+        from kokoyi.compiler.batch import control
+
+        return control.recurrence(self, e)
+
+    def e_Apply(self, e: ir.Apply) -> Val:
+        from kokoyi.compiler.batch import calls
+
+        return calls.apply(self, e)
+
+    def e_Reduce(self, e: ir.Reduce) -> Val:
+        from kokoyi.compiler.batch import loops
+
+        return loops.reduce(self, e)
+
+    def e_Build(self, e: ir.Build) -> Val:
+        from kokoyi.compiler.batch import loops
+
+        return loops.build(self, e)
+
+
+def batch_function(fn: ir.Function, inputs: tuple, params: tuple, name: str, **options) -> K.Kernel:
+    """The kernel of `fn` for one call signature (see Batcher)."""
+    return Batcher(fn, inputs, params, **options).kernel(name)

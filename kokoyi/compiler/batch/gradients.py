@@ -1,0 +1,73 @@
+"""No gradient through the elements a cases row does not supply (LANGUAGE.md 5).
+
+A row with a tensor condition is computed everywhere and selected; where it does not apply
+its value is discarded, but its local derivatives there may be undefined (`\\sqrt{x}` at
+x < 0: 0 * nan is nan in the backward pass). In such rows, when the row is element-wise,
+every tensor it reads passes its gradient only where the row applies.
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch.layout import Val
+
+# Primitives whose local derivative may be undefined or infinite somewhere.
+UNDEFINED = {"sqrt", "root", "norm", "log", "tan", "exp", "sinh", "cosh", "std", "logsumexp", "div"}
+# Primitives that compute each element from the same elements of their operands.
+ELEMENTWISE = {"add", "sub", "mul", "div", "pow", "neg", "lt", "gt", "le", "ge", "eq", "ne", "and", "or", "not",
+               "root", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "sqrt", "sigmoid", "softplus",
+               "gelu", "abs", "sign", "relu", "stop_grad", "maximum", "minimum", "clip", "indicator", "floor",
+               "ceil"}
+
+
+def _constant(e) -> bool:
+    return not any(isinstance(n, (ir.Var, ir.Iota, ir.Global)) for n in _walk(e))
+
+
+def _walk(e):
+    yield e
+    for c in ir.children(e):
+        yield from _walk(c)
+
+
+def may_have_undefined_derivative(e: ir.Expr) -> bool:
+    for n in _walk(e):
+        if not isinstance(n, (ir.Prim, ir.Apply)) or _constant(n):
+            continue
+        if isinstance(n, ir.Apply):
+            return True
+        if n.op == "div" and not _constant(n.args[1]):
+            return True
+        if n.op == "pow":
+            k = n.args[1]
+            if not (isinstance(k, ir.Lit) and isinstance(k.value, int) and k.value >= 0):
+                return True
+        elif n.op in UNDEFINED and n.op != "div":
+            return True
+    return False
+
+
+def elementwise(e: ir.Expr) -> bool:
+    for n in _walk(e):
+        if isinstance(n, (ir.Var, ir.Lit, ir.Iota, ir.Global)):
+            continue
+        if isinstance(n, ir.Prim) and n.op in ELEMENTWISE:
+            continue
+        return False
+    return True
+
+
+def masked(b, v: Val) -> Val:
+    """v (a float tensor read inside rows with row masks) passing gradient only where the
+    rows apply."""
+    masks = b.row_masks
+    if any(m.rank > v.rank for m in masks):
+        return v
+    mask = masks[0]
+    for m in masks[1:]:
+        axes = b.union(mask, m)
+        rank = max(mask.rank, m.rank)
+        mask = Val(b.emit("and", b.align(mask, axes, rank), b.align(m, axes, rank), hint="applies"), axes, rank, "bool")
+    axes = b.union(v, mask)
+    x = v.code if axes == v.axes else b.expand(v, axes)
+    code = b.emit("gradient_where", x, b.align(mask, axes, v.rank), hint=v.code.name if hasattr(v.code, "name") else "v")
+    return Val(code, axes, v.rank, v.kind)

@@ -1,0 +1,115 @@
+"""Reads: `x[i, j]`, slices, list items and a recurrence's earlier elements.
+
+An index that is a Python number is a static read; one that varies with axes (a loop's
+index variable, a batched integer) is a gather over the union of the value's and the
+indices' axes. Either way the index is checked only where the guards hold (a located
+error there), and clamped elsewhere: a read in a row that does not apply reads nothing.
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch.layout import Val
+
+
+def take(b, e: ir.Take) -> Val:
+    if isinstance(e.value, ir.Var) and e.value.name in b.recurrences:
+        from kokoyi.compiler.batch import control
+
+        return control.earlier(b, e)
+    x = b.ev(e.value)
+    if x.what == "tuple":
+        return _tuple_item(b, e, x)
+    if x.what == "list":
+        return _list_item(b, e, x)
+    return take_items(b, e, x, e.items)
+
+
+def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
+    """x[index_items] (x a tensor value)."""
+    if not x.is_tensor or x.python:
+        raise b.unsupported("indexing a number", e)
+    if len(index_items) > x.rank:
+        raise b.unsupported("more indices than axes", e)
+    from kokoyi.compiler.batch import views
+
+    viewed = views.try_views(b, e, x, index_items)
+    if viewed is not None:
+        return viewed
+    items, idx_vals = [], []
+    for item in index_items:
+        if isinstance(item, ir.Slice):
+            lo = None if item.lower is None else b.ev(item.lower)
+            hi = None if item.upper is None else b.ev(item.upper)
+            if any(v is not None and not v.python for v in (lo, hi)):
+                raise b.unsupported("a slice with bounds that vary", e)
+            items.append(("slice", None if lo is None else lo.code, None if hi is None else hi.code))
+        else:
+            v = b.ev(item)
+            if v.kind == "float" or not v.is_tensor or v.rank != 0:
+                raise b.unsupported("an index that is not an integer", e)
+            items.append(v)
+            idx_vals.append(v)
+    rank = x.rank - len(idx_vals)
+    name = b.spell(e.value)
+    if all(v.python for v in idx_vals):
+        axes = x.axes
+        guards = _guards(b, axes)
+        codes = tuple(("slice", i[1], i[2]) if isinstance(i, tuple) else i.code for i in items)
+        code = b.emit("read_static", x.code, x.lead, codes, b.site(e), name, guards, hint="r")
+        return Val(code, axes, rank, x.kind)
+    axes = b.union(x, *idx_vals)
+    xc = b.align(x, axes, x.rank, exact=True)
+    codes = tuple(("slice", i[1], i[2]) if isinstance(i, tuple) else b.align(i, axes, 0) for i in items)
+    guards = _guards(b, axes)
+    code = b.emit("gather", xc, len(axes), codes, b.site(e), name, guards, hint="r")
+    return Val(code, axes, rank, x.kind)
+
+
+def _guards(b, axes) -> tuple:
+    """The guards as code lined up with `axes` (a guard varying with other axes too is
+    reduced by the kernel: a read applies if it applies for some value of those)."""
+    out = []
+    for g in b.guards:
+        if g.python:
+            out.append(g.code)
+        else:
+            extra = [a for a in g.axes if a not in axes]
+            code = g.code
+            if extra:
+                full = tuple(a for a in b.order if a in axes or a in g.axes)
+                code = b.align(g, full, 0)
+                dims = tuple(full.index(a) for a in extra)
+                code = b.emit("any_over", code, dims, hint="g")
+                g = Val(code, tuple(a for a in full if a not in extra), 0, "bool")
+            out.append(b.align(g, axes, 0))
+    return tuple(out)
+
+
+def _tuple_item(b, e, x: Val) -> Val:
+    if len(e.items) != 1 or not isinstance(e.items[0], ir.Lit) or not isinstance(e.items[0].value, int):
+        raise b.unsupported("the outputs of a module indexed other than by a literal", e)
+    k = e.items[0].value
+    if not -len(x.info) <= k < len(x.info):
+        raise b.unsupported("an output index out of range", e)
+    return x.info[k]
+
+
+def _list_item(b, e, x: Val) -> Val:
+    from kokoyi.compiler.batch import calls
+
+    if len(e.items) != 1:
+        raise b.unsupported("a list indexed by more than one index", e)
+    i = b.ev(e.items[0])
+    if not i.python:
+        raise b.unsupported("indexing a list of modules by a tensor", e)
+    descs, _ = x.info
+    if isinstance(i.code, int):
+        if not -len(descs) <= i.code < len(descs):
+            raise b.unsupported("a list index out of range", e)
+        desc = descs[i.code]
+    elif len(set(descs)) == 1:
+        desc = descs[0]
+    else:
+        raise b.unsupported("a list of different items indexed by a variable", e)
+    code = b.emit("list_item", x.code, i.code, len(descs), b.site(e), b.spell(e.value), hint="item")
+    return calls.value_of_desc(desc, code, False)

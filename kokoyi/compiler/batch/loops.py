@@ -1,0 +1,115 @@
+"""Big operators and set-builders: an index variable becomes a named tensor axis.
+
+`open_axis` evaluates the bounds and makes the index variable's value: `lo + arange(n)` on
+a new innermost axis. When a bound varies with other axes (a dependent or data-dependent
+bound), the axis takes the largest size and a mask says which positions are in the range.
+A big operator then reduces over that axis (masked); a set-builder keeps it as a leading
+per-sample axis.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch.layout import Val
+
+# The big operators' reductions: value for masked-out positions, whether an empty range is an
+# error where evaluated.
+FILL = {"sum": 0, "prod": 1, "max": "-inf", "min": "inf", "argmax": "-inf", "argmin": "inf", "mean": 0}
+NONEMPTY = {"max": "\\max", "min": "\\min", "argmax": "\\argmax", "argmin": "\\argmin", "mean": "\\mathbb{E}"}
+
+
+def _bound(b, v: Val, up: bool) -> Val:
+    """A bound as an integer: a float bound rounds inwards (LANGUAGE.md 4)."""
+    if v.kind != "float":
+        return v
+    op = "floor_int" if up else "ceil_int"
+    if v.python:
+        return Val(b.emit(op, v.code, hint="n"), kind="int", python=True)
+    return Val(b.emit("floor" if up else "ceil", v.code, hint="n"), v.axes, 0, "int")
+
+
+@contextlib.contextmanager
+def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
+    """Inside: the index variable is bound, its axis is open, and the guards say where the
+    range holds. Yields (size, mask Val or None, lower bound Val)."""
+    lo = _bound(b, b.ev(axis.lower), False)
+    hi = _bound(b, b.ev(axis.upper), True)
+    name = axis.name
+    if lo.python and hi.python:
+        n = b.emit("range_size", lo.code, hi.code, hint="n_" + name)
+        b.order.append(name)
+        b.sizes[name] = n
+        iota = Val(b.emit("arange", lo.code, n, hint=name), (name,), 0, "int")
+        mask = None
+        guard = Val(b.emit("gt", n, 0, hint="some_" + name, py=True), kind="bool", python=True)
+        b.static_axes[name] = (lo.code, n)
+    else:
+        if not ragged_ok:
+            raise b.unsupported("a set-builder whose length varies", axis.upper)
+        axes = b.union(lo, hi)
+        lo_t, hi_t = b.align(lo, axes, 0), b.align(hi, axes, 0)
+        n = b.emit("max_size", lo_t, hi_t, hint="n_" + name)
+        b.order.append(name)
+        b.sizes[name] = n
+        full = axes + (name,)
+        iota = Val(b.emit("iota_from", lo_t, n, len(axes), hint=name), full, 0, "int")
+        upper = hi_t if hi.python else b.emit("view", hi_t, items=(..., None), hint="v")
+        mask = Val(b.emit("le", iota.code, upper, hint="in_" + name), full, 0, "bool")
+        guard = mask
+    b.iotas[name] = iota
+    try:
+        with b.guarded(guard):
+            yield n, mask, lo
+    finally:
+        b.order.remove(name)
+        del b.iotas[name]
+        b.static_axes.pop(name, None)
+
+
+def reduce(b, e: ir.Reduce) -> Val:
+    """A big operator: the body on the open axis, reduced over it."""
+    outer_guards = list(b.guards)
+    with open_axis(b, e.axis) as (n, mask, lo):
+        body = b.ev(e.body)
+        if not body.is_tensor:
+            raise b.unsupported(f"a \\{e.op} of a non-number", e)
+        axes = b.union(body, *([mask] if mask else []))
+        if e.axis.name not in axes:
+            axes = tuple(a for a in b.order if a in axes or a == e.axis.name)
+        kind = body.kind
+        if e.op in ("sum", "prod") and kind == "bool":
+            kind = "int"
+        if e.op == "mean":
+            kind = "float"
+        x = b.expand(Val(b.tensor(body, kind), body.axes, body.rank, kind), axes)
+        pos = axes.index(e.axis.name)
+        m = b.align(mask, axes, body.rank) if mask else None
+        m0 = b.align(mask, axes, 0) if mask else None
+        out_axes = tuple(a for a in axes if a != e.axis.name)
+        lo_code = None
+        if e.op in ("argmax", "argmin"):
+            lo_code = b.align(lo, out_axes, body.rank) if not lo.python else lo.code
+    guards = tuple(b.align(g, axes, 0) if g.is_tensor and not g.python else g.code for g in outer_guards)
+    if e.op in NONEMPTY:
+        b.do("require_nonempty", n, m0, pos, body.rank, b.site(e), NONEMPTY[e.op], guards)
+    code = b.emit("reduce_axis", x, pos, m, FILL[e.op], lo_code, op=e.op, hint=e.op)
+    out_kind = "int" if e.op in ("argmax", "argmin") else kind
+    return Val(code, out_axes, body.rank, out_kind)
+
+
+def build(b, e: ir.Build) -> Val:
+    """A set-builder: the body on the open axes, kept as leading per-sample axes."""
+    with contextlib.ExitStack() as stack:
+        for axis in e.axes:
+            stack.enter_context(open_axis(b, axis, ragged_ok=False))
+        body = b.ev(e.body)
+        if not body.is_tensor:
+            raise b.unsupported("a set-builder of non-numbers", e)
+        if isinstance(e.body, ir.Lit) and not isinstance(e.body.value, bool):
+            body = Val(b.tensor(body, "float"), (), 0, "float")  # LANGUAGE.md 6a: literals take the dtype
+        names = tuple(a.name for a in e.axes)
+        axes = tuple(a for a in b.order if a in body.axes or a in names)
+        x = b.expand(body, axes)
+    outer = tuple(a for a in axes if a not in names)
+    return Val(x, outer, body.rank + len(names), body.kind)

@@ -1,0 +1,89 @@
+"""Reads whose indices are affine in loop variables, as views instead of gathers.
+
+`x[i]`, `x[i + 1]`, `h[c, 2i + a, 2j + b]`: when each index is a constant, `u + c` or
+`s*u + w + c` over loops with static ranges (each loop used once) and x varies only with
+axes opened before those loops, the read is a narrow (`u + c`) or windows of |w| elements
+every s (`Tensor.unfold`, as in pooling) of x, then a permutation: no index tensor, no copy.
+Out of range, the kernel checks exactly as a gather would (only Python guards are allowed
+here, so "where the read applies" is all or nothing).
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.batch.layout import Val
+
+
+def affine(e, axes: set) -> tuple[dict, int] | None:
+    """(coefficient by axis name, constant) when e is an integer affine form of these axes."""
+    match e:
+        case ir.Iota() if e.axis.name in axes:
+            return {e.axis.name: 1}, 0
+        case ir.Lit(value=int(v)) if not isinstance(v, bool):
+            return {}, v
+        case ir.Prim(op="neg", args=(a,)):
+            inner = affine(a, axes)
+            return None if inner is None else ({k: -c for k, c in inner[0].items()}, -inner[1])
+        case ir.Prim(op="add" | "sub", args=(a, c)):
+            left, right = affine(a, axes), affine(c, axes)
+            if left is None or right is None:
+                return None
+            sign = 1 if e.op == "add" else -1
+            coef = dict(left[0])
+            for k, v in right[0].items():
+                coef[k] = coef.get(k, 0) + sign * v
+            return coef, left[1] + sign * right[1]
+        case ir.Prim(op="mul", args=(a, c)):
+            for k, other in ((a, c), (c, a)):
+                if isinstance(k, ir.Lit) and isinstance(k.value, int) and not isinstance(k.value, bool):
+                    inner = affine(other, axes)
+                    if inner is not None:
+                        return {v: k.value * w for v, w in inner[0].items()}, k.value * inner[1]
+    return None
+
+
+def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
+    if not index_items or len(index_items) > x.rank or any(not g.python for g in b.guards):
+        return None
+    static = {a: b.static_axes[a] for a in b.order if a in b.static_axes and a not in x.axes}
+    if not static:
+        return None
+    specs, labels, windows, used = [], [], [], set()
+    for item in index_items:
+        if isinstance(item, ir.Slice):
+            return None
+        form = affine(item, set(static))
+        if form is None:
+            return None
+        coef = {a: c for a, c in form[0].items() if c != 0}
+        if used & set(coef):
+            return None
+        used |= set(coef)
+        if not coef:
+            specs.append(("at", form[1]))
+            continue
+        if len(coef) == 1 and next(iter(coef.values())) == 1:
+            (u,) = coef
+            lo, n = static[u]
+            specs.append(("var", b.emit("add", lo, form[1], hint="lo", py=True) if form[1] else lo, n))
+            labels.append(u)
+        elif len(coef) == 2 and 1 in coef.values() and min(coef.values()) >= 1:
+            u, w = sorted(coef, key=lambda a: (coef[a] == 1, b.order.index(a)))
+            (lo_u, n_u), (lo_w, n_w) = static[u], static[w]
+            specs.append(("windows", coef[u], form[1], lo_u, n_u, lo_w, n_w))
+            labels.append(u)
+            windows.append(w)
+        else:
+            return None
+    if not labels:
+        return None  # constants only: a static read
+    positions = [b.order.index(a) for a in x.axes]
+    if positions and max(positions) > min(b.order.index(a) for a in labels + windows):
+        return None  # x varies with a loop inside the indexing ones: a gather lines them up
+    rest = x.rank - len(index_items)
+    current = list(x.axes) + labels + [("rest", k) for k in range(rest)] + windows
+    item_axes = [a for a in b.order if a in labels or a in windows]
+    wanted = list(x.axes) + item_axes + [("rest", k) for k in range(rest)]
+    perm = tuple(current.index(a) for a in wanted)
+    guards = tuple(g.code for g in b.guards)
+    code = b.emit("windows", x.code, x.lead, tuple(specs), perm, b.site(e), b.spell(e.value), guards, hint="w")
+    return Val(code, tuple(x.axes) + tuple(item_axes), rest, x.kind)

@@ -1,0 +1,1 @@
+"""Backends: printers of kernels (kokoyi/compiler/kernel.py) as Python source."""

@@ -1,0 +1,152 @@
+"""The torch_eager backend: a kernel printed as a Python function calling torch.
+
+Each kernel op is one row of a table (a template over the printed arguments and
+attributes); ops on Python numbers (`py=True`) have their own row where the spelling
+differs. The generated code runs in a namespace holding `torch`, `math`, `kk`
+(kokoyi.runtime.ops) and `kx` (kokoyi.runtime.kernels). The printer records, per generated
+line, the source line it came from (the line map tracebacks use).
+"""
+from __future__ import annotations
+
+import math
+
+from kokoyi.compiler import kernel as K
+
+TEMPLATES = {
+    # arithmetic and comparisons (Python numbers and tensors alike)
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
+    "neg": "-{0}", "lt": "{0} < {1}", "gt": "{0} > {1}", "le": "{0} <= {1}", "ge": "{0} >= {1}",
+    "eq": "{0} == {1}", "ne": "{0} != {1}",
+    "and": "{0} & {1}", "or": "{0} | {1}", "not": "~{0}",
+    "root": "{0} ** (1.0 / {1})",
+    "power": "kk.power({0}, {1})", "int_power": "kk.int_power({0}, {1}, {2})",
+    "exp": "torch.exp({0})", "log": "torch.log({0})", "sin": "torch.sin({0})", "cos": "torch.cos({0})",
+    "tan": "torch.tan({0})", "sinh": "torch.sinh({0})", "cosh": "torch.cosh({0})", "tanh": "torch.tanh({0})",
+    "sqrt": "torch.sqrt({0})", "sigmoid": "torch.sigmoid({0})", "softplus": "torch.nn.functional.softplus({0})",
+    "gelu": "torch.nn.functional.gelu({0})", "abs": "torch.abs({0})", "sign": "torch.sign({0})",
+    "relu": "torch.relu({0})", "floor": "kx.floor({0})", "ceil": "kx.ceil({0})", "stop_grad": "{0}.detach()",
+    "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "kx.clip({0}, {1}, {2})",
+    "floor_int": "math.floor({0})", "ceil_int": "math.ceil({0})",
+    "indicator_py": "(1.0 if {0} else 0.0)",
+    # layouts
+    "device_of": "kk.device_of({*})", "size": "{0}.shape[{1}]", "view": "{0}[{items}]",
+    "expand_lead": "kx.expand_lead({0}, {1}, {2})", "constant": "torch.tensor({0}, dtype={dtype}, device=_dev)",
+    "to": "{0}.to({dtype})", "transpose": "{0}.transpose(-1, -2)", "copy": "{0}", "item": "{0}[{1}]",
+    # loops
+    "range_size": "max({1} - {0} + 1, 0)", "arange": "torch.arange({0}, {0} + {1}, device=_dev)",
+    "max_size": "kx.max_size({0}, {1})", "iota_from": "kx.iota_from({0}, {1}, {2}, _dev)",
+    "reduce_axis": "kx.reduce_axis({op!r}, {0}, {1}, {2}, {3}, {4})",
+    "require_nonempty": "kx.require_nonempty({0}, {1}, {2}, {3}, {4}, {5}, {6})",
+    # reads
+    "read_static": "kx.read_static({0}, {1}, {2}, {3}, {4}, {5})",
+    "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5})",
+    "windows": "kx.windows({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
+    "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
+    # cases and recurrences
+    "where": "torch.where({0}, {1}, {2})", "gradient_where": "kk.gradient_where({0}, {1})", "no_row": "kx.no_row({0}, {1})",
+    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier({0}, {1}, {2}, {3})",
+    "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
+    # per-sample reductions and products
+    "matmul": "kx.matmul({0}, {1}, {2}, {3})", "trailing": "kx.trailing({op!r}, {*})",
+    "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
+    "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
+    # recognised forms
+    "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
+    "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",
+    "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
+    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
+    "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
+    "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
+    "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
+    # calls
+    "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
+    "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4})",
+}
+# Where Python numbers are spelled differently.
+PY_TEMPLATES = {
+    "and": "({0} and {1})", "or": "({0} or {1})", "not": "(not {0})",
+    "exp": "kk.exp({0})", "log": "kk.log({0})", "sin": "kk.sin({0})", "cos": "kk.cos({0})", "tan": "kk.tan({0})",
+    "sinh": "kk.sinh({0})", "cosh": "kk.cosh({0})", "tanh": "kk.tanh({0})", "sqrt": "kk.sqrt({0})",
+    "sigmoid": "kk.sigmoid({0})", "softplus": "kk.softplus({0})", "gelu": "kk.gelu({0})", "abs": "abs({0})",
+    "sign": "kk.sign({0})", "relu": "kk.relu({0})", "floor": "math.floor({0})", "ceil": "math.ceil({0})",
+    "stop_grad": "{0}",
+}
+
+
+def arg(a) -> str:
+    """A kernel argument as Python source."""
+    if isinstance(a, K.Ref):
+        return a.name
+    if isinstance(a, bool) or a is None:
+        return repr(a)
+    if isinstance(a, float):
+        if math.isnan(a):
+            return "math.nan"
+        if math.isinf(a):
+            return "math.inf" if a > 0 else "-math.inf"
+        return repr(a)
+    if a is Ellipsis:
+        return "..."
+    if isinstance(a, tuple):
+        if len(a) == 3 and a[0] == "slice":
+            return f"slice({arg(a[1])}, {arg(a[2])})"
+        return "(" + ", ".join(arg(x) for x in a) + ("," if len(a) == 1 else "") + ")"
+    if isinstance(a, str) and a.startswith("torch."):
+        return a  # a dtype
+    return repr(a)
+
+
+def _items(items) -> str:
+    return ", ".join(":" if i == ":" else "None" if i is None else "..." if i is Ellipsis else arg(i) for i in items)
+
+
+def expression(s: K.Assign) -> str:
+    template = (PY_TEMPLATES.get(s.op) if s.attrs.get("py") else None) or TEMPLATES[s.op]
+    args = [arg(a) for a in s.args]
+    fields = {k: v for k, v in s.attrs.items() if k != "py"}
+    if "items" in fields:
+        fields["items"] = _items(fields["items"])
+    if "dtype" in fields:
+        fields["dtype"] = arg(fields["dtype"])
+    text = template.replace("{*}", ", ".join(args) + ("," if len(args) == 1 and s.op == "device_of" else ""))
+    return text.format(*args, **fields)
+
+
+class Printer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.line_map: dict[int, int] = {}
+
+    def put(self, depth: int, text: str, line: int) -> None:
+        self.lines.append("    " * depth + text)
+        if line:
+            self.line_map[len(self.lines)] = line
+
+    def block(self, stmts: list, depth: int) -> None:
+        if not stmts:
+            self.put(depth, "pass", 0)
+        for s in stmts:
+            match s:
+                case K.Assign():
+                    text = expression(s)
+                    self.put(depth, f"{s.out} = {text}" if s.out else text, s.line)
+                case K.If():
+                    self.put(depth, f"if {arg(s.cond)}:", s.line)
+                    self.block(s.then, depth + 1)
+                    if s.orelse:
+                        self.put(depth, "else:", s.line)
+                        self.block(s.orelse, depth + 1)
+                case K.For():
+                    self.put(depth, f"for {s.var} in range({arg(s.start)}, {arg(s.stop)}):", s.line)
+                    self.block(s.body, depth + 1)
+                case K.Return():
+                    values = [arg(v) for v in s.values]
+                    self.put(depth, "return " + (values[0] if len(values) == 1 else f"({', '.join(values)})"), s.line)
+
+
+def emit(k: K.Kernel) -> tuple[str, dict[int, int]]:
+    """(Python source defining the kernel's function, line map: generated line -> source line)."""
+    p = Printer()
+    p.put(0, f"def {k.name}({', '.join(k.params)}):", 0)
+    p.block(k.body, 1)
+    return "\n".join(p.lines) + "\n", p.line_map

@@ -1,0 +1,102 @@
+"""The kernel IR: what the `batch` pass produces and a backend prints (issue 12).
+
+A kernel is a straight list of statements over tensors with concrete layouts: every loop
+axis of the core IR has become a tensor axis (or, for a recurrence, a Python loop), every
+cases row a select, every read a checked gather. A statement applies an abstract operation
+(`op`, e.g. "add", "where", "sum", "check_index") to arguments — references to earlier
+results (`Ref`), Python constants, or tuples of these — with static attributes. A backend
+(`kokoyi/compiler/emit/`) maps each op to code; the kernel IR itself names no library.
+
+    Assign(out, op, args, attrs)   out = op(args; attrs)
+    If(cond, then, orelse)         a branch on a Python truth value known at run time
+    For(var, start, stop, body)    a recurrence's loop over its sequence axis
+    Return(values)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value computed earlier in the kernel (or an argument of it)."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass
+class Assign:
+    out: str | None
+    op: str
+    args: tuple
+    attrs: dict = field(default_factory=dict)
+    line: int = 0  # source line, for the line map (0: none)
+
+
+@dataclass
+class If:
+    cond: object
+    then: list
+    orelse: list
+    line: int = 0
+
+
+@dataclass
+class For:
+    var: str
+    start: object
+    stop: object
+    body: list
+    line: int = 0
+
+
+@dataclass
+class Return:
+    values: tuple
+    line: int = 0
+
+
+@dataclass
+class Kernel:
+    """One specialised function: its parameters (inputs then module parameters) and body."""
+
+    name: str
+    params: tuple[str, ...]
+    body: list
+    outputs: tuple = ()  # the layouts of the returned values (batch.layout.Val)
+
+
+def dump(k: Kernel) -> str:
+    """A readable text form (`kyic compile --dump-after batch`)."""
+    lines = [f"kernel {k.name}({', '.join(k.params)}):"]
+    _dump_block(k.body, 1, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _dump_block(block: list, depth: int, lines: list) -> None:
+    pad = "  " * depth
+    for s in block:
+        match s:
+            case Assign():
+                attrs = "".join(f" {k}={v!r}" for k, v in s.attrs.items())
+                lhs = f"{s.out} = " if s.out else ""
+                lines.append(f"{pad}{lhs}{s.op}({', '.join(map(_arg, s.args))}){attrs}")
+            case If():
+                lines.append(f"{pad}if {_arg(s.cond)}:")
+                _dump_block(s.then, depth + 1, lines)
+                lines.append(f"{pad}else:")
+                _dump_block(s.orelse, depth + 1, lines)
+            case For():
+                lines.append(f"{pad}for {s.var} in {_arg(s.start)}..<{_arg(s.stop)}:")
+                _dump_block(s.body, depth + 1, lines)
+            case Return():
+                lines.append(f"{pad}return {', '.join(map(_arg, s.values))}")
+
+
+def _arg(a) -> str:
+    if isinstance(a, tuple):
+        return "(" + ", ".join(map(_arg, a)) + ("," if len(a) == 1 else "") + ")"
+    return repr(a)

@@ -1,0 +1,137 @@
+"""Inline functions and trivial lets, so that rewrites see one expression.
+
+`\\sigma(x) \\gets \\sqrt{...}` called as `\\sigma(G_t)`, `\\mu \\gets \\Mean` called as
+`\\mu(G_t)`, a `\\where` binding used once: after this pass the call sites hold the bodies
+(with their parameters bound by lets to the arguments), so `rewrite/` can match forms that
+span a call. What is inlined:
+
+* a let-bound local function or built-in, at each call (the let goes when nothing else reads it);
+* a top-level function, at each call, when `lookup` gives its IR (call time: they are late bound);
+* a let whose value is a name or a number (the lets that bind an inlined function's
+  parameters to names). Other lets stay: they keep the source's names in generated code and
+  tracebacks; rewrites see through them (kokoyi/compiler/rewrite/match.py `resolve`).
+
+Binders of an inlined body are renamed apart (`x` -> `x__1`) so no name is captured.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from kokoyi.compiler import ir
+
+_fresh = itertools.count(1)
+
+
+def inline(f: ir.Function, lookup=None) -> ir.Function:
+    """f with calls inlined (lookup: key -> ir.Function of a top-level function, or None)."""
+    return dataclasses.replace(f, body=_inline(f.body, {}, lookup or (lambda key: None), ()))
+
+
+def _inline(e, functions: dict, lookup, active: tuple):
+    """functions: let-bound names -> their Lambda or built-in Prim("function")."""
+    match e:
+        case ir.Let(value=ir.Lambda() | ir.Prim(op="function")):
+            value = _inline(e.value, functions, lookup, active)
+            body = _inline(e.body, {**functions, e.name: value}, lookup, active)
+            return body if not _reads(body, e.name) else dataclasses.replace(e, value=value, body=body)
+        case ir.Let():
+            value = _inline(e.value, functions, lookup, active)
+            body = _inline(e.body, {k: v for k, v in functions.items() if k != e.name}, lookup, active)
+            if isinstance(value, (ir.Var, ir.Lit)):
+                return substitute(body, {e.name: value})
+            return dataclasses.replace(e, value=value, body=body)
+        case ir.Apply():
+            args = tuple(_inline(a, functions, lookup, active) for a in e.args)
+            fn = e.fn
+            if isinstance(fn, ir.Var) and fn.name in functions:
+                fn = functions[fn.name]
+            if isinstance(fn, ir.Global) and fn.key not in active:
+                target = lookup(fn.key)
+                if target is not None and target.kind == "function" and len(target.inputs) == len(args):
+                    body = _beta(target.inputs, target.body, args, e.span)
+                    return _inline(body, {}, lookup, active + (fn.key,))
+            if isinstance(fn, ir.Lambda) and len(fn.params) == len(args):
+                return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
+            if isinstance(fn, ir.Prim) and fn.op == "function":
+                return ir.Prim(fn.attrs[0], args, span=e.span)
+            return dataclasses.replace(e, fn=_inline(e.fn, functions, lookup, active), args=args)
+    return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
+                           _inline_axis(c, functions, lookup, active))
+
+
+def _inline_axis(c, functions, lookup, active):
+    return ir.map_children(c, lambda x: _inline(x, functions, lookup, active) if isinstance(x, ir.Expr) else x)
+
+
+def _beta(params, body, args, span):
+    """body with params bound to args by lets (binders renamed apart first)."""
+    suffix = f"__{next(_fresh)}"
+    renamed = _rename(body, {p: p + suffix for p in params}, suffix)
+    out = renamed
+    for p, a in reversed(list(zip(params, args))):
+        out = ir.Let(p + suffix, a, out, span=span)
+    return out
+
+
+def _rename(e, names: dict, suffix: str):
+    """e with its binders (lets, lambdas, axes, recurrences) renamed by suffix, reads renamed."""
+    match e:
+        case ir.Var():
+            return ir.Var(names.get(e.name, e.name), span=e.span)
+        case ir.Let():
+            value = _rename(e.value, names, suffix)
+            inner = {**names, e.name: e.name + suffix}
+            return ir.Let(e.name + suffix, value, _rename(e.body, inner, suffix), span=e.span)
+        case ir.Lambda():
+            inner = {**names, **{p: p + suffix for p in e.params}}
+            return ir.Lambda(tuple(p + suffix for p in e.params), _rename(e.body, inner, suffix), span=e.span)
+        case ir.Iota():
+            return ir.Iota(_rename_axis(e.axis, names, suffix), span=e.span)
+        case ir.Recur():
+            inner = {**names, e.name: e.name + suffix}
+            return ir.Recur(e.name + suffix, _rename_axis(e.axis, names, suffix), _rename(e.element, inner, suffix),
+                            span=e.span)
+    return ir.map_children(e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
+                           else _rename(c, names, suffix))
+
+
+def _rename_axis(a, names, suffix):
+    if isinstance(a, ir.Axis):
+        return ir.Axis(a.name + suffix, _rename(a.lower, names, suffix), _rename(a.upper, names, suffix), a.kind)
+    if isinstance(a, ir.Slice):
+        return ir.map_children(a, lambda x: _rename(x, names, suffix))
+    if isinstance(a, ir.Iota):
+        return a
+    return _rename(a, names, suffix)
+
+
+def substitute(e, mapping: dict):
+    """e with reads of the names in mapping replaced (a binder of the same name shadows)."""
+    if not mapping:
+        return e
+    match e:
+        case ir.Var() if e.name in mapping:
+            return mapping[e.name]
+        case ir.Let():
+            value = substitute(e.value, mapping)
+            inner = {k: v for k, v in mapping.items() if k != e.name}
+            return dataclasses.replace(e, value=value, body=substitute(e.body, inner))
+        case ir.Lambda():
+            inner = {k: v for k, v in mapping.items() if k not in e.params}
+            return dataclasses.replace(e, body=substitute(e.body, inner))
+    return ir.map_children(e, lambda c: substitute(c, mapping))
+
+
+def _walk(e):
+    yield e
+    for c in ir.children(e):
+        yield from _walk(c)
+
+
+def _count(e, name: str) -> int:
+    return sum(1 for n in _walk(e) if isinstance(n, ir.Var) and n.name == name)
+
+
+def _reads(e, name: str) -> bool:
+    return _count(e, name) > 0

@@ -1,0 +1,357 @@
+"""Run-time kernels of batched code printed by kokoyi.compiler.emit.torch_eager (`kx.*`).
+
+Layout convention (kokoyi.compiler.batch.layout): a tensor's leading dimensions are its
+named axes (batch and loop axes, size 1 where it does not vary), then its per-sample
+dimensions. Guards are Python truth values or bool tensors lined up with the leading axes:
+an index is checked only where all of them hold (LANGUAGE.md 5).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kokoyi.errors import KokoyiRuntimeError
+
+
+def _error(where: str, message: str) -> KokoyiRuntimeError:
+    return KokoyiRuntimeError(f"{where}: {message}")
+
+
+def _live(guards):
+    """True (everywhere), False (nowhere) or a bool tensor: where all the guards hold."""
+    live = True
+    for g in guards:
+        if g is False:
+            return False
+        if g is True:
+            continue
+        live = g if live is True else live & g
+    return live
+
+
+def _applies(guards) -> bool:
+    live = _live(guards)
+    return live if isinstance(live, bool) else bool(live.any())
+
+
+# ---- layouts --------------------------------------------------------------------------------
+def expand_lead(x, sizes, rank: int):
+    """x broadcast to the full sizes of its leading axes (a view)."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
+    want = len(sizes) + rank
+    if x.dim() < want:
+        x = x.reshape((1,) * (want - x.dim()) + tuple(x.shape))
+    return x.expand(tuple(sizes) + tuple(x.shape[len(sizes):]))
+
+
+def max_size(lo, hi) -> int:
+    """The size of a loop axis whose bounds vary: the longest range (0 when all are empty)."""
+    n = hi - lo + 1
+    if isinstance(n, torch.Tensor):
+        return max(int(n.max()), 0) if n.numel() else 0
+    return max(n, 0)
+
+
+def iota_from(lo, n: int, lead: int, device):
+    """lo + 0, 1, ..., n-1 on a new last axis (lo lined up with the `lead` outer axes)."""
+    r = torch.arange(n, device=device)
+    if isinstance(lo, torch.Tensor):
+        return lo.unsqueeze(-1) + r
+    return (r + lo).reshape((1,) * lead + (n,))
+
+
+def floor(x):
+    return torch.floor(x).long() if x.is_floating_point() else x
+
+
+def ceil(x):
+    return torch.ceil(x).long() if x.is_floating_point() else x
+
+
+def clip(x, lo, hi):
+    return torch.clamp(x, lo, hi)
+
+
+# ---- loops ----------------------------------------------------------------------------------
+def _fill(value, dtype):
+    if value in ("inf", "-inf"):
+        if dtype.is_floating_point:
+            return math.inf if value == "inf" else -math.inf
+        info = torch.iinfo(dtype) if dtype != torch.bool else None
+        return (True if value == "inf" else False) if info is None else (info.max if value == "inf" else info.min)
+    return value
+
+
+def reduce_axis(op: str, x, pos: int, mask, fill, lo):
+    """A big operator over loop axis `pos` of x (mask: where the range holds, or None)."""
+    if mask is not None:
+        x = torch.where(mask, x, torch.tensor(_fill(fill, x.dtype), dtype=x.dtype, device=x.device))
+    if op == "sum":
+        return x.sum(pos)
+    if op == "prod":
+        return x.prod(pos)
+    if op == "mean":
+        count = mask.sum(pos) if mask is not None else x.shape[pos]
+        return x.sum(pos) / count
+    if x.shape[pos] == 0:  # evaluated nowhere (require_nonempty checked): any value will do
+        shape = x.shape[:pos] + x.shape[pos + 1:]
+        return torch.zeros(shape, dtype=torch.int64 if op.startswith("arg") else x.dtype, device=x.device)
+    if op == "max":
+        return x.amax(pos)
+    if op == "min":
+        return x.amin(pos)
+    index = x.argmax(pos) if op == "argmax" else x.argmin(pos)
+    return index + lo
+
+
+def require_nonempty(n: int, mask, pos: int, rank: int, where: str, what: str, guards) -> None:
+    """The located error where a \\max, \\argmax or \\mathbb{E} is evaluated over an empty range."""
+    live = _live(guards)
+    if live is False:
+        return
+    if mask is None:
+        if n > 0:
+            return
+        if live is True or bool(live.any()):
+            raise _error(where, f"{what} over an empty range")
+        return
+    empty = ~mask.any(pos, keepdim=True)
+    bad = empty if live is True else empty & live
+    if bool(bad.any()):
+        raise _error(where, f"{what} over an empty range")
+
+
+# ---- reads ----------------------------------------------------------------------------------
+def _nonempty_axis(x, axis: int):
+    """x with one zero appended along an empty axis (a clamped read then has an element)."""
+    shape = list(x.shape)
+    shape[axis] = 1
+    return torch.cat([x, x.new_zeros(shape)], dim=axis)
+
+
+def _out_of_range(where, name, index, size):
+    return _error(where, f"index {index} is out of range for `{name}` (the axis has length {size})")
+
+
+def read_static(x, lead: int, items: tuple, where: str, name: str, guards):
+    """x[leading axes..., items...] with Python ints and slices."""
+    index = [slice(None)] * lead
+    axis = lead
+    for item in items:
+        if not isinstance(item, slice):
+            size = x.shape[axis]
+            if not -size <= item < size:
+                if _applies(guards):
+                    raise _out_of_range(where, name, item, size)
+                if size == 0:
+                    x = _nonempty_axis(x, axis)
+                item = 0
+        index.append(item)
+        axis += 1
+    return x[tuple(index)]
+
+
+def gather(x, lead: int, items: tuple, where: str, name: str, guards):
+    """x read at indices that vary with its `lead` leading axes (each index lined up with them)."""
+    index = []
+    axis = lead
+    for item in items:
+        if isinstance(item, slice):
+            index.append(item)
+            axis += 1
+            continue
+        size = x.shape[axis]
+        t = torch.as_tensor(item, device=x.device)
+        bad = (t < -size) | (t >= size)
+        if bool(bad.any()):
+            live = _live(guards)
+            if live is not False:
+                hit = bad if live is True else bad & live
+                if bool(hit.any()):
+                    raise _out_of_range(where, name, int(t.expand_as(hit)[hit][0]), size)
+        if size == 0:
+            x = _nonempty_axis(x, axis)
+            size = 1
+        index.append(torch.where(t < 0, t + size, t).clamp(0, size - 1))
+        axis += 1
+    ranges = []
+    for k in range(lead):
+        shape = [1] * lead
+        shape[k] = x.shape[k]
+        ranges.append(torch.arange(x.shape[k], device=x.device).view(shape))
+    return x[tuple(ranges + index)]
+
+
+def _checked_indices(idx, size: int, where: str, name: str, guards):
+    """idx (Python-style: negative from the end) made in range, after the located error if
+    some index is out of range and the read applies."""
+    bad = (idx < -size) | (idx >= size)
+    m = max(size, 1)  # an empty axis gets one element appended (_nonempty_axis)
+    if bool(bad.any()):
+        if _applies(guards):
+            raise _out_of_range(where, name, int(idx[bad][0]), size)
+        idx = idx.clamp(-m, m - 1)
+    return torch.where(idx < 0, idx + m, idx)
+
+
+def windows(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
+    """x indexed by loop variables, as views (kokoyi/compiler/batch/views.py).
+
+    Per indexed axis from `lead` on: ("at", k) takes entry k (the axis goes away); ("var", lo,
+    n) takes lo..lo+n-1 (a narrow); ("windows", s, c, lo_u, n_u, lo_w, n_w) takes s*u + w + c
+    for each u and w (an unfold: the u axis stays, the w axis goes last). Then the axes are
+    permuted. Out of range, indices follow Python (negative from the end) through
+    index_select, or are the located error where the read applies."""
+    axis = lead
+    for spec in specs:
+        size = x.shape[axis]
+        if spec[0] == "at":
+            x = read_static(x, axis, (spec[1],), where, name, guards)
+            continue
+        if spec[0] == "var":
+            _, lo, n = spec
+            if not (0 <= lo and lo + n <= size):
+                idx = _checked_indices(torch.arange(lo, lo + n, device=x.device), size, where, name, guards)
+                x = x.index_select(axis, idx) if size else _nonempty_axis(x, axis).index_select(axis, idx)
+            elif n != size:
+                x = x.narrow(axis, lo, n)
+        else:
+            _, step, offset, lo_u, n_u, lo_w, n_w = spec
+            start = step * lo_u + lo_w + offset
+            length = step * (n_u - 1) + n_w
+            if n_u > 0 and n_w > 0 and 0 <= start and start + length <= size:
+                x = x.narrow(axis, start, length).unfold(axis, n_w, step)
+            else:
+                idx = (step * torch.arange(lo_u, lo_u + n_u, device=x.device)[:, None]
+                       + torch.arange(lo_w, lo_w + n_w, device=x.device) + offset)
+                idx = _checked_indices(idx, size, where, name, guards)
+                if size == 0:
+                    x = _nonempty_axis(x, axis)
+                x = x.index_select(axis, idx.reshape(-1)).unflatten(axis, (n_u, n_w)).movedim(axis + 1, -1)
+        axis += 1
+    return x.permute(perm)
+
+
+def any_over(g, dims):
+    for d in sorted(dims, reverse=True):
+        g = g.any(d)
+    return g
+
+
+def list_item(items, i: int, n: int, where: str, name: str):
+    if not -n <= i < n:
+        raise _out_of_range(where, name, i, n)
+    return items[i]
+
+
+# ---- cases and recurrences ----------------------------------------------------------------
+def no_row(guards, where: str) -> None:
+    if _applies(guards):
+        raise _error(where, "no row of the cases applies")
+
+
+def earlier(states: list, k: int, where: str, guards):
+    """Element k of a recurrence computed so far (never a wrapped negative index)."""
+    if 0 <= k < len(states):
+        return states[k]
+    if _applies(guards) or not states:
+        raise _error(where, f"the recurrence reads element {k}, which does not exist "
+                            "(add a base case with cases on the index)")
+    return torch.zeros_like(states[0])
+
+
+def stack_states(states: list, dim: int, sizes, rank: int, floating: bool, dtype):
+    if states:
+        return torch.stack(states, dim)
+    return torch.zeros(tuple(sizes) + (0,) * (rank + 1), dtype=dtype if floating else torch.int64)
+
+
+# ---- per-sample products and reductions ---------------------------------------------------
+def matmul(a, b, ra: int, rb: int):
+    if ra == 1 and rb == 1:
+        return (a * b).sum(-1)
+    if ra == 1:
+        return (a.unsqueeze(-2) @ b).squeeze(-2)
+    if rb == 1:
+        return (a @ b.unsqueeze(-1)).squeeze(-1)
+    return a @ b
+
+
+_ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
+
+
+def trailing(op: str, x, rank: int, *extra):
+    """A reduction over the last `rank` dimensions of x (softmax: along the last one)."""
+    if op == "softmax":
+        return torch.softmax(x, -1)
+    if op == "log_softmax":
+        return torch.log_softmax(x, -1)
+    if op == "norm":
+        if rank == 0:
+            return torch.abs(x)
+        return torch.linalg.vector_norm(x, ord=_ORDERS[extra[0] if extra else None], dim=tuple(range(-rank, 0)))
+    if rank == 0:
+        if op in ("reduce_argmax", "reduce_argmin"):
+            return torch.zeros_like(x, dtype=torch.int64)
+        if op in ("var", "std"):
+            return torch.zeros_like(x)
+        return x
+    flat = x.flatten(x.dim() - rank)
+    if op == "reduce_sum":
+        return flat.sum(-1)
+    if op == "reduce_prod":
+        return flat.prod(-1)
+    if op == "reduce_max":
+        return flat.amax(-1)
+    if op == "reduce_min":
+        return flat.amin(-1)
+    if op == "reduce_argmax":
+        return flat.argmax(-1)
+    if op == "reduce_argmin":
+        return flat.argmin(-1)
+    if op == "mean":
+        return flat.mean(-1)
+    if op == "var":
+        return flat.var(-1, correction=0)
+    if op == "std":
+        return flat.std(-1, correction=0)
+    if op == "logsumexp":
+        return flat.logsumexp(-1)
+    raise ValueError(op)
+
+
+def trailing2(op: str, a, b, rank: int):
+    a, b = torch.broadcast_tensors(a, b)
+    if op == "mse":
+        d = (a - b) ** 2
+    else:
+        d = F.smooth_l1_loss(a, b, reduction="none")
+    return d.flatten(d.dim() - rank).mean(-1) if rank else d
+
+
+# ---- calls ----------------------------------------------------------------------------------
+def call_flat(layer, x, lead: int):
+    """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
+    if lead <= 1:
+        return layer(x)
+    shape = x.shape[:lead]
+    out = layer(x.reshape((-1,) + tuple(x.shape[lead:])))
+    return out.reshape(tuple(shape) + tuple(out.shape[1:]))
+
+
+def call_module(m, args, flags, sizes, n_out: int):
+    """A Kokoyi module on arguments whose leading axes (flags) are flattened into one batch axis."""
+    if not any(flags):
+        return m(*args)
+    size = math.prod(sizes)
+    lead = len(sizes)
+    flat = [a.reshape((size,) + tuple(a.shape[lead:])) if f else a for a, f in zip(args, flags)]
+    out = m(*flat, batch_level=[int(f) for f in flags])
+
+    def back(o):
+        return o.reshape(tuple(sizes) + tuple(o.shape[1:]))
+
+    return back(out) if n_out == 1 else tuple(back(o) for o in out)
