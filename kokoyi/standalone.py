@@ -23,7 +23,7 @@ import torch
 
 from kokoyi.errors import KokoyiError
 
-HELPER_MODULES = ("kokoyi.runtime.ops", "kokoyi.runtime.device", "kokoyi.runtime.export")
+HELPER_MODULES = ("kokoyi.runtime.kernels", "kokoyi.runtime.ops", "kokoyi.runtime.device", "kokoyi.runtime.export")
 # Names the helpers import from kokoyi that the standalone file replaces by plain classes.
 STAND_INS = {
     "KokoyiRuntimeError": "class KokoyiRuntimeError(RuntimeError):\n"
@@ -299,6 +299,9 @@ def standalone_source(state, signatures: dict[str, Signature]) -> str:
     for used in sorted(set(re.findall(r"\bkk\.(\w+)", body)) - {"module"}):
         helpers.need(used)
     kk_names = sorted(set(re.findall(r"\bkk\.(\w+)", body)) - {"module"})
+    kx_names = sorted(set(re.findall(r"\bkx\.(\w+)", body)))
+    for used in kx_names:  # the kernels of the IR back end
+        helpers.need(used, "kokoyi.runtime.kernels")
     runtime = inspect.getsource(importlib.import_module("kokoyi.standalone_runtime"))
     runtime = runtime.split("import torch\n", 1)[1].strip("\n")
     clash = sorted(set(state.generated.globals.values()) & (set(_defined(helpers.text())) | set(_defined(runtime))))
@@ -308,6 +311,8 @@ def standalone_source(state, signatures: dict[str, Signature]) -> str:
               f"{state.source.filename}.\n# Plain PyTorch: needs torch only. Edit the Kokoyi source, not this file.\n"
               f"from __future__ import annotations\n\nimport math\nimport re\nimport types\n\nimport torch\n")
     kk = "kk = types.SimpleNamespace(\n    module=module,\n" + "".join(f"    {n}={n},\n" for n in kk_names) + ")"
+    if kx_names:
+        kk += "\nkx = types.SimpleNamespace(\n" + "".join(f"    {n}={n},\n" for n in kx_names) + ")"
     return (f"{header}\n# ---- runtime helpers (from kokoyi.runtime) ----\n{helpers.text()}\n\n"
             f"# ---- the module wrapper (from kokoyi/standalone_runtime.py) ----\n{runtime}\n\n\n{kk}\n\n\n"
             f"# ---- the unit ----\n{body}\n")

@@ -51,6 +51,7 @@ class For:
     stop: object
     body: list
     line: int = 0
+    site: str = ""  # file:line:col of the recurrence (what torch.export's error names)
 
 
 @dataclass

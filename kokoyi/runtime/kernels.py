@@ -63,20 +63,20 @@ def iota_from(lo, n: int, lead: int, device):
     return (r + lo).reshape((1,) * lead + (n,))
 
 
-def floor(x):
+def floor_to_int(x):
     return torch.floor(x).long() if x.is_floating_point() else x
 
 
-def ceil(x):
+def ceil_to_int(x):
     return torch.ceil(x).long() if x.is_floating_point() else x
 
 
-def clip(x, lo, hi):
+def clamp(x, lo, hi):
     return torch.clamp(x, lo, hi)
 
 
 # ---- loops ----------------------------------------------------------------------------------
-def _fill(value, dtype):
+def _fill_value(value, dtype):
     if value in ("inf", "-inf"):
         if dtype.is_floating_point:
             return math.inf if value == "inf" else -math.inf
@@ -88,7 +88,7 @@ def _fill(value, dtype):
 def reduce_axis(op: str, x, pos: int, mask, fill, lo):
     """A big operator over loop axis `pos` of x (mask: where the range holds, or None)."""
     if mask is not None:
-        x = torch.where(mask, x, torch.tensor(_fill(fill, x.dtype), dtype=x.dtype, device=x.device))
+        x = torch.where(mask, x, torch.tensor(_fill_value(fill, x.dtype), dtype=x.dtype, device=x.device))
     if op == "sum":
         return x.sum(pos)
     if op == "prod":
@@ -125,7 +125,7 @@ def require_nonempty(n: int, mask, pos: int, rank: int, where: str, what: str, g
 
 
 # ---- reads ----------------------------------------------------------------------------------
-def _nonempty_axis(x, axis: int):
+def _with_one_element(x, axis: int):
     """x with one zero appended along an empty axis (a clamped read then has an element)."""
     shape = list(x.shape)
     shape[axis] = 1
@@ -147,15 +147,97 @@ def read_static(x, lead: int, items: tuple, where: str, name: str, guards):
                 if _applies(guards):
                     raise _out_of_range(where, name, item, size)
                 if size == 0:
-                    x = _nonempty_axis(x, axis)
+                    x = _with_one_element(x, axis)
                 item = 0
         index.append(item)
         axis += 1
     return x[tuple(index)]
 
 
-def gather(x, lead: int, items: tuple, where: str, name: str, guards):
-    """x read at indices that vary with its `lead` leading axes (each index lined up with them)."""
+def affine_range(const: int, terms: tuple):
+    """(smallest, largest) of const + sum of coef * u over u = lo..lo+n-1 for each (coef, lo, n)
+    (an empty range of u: nothing is read, any pair inside the axis will do)."""
+    low = high = const
+    for coef, lo, n in terms:
+        if n <= 0:
+            return (0, -1)
+        a, z = coef * lo, coef * (lo + n - 1)
+        low, high = low + min(a, z), high + max(a, z)
+    return (low, high)
+
+
+def gather(x, lead: int, items: tuple, where: str, name: str, guards, bounds=()):
+    """x read at indices that vary with its `lead` leading axes (each index lined up with them).
+
+    Where the read applies everywhere, torch checks the range as it indexes (no sync: no
+    graph break under torch.compile) and a failure is reported at this read; under guards,
+    indices are checked where the guards hold and clamped elsewhere."""
+    live = _live(guards)
+    if live is not True and not _within(x, lead, items, bounds):
+        return _gather_guarded(x, lead, items, where, name, live)
+    if len(items) == 1 and lead and isinstance(items[0], torch.Tensor) and items[0].shape == x.shape[:lead]:
+        picked = _take_along(x, lead, items[0])
+        if picked is not None:
+            return picked
+    try:
+        return x[tuple(_lead_ranges(x, lead) + list(items))]
+    except IndexError:
+        for axis, item in enumerate(items, start=lead):
+            if not isinstance(item, slice):
+                t = torch.as_tensor(item)
+                bad = (t < -x.shape[axis]) | (t >= x.shape[axis])
+                if bool(bad.any()):
+                    raise _out_of_range(where, name, int(t[bad][0] if t.dim() else t), x.shape[axis]) from None
+        raise
+
+
+def _within(x, lead: int, items, bounds) -> bool:
+    """Whether every index is known (from its loops' bounds) to lie inside its axis."""
+    if len(bounds) != len(items):
+        return False
+    for axis, (item, known) in enumerate(zip(items, bounds), start=lead):
+        if isinstance(item, slice):
+            continue
+        size = x.shape[axis]
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not -size <= item < size:
+                return False
+        elif known is None or not (known[0] > known[1] or (-size <= known[0] and known[1] < size)):
+            return False
+    return True
+
+
+def _lead_ranges(x, lead: int) -> list:
+    """Index tensors for the leading axes (size 1 where x does not vary: broadcast by the
+    indices rather than expanding x, whose gradient would then be the broadcast size)."""
+    ranges = []
+    for k in range(lead):
+        shape = [1] * lead
+        shape[k] = x.shape[k]
+        ranges.append(torch.arange(x.shape[k], device=x.device).view(shape))
+    return ranges
+
+
+def _take_along(x, lead: int, index):
+    """x[b..., index[b...], ...] as one torch.gather (the common `Q(s)[a]` on a batch): several
+    times cheaper than advanced indexing, backward included; None when an index is out of
+    range on the CPU (the general path then gives Python's meaning or the located error)."""
+    size = x.shape[lead]
+    if not x.is_cpu:  # a device kernel cannot report a bad index: wrap negatives first
+        index = torch.where(index < 0, index + size, index)
+    index = index.unsqueeze(lead)
+    if x.dim() > lead + 1:
+        rest = x.shape[lead + 1:]
+        for _ in rest:
+            index = index.unsqueeze(-1)
+        index = index.expand(index.shape[:lead + 1] + rest)
+    try:
+        return x.gather(lead, index).squeeze(lead)
+    except RuntimeError:
+        return None
+
+
+def _gather_guarded(x, lead: int, items: tuple, where: str, name: str, live):
     index = []
     axis = lead
     for item in items:
@@ -166,30 +248,23 @@ def gather(x, lead: int, items: tuple, where: str, name: str, guards):
         size = x.shape[axis]
         t = torch.as_tensor(item, device=x.device)
         bad = (t < -size) | (t >= size)
-        if bool(bad.any()):
-            live = _live(guards)
-            if live is not False:
-                hit = bad if live is True else bad & live
-                if bool(hit.any()):
-                    raise _out_of_range(where, name, int(t.expand_as(hit)[hit][0]), size)
+        if live is not False and bool(bad.any()):
+            hit = bad & live
+            if bool(hit.any()):
+                raise _out_of_range(where, name, int(t.expand_as(hit)[hit][0]), size)
         if size == 0:
-            x = _nonempty_axis(x, axis)
+            x = _with_one_element(x, axis)
             size = 1
         index.append(torch.where(t < 0, t + size, t).clamp(0, size - 1))
         axis += 1
-    ranges = []
-    for k in range(lead):
-        shape = [1] * lead
-        shape[k] = x.shape[k]
-        ranges.append(torch.arange(x.shape[k], device=x.device).view(shape))
-    return x[tuple(ranges + index)]
+    return x[tuple(_lead_ranges(x, lead) + index)]
 
 
 def _checked_indices(idx, size: int, where: str, name: str, guards):
     """idx (Python-style: negative from the end) made in range, after the located error if
     some index is out of range and the read applies."""
     bad = (idx < -size) | (idx >= size)
-    m = max(size, 1)  # an empty axis gets one element appended (_nonempty_axis)
+    m = max(size, 1)  # an empty axis gets one element appended (_with_one_element)
     if bool(bad.any()):
         if _applies(guards):
             raise _out_of_range(where, name, int(idx[bad][0]), size)
@@ -197,7 +272,7 @@ def _checked_indices(idx, size: int, where: str, name: str, guards):
     return torch.where(idx < 0, idx + m, idx)
 
 
-def windows(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
+def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
     """x indexed by loop variables, as views (kokoyi/compiler/batch/views.py).
 
     Per indexed axis from `lead` on: ("at", k) takes entry k (the axis goes away); ("var", lo,
@@ -215,7 +290,7 @@ def windows(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guar
             _, lo, n = spec
             if not (0 <= lo and lo + n <= size):
                 idx = _checked_indices(torch.arange(lo, lo + n, device=x.device), size, where, name, guards)
-                x = x.index_select(axis, idx) if size else _nonempty_axis(x, axis).index_select(axis, idx)
+                x = x.index_select(axis, idx) if size else _with_one_element(x, axis).index_select(axis, idx)
             elif n != size:
                 x = x.narrow(axis, lo, n)
         else:
@@ -229,7 +304,7 @@ def windows(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guar
                        + torch.arange(lo_w, lo_w + n_w, device=x.device) + offset)
                 idx = _checked_indices(idx, size, where, name, guards)
                 if size == 0:
-                    x = _nonempty_axis(x, axis)
+                    x = _with_one_element(x, axis)
                 x = x.index_select(axis, idx.reshape(-1)).unflatten(axis, (n_u, n_w)).movedim(axis + 1, -1)
         axis += 1
     return x.permute(perm)
@@ -253,14 +328,24 @@ def no_row(guards, where: str) -> None:
         raise _error(where, "no row of the cases applies")
 
 
-def earlier(states: list, k: int, where: str, guards):
+def _no_element(where: str, k: int) -> KokoyiRuntimeError:
+    return _error(where, f"the recurrence reads element {k}, which does not exist "
+                         "(add a base case with cases on the index)")
+
+
+def earlier_element(states: list, k: int, where: str, guards):
     """Element k of a recurrence computed so far (never a wrapped negative index)."""
     if 0 <= k < len(states):
         return states[k]
     if _applies(guards) or not states:
-        raise _error(where, f"the recurrence reads element {k}, which does not exist "
-                            "(add a base case with cases on the index)")
+        raise _no_element(where, k)
     return torch.zeros_like(states[0])
+
+
+def no_earlier(k: int, where: str, guards) -> None:
+    """A read in a recurrence's first step, which has no earlier element: an error where it applies."""
+    if _applies(guards):
+        raise _no_element(where, k)
 
 
 def stack_states(states: list, dim: int, sizes, rank: int, floating: bool, dtype):
@@ -270,7 +355,7 @@ def stack_states(states: list, dim: int, sizes, rank: int, floating: bool, dtype
 
 
 # ---- per-sample products and reductions ---------------------------------------------------
-def matmul(a, b, ra: int, rb: int):
+def matmul_by_rank(a, b, ra: int, rb: int):
     if ra == 1 and rb == 1:
         return (a * b).sum(-1)
     if ra == 1:

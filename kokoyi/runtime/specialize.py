@@ -231,7 +231,7 @@ class Specializations:
 
 # Which back end specialises calls: "ir" (the core-IR batch pass, the older specialiser where
 # it cannot yet) or "legacy" (the older specialiser only). KOKOYI_BACKEND overrides.
-BACKEND = os.environ.get("KOKOYI_BACKEND", "legacy")
+BACKEND = os.environ.get("KOKOYI_BACKEND", "ir")
 
 
 def _lower_item(item):

@@ -189,7 +189,8 @@ def recurrence(b, e: ir.Recur) -> Val:
         raise b.unsupported("a recurrence whose elements keep changing layout", e)
     with b.into(first):
         b.do("append", states, _widen(b, v0, layout[0], layout[1], layout[2]))
-        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop"), body, b.line))
+        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line,
+                           b.site(e)))
     b.block.append(K.If(b.emit("gt", n, 0, hint="some"), first, [], b.line))
     axes, rank, kind = layout
     code = b.emit("stack_states", states, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
@@ -230,11 +231,14 @@ def earlier(b, e: ir.Take) -> Val:
     idx = b.ev(e.items[0])
     if not idx.python or idx.kind != "int":
         raise b.unsupported("a recurrence read at an index that varies", e)
-    if layout is None:  # the first step reads nothing before it: an error wherever it applies
-        raise b.unsupported("a recurrence whose first step reads an earlier element", e)
-    axes, rank, kind = layout
     guards = indexing._guards(b, ())
-    code = b.emit("earlier", states.code, b.emit("sub", idx.code, lo, hint="k"), b.site(e), guards, hint="prev")
+    if layout is None:  # the first step has nothing before it: an error wherever the read applies;
+        # elsewhere its value is discarded (a number stands in for it)
+        b.do("no_earlier", b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards)
+        return Val(0.0, kind="float", python=True)
+    axes, rank, kind = layout
+    code = b.emit("earlier", states.code, b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards,
+                  hint="prev")
     element = Val(code, axes, rank, kind)
     if len(e.items) == 1:
         return element

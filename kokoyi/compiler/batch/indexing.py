@@ -61,8 +61,24 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
     xc = b.align(x, axes, x.rank, exact=True)
     codes = tuple(("slice", i[1], i[2]) if isinstance(i, tuple) else b.align(i, axes, 0) for i in items)
     guards = _guards(b, axes)
-    code = b.emit("gather", xc, len(axes), codes, b.site(e), name, guards, hint="r")
+    bounds = tuple(_known_range(b, item) for item in index_items)
+    code = b.emit("gather", xc, len(axes), codes, b.site(e), name, guards, bounds, hint="r")
     return Val(code, axes, rank, x.kind)
+
+
+def _known_range(b, item):
+    """(smallest, largest) value of an index affine in loops with Python bounds, as a Python
+    pair computed at run time without reading any tensor (the gather then needs no check when
+    it lies inside the axis), or None."""
+    from kokoyi.compiler.batch.views import affine
+
+    if isinstance(item, ir.Slice):
+        return None
+    form = affine(item, set(b.static_axes))
+    if form is None or not form[0]:
+        return None
+    terms = tuple((c, b.static_axes[a][0], b.static_axes[a][1]) for a, c in form[0].items())
+    return b.emit("affine_range", form[1], terms, hint="known")
 
 
 def _guards(b, axes) -> tuple:

@@ -24,8 +24,8 @@ TEMPLATES = {
     "tan": "torch.tan({0})", "sinh": "torch.sinh({0})", "cosh": "torch.cosh({0})", "tanh": "torch.tanh({0})",
     "sqrt": "torch.sqrt({0})", "sigmoid": "torch.sigmoid({0})", "softplus": "torch.nn.functional.softplus({0})",
     "gelu": "torch.nn.functional.gelu({0})", "abs": "torch.abs({0})", "sign": "torch.sign({0})",
-    "relu": "torch.relu({0})", "floor": "kx.floor({0})", "ceil": "kx.ceil({0})", "stop_grad": "{0}.detach()",
-    "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "kx.clip({0}, {1}, {2})",
+    "relu": "torch.relu({0})", "floor": "kx.floor_to_int({0})", "ceil": "kx.ceil_to_int({0})", "stop_grad": "{0}.detach()",
+    "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "kx.clamp({0}, {1}, {2})",
     "floor_int": "math.floor({0})", "ceil_int": "math.ceil({0})",
     "indicator_py": "(1.0 if {0} else 0.0)",
     # layouts
@@ -39,15 +39,16 @@ TEMPLATES = {
     "require_nonempty": "kx.require_nonempty({0}, {1}, {2}, {3}, {4}, {5}, {6})",
     # reads
     "read_static": "kx.read_static({0}, {1}, {2}, {3}, {4}, {5})",
-    "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5})",
-    "windows": "kx.windows({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
+    "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5}, {6})", "affine_range": "kx.affine_range({0}, {1})",
+    "windows": "kx.window_views({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "kk.gradient_where({0}, {1})", "no_row": "kx.no_row({0}, {1})",
-    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier({0}, {1}, {2}, {3})",
+    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
+    "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
     # per-sample reductions and products
-    "matmul": "kx.matmul({0}, {1}, {2}, {3})", "trailing": "kx.trailing({op!r}, {*})",
+    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
     # recognised forms
@@ -137,7 +138,8 @@ class Printer:
                         self.put(depth, "else:", s.line)
                         self.block(s.orelse, depth + 1)
                 case K.For():
-                    self.put(depth, f"for {s.var} in range({arg(s.start)}, {arg(s.stop)}):", s.line)
+                    self.put(depth, f"for {s.var} in kk.recurrence_steps({arg(s.start)}, {arg(s.stop)}, "
+                                    f"{s.site!r}):", s.line)
                     self.block(s.body, depth + 1)
                 case K.Return():
                     values = [arg(v) for v in s.values]

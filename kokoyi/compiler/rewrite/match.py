@@ -58,8 +58,12 @@ def linear(e, names: set):
 
 def terms_expr(terms) -> ir.Expr:
     """The sum of signed terms (0 when there are none)."""
-    out = ir.Lit(0)
-    for sign, term in terms:
+    if not terms:
+        return ir.Lit(0)
+    first_sign, out = terms[0]
+    if first_sign < 0:
+        out = ir.Prim("neg", (out,))
+    for sign, term in terms[1:]:
         out = ir.Prim("add" if sign > 0 else "sub", (out, term))
     return out
 
