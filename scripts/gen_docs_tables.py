@@ -156,17 +156,19 @@ def builtins_example() -> str:
 # ---- the pass list -----------------------------------------------------------------------------
 
 def passes() -> str:
-    from kokoyi.compiler.pipeline import PASSES
+    from kokoyi.compiler.pipeline import CALL_PASSES, PASSES
 
     rows = ["| # | pass | what it does | where it lives |", "| --- | --- | --- | --- |"]
-    for i, p in enumerate(PASSES, 1):
+    for i, p in enumerate(PASSES + CALL_PASSES, 1):
         try:
-            src = inspect.getsource(p.run)
+            src = inspect.getsource(p.run) if p.run is not None else ""
         except (OSError, TypeError):
             src = ""
         m = re.search(r"from (kokoyi\.[\w.]+) import", src)
-        where = f"`{m.group(1).replace('.', '/')}.py`" if m else "`kokoyi/compiler/pipeline.py`"
-        rows.append(f"| {i} | `{p.name}` | {_cell(p.doc)} | {where} |")
+        where = f"`{p.where}`" if p.where else f"`{m.group(1).replace('.', '/')}.py`" if m else \
+            "`kokoyi/compiler/pipeline.py`"
+        when = " (at call time)" if p in CALL_PASSES else ""
+        rows.append(f"| {i} | `{p.name}`{when} | {_cell(p.doc)} | {where} |")
     return "\n".join(rows) + "\n"
 
 

@@ -197,7 +197,6 @@ def test_shrink_drops_what_the_finding_does_not_need():
 # ---- the bounded random run --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 (open): the bounded run still finds one kind (seed 185): a NaN gradient through an empty range whose body is NaN (0 * NaN in the backward pass)")
 def test_bounded_differential_run():
     torch.set_num_threads(1)
     total = differential.Stats()

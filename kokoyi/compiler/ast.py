@@ -308,12 +308,22 @@ class Program(Node):
 # ---- helpers ---------------------------------------------------------------------------
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The fields of a node class other than its span, in order (looked up once per class:
+    `dataclasses.fields` builds a new tuple on every call, and the passes ask per node)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "span")
+    return names
+
+
 def children(n: Node):
     """The child nodes of n, in source order."""
-    for f in dataclasses.fields(n):
-        if f.name == "span":
-            continue
-        v = getattr(n, f.name)
+    for name in _field_names(type(n)):
+        v = getattr(n, name)
         if isinstance(v, Node):
             yield v
         elif isinstance(v, tuple):
@@ -388,10 +398,8 @@ class Inverse(Node):
 def map_children(n: Node, fn) -> Node:
     """A copy of n with fn applied to each child node (and to nodes inside tuples)."""
     changes = {}
-    for f in dataclasses.fields(n):
-        if f.name == "span":
-            continue
-        v = getattr(n, f.name)
+    for name in _field_names(type(n)):
+        v = getattr(n, name)
         if isinstance(v, Node):
             new = fn(v)
         elif isinstance(v, tuple) and any(isinstance(x, Node) for x in v):
@@ -399,5 +407,11 @@ def map_children(n: Node, fn) -> Node:
         else:
             continue
         if new is not v:
-            changes[f.name] = new
-    return dataclasses.replace(n, **changes) if changes else n
+            changes[name] = new
+    if not changes:
+        return n
+    # dataclasses.replace, without its per-call field walk (nodes have no __post_init__).
+    copy = object.__new__(type(n))
+    copy.__dict__.update(n.__dict__)
+    copy.__dict__.update(changes)
+    return copy

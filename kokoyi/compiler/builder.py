@@ -454,6 +454,23 @@ class AstBuilder(Transformer):
     def __default__(self, data, children, meta):  # noqa: ARG002 - lark's signature
         raise AssertionError(f"no AST rule for {data}")
 
+    def transform(self, tree: Tree):
+        """lark's Transformer.transform (children first, then the rule's method), without its
+        per-node generator, lookups and exception wrapping: they took half of this pass."""
+        methods: dict = {}
+
+        def visit(node: Tree):
+            children = [visit(c) if isinstance(c, Tree) else c for c in node.children]
+            method = methods.get(node.data)
+            if method is None:
+                method = methods[node.data] = getattr(self, node.data, None) or self._missing(node.data)
+            return method(children)
+
+        return visit(tree)
+
+    def _missing(self, data):
+        return lambda children: self.__default__(data, children, None)
+
 
 class _FuncBase:
     """`\\log_{b}` before its argument: the word's token and the base."""
@@ -468,8 +485,9 @@ def build(tree: Tree, source: Source) -> A.Program:
     """The AST of a parsed unit."""
     try:
         return AstBuilder(source).transform(tree)
+    except KokoyiError as err:  # the user's; anything else is a bug and keeps its traceback
+        raise err.with_traceback(None) from None
     except VisitError as err:
-        # lark wraps what a rule raises; a KokoyiError is the user's, anything else a bug.
         if isinstance(err.orig_exc, KokoyiError):
             raise err.orig_exc.with_traceback(None) from None
         raise

@@ -2,10 +2,14 @@
 the builder itself reports."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from lark import Transformer
 
 from kokoyi.compiler import ast as A
-from kokoyi.errors import KokoyiSyntaxError
+from kokoyi.compiler import builder, parser
+from kokoyi.errors import KokoyiSyntaxError, Source
 from kokoyi.test_utils import expect_error, parse_expr, parse_program, sexpr
 
 
@@ -254,3 +258,18 @@ def test_matrix_delimiters_must_match():
 
 def test_linear_algebra_words_are_built_in_calls():
     assert sexpr(parse_expr(r"\log \det(A) + \Tr A")) == r"(+ (\log (\det A)) (\Tr A))"
+
+
+# ---- the builder's own tree walk ----------------------------------------------------------------
+
+EXAMPLE_FILES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*/*.kyi"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_transform_builds_what_larks_transformer_builds(path):
+    source = Source(path.read_text(), str(path))
+    tree = parser.parse(source)
+    fast = builder.AstBuilder(source).transform(tree)
+    reference = Transformer.transform(builder.AstBuilder(source), tree)
+    assert A.dump(fast) == A.dump(reference)
+    assert [n.span for n in A.walk(fast)] == [n.span for n in A.walk(reference)]

@@ -111,6 +111,26 @@ FUNCTIONS: dict[str, BuiltinFunction] = {
     ]
 }
 
+# How the batch pass batches each built-in's IR primitive (its family of rules in
+# kokoyi/compiler/batch/rules.py; a built-in not listed has a rule of its own there):
+#   float      element-wise, integers converted to the module's float first, float result
+#   same       element-wise, the result keeps its operand's kind (int stays int)
+#   int        element-wise, integer result (rounding: it can index)
+#   broadcast  element-wise over several operands (tensors), kinds promoted
+#   whole      a reduction of the whole per-sample value (the leading axes pass through)
+#   last       along the last per-sample axis, same shape
+BATCHING = {
+    "exp": "float", "log": "float", "sin": "float", "cos": "float", "tan": "float", "sinh": "float", "cosh": "float",
+    "tanh": "float", "sigmoid": "float", "softplus": "float", "gelu": "float", "sqrt": "float",
+    "abs": "same", "sign": "same", "relu": "same", "stop_grad": "same",
+    "floor": "int", "ceil": "int",
+    "maximum": "broadcast", "minimum": "broadcast", "clip": "broadcast",
+    "mean": "whole", "var": "whole", "std": "whole", "logsumexp": "whole", "reduce_sum": "whole",
+    "reduce_prod": "whole", "reduce_max": "whole", "reduce_min": "whole", "reduce_argmax": "whole",
+    "reduce_argmin": "whole",
+    "softmax": "last", "log_softmax": "last",
+}
+
 # `\sum(x)`-style reductions over all elements; max/min with several arguments are element-wise.
 REDUCTIONS = {
     "sum": ("reduce_sum", r"\sum"),

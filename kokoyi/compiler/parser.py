@@ -15,7 +15,7 @@ import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from kokoyi.compiler import keywords
+from kokoyi.compiler import keywords, lalr
 from kokoyi.errors import KokoyiSyntaxError, Source, Span
 
 GRAMMAR_FILE = "grammar.lark"
@@ -309,6 +309,7 @@ def _lark(start: str = "start", strict: bool = False) -> Lark:
         cache=cache,
     )
     _private_tables(cache)
+    lalr.install(parser)  # the same parse, with cheap rule lookups (kokoyi/compiler/lalr.py)
     return parser
 
 

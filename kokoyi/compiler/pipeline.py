@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.errors import Source
 
 
@@ -100,6 +101,12 @@ def _rewrite(state: UnitState) -> None:
     from kokoyi.compiler.rewrite import rewrite
 
     state.ir = [rewrite(simplify(f)) for f in state.ir]
+    for item, fn in zip(state.ast.items, state.ir):
+        _symbol_of(item).extra["ir"] = fn  # what a call of it starts from (lower_item)
+
+
+def _symbol_of(item):
+    return item.target.symbol if isinstance(item, A.Definition) else item.name.symbol
 
 
 def lower_item(item):
@@ -110,6 +117,9 @@ def lower_item(item):
     from kokoyi.compiler.passes.simplify import simplify
     from kokoyi.compiler.rewrite import rewrite
 
+    done = _symbol_of(item).extra.get("ir")
+    if done is not None:
+        return done
     return rewrite(simplify(inline(simplify(Lowering().item(item)))))
 
 
@@ -132,8 +142,9 @@ def _codegen(state: UnitState) -> None:
 @dataclass(frozen=True)
 class Pass:
     name: str
-    run: Callable[[UnitState], None]
+    run: Callable[[UnitState], None] | None
     doc: str
+    where: str = ""  # the module (or package) that does the work, for the docs
 
 
 PASSES: tuple[Pass, ...] = (
@@ -145,7 +156,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("lower", _lower, "AST -> core IR: sugar gone, index variables as axes, recurrences as loops"),
     Pass("simplify", _simplify, "canonical IR: constants folded, x * 1, x + 0 and double negation gone"),
     Pass("inline", _inline, "local functions and trivial lets inlined, so rewrites see one expression"),
-    Pass("rewrite", _rewrite, "recognised forms (kokoyi/compiler/rewrite/, one per file) marked as ir.Fast"),
+    Pass("rewrite", _rewrite, "recognised forms (one rewrite per file) marked as ir.Fast", "kokoyi/compiler/rewrite/"),
     Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
@@ -154,8 +165,10 @@ PASS_NAMES = tuple(p.name for p in PASSES)
 # levels, parameter kinds): kokoyi/runtime/specialize.py runs them, `kyic compile
 # --dump-after batch --batch-level NAME=L1,...` shows them.
 CALL_PASSES: tuple[Pass, ...] = (
-    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads"),
-    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map"),
+    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads",
+         "kokoyi/compiler/batch/"),
+    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map",
+         "kokoyi/compiler/emit/torch_eager.py"),
 )
 CALL_PASS_NAMES = tuple(p.name for p in CALL_PASSES)
 
@@ -173,6 +186,7 @@ def dump(state: UnitState, pass_name: str) -> str:
     return A.dump(state.ast) + "\n"
 
 
+@gc_paused()  # the time stays linear in the source (kokoyi/compiler/gcpause.py)
 def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
                  dump_after: str | None = None, out=None, stop_after: str | None = None) -> UnitState:
     """Run the passes over one unit. Raises KokoyiError on bad input; changes no global state.

@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 from kokoyi.cachedir import cache_dir, trusted  # noqa: F401 (kokoyi.load's folder)
+from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.errors import KokoyiError
 
 CACHE_FORMAT = 1
@@ -169,6 +170,7 @@ def read_source(path: str) -> str:
         raise KokoyiError(f"the file is not UTF-8 text (byte {err.start}): {err.reason}", filename=path) from None
 
 
+@gc_paused()  # as kokoyi.compile (kokoyi/compiler/gcpause.py)
 def load_cached(path: str):
     """Compile and register the file at path, reusing cached generated code when it is valid."""
     from kokoyi.compiler.pipeline import PASSES, compile_unit

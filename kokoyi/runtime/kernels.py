@@ -63,6 +63,15 @@ def iota_from(lo, n: int, lead: int, device):
     return (r + lo).reshape((1,) * lead + (n,))
 
 
+def true_divide(a, b) -> float:
+    """a / b of Python numbers, as a float tensor would give it (x / 0 is inf or nan, not
+    ZeroDivisionError)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def floor_to_int(x):
     return torch.floor(x).long() if x.is_floating_point() else x
 
@@ -87,6 +96,9 @@ def _fill_value(value, dtype):
 
 def reduce_axis(op: str, x, pos: int, mask, fill, lo):
     """A big operator over loop axis `pos` of x (mask: where the range holds, or None)."""
+    if x.shape[pos] == 0 and op in ("sum", "prod"):  # an empty range computes nothing: no gradient flows
+        shape = x.shape[:pos] + x.shape[pos + 1:]
+        return (torch.zeros if op == "sum" else torch.ones)(shape, dtype=x.dtype, device=x.device)
     if mask is not None:
         x = torch.where(mask, x, torch.tensor(_fill_value(fill, x.dtype), dtype=x.dtype, device=x.device))
     if op == "sum":

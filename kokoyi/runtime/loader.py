@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 
+from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.compiler.pipeline import compile_unit
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError
 from kokoyi.runtime.module import explain
 from kokoyi.runtime.symbols import SymbolTable, Unit, symbol
 
 
+@gc_paused()  # compile and install: the unit's objects are not scanned while it is built
 def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - the public name
     """Compile a unit of Kokoyi source and register its definitions in kokoyi.symbol.
 

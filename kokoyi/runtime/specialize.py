@@ -3,27 +3,19 @@
 A signature is what fixes the generated code: each input's per-sample rank, integer-ness and
 whether it is batched, and a description of each parameter (tensor rank, number, layer
 type, Kokoyi module). The first call with a signature generates and compiles the code
-(kokoyi.compiler.codegen.specialize); later calls reuse it. A signature the specialiser
-cannot handle is remembered as a fallback to torch.func.vmap, with one warning.
+(the core-IR back end: kokoyi.compiler.pipeline.at_call, then the batch and emit passes);
+later calls reuse it. A signature the back end cannot batch is remembered as a fallback to
+torch.func.vmap, with one warning.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import numbers
 import warnings
 
 import torch
 
 FALLBACK = object()
-
-
-def _codegen():
-    """The specialiser, imported on the first call of a module (not by `import kokoyi` and
-    compiling: that keeps the fresh-interpreter start short)."""
-    from kokoyi.compiler.codegen import specialize
-
-    return specialize
 
 
 class KokoyiVmapFallback(UserWarning):
@@ -157,36 +149,30 @@ class Specializations:
         return None if entry is FALLBACK else entry[1]
 
     def _build(self, inputs, param_descs, params, dtype):
+        """(function, output layouts, code, whether every output is a batched tensor: the
+        one-batch-axis fast path in kokoyi.runtime.batching.single_axis), or FALLBACK."""
+        from kokoyi.compiler import batch
+        from kokoyi.compiler.emit import torch_eager
+        from kokoyi.runtime import kernels
         from kokoyi.runtime.module import register_code
 
-        def callee_outputs(desc, values):
-            return _callee_outputs(desc, values, params)
-
-        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
-        if BACKEND == "ir":
-            entry = self._build_ir(name, inputs, param_descs, dtype, params)
-            if entry is not None:
-                return entry
-        codegen = _codegen()
         try:
-            gen = codegen.Specializer(self.module_ast, self.source, inputs, param_descs, globals_info, callee_outputs,
-                                      dtype=str(dtype))
-            code, line_map, outputs = gen.generate(name)
-        except codegen.Unsupported as err:
+            k = self.kernel(name, inputs, param_descs, dtype, params)
+        except batch.Unsupported as err:
+            self.unsupported.append(str(err))
             warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
                           f"because the compiler cannot vectorise {err}", KokoyiVmapFallback, stacklevel=4)
             return FALLBACK
+        code, line_map = torch_eager.emit(k)
         digest = hashlib.sha256(code.encode()).hexdigest()[:12]
         filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
-        register_code(filename, code, self.source.filename, line_map, gen.index_sites)
+        register_code(filename, code, self.source.filename, line_map, ())
+        self.namespace.setdefault("kx", kernels)
         scratch: dict = {}
         exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
-        # (function, output layouts, code, whether every output is a batched tensor: the
-        # one-batch-axis fast path in kokoyi.runtime.batching.single_axis)
-        return scratch[name], outputs, code, all(v.batched and not v.python for v in outputs)
-
+        return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs)
 
     def kernel(self, name, inputs, param_descs, dtype, params):
         """The core-IR back end's kernel for one call signature (kokoyi.compiler.kernel);
@@ -205,34 +191,6 @@ class Specializations:
                                     globals_info=globals_info,
                                     callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
                                     lower_global=lambda key: _lower_global(globals_info, key))
-
-    def _build_ir(self, name, inputs, param_descs, dtype, params):
-        """The entry from the core-IR back end (batch + emit), or None where it cannot batch
-        this module yet (the older specialiser then does)."""
-        from kokoyi.compiler import batch
-        from kokoyi.compiler.emit import torch_eager
-        from kokoyi.runtime import kernels
-        from kokoyi.runtime.module import register_code
-
-        try:
-            k = self.kernel(name, inputs, param_descs, dtype, params)
-        except batch.Unsupported as err:
-            self.unsupported.append(str(err))
-            return None
-        code, line_map = torch_eager.emit(k)
-        digest = hashlib.sha256(code.encode()).hexdigest()[:12]
-        filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
-        register_code(filename, code, self.source.filename, line_map, ())
-        self.namespace.setdefault("kx", kernels)
-        scratch: dict = {}
-        exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
-        return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs)
-
-
-# Which back end specialises calls: "ir" (the core-IR batch pass, the older specialiser where
-# it cannot yet) or "legacy" (the older specialiser only). KOKOYI_BACKEND overrides.
-BACKEND = os.environ.get("KOKOYI_BACKEND", "ir")
-
 
 def _lower_item(item):
     from kokoyi.compiler.pipeline import lower_item
@@ -267,7 +225,8 @@ def describe(obj) -> tuple:
         name = _torch_layer_name(type(obj))
         if isinstance(obj, torch.nn.Sequential):
             return ("sequential", tuple(describe(m) for m in obj))
-        layers = _codegen()
+        from kokoyi.compiler.batch import calls as layers
+
         if name is not None and (name in layers.TRANSPARENT_LAYERS or name in layers.CONV_LAYERS
                                  or name in layers.CELL_LAYERS):
             return ("layer", name)

@@ -98,27 +98,49 @@ def _inline(b, params, body, env: dict, args, e) -> Val:
         b.env = saved
 
 
+def _layer_rank(b, e, desc, x: Val) -> int:
+    """The change of per-sample rank a layer (or a Sequential of layers) makes."""
+    if desc[0] == "sequential":
+        return sum(_layer_rank(b, e, d, x) for d in desc[1])
+    name = desc[1] if desc[0] == "layer" else None
+    if name in TRANSPARENT_LAYERS:
+        return TRANSPARENT_LAYERS[name]
+    if name in CONV_LAYERS and x.rank == CONV_LAYERS[name]:
+        return 0
+    raise b.unsupported(f"the layer {name or desc[0]} on a value of per-sample rank {x.rank}", e)
+
+
 def _layer(b, e, f: Val, args) -> Val:
     desc = f.info
-    if desc[0] != "layer" or len(args) != 1:
-        raise b.unsupported("this layer call", e)
-    name = desc[1]
+    if desc[0] == "layer" and desc[1] in CELL_LAYERS:
+        return _cell(b, e, f, args)
+    if len(args) != 1:
+        raise b.unsupported("a layer called with several arguments", e)
     (x,) = args
-    if name in TRANSPARENT_LAYERS:
-        kind = "int" if name == "Embedding" else "float"
-        code = b.tensor(x, kind)
-        out = b.emit("linear_layer" if name == "Linear" else "call_layer", f.code, code, hint="h")
-        return Val(out, x.axes, x.rank + TRANSPARENT_LAYERS[name], "float")
-    if name in CONV_LAYERS:
-        code = b.tensor(x, "float")
-        out = b.emit("call_flat", f.code, code, x.lead, hint="h")
-        return Val(out, x.axes, x.rank, "float")
-    raise b.unsupported(f"the layer {name}", e)
+    if not x.is_tensor:
+        raise b.unsupported("a layer called on a non-number", e)
+    rank = x.rank + _layer_rank(b, e, desc, x)
+    code = b.tensor(x, "int" if desc == ("layer", "Embedding") else None)
+    if desc[0] == "layer" and desc[1] in CONV_LAYERS:  # one batch axis in front of (C, ...) only
+        out = b.emit("call_flat", f.code, b.tensor(x, "float"), x.lead, hint="h")
+    else:
+        out = b.emit("linear_layer" if desc == ("layer", "Linear") else "call_layer", f.code, code, hint="h")
+    return Val(out, x.axes, rank, "float")
+
+
+def _cell(b, e, f: Val, args) -> Val:
+    """`Cell(x, h)` for a torch RNNCell or GRUCell on per-sample vectors: the leading axes
+    of both lined up and flattened into the cell's one batch axis."""
+    if len(args) != 2 or any(not a.is_tensor or a.python or a.rank != 1 for a in args):
+        raise b.unsupported(f"`{f.info[1]}` called on other than two vectors", e)
+    axes = b.union(*args)
+    x, h = (b.align(Val(b.tensor(a, "float"), a.axes, 1, "float"), axes, 1, exact=True) for a in args)
+    return Val(b.emit("call_cell", f.code, x, h, hint="h"), axes, 1, "float")
 
 
 def _module(b, e, f: Val, args) -> Val:
     """A Kokoyi module parameter: the arguments' axes flattened into one batch axis."""
-    if b.callee_outputs is None:
+    if b.callee_outputs is None or b.probing:
         raise b.unsupported("calling a Kokoyi module here", e)
     for a in args:
         if not a.is_tensor:

@@ -35,11 +35,14 @@ def select(b, e: ir.Select) -> Val:
 def _kind_of(b, e_ir) -> str | None:
     """The kind of a row that is not taken (a row's kind counts even then: one float row
     makes the cases a float), from a throwaway evaluation."""
+    b.probing += 1  # (no callee is specialised for a row that is never taken)
     try:
         with b.into([]):
             v = b.ev(e_ir)
     except Exception:  # noqa: BLE001 - a row never taken may be anything
         return None
+    finally:
+        b.probing -= 1
     return v.kind if v.is_tensor else None
 
 
@@ -72,21 +75,24 @@ def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
             w = _rows(b, e, rest, index_only)
         return _branch(b, e, c, then, v, orelse, w, index_only)
     guard = c if c.rank == 0 else Val(b.emit("any_trailing", c.code, c.rank, hint="g"), c.axes, 0, "bool")
-    with b.guarded(guard), _row_mask(b, c, [v_ir]):
+    with b.guarded(guard), _row_mask(b, c, [v_ir], per_sample=c.rank == 0):
         v = b.ev(v_ir)
     not_c = Val(b.emit("not", c.code, hint="g"), c.axes, c.rank, "bool")
     not_guard = not_c if c.rank == 0 else Val(b.emit("any_trailing", not_c.code, c.rank, hint="g"), c.axes, 0, "bool")
     later = [x for row in rest for x in row] + ([e.otherwise] if e.otherwise is not None else [])
-    with b.guarded(not_guard), _row_mask(b, not_c, later):
+    with b.guarded(not_guard), _row_mask(b, not_c, later, per_sample=c.rank == 0):
         w = _rows(b, e, rest, index_only)
     return _where(b, e, c, not_guard, v, w, index_only)
 
 
 @contextlib.contextmanager
-def _row_mask(b, mask: Val, values: list):
-    """Inside: reads pass gradient only where mask holds, if the values need it."""
-    use = any(gradients.may_have_undefined_derivative(v) for v in values) and all(
-        gradients.elementwise(v) for v in values)
+def _row_mask(b, mask: Val, values: list, per_sample: bool):
+    """Inside: reads pass gradient only where mask holds, if the values need it. The mask says
+    which elements a row supplies when the row is element-wise, or which samples (and loop
+    positions) it supplies when its condition is one truth value per sample: then the whole
+    sample's computation is discarded, whatever it does."""
+    use = any(gradients.may_have_undefined_derivative(v) for v in values) and (per_sample or all(
+        gradients.elementwise(v) for v in values))
     if use:
         b.row_masks.append(mask)
     try:
@@ -233,9 +239,10 @@ def earlier(b, e: ir.Take) -> Val:
         raise b.unsupported("a recurrence read at an index that varies", e)
     guards = indexing._guards(b, ())
     if layout is None:  # the first step has nothing before it: an error wherever the read applies;
-        # elsewhere its value is discarded (a number stands in for it)
+        # elsewhere its value is discarded (an integer 0 stands in: it makes no float of an
+        # integer recurrence)
         b.do("no_earlier", b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards)
-        return Val(0.0, kind="float", python=True)
+        return Val(0, kind="int", python=True)
     axes, rank, kind = layout
     code = b.emit("earlier", states.code, b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards,
                   hint="prev")

@@ -52,7 +52,8 @@ class Batcher:
         self.line = 0
         self.recurrences: dict[str, Val] = {}  # name of a recurrence being computed -> its states
         self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
-        self.inlining: list[str] = []  # global functions being inlined (recursion guard)
+        self.inlining: list[str] = []
+        self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)  # global functions being inlined (recursion guard)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
@@ -107,8 +108,8 @@ class Batcher:
         extra = rank - v.rank
         if v.axes == axes and extra == 0:
             return v.code
-        if not exact and not v.axes and extra >= 0 and (not axes or extra == 0):
-            return v.code  # torch broadcasting adds leading dimensions itself
+        if not exact and not v.axes and extra >= 0:
+            return v.code  # torch broadcasting lines up the trailing (per-sample) dimensions itself
         items = tuple(":" if a in v.axes else None for a in axes) + (None,) * extra
         return self.emit("view", v.code, items=items, hint="v")
 

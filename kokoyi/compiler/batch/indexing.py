@@ -41,7 +41,7 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
             lo = None if item.lower is None else b.ev(item.lower)
             hi = None if item.upper is None else b.ev(item.upper)
             if any(v is not None and not v.python for v in (lo, hi)):
-                raise b.unsupported("a slice with bounds that vary", e)
+                raise b.unsupported("a slice whose bounds depend on an index", e)
             items.append(("slice", None if lo is None else lo.code, None if hi is None else hi.code))
         else:
             v = b.ev(item)
@@ -118,11 +118,16 @@ def _list_item(b, e, x: Val) -> Val:
     i = b.ev(e.items[0])
     if not i.python:
         raise b.unsupported("indexing a list of modules by a tensor", e)
-    descs, _ = x.info
+    descs, is_module_list = x.info
     if isinstance(i.code, int):
         if not -len(descs) <= i.code < len(descs):
             raise b.unsupported("a list index out of range", e)
         desc = descs[i.code]
+        # ModuleList.__getitem__ costs a microsecond; its dict does not
+        key = str(i.code % len(descs))
+        code = b.emit("module_at", x.code, key=key, hint="item") if is_module_list else \
+            b.emit("item", x.code, i.code, hint="item")
+        return calls.value_of_desc(desc, code, False)
     elif len(set(descs)) == 1:
         desc = descs[0]
     else:

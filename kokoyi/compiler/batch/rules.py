@@ -7,6 +7,7 @@ leading (batch and loop) axes need no rule of their own.
 from __future__ import annotations
 
 from kokoyi.compiler.batch.layout import Val, promote
+from kokoyi.compiler.builtins import BATCHING
 
 RULES: dict = {}
 
@@ -61,7 +62,7 @@ def defelementwise(op: str, result: str = "promote", python: bool = True, float_
                     return Val(value, kind=kind, python=True)
             return Val(b.emit(op, *(a.code for a in args), hint="s", py=True), kind=kind, python=True)
         operand_kind = "float" if float_inputs or (result == "promote" and kind == "float") else None
-        if tensor_args or float_inputs:
+        if tensor_args or (float_inputs and _python_ok(args)):  # (torch takes a Python number beside a tensor)
             args = [Val(b.tensor(a, "float" if float_inputs else None), a.axes, a.rank,
                         "float" if float_inputs else a.kind) if a.python else a for a in args]
         codes, axes, rank = _operands(b, args, operand_kind)
@@ -79,18 +80,8 @@ for _op in ("and", "or"):
     defelementwise(_op, result="bool")
 defelementwise("not", result="bool")
 defelementwise("neg", result="same")
-defelementwise("div", result="float", python=False, float_inputs=True)
+defelementwise("div", result="float", float_inputs=True)
 defelementwise("root", result="float", python=False, float_inputs=True)
-for _op in ("exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "sqrt", "sigmoid", "softplus", "gelu"):
-    defelementwise(_op, result="float", float_inputs=True)
-for _op in ("abs", "sign", "relu"):
-    defelementwise(_op, result="same")
-for _op in ("floor", "ceil"):
-    defelementwise(_op, result="int")
-defelementwise("stop_grad", result="same", python=True)
-defelementwise("maximum", python=False, tensor_args=True)
-defelementwise("minimum", python=False, tensor_args=True)
-defelementwise("clip", python=False, tensor_args=True)
 
 
 def _pow(b, e, args):
@@ -204,14 +195,20 @@ def deftrailing(op: str, result: str, float_inputs: bool = True, min_rank: int =
     return rule
 
 
-for _op in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min"):
-    deftrailing(_op, "same", float_inputs=False)
-for _op in ("reduce_argmax", "reduce_argmin"):
-    deftrailing(_op, "int", float_inputs=False)
-for _op in ("mean", "var", "std", "logsumexp", "norm"):
-    deftrailing(_op, "float")
-for _op in ("softmax", "log_softmax"):
-    deftrailing(_op, "float", min_rank=1, keeps_rank=True)
+# The built-ins, by their family in the one table (kokoyi/compiler/builtins.py BATCHING).
+_FAMILIES = {
+    "float": lambda op: defelementwise(op, result="float", float_inputs=True),
+    "same": lambda op: defelementwise(op, result="same"),
+    "int": lambda op: defelementwise(op, result="int"),
+    "broadcast": lambda op: defelementwise(op, python=False, tensor_args=True),
+    "whole": lambda op: deftrailing(op, "int" if op in ("reduce_argmax", "reduce_argmin") else
+                                    "float" if op in ("mean", "var", "std", "logsumexp") else "same",
+                                    float_inputs=op in ("mean", "var", "std", "logsumexp")),
+    "last": lambda op: deftrailing(op, "float", min_rank=1, keeps_rank=True),
+}
+for _op, _family in BATCHING.items():
+    _FAMILIES[_family](_op)
+deftrailing("norm", "float")
 
 
 def _pairwise_loss(op: str):

@@ -31,7 +31,7 @@ TEMPLATES = {
     # layouts
     "device_of": "kk.device_of({*})", "size": "{0}.shape[{1}]", "view": "{0}[{items}]",
     "expand_lead": "kx.expand_lead({0}, {1}, {2})", "constant": "torch.tensor({0}, dtype={dtype}, device=_dev)",
-    "to": "{0}.to({dtype})", "transpose": "{0}.transpose(-1, -2)", "copy": "{0}", "item": "{0}[{1}]",
+    "to": "{0}.to({dtype})", "transpose": "{0}.transpose(-1, -2)", "copy": "{0}", "item": "{0}[{1}]", "module_at": "{0}._modules[{key!r}]",
     # loops
     "range_size": "max({1} - {0} + 1, 0)", "arange": "torch.arange({0}, {0} + {1}, device=_dev)",
     "max_size": "kx.max_size({0}, {1})", "iota_from": "kx.iota_from({0}, {1}, {2}, _dev)",
@@ -61,11 +61,12 @@ TEMPLATES = {
     "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
+    "call_cell": "kk.cell_layer({0}, {1}, {2})",
     "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4})",
 }
 # Where Python numbers are spelled differently.
 PY_TEMPLATES = {
-    "and": "({0} and {1})", "or": "({0} or {1})", "not": "(not {0})",
+    "div": "kx.true_divide({0}, {1})", "and": "({0} and {1})", "or": "({0} or {1})", "not": "(not {0})",
     "exp": "kk.exp({0})", "log": "kk.log({0})", "sin": "kk.sin({0})", "cos": "kk.cos({0})", "tan": "kk.tan({0})",
     "sinh": "kk.sinh({0})", "cosh": "kk.cosh({0})", "tanh": "kk.tanh({0})", "sqrt": "kk.sqrt({0})",
     "sigmoid": "kk.sigmoid({0})", "softplus": "kk.softplus({0})", "gelu": "kk.gelu({0})", "abs": "abs({0})",

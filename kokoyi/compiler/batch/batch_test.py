@@ -1,0 +1,97 @@
+"""batch: core IR + a call signature -> kernel. These check the kernel's structure (one scan,
+one loop, one mean, guards on reads); values on every path are checked against the reference
+interpreter by tests/test_differential.py and tests/test_correctness.py."""
+from __future__ import annotations
+
+import pytest
+
+from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch import Unsupported, batch_function
+from kokoyi.compiler.emit import torch_eager
+from kokoyi.compiler.pipeline import at_call, compile_unit
+
+VECTOR, BATCHED_VECTOR, NUMBER = (("tensor", 1, False), False), (("tensor", 1, False), True), (("number", False), False)
+
+
+def kernel(text: str, inputs, params=(), name="M") -> K.Kernel:
+    state = compile_unit(text, "b.kyi", stop_after="rewrite")
+    functions = {f.name: f for f in state.ir}
+    fn = at_call(functions[name], functions.get)
+    return batch_function(fn, inputs, params, "k", dtype="torch.float32", source=state.source, globals_info={})
+
+
+def ops(k: K.Kernel) -> list[str]:
+    out = []
+
+    def walk(block):
+        for s in block:
+            if isinstance(s, K.Assign):
+                out.append(s.op)
+            elif isinstance(s, K.If):
+                walk(s.then)
+                walk(s.orelse)
+            elif isinstance(s, K.For):
+                out.append("for")
+                walk(s.body)
+    walk(k.body)
+    return out
+
+
+RETURNS = r"\Module{M}{r; \gamma} \Return \{ \sum_{i=0}^{|r|-1-t} BODY \}_{t=0}^{|r|-1} \\ \EndModule"
+
+
+def test_the_times_one_variant_runs_the_same_scan_as_the_plain_form():
+    plain = kernel(RETURNS.replace("BODY", r"\gamma^i * r[t+i]"), (BATCHED_VECTOR,), (("number", False),))
+    ones = kernel(RETURNS.replace("BODY", r"\gamma^i * (r[t+i] * 1)"), (BATCHED_VECTOR,), (("number", False),))
+    assert K.dump(plain) == K.dump(ones)
+    assert "discounted_window" in ops(plain) and "reduce_axis" not in ops(plain)
+
+
+def test_a_batched_discount_factor_keeps_the_written_sum():
+    # gamma batched per sample: the one-scan form needs one gamma, so the sum is computed as written
+    k = kernel(r"\Module{M}{r, \gamma} \Return \{ \sum_{i=0}^{|r|-1-t} \gamma^i * r[t+i] \}_{t=0}^{|r|-1} \\ \EndModule",
+               (BATCHED_VECTOR, (("tensor", 0, False), True)))
+    assert "discounted_window" not in ops(k) and "reduce_axis" in ops(k)
+
+
+def test_a_recurrence_is_one_loop():
+    k = kernel(r"""\Module{M}{x; W}
+  h \gets \{ \begin{cases} 0 & t = 0 \\ \tanh(W * h[t-1] + x[t]) & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  \Return h \\
+\EndModule""", (BATCHED_VECTOR,), (("number", False),))
+    assert ops(k).count("for") == 1 and "stack_states" in ops(k)
+
+
+def test_a_value_the_source_computes_twice_is_computed_once():
+    k = kernel(r"\Module{M}{x} \Return \Mean(x) * \Mean(x) + \Mean(x) \\ \EndModule", (BATCHED_VECTOR,))
+    assert ops(k).count("mean_last") == 1
+
+
+def test_a_read_in_a_cases_row_is_guarded_by_the_row():
+    k = kernel(r"\Module{M}{x, k} \Return \begin{cases} x[k] & x[0] > 0 \\ 0 & \text{otherwise} \end{cases} \\ \EndModule",
+               (BATCHED_VECTOR, (("tensor", 0, True), True)))
+    (read,) = [s for s in k.body if isinstance(s, K.Assign) and s.op == "gather"]
+    (condition,) = [s for s in k.body if isinstance(s, K.Assign) and s.op == "gt"]
+    assert read.args[5] == (K.Ref(condition.out),)  # checked only where the row applies
+
+
+def test_loop_reads_are_views():
+    k = kernel(r"\Module{M}{x} \Return \{ x[i+1] - x[i] \}_{i=0}^{|x|-2} \\ \EndModule", (BATCHED_VECTOR,))
+    assert ops(k).count("windows") == 2 and "gather" not in ops(k)
+
+
+def test_indexing_a_number_is_unsupported():
+    with pytest.raises(Unsupported, match="indexing a number"):
+        kernel(r"\Module{M}{u} \Return u[0] \\ \EndModule", (NUMBER,))
+
+
+def test_the_emitted_code_compiles_and_maps_lines_back():
+    k = kernel(r"""\Module{M}{x}
+  a \gets x + 1 \\
+  \Return a * 2 \\
+\EndModule""", (BATCHED_VECTOR,))
+    code, line_map = torch_eager.emit(k)
+    compile(code, "<k>", "exec")
+    lines = code.splitlines()
+    (a_line,) = [i + 1 for i, text in enumerate(lines) if text.strip().startswith("a = ")]
+    assert line_map[a_line] == 2

@@ -1,0 +1,64 @@
+"""rewrite: each recognised form matches canonical IR (any spelling, through lets and
+functions) and nothing else; the batch rules and runtime values are checked in
+tests/test_specialize.py and tests/test_seed.py."""
+from __future__ import annotations
+
+import pytest
+
+from kokoyi.compiler import ir
+from kokoyi.compiler.pipeline import at_call, compile_unit
+
+
+def rewritten(text: str) -> str:
+    state = compile_unit(text, "r.kyi", stop_after="rewrite")
+    functions = {f.name: f for f in state.ir}
+    out = [at_call(f, functions.get) for f in state.ir]
+    for f in out:
+        ir.verify(f)
+    return ir.dump(out[-1])
+
+
+SEED_RETURNS = r"\Module{G}{r; \gamma} \Return \{ \sum_{i=0}^{|r|-1-t} BODY \}_{t=0}^{|r|-1} \\ \EndModule"
+
+
+@pytest.mark.parametrize("body", [r"\gamma^i * r[t+i]", r"\gamma^i * (r[t+i] * 1)", r"r[t+i] * \gamma^{i}",
+                                  r"1 * \gamma^{i} * r[t + i + 0]"])
+def test_discounted_returns_in_any_spelling_are_one_scan(body):
+    assert "discounted_window!(gamma, r, 0, sub(bars(r), 1), bars(r), -1)" in rewritten(SEED_RETURNS.replace("BODY", body))
+
+
+@pytest.mark.parametrize("body", [r"\gamma^{i+1} * r[t+i]", r"\gamma^i * r[i]", r"\gamma^t * r[t+i]"])
+def test_other_sums_are_not_scans(body):
+    assert "discounted_window" not in rewritten(SEED_RETURNS.replace("BODY", body))
+
+
+STD = r"\sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - \Mean(v))^2}}{|v|}}"
+
+
+@pytest.mark.parametrize("source, form", [
+    (rf"\Module{{M}}{{v}} \Return {STD} \\ \EndModule", "population_std!(v)"),
+    # through a let and a local function with a \where, as the seed writes it
+    (r"""\Module{M}{x} \mu \gets \Mean \\
+\sigma(v) \gets \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] -\bar{v})**2}}{|v|}} \where \bar{v} \gets \mu(v) \\
+\Return \frac{x - \mu(x)}{\sigma(x)} \\ \EndModule""", "standardize!(x)"),
+    # a top-level function, inlined at the call
+    (r"""s(v) \gets \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - m)^2}}{|v|}} \where m \gets \Mean(v) \\
+\Module{Z}{x} \Return (x - \Mean(x)) / s(x) \\ \EndModule""", "standardize!(x)"),
+    (r"\Module{M}{h} \Return \frac{h - \Mean(h)}{\sqrt{\Var(h) + 10^{-5}}} \\ \EndModule", "layer_norm!(h, 1e-05)"),
+    (r"\Module{M}{h} \Return \frac{h - \Mean(h)}{\Std(h)} \\ \EndModule", "standardize!(h)"),
+    (r"\Module{M}{h} \Return \max(0.01 * h, h) \\ \EndModule", "leaky_max!(h, 0.01)"),
+])
+def test_recognised_forms(source, form):
+    assert form in rewritten(source)
+
+
+@pytest.mark.parametrize("source", [
+    # the sample std divides by |v| - 1
+    r"\Module{M}{v} \Return \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - \Mean(v))^2}}{|v| - 1}} \\ \EndModule",
+    # centred on another vector's mean
+    r"\Module{M}{x, y} \Return \frac{x - \Mean(y)}{\Std(x)} \\ \EndModule",
+    # a leaky max needs the same value on both sides
+    r"\Module{M}{h, g} \Return \max(0.01 * g, h) \\ \EndModule",
+])
+def test_near_misses_are_left_alone(source):
+    assert "!(" not in rewritten(source)
