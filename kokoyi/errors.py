@@ -176,5 +176,9 @@ class KokoyiTypeError(KokoyiError):
     """Ranks, shapes, argument counts or batch levels that do not fit."""
 
 
+class KokoyiUnsupportedError(KokoyiError):
+    """A construct of the language that the back end in use does not compile yet."""
+
+
 class KokoyiRuntimeError(KokoyiError):
     """An error raised while compiled code runs, located at its `.kyi` line."""

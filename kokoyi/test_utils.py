@@ -83,6 +83,11 @@ def sexpr(e) -> str:
             return f"(cases {rows})"
         case A.Indicator():
             return f"(1 {sexpr(e.condition)})"
+        case A.LogBase():
+            return f"(log_{sexpr(e.base)} {sexpr(e.operand)})"
+        case A.Matrix():
+            rows = " ".join(f"[{' '.join(sexpr(x) for x in r.entries)}]" for r in e.rows)
+            return f"(matrix {rows})"
     raise TypeError(f"no s-expression for {type(e).__name__}")
 
 

@@ -20,8 +20,16 @@ index and data conditions, guarded reads in values and in later conditions, cons
 conditions, a missing otherwise; recurrences of order 1 and 2 with scalar or vector elements
 and partial reads `h[t-1, i]`, `h_{t-1, i}`; local functions with `\\where`, top-level and
 multi-statement functions, a top-level constant, `\\Return ... \\where`, several outputs.
-Not written: recurrence groups, matrix literals, `\\det`/`A^{-1}`/`\\log_b` and the other
-round-2 built-ins, annotated parameters, non-ASCII names.
+Not written by default: the language's second round (issue 13). With `round2=True`
+(`generate(seed, round2=True)`, or KOKOYI_DIFF_ROUND2=1 for tests/test_differential.py) it also
+writes recurrence groups of two members (one reading the other's current element, the other
+the first's earlier one through a `\\where` binding that uses the index), matrix literals of
+scalars (r x c, a row, a column), `\\log_2`, `\\log_{10}` and `\\log_{3}`, `\\det`,
+`\\operatorname{tr}` / `\\Tr`, `\\operatorname{diag}` both ways, `\\mathbf{I}_{n}`, `\\log \\det`
+and `A^{-1} @ v` of well-conditioned matrices (`\\mathbf{I}_{n} + M M^\\top`). It is off by
+default while the code generator in use rejects these (KokoyiUnsupportedError); with it off,
+the programs of every seed are exactly those of before. Never written: annotated parameters,
+non-ASCII names.
 """
 from __future__ import annotations
 
@@ -76,8 +84,9 @@ UNARY = (r"\tanh", r"\sin", r"\cos", r"\Sigmoid", r"\ReLU", r"\Softplus", r"\abs
 
 
 class Generator:
-    def __init__(self, seed: int, max_depth: int = 3) -> None:
+    def __init__(self, seed: int, max_depth: int = 3, round2: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.round2 = round2  # also write the constructs of issue 13 (draws from rng only when on)
         self.seed = seed
         self.max_depth = max_depth
         self.vars: list[Var] = []
@@ -240,6 +249,8 @@ class Generator:
         roll = self.rng.random()
         vecs = [v for v in self.vectors() if v.shape[0] > 0]
         mats = [v for v in self.vars if len(v.shape) == 2 and v.kind == "f" and 0 not in v.shape]
+        if self.round2 and vecs and self.chance(0.3):
+            return self.recurrence_group(self.pick(vecs))
         if roll < 0.3 and (vecs or mats):
             return self.recurrence(self.pick(vecs + mats * 2))
         if roll < 0.38:
@@ -258,6 +269,35 @@ class Generator:
             self.vector(shape[0], depth) if len(shape) == 1 else self.matrix(*shape, depth))
         self.vars.append(Var(name, "f", shape))
         return f"  {name} \\gets {value} \\\\"
+
+    def recurrence_group(self, over: Var) -> str:
+        """Two set-builders over the indices of `over` that read each other (LANGUAGE.md 5):
+        b reads a's current element, a reads b's earlier one through a `\\where` binding that
+        uses the index (and so is computed only in the row that reads it)."""
+        n = over.shape[0]
+        a, b = self.fresh(("c",)), self.fresh(("h",))
+        t = "t" if all(lp.name != "t" for lp in self.loops) else self.loop_name()
+        z = f"z_{{{t}}}"
+        upper = self.upper(n)
+        self.loops.append(Loop(t, 0, n - 1))
+        saved = self.vars
+        self.vars = self.vars + [Var(f"{b}[{t}-1]", "f", ()), Var(f"{over.text}[{t}]", "f", ())]
+        z_value = self.scalar(1)
+        self.vars = saved + [Var(z, "f", ()), Var(f"{a}[{t}-1]", "f", ())]
+        a_step = f"{a}[{t}-1] * 0.5 + {z}"
+        if self.chance(0.5):
+            a_step += f" * ({self.scalar(1)})"
+        self.vars = saved + [Var(f"{a}[{t}]", "f", ()), Var(f"{b}[{t}-1]", "f", ())]
+        b_step = f"\\tanh({a}[{t}]) + ({self.scalar(1)})"
+        self.vars = saved
+        a_base, b_base = self.scalar(1), self.scalar(1)
+        self.loops.pop()
+        self.vars.append(Var(a, "f", (n,)))
+        self.vars.append(Var(b, "f", (n,)))
+        a_el = f"\\begin{{cases}} {a_base} & {t} = 0 \\\\ {a_step} & \\text{{otherwise}} \\end{{cases}}"
+        b_el = f"\\begin{{cases}} {b_base} & {t} = 0 \\\\ {b_step} & \\text{{otherwise}} \\end{{cases}}"
+        return (f"  {a} \\gets \\{{ {a_el} \\}}_{{{t}=0}}^{{{upper}}} \\where {z} \\gets {z_value} \\\\\n"
+                f"  {b} \\gets \\{{ {b_el} \\}}_{{{t}=0}}^{{{upper}}} \\\\")
 
     def local_function(self) -> str:
         name = self.pick([n for n in ("f", "F", r"\phi", r"\psi") if n not in self.used] or [self.fresh(("f", "F"))])
@@ -479,6 +519,8 @@ class Generator:
                 v = self.pick(vecs).text
                 opts += [f"\\frac{{1}}{{2}} \\|{v}\\|^2", f"\\sqrt{{2}} \\|{v}\\|_1", f"3 \\|{v}\\|"]
             return self.pick(opts)
+        if self.round2 and self.chance(0.15):
+            return self.round2_scalar(d)
         if choice == "power":
             a = self.scalar(d)
             return self.pick([f"({a})^2", f"({a}) ** 3", f"({a})^{{2}}", f"2^{{{self.integer(1)}}}",
@@ -509,6 +551,49 @@ class Generator:
                 return self.pick([f"\\max({self.scalar(d)}, -\\infty)", f"\\min(\\infty, {self.scalar(d)})"])
             return f"\\{self.pick(['max', 'min', 'maximum', 'minimum'])}({self.scalar(d)}, {self.scalar(d)})"
         return self.read(d)
+
+    def round2_scalar(self, d: int) -> str:
+        """A log to a base, or a determinant, trace or log-determinant of a small matrix."""
+        a = self.scalar(d)
+        k = self.rng.choice([1, 2, 3])
+        choice = self.pick(["log2", "log10", "logb", "det", "trace", "logdet", "entry"])
+        if choice == "log2":
+            return f"\\log_2 {{1 + ({a})^2}}"
+        if choice == "log10":
+            return f"\\log_{{10}}(1 + ({a})^2)"
+        if choice == "logb":
+            return f"\\log_{{3}}(2 + \\tanh({a}))"
+        M = self.matrix(k, k, d)
+        if choice == "det":
+            return f"\\det({M})"
+        if choice == "trace":
+            return self.pick([f"\\operatorname{{tr}}({M})", f"\\Tr{{{M}}}"])
+        if choice == "logdet":
+            return f"\\log \\det(\\mathbf{{I}}_{{{k}}} + ({M}) @ ({M})^\\top)"
+        return f"\\operatorname{{diag}}({M})[{self.rng.randint(0, k - 1)}]"
+
+    def round2_vector(self, n: int, d: int) -> str:
+        """A matrix literal row or column, a diagonal, or a solve with a well-conditioned matrix."""
+        choice = self.pick(["row", "column", "diag", "solve"])
+        if choice in ("row", "column"):
+            sep = " & " if choice == "row" else " \\\\ "
+            env = self.pick(["bmatrix", "pmatrix"])
+            return f"\\begin{{{env}}} {sep.join(self.scalar(min(d, 1)) for _ in range(n))} \\end{{{env}}}"
+        M = self.matrix(n, n, d)
+        if choice == "diag":
+            return f"\\operatorname{{diag}}({M})"
+        return f"(\\mathbf{{I}}_{{{self.length(n)}}} + ({M}) @ ({M})^\\top)^{{-1}} @ ({self.vector(n, d)})"
+
+    def round2_matrix(self, r: int, c: int, d: int) -> str:
+        """A matrix literal of scalars, a diagonal matrix, or a multiple of the identity."""
+        if r == c and self.chance(0.4):
+            if self.chance(0.5):
+                return f"\\operatorname{{diag}}({self.vector(r, d)})"
+            return f"({self.scalar(d)}) * \\mathbf{{I}}_{{{self.length(r)}}}"
+        if r == 1 or c == 1:  # a literal of one row or column is a vector: make rows of one-entry vectors
+            return f"\\{{ {self.vector(c, d)} \\}}_{{{self.loop_name()}=0}}^{{{r - 1}}}"
+        rows = " \\\\ ".join(" & ".join(self.scalar(min(d, 1)) for _ in range(c)) for _ in range(r))
+        return f"\\begin{{bmatrix}} {rows} \\end{{bmatrix}}"
 
     def condition(self, depth: int) -> str:
         r = self.rng.random()
@@ -575,6 +660,8 @@ class Generator:
                 return self.pick(same)
             return self.setbuilder(n, 0)
         d = depth - 1
+        if self.round2 and self.chance(0.12):
+            return self.round2_vector(n, d)
         choice = rng.choices(["leaf", "elementwise", "unary", "setbuilder", "cases", "matvec", "rows", "slice",
                               "softmax", "onehot", "concat", "literal", "window", "indicator", "layer", "bigop"],
                              [3, 5, 3, 6, 3, 1, 1, 1, 1, 1, 1, 1, 2, 1, 3 if self.layers else 0, 2])[0]
@@ -699,6 +786,8 @@ class Generator:
             if trans and self.chance(0.5):
                 return f"{self.pick(trans)}^\\top"
         d = max(depth - 1, 0)
+        if self.round2 and self.chance(0.2):
+            return self.round2_matrix(r, c, d)
         choice = self.rng.choice(["leaf", "elementwise", "table", "nested", "rows", "outer", "unary"])
         if choice == "leaf" and (same or trans):
             return self.pick(same) if same else f"{self.pick(trans)}^\\top"
@@ -728,5 +817,6 @@ class Generator:
         return f"\\{{ {element} \\}}_{{{i}=0, {j}=0}}^{{{self.upper(r)}, {self.upper(c)}}}"
 
 
-def generate(seed: int, max_depth: int = 3) -> Program:
-    return Generator(seed, max_depth).program()
+def generate(seed: int, max_depth: int = 3, round2: bool = False) -> Program:
+    """Program number seed; round2 also writes the constructs of issue 13 (see the module doc)."""
+    return Generator(seed, max_depth, round2).program()

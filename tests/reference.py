@@ -31,7 +31,13 @@ Readings where the contract is silent, and limits:
 * `\\max`/`\\min`/`\\argmax` over a range follow torch's amax/argmax (ties: the gradient is
   shared evenly, the first index wins); `\\OneHot(i, n)` of an i outside 0..n-1 is all zeros;
 * elements of a set-builder broadcast to one shape (a scalar base case of a vector recurrence);
-* recurrence groups and `\\where` bindings that use a set-builder's index are not supported.
+* a recurrence group (set-builders of one body that read each other, found here from the reads
+  alone) is computed on demand: an element is computed when first read, each once; the
+  `\\where` bindings of a one-index set-builder definition are computed per element, when first
+  read (so a row that does not apply never computes them); multi-index set-builders whose
+  `\\where` uses their indices are not supported;
+* `A^{-1}` is the matrix inverse when A has rank >= 2 and the exponent is written -1; a matrix
+  literal takes the module's floating dtype; `\\log_{b} x` is `log x / log b` (log2, log10 for 2, 10).
 """
 from __future__ import annotations
 
@@ -66,6 +72,60 @@ class _Partial:
 
     def __init__(self, symbol, lower: int) -> None:
         self.symbol, self.lower, self.elements = symbol, lower, []
+
+
+class _Thunk:
+    """A `\\where` binding of a set-builder definition, computed when first read."""
+
+    def __init__(self, fn) -> None:
+        self.fn, self.done, self.value = fn, False, None
+
+    def force(self):
+        if not self.done:
+            self.value, self.done = self.fn(), True
+        return self.value
+
+
+class _Lazy:
+    """A one-index set-builder definition computed on demand (a recurrence group member, or one
+    with `\\where` bindings): element t is computed when first read, in an environment that
+    sees the whole body (so members may read later members), with its `\\where` bindings fresh."""
+
+    def __init__(self, interp: Interpreter, definition: A.Definition, env) -> None:
+        self.interp, self.definition, self.env = interp, definition, env
+        self.symbol = definition.target.symbol
+        self.builder = A.strip(definition.value)
+        self.elements: dict[int, torch.Tensor] = {}
+        self.active: set[int] = set()
+        self.range = None
+
+    def local(self, t=None):
+        env = dict(self.env)
+        if t is not None:
+            env[self.builder.bounds[0].var.symbol] = torch.tensor(t)
+        self.interp.bind_where(self.definition.where, env)
+        return env
+
+    def bounds(self) -> tuple[int, int]:
+        if self.range is None:
+            self.range = self.interp.bounds(self.builder.bounds[0], self.local())
+        return self.range
+
+    def element(self, t: int) -> torch.Tensor:
+        if t not in self.elements:
+            if t in self.active:
+                raise AssertionError(f"element {t} of {self.symbol.key} reads itself")
+            self.active.add(t)
+            try:
+                self.elements[t] = self.interp.tensor(self.interp.eval(self.builder.element, self.local(t)))
+            finally:
+                self.active.discard(t)
+        return self.elements[t]
+
+    def whole(self) -> torch.Tensor:
+        lo, hi = self.bounds()
+        items = [self.element(t) for t in range(lo, hi + 1)]
+        return self.interp.stack(items, self.builder, self.local())
 
 
 class _Function:
@@ -203,6 +263,13 @@ class Interpreter:
             "abs": torch.abs, "sign": torch.sign, "ReLU": torch.relu, "StopGrad": lambda x: x.detach(),
             "maximum": self._maximum, "minimum": self._minimum, "clip": self._clip, "Concat": _concat,
             "OneHot": lambda i, n: (torch.arange(int(n)) == i.long().unsqueeze(-1)).to(d),
+            "\\mathbf{I}": lambda n: torch.eye(int(n), dtype=d),
+            "diag": lambda x: torch.diag_embed(x) if x.dim() == 1 else torch.diagonal(x, dim1=-2, dim2=-1),
+        })
+        self.builtins.update({
+            "det": lambda a: torch.linalg.det(self.flt(a)),
+            "Tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
+            "tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
         })
 
     # ---- values ----
@@ -283,7 +350,11 @@ class Interpreter:
                     env[dim.symbol] = torch.tensor(self.tensor(env[d.name.symbol]).shape[axis])
 
     def body(self, stmts, env):
+        members = _group_members(stmts)
         for stmt in stmts:
+            if isinstance(stmt, A.Definition) and stmt.target.symbol in members:
+                env[stmt.target.symbol] = _Lazy(self, stmt, env)  # sees later members: env is shared
+                continue
             if isinstance(stmt, A.Return):
                 for b in stmt.where:
                     self.definition(b, env)
@@ -297,13 +368,31 @@ class Interpreter:
         if d.params is not None:
             env[sym] = _Function(self, [p.symbol for p in d.params], d.where, d.value, env)
             return
+        value = A.strip(d.value)
+        if d.where and isinstance(value, A.SetBuilder) and len(value.bounds) == 1:
+            lazy = _Lazy(self, d, dict(env))
+            lazy.env[sym] = lazy  # it may read itself
+            env[sym] = lazy.whole()
+            return
         for b in d.where:
             self.definition(b, env)
-        value = A.strip(d.value)
         if sym.extra.get("recurrence"):
             env[sym] = self.recurrence(sym, value, env)
         else:
             env[sym] = self.eval(d.value, env)
+
+    def bind_where(self, bindings, env) -> None:
+        """Bind `\\where` bindings in env, each computed when first read."""
+        for b in bindings:
+            if b.params is not None:
+                self.definition(b, env)
+            else:
+                env[b.target.symbol] = _Thunk(lambda b=b: self._bound_value(b, env))
+
+    def _bound_value(self, b: A.Definition, env):
+        self.definition(b, env)
+        value = env[b.target.symbol]
+        return value.whole() if isinstance(value, _Lazy) else value
 
     def recurrence(self, sym, builder: A.SetBuilder, env):
         bound = builder.bounds[0]
@@ -328,7 +417,10 @@ class Interpreter:
             case A.Ref():
                 if e.symbol.kind == S.MODULE:
                     raise TypeError("a module cannot be called directly")
-                return env[e.symbol]
+                value = env[e.symbol]
+                if isinstance(value, _Thunk):
+                    return value.force()
+                return value.whole() if isinstance(value, _Lazy) else value
             case A.Unary(op="not"):
                 return torch.logical_not(self.eval(e.operand, env))
             case A.Unary(op="-"):
@@ -402,7 +494,24 @@ class Interpreter:
                 return self.setbuilder(e, env)
             case A.Cases():
                 return self.cases(e, env)
+            case A.LogBase():
+                x, b = self.flt(self.eval(e.operand, env)), self.eval(e.base, env)
+                if isinstance(A.strip(e.base), A.Num) and A.strip(e.base).value in (2, 10):
+                    return torch.log2(x) if A.strip(e.base).value == 2 else torch.log10(x)
+                return torch.log(x) / torch.log(self.flt(b))
+            case A.Matrix():
+                return self.matrix(e, env)
         raise TypeError(f"the reference has no rule for {type(e).__name__}")
+
+    def matrix(self, e: A.Matrix, env):
+        """Entries broadcast to one shape and stacked, rows on the first axis; one row or one
+        column gives a vector; the module's floating dtype."""
+        rows = [[self.flt(self.eval(x, env)) for x in row.entries] for row in e.rows]
+        shape = torch.broadcast_shapes(*(x.shape for row in rows for x in row))
+        out = torch.stack([torch.stack([x.expand(shape) for x in row]) for row in rows])
+        if len(rows) == 1:
+            return out[0]
+        return out[:, 0] if len(rows[0]) == 1 else out
 
     def builtin_function(self, name: str):
         fn = self.builtins[name]
@@ -412,7 +521,7 @@ class Interpreter:
 
     def power(self, e: A.Power, env):
         base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
-        if base.dim() >= 2 and not exp.is_floating_point() and exp.dim() == 0 and int(exp) == -1:
+        if base.dim() >= 2 and _written_minus_one(e.exponent):
             return torch.linalg.inv(self.flt(base))  # A^{-1}: the matrix inverse
         if not base.is_floating_point() and not exp.is_floating_point():
             if bool((exp < 0).any()):
@@ -439,7 +548,16 @@ class Interpreter:
     def index(self, e: A.Index, env):
         target = A.strip(e.target)
         items = list(e.items)
-        if isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Partial):
+        if isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Lazy):
+            lazy = env[target.symbol]
+            t = int(self.eval(items[0], env))
+            lo, hi = lazy.bounds()
+            if not lo <= t <= hi:
+                raise RefRuntimeError([self.pos(target), self.pos(e)],
+                                      f"the recurrence reads element {t - lo}, which does not exist")
+            x = lazy.element(t)
+            items = items[1:]
+        elif isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Partial):
             partial = env[target.symbol]
             t = int(self.eval(items[0], env))
             offset = t - partial.lower
@@ -658,6 +776,13 @@ class Interpreter:
                 v = env.get(e.symbol)
                 if isinstance(v, _Partial):
                     return bool(v.elements) and v.elements[0].is_floating_point()
+                if isinstance(v, _Lazy):
+                    return not v.elements or next(iter(v.elements.values())).is_floating_point()
+                if isinstance(v, _Thunk):
+                    try:
+                        v = v.force()
+                    except Exception:  # noqa: BLE001 - a binding that cannot be computed here: assume float
+                        return True
                 return isinstance(v, torch.Tensor) and v.is_floating_point()
             case A.Unary(op="not") | A.Compare() | A.Rounding() | A.Binary(op="and" | "or"):
                 return False
@@ -672,6 +797,8 @@ class Interpreter:
                 return neg or self.is_float(e.base, env) or self.is_float(e.exponent, env)
             case A.Bars():
                 return False
+            case A.LogBase() | A.Matrix():
+                return True
             case A.Index():
                 return self.is_float(e.target, env)
             case A.BuiltinCall():
@@ -688,6 +815,36 @@ class Interpreter:
             case A.Cases():
                 return any(self.is_float(r.value, env) for r in e.rows)
         return True
+
+
+def _written_minus_one(e) -> bool:
+    """Whether an exponent is written as the integer -1 (`A^{-1}`: the matrix inverse)."""
+    while isinstance(e, (A.Paren, A.Group)):
+        e = e.expr
+    if not (isinstance(e, A.Unary) and e.op == "-"):
+        return False
+    one = e.operand
+    while isinstance(one, (A.Paren, A.Group)):
+        one = one.expr
+    return isinstance(one, A.Num) and type(one.value) is int and one.value == 1
+
+
+def _group_members(stmts) -> set:
+    """Symbols of the one-index set-builder definitions of a body that read a later one, and of
+    those they read: recurrence groups (LANGUAGE.md section 5), computed on demand."""
+    builders = {}
+    for pos, stmt in enumerate(stmts):
+        if isinstance(stmt, A.Definition) and stmt.params is None and isinstance(A.strip(stmt.value), A.SetBuilder) \
+                and len(A.strip(stmt.value).bounds) == 1:
+            builders[stmt.target.symbol] = pos
+    members = set()
+    for stmt in stmts:
+        if isinstance(stmt, A.Definition) and stmt.target.symbol in builders:
+            pos = builders[stmt.target.symbol]
+            for n in A.walk(stmt):
+                if isinstance(n, A.Ref) and builders.get(n.symbol, -1) > pos:
+                    members |= {stmt.target.symbol, n.symbol}
+    return members
 
 
 def _on_indices(e) -> bool:

@@ -155,7 +155,7 @@ def test_completion_lists_every_builtin():
     from kokoyi.compiler import builtins
 
     labels = {c.label for c in completions(None)}
-    assert {f"\\{name}" for name in builtins.FUNCTIONS} <= labels
+    assert {fn.source for fn in builtins.FUNCTIONS.values()} <= labels
     assert {"\\Module", "\\gets", "\\frac", "\\alpha", "\\mathbb"} <= labels
 
 

@@ -150,3 +150,72 @@ def test_empty_max_is_an_error_and_gradients_flow_through_scalars():
     out = run(r"\sqrt{\sum_{i=0}^{|a0|-1} a0[i]^2}", x)
     (g,) = torch.autograd.grad(out, x)
     assert torch.allclose(g, x.detach() / math.sqrt(17.0))
+
+
+# ---- language round 2 (issue 13) ----------------------------------------------------------------
+ROUND_2 = ["recurrence_group_lstm", "matrix_literals", "linear_algebra", "log_bases"]
+
+
+@pytest.mark.parametrize("name", ROUND_2)
+def test_the_round_two_cases_are_checked_here_not_skipped(name):
+    """The four round-2 conformance cases reach the reference (the front end reads them) and the
+    reference agrees with each case's own reference()."""
+    path = next(p for p in CASES if p.stem == name)
+    test_reference_agrees_with_conformance_case(path)
+
+
+def test_matrix_literals_stack_rows_and_broadcast_scalars():
+    u, v = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+    out = run(r"\begin{bmatrix} a0 & 0 \\ 1 & a0 \end{bmatrix}", torch.tensor(5.0))
+    assert out.tolist() == [[5.0, 0.0], [1.0, 5.0]]
+    assert run(r"\begin{pmatrix} a0 \\ a1 \end{pmatrix}", u, v).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert run(r"\begin{bmatrix} a0 & 2 \end{bmatrix}", u).tolist() == [[1.0, 2.0], [2.0, 2.0]]
+    out = run(r"\begin{bmatrix} 1 & 2 \end{bmatrix}", torch.zeros(1, dtype=torch.float64))
+    assert out.dtype == torch.float64 and out.tolist() == [1.0, 2.0]
+    assert run(r"\begin{bmatrix} 1 \\ 2 \end{bmatrix}", u).shape == (2,)
+
+
+def test_linear_algebra_and_the_inverse_only_of_matrices():
+    a = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
+    assert torch.allclose(run(r"a0^{-1}", a), torch.linalg.inv(a))
+    assert torch.allclose(run(r"a0^{-1} @ a1", a, torch.tensor([1.0, 0.0])), torch.tensor([0.6, -0.2]))
+    assert run(r"a0^{-1}", torch.tensor([2.0, 4.0])).tolist() == [0.5, 0.25]  # a vector: element-wise
+    assert torch.allclose(run(r"a0^{-2}", a), a ** -2)  # other powers: element-wise
+    assert run(r"\det(a0)", a).item() == pytest.approx(5.0)
+    assert run(r"\log \det(a0)", a).item() == pytest.approx(math.log(5.0))
+    assert run(r"\operatorname{tr}(a0) + \Tr a0", a).item() == 10.0
+    assert run(r"\operatorname{diag}(a0)", a).tolist() == [2.0, 3.0]
+    assert run(r"\operatorname{diag}(a1)", a, torch.tensor([1.0, 2.0])).tolist() == [[1.0, 0.0], [0.0, 2.0]]
+    out = run(r"\mathbf{I}_{|a0|}", torch.zeros(2, dtype=torch.float64))
+    assert out.dtype == torch.float64 and out.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_log_bases():
+    x = torch.tensor([8.0, 100.0])
+    assert run(r"\log_2 a0", x)[0].item() == pytest.approx(3.0)
+    assert run(r"\log_{10}(a0)", x)[1].item() == pytest.approx(2.0)
+    assert run(r"\log_{a1}(a0)", x, torch.tensor(2.0))[0].item() == pytest.approx(3.0)
+
+
+def test_a_where_binding_that_uses_the_index_is_computed_per_element_and_only_where_read():
+    # z_t reads x[t-1]: at t = 0 it would be out of range, but the row that reads it does not apply
+    src = r"""\Module{M}{x}
+  h \gets \{ \begin{cases} x[0] & t = 0 \\ h[t-1] + z_t & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1}
+      \where z_t \gets 10 * x[t-1] \\
+  \Return h \\
+\EndModule"""
+    out = reference.run(src, "M", (torch.tensor([1.0, 2.0, 3.0]),))
+    assert out.tolist() == [1.0, 11.0, 31.0]
+
+
+def test_a_recurrence_group_computes_members_step_by_step():
+    # c_t = c_{t-1} + h_{t-1}; h_t = 2 c_t (h reads c's current element, c reads h's earlier one)
+    src = r"""\Module{M}{x}
+  c \gets \{ \begin{cases} x[0] & t = 0 \\ c[t-1] + h[t-1] & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  h \gets \{ 2 c[t] \}_{t=0}^{|x|-1} \\
+  \Return c, h \\
+\EndModule"""
+    c, h = reference.run(src, "M", (torch.tensor([1.0, 0.0, 0.0, 0.0]),))
+    assert c.tolist() == [1.0, 3.0, 9.0, 27.0] and h.tolist() == [2.0, 6.0, 18.0, 54.0]
+    with pytest.raises(reference.RefRuntimeError, match="does not exist"):
+        reference.run(src.replace("x[0] & t = 0", "x[0] & t = 7"), "M", (torch.zeros(3),))

@@ -216,10 +216,32 @@ class Indicator(Node):
     style: str = "["  # "[", "(", "_"
 
 
+@node
+class LogBase(Node):
+    """`\\log_2 x`, `\\log_{10}(x)`, `\\log_{b}(x)`: the logarithm to a base."""
+
+    base: Expr
+    operand: Expr
+    style: str = "paren"  # "paren" or "bare", as for BuiltinCall
+
+
+@node
+class MatrixRow(Node):
+    entries: tuple[Expr, ...]
+
+
+@node
+class Matrix(Node):
+    """`\\begin{bmatrix} a & b \\\\ c & d \\end{bmatrix}` (or pmatrix): entries stacked, rows first."""
+
+    rows: tuple[MatrixRow, ...]
+    delimiter: str = "bmatrix"  # "bmatrix" or "pmatrix"
+
+
 Expr = Union[
     Name, Num, Paren, Group, Unary, Binary, Compare, Juxtapose, Power, Transpose, Frac, Sqrt, Bars,
     Norm, Rounding, Call, Slice, Index, Builtin, BuiltinCall, Reduce, BigOp, SetBuilder, Cases,
-    Indicator,
+    Indicator, LogBase, Matrix,
 ]
 
 
@@ -364,6 +386,13 @@ class Constant(Node):
     """A built-in constant (`\\pi`, `e`, `\\infty`) where the name is not user-defined."""
 
     key: str
+
+
+@node
+class Inverse(Node):
+    """`A^{-1}` where A has per-sample rank >= 2 (the ranks pass decides): the matrix inverse."""
+
+    operand: Expr
 
 
 def map_children(n: Node, fn) -> Node:

@@ -212,17 +212,35 @@ class AstBuilder(Transformer):
         return A.Transpose(self._span(children), children[0])
 
     def func_bare(self, children):
-        tok, operand = children
-        return A.BuiltinCall(self._span(children), tok.value[1:], (operand,), "bare")
+        head, operand = children
+        if isinstance(head, _FuncBase):
+            return A.LogBase(self._span([head.token, operand]), head.base, operand, "bare")
+        return A.BuiltinCall(self._span(children), head.value[1:], (operand,), "bare")
 
     def func_value(self, children):
-        tok = children[0]
-        return A.Builtin(token_span(tok), tok.value[1:])
+        head = children[0]
+        if isinstance(head, _FuncBase):
+            raise self._error(head.span, f"`{head.token.value}_{{...}}` needs its argument: write "
+                                         f"`{head.token.value}_{{b}}(x)`")
+        return A.Builtin(token_span(head), head.value[1:])
 
     def func_call(self, children):
-        tok = children[0]
+        head = children[0]
         args = next((c for c in children if isinstance(c, tuple)), ())
-        return A.BuiltinCall(self._span(children), tok.value[1:], args, "paren")
+        if isinstance(head, _FuncBase):
+            span = self._span([head.token, *children[1:]])
+            if len(args) != 1:
+                raise self._error(span, f"`{head.token.value}_{{b}}` takes 1 argument, got {len(args)}")
+            return A.LogBase(span, head.base, args[0], "paren")
+        return A.BuiltinCall(self._span(children), head.value[1:], args, "paren")
+
+    def func_base(self, children):
+        tok, _, base = children
+        span = token_span(tok).to(base.span)
+        if tok.value != "\\log":
+            raise self._error(span, f"`{tok.value}` takes no subscript; only `\\log` has a base "
+                                    "(`\\log_2 x`, `\\log_{b}(x)`)")
+        return _FuncBase(tok, base, span)
 
     def reduce_call(self, children):
         (op_name, _), args = children[0], children[2]
@@ -352,6 +370,19 @@ class AstBuilder(Transformer):
         _, element, _, limits = children
         return A.SetBuilder(self._span(children), element, self._bounds(limits))
 
+    def matrix(self, children):
+        begin, end = children[0], children[-1]
+        kind = re.search(r"[bp]matrix", begin.value).group()
+        closing = re.search(r"[bp]matrix", end.value).group()
+        if closing != kind:
+            raise self._error(token_span(end), f"`{begin.value}` is closed by `{end.value}`: "
+                                               f"write `\\end{{{kind}}}`")
+        rows = tuple(c for c in children if isinstance(c, A.MatrixRow))
+        return A.Matrix(self._span(children), rows, kind)
+
+    def matrix_row(self, children):
+        return A.MatrixRow(self._span(children), tuple(c for c in children if isinstance(c, A.Node)))
+
     def cases(self, children):
         rows = tuple(c for c in children if isinstance(c, A.CaseRow))
         for row in rows[:-1]:
@@ -439,6 +470,15 @@ class AstBuilder(Transformer):
 
     def _missing(self, data):
         return lambda children: self.__default__(data, children, None)
+
+
+class _FuncBase:
+    """`\\log_{b}` before its argument: the word's token and the base."""
+
+    __slots__ = ("base", "span", "token")
+
+    def __init__(self, token: Token, base: A.Node, span: Span) -> None:
+        self.token, self.base, self.span = token, base, span
 
 
 def build(tree: Tree, source: Source) -> A.Program:

@@ -10,7 +10,7 @@ from lark import Transformer
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import builder, parser
 from kokoyi.errors import KokoyiSyntaxError, Source
-from kokoyi.test_utils import expect_error, parse_expr, parse_program
+from kokoyi.test_utils import expect_error, parse_expr, parse_program, sexpr
 
 
 def name(text: str) -> A.Name:
@@ -206,6 +206,58 @@ def test_builder_errors_are_syntax_errors_with_positions(expr, at, words):
     assert (err.line, err.column) == (2, len("\\Return ") + 1 + expr.index(at))
     assert words in err.message
     assert str(err).startswith(f"t.kyi:2:{err.column}: ")
+
+
+# ---- language round 2: log bases, matrix literals, linear-algebra words ----------------------
+
+
+@pytest.mark.parametrize("text, base, style", [
+    (r"\log_2 x", "2", "bare"),
+    (r"\log_{10}(x)", "10", "paren"),
+    (r"\log_{b}(x)", "b", "paren"),
+    (r"\log_b x", "b", "bare"),
+])
+def test_a_log_with_a_subscript_is_a_log_to_that_base(text, base, style):
+    e = parse_expr(text)
+    assert isinstance(e, A.LogBase) and e.style == style
+    assert sexpr(e.base) == base and sexpr(e.operand) == "x"
+
+
+def test_log_bases_in_products_and_sums():
+    e = parse_expr(r"-\sum_{k=0}^{n} p_k * \log_2 p_k + 10 \log_{10}(a)")
+    assert sexpr(e) == "(+ (- (sum k 0 n (* p_{k} (log_2 p_{k})))) (jux 10 (log_10 a)))"
+
+
+@pytest.mark.parametrize("text, at, words", [
+    (r"q \gets \exp_2 x \\", 9, "only `\\log` has a base"),
+    (r"q \gets \log_{2}(x, y) \\", 9, "takes 1 argument"),
+    (r"q \gets \log_2 \\", 9, "needs its argument"),
+])
+def test_a_misused_log_base_is_a_located_error(text, at, words):
+    err = expect_error(text, KokoyiSyntaxError)
+    assert (err.line, err.column) == (1, at) and words in err.message
+
+
+@pytest.mark.parametrize("text, shape", [
+    (r"\begin{bmatrix} a & b \\ c & d \end{bmatrix}", [2, 2]),
+    (r"\begin{pmatrix} u \\ v \end{pmatrix}", [1, 1]),
+    (r"\begin{bmatrix} 1 & 2 & 3 \end{bmatrix}", [3]),
+    (r"\begin{bmatrix} a & b \\ c & d \\ \end{bmatrix}", [2, 2]),  # a trailing `\\` is allowed
+    (r"\begin{bmatrix} |x| & -\sin\theta \\ \frac{1}{2} & (a) \end{bmatrix}", [2, 2]),
+])
+def test_matrix_literals_keep_their_rows(text, shape):
+    e = parse_expr(text)
+    assert isinstance(e, A.Matrix)
+    assert [len(r.entries) for r in e.rows] == shape
+
+
+def test_matrix_delimiters_must_match():
+    err = expect_error(r"q \gets \begin{bmatrix} a \end{pmatrix} \\", KokoyiSyntaxError)
+    assert (err.line, err.column) == (1, 27) and "\\end{bmatrix}" in err.message
+
+
+def test_linear_algebra_words_are_built_in_calls():
+    assert sexpr(parse_expr(r"\log \det(A) + \Tr A")) == r"(+ (\log (\det A)) (\Tr A))"
 
 
 # ---- the builder's own tree walk ----------------------------------------------------------------

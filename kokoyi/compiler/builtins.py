@@ -1,8 +1,9 @@
 """Built-in functions, reductions and constants, kept as data.
 
 Each entry says how many arguments it takes, how the per-sample rank of its result follows
-from its arguments' ranks, which runtime function (kokoyi.runtime.ops) implements it, and
-how it renders. The docs' built-in table is generated from this module.
+from its arguments' ranks, which core-IR primitive it lowers to, which runtime function
+(kokoyi.runtime.ops) the old back end calls (None: not yet supported there), and how it
+renders. The docs' built-in table is generated from this module.
 """
 from __future__ import annotations
 
@@ -12,12 +13,25 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BuiltinFunction:
     name: str  # source word: `\Softmax` -> "Softmax"
-    runtime: str  # function in kokoyi.runtime.ops
+    runtime: str | None  # function in kokoyi.runtime.ops; None: the old back end lacks it
     min_args: int
     max_args: int | None  # None: any number
-    rank: str  # "same" (of the first argument), "scalar", "broadcast", "onehot"
+    rank: str  # a key of RANK_RULES
     render: str  # LaTeX shown in notebooks and papers
     meaning: str  # one line for the docs: the PyTorch meaning, per sample
+    ir: str | None = None  # core-IR primitive (kokoyi/compiler/ir.py); None: same as runtime
+    form: str = "call"  # "call": `\word(x)` or the bare word; "subscript": `\mathbf{I}_{n}`
+    spelling: str = ""  # how the source writes it when that is not the command `\name`
+
+    @property
+    def source(self) -> str:
+        """How a program writes it: `\\det`, `\\operatorname{tr}`, `\\mathbf{I}_{n}`."""
+        return self.spelling or "\\" + self.name
+
+    @property
+    def primitive(self) -> str:
+        """The core-IR primitive a call lowers to."""
+        return self.ir or self.runtime
 
     def arity_text(self) -> str:
         if self.max_args is None:
@@ -27,8 +41,21 @@ class BuiltinFunction:
         return f"{self.min_args} to {self.max_args} arguments"
 
 
-def _f(name, runtime, n, rank, render, meaning, max_args=-1):
-    return BuiltinFunction(name, runtime, n, n if max_args == -1 else max_args, rank, render, meaning)
+def _f(name, runtime, n, rank, render, meaning, max_args=-1, ir=None, form="call", spelling=""):
+    return BuiltinFunction(name, runtime, n, n if max_args == -1 else max_args, rank, render, meaning, ir, form,
+                           spelling)
+
+
+# How the per-sample rank of a result follows from the arguments' ranks (kokoyi/compiler/passes/ranks.py).
+RANK_RULES = {
+    "same": "same shape as the (first) argument",
+    "scalar": "a scalar",
+    "broadcast": "the rank of the highest-rank argument",
+    "onehot": "a float vector of length n (one axis more than i)",
+    "matrix_reduce": "the argument without its last two axes (a scalar for a matrix)",
+    "diag": "a vector gives a matrix; a matrix (rank >= 2) gives its diagonal, one axis less",
+    "identity": "an n x n matrix",
+}
 
 
 FUNCTIONS: dict[str, BuiltinFunction] = {
@@ -69,6 +96,18 @@ FUNCTIONS: dict[str, BuiltinFunction] = {
         _f("MSE", "mse", 2, "scalar", r"\operatorname{MSE}", "mean of squared differences"),
         _f("SmoothL1", "smooth_l1", 2, "scalar", r"\operatorname{SmoothL1}",
            "torch.nn.functional.smooth_l1_loss, mean"),
+        # Linear algebra on the last two per-sample axes (LANGUAGE.md section 6).
+        _f("det", None, 1, "matrix_reduce", r"\det", "torch.linalg.det of the last two axes", ir="det"),
+        _f("Tr", None, 1, "matrix_reduce", r"\operatorname{tr}", "the trace: sum of the diagonal of the last two axes",
+           ir="trace"),
+        _f("tr", None, 1, "matrix_reduce", r"\operatorname{tr}", "the trace", ir="trace",
+           spelling=r"\operatorname{tr}"),
+        _f("diag", None, 1, "diag", r"\operatorname{diag}",
+           "of a vector: the diagonal matrix (torch.diag_embed); of a matrix: its diagonal (torch.diagonal)",
+           ir="diag", spelling=r"\operatorname{diag}"),
+        _f("\\mathbf{I}", None, 1, "identity", r"\mathbf{I}",
+           "the n x n identity (torch.eye), where `\\mathbf{I}` is not defined", ir="eye", form="subscript",
+           spelling=r"\mathbf{I}_{n}"),
     ]
 }
 

@@ -5,7 +5,8 @@ Every construct of the resolved AST lowers to one of a dozen node kinds (see
 `\\sqrt[n]`, indicators, `\\where` and parentheses are ordinary primitives and lets. Index
 variables of set-builders and big operators are `Axis` objects, read with `Iota`: an axis
 is a loop axis that a later pass may turn into a tensor axis or a batch axis alike
-(`../shared/design/core-ir.md`). Recurrences are `Recur` nodes over a sequence axis.
+(`../shared/design/core-ir.md`). Recurrences are `Recur` nodes over a sequence axis,
+recurrence groups (set-builders that read each other) one `RecurGroup`.
 
 Nodes are frozen dataclasses compared by structure (the source span is not compared), so
 passes can fold and match them. `dump()` prints a readable, stable text form; `verify()`
@@ -160,6 +161,20 @@ class Recur(Expr):
 
 
 @node
+class RecurGroup(Expr):
+    """A recurrence group (LANGUAGE.md section 5): sequences `names` over one "sequence" axis,
+    computed step by step, element i of every member at step t in the order of `names` before
+    any at t+1. elements[i] is names[i]'s element; it reads earlier elements of any member
+    (`Take(Var(m), (t - k, ...))`) and the current element `Take(Var(m), (t,))` of members
+    before it. The names are then bound, as whole sequences, in body."""
+
+    names: tuple[str, ...]
+    axis: Axis
+    elements: tuple[Expr, ...]
+    body: Expr
+
+
+@node
 class Fast(Expr):
     """A recognised form (kokoyi/compiler/rewrite/): `op(args)` computes the same as `original`
     in one step when the call signature allows it (the batch rule decides: ranks, dtypes,
@@ -250,11 +265,19 @@ def dump(f: Function | Expr) -> str:
 def _block(e: Expr, depth: int) -> str:
     pad = "  " * depth
     lines = []
-    while isinstance(e, Let):
-        lines.append(f"{pad}{e.name} = {_expr(e.value)}")
+    while isinstance(e, (Let, RecurGroup)):
+        if isinstance(e, RecurGroup):
+            lines.append(f"{pad}{', '.join(e.names)} = {_group(e)}")
+        else:
+            lines.append(f"{pad}{e.name} = {_expr(e.value)}")
         e = e.body
     lines.append(f"{pad}return {_expr(e)}")
     return "\n".join(lines)
+
+
+def _group(e: RecurGroup) -> str:
+    members = "; ".join(f"{n}: {_expr(x)}" for n, x in zip(e.names, e.elements))
+    return f"recur group[{_axis(e.axis)}]({members})"
 
 
 def _axis(a: Axis) -> str:
@@ -292,6 +315,8 @@ def _expr(e) -> str:
             return f"(let {e.name} = {_expr(e.value)} in {_expr(e.body)})"
         case Recur():
             return f"recur {e.name}[{_axis(e.axis)}]({_expr(e.element)})"
+        case RecurGroup():
+            return f"(let {', '.join(e.names)} = {_group(e)} in {_expr(e.body)})"
         case Tuple():
             return f"({', '.join(_expr(i) for i in e.items)})"
         case Fast():
@@ -344,6 +369,16 @@ def _verify(e, names: set, axes: dict) -> None:
                 inner[a.name] = a
             body = e.element if isinstance(e, Recur) else e.body
             _verify(body, names | ({e.name} if isinstance(e, Recur) else set()), inner)
+        case RecurGroup():
+            if e.axis.name in axes:
+                bad(f"index {e.axis.name!r} introduced twice")
+            if len(e.names) != len(e.elements) or len(set(e.names)) != len(e.names):
+                bad("a recurrence group needs one element per distinct name")
+            _verify(e.axis.lower, names, axes)
+            _verify(e.axis.upper, names, axes)
+            for x in e.elements:
+                _verify(x, names | set(e.names), {**axes, e.axis.name: e.axis})
+            _verify(e.body, names | set(e.names), axes)
         case Select():
             if not e.rows:
                 bad("a select without rows")

@@ -22,7 +22,7 @@ DISTINCT_FONTS = frozenset({"mathbf", "boldsymbol", "mathcal"})
 FUNCTIONS = frozenset(
     """exp Exp log ln sin cos tan sinh cosh tanh sqrtfn abs sign ReLU Sigmoid Softplus GELU
     maximum minimum clip Softmax LogSoftmax Mean Var Std LogSumExp OneHot Concat StopGrad
-    CrossEntropy MSE SmoothL1""".split()
+    CrossEntropy MSE SmoothL1 det Tr""".split()
 ) - {"sqrtfn"}
 
 # Big operators: `\sum_{i=a}^{b} body`, and reductions `\sum(x)`.

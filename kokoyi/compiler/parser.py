@@ -70,6 +70,8 @@ TERMINAL_TEXT = {
     "COMMENT_TEXT": "`\\Comment{...}`",
     "BEGIN_CASES": "`\\begin{cases}`",
     "END_CASES": "`\\end{cases}`",
+    "BEGIN_MATRIX": "`\\begin{bmatrix}`",
+    "END_MATRIX": "`\\end{bmatrix}`",
     "TRANSPOSE_HAT": "`^\\top`",
     "FUNC": "a built-in function",
     "BIGOP": "a big operator",
@@ -99,10 +101,10 @@ TERMINAL_TEXT = {
 # two things were written side by side.
 OPERAND_TERMINALS = {"NAME", "GREEK", "FONT", "ACCENT", "LPAR", "FUNC"}
 OPERAND_ENDS = {"NAME", "GREEK", "RPAR", "RSQB", "RBRACE", "PRIME", "NUMBER", "BAR_CLOSE", "NORM_CLOSE",
-                "TRANSPOSE_HAT", "RCEIL", "RFLOOR", "END_CASES"}
+                "TRANSPOSE_HAT", "RCEIL", "RFLOOR", "END_CASES", "END_MATRIX"}
 # Brackets that start and end a level for bars: a bar inside them never closes one outside.
-OPENING_BRACKETS = {"LPAR", "LSQB", "LBRACE", "LSET", "BEGIN_CASES", "LCEIL", "LFLOOR"}
-CLOSING_BRACKETS = {"RPAR", "RSQB", "RBRACE", "RSET", "END_CASES", "RCEIL", "RFLOOR"}
+OPENING_BRACKETS = {"LPAR", "LSQB", "LBRACE", "LSET", "BEGIN_CASES", "BEGIN_MATRIX", "LCEIL", "LFLOOR"}
+CLOSING_BRACKETS = {"RPAR", "RSQB", "RBRACE", "RSET", "END_CASES", "END_MATRIX", "RCEIL", "RFLOOR"}
 
 
 class TexArguments:

@@ -95,7 +95,7 @@ def _ungroup(e):
 
 def _tall(e: A.Node) -> bool:
     """Whether e contains something taller than a line, so brackets around it should grow."""
-    return any(isinstance(n, (A.Frac, A.BigOp, A.SetBuilder, A.Cases, A.Sqrt)) for n in A.walk(e))
+    return any(isinstance(n, (A.Frac, A.BigOp, A.SetBuilder, A.Cases, A.Sqrt, A.Matrix)) for n in A.walk(e))
 
 
 class LatexRenderer:
@@ -164,8 +164,19 @@ class LatexRenderer:
                 return f"\\lVert {self.expr(e.operand)} \\rVert{order}"
             case A.Rounding():
                 return f"\\l{e.kind} {self.expr(e.operand)} \\r{e.kind}"
+            case A.Call() if isinstance(e.func, A.Name) and e.func.key in B.FUNCTIONS:
+                # `\operatorname{tr}(A)`, `\operatorname{diag}(v)`: upright, as the table renders them
+                return f"{B.FUNCTIONS[e.func.key].render}{self.args(e.args)}"
             case A.Call():
                 return f"{self.expr(e.func)}{self.args(e.args)}"
+            case A.LogBase():
+                head = f"\\log_{{{self.expr(_ungroup(e.base))}}}"
+                if e.style == "bare":
+                    return f"{head} {self.expr(e.operand)}"
+                return f"{head}{self.args((e.operand,))}"
+            case A.Matrix():
+                rows = " \\\\ ".join(" & ".join(self.expr(x) for x in row.entries) for row in e.rows)
+                return f"\\begin{{{e.delimiter}}} {rows} \\end{{{e.delimiter}}}"
             case A.Slice():
                 start = self.expr(e.start) if e.start is not None else ""
                 stop = self.expr(e.stop) if e.stop is not None else ""

@@ -152,7 +152,7 @@ def _builtin_markdown(word: str | None) -> str | None:
     fn = B.FUNCTIONS.get(word or "")
     if fn is None:
         return None
-    return f"**`\\{fn.name}`**: built-in function, {fn.arity_text()}\n\n{fn.meaning}\n\n$$\n{fn.render}\n$$"
+    return f"**`{fn.source}`**: built-in function, {fn.arity_text()}\n\n{fn.meaning}\n\n$$\n{fn.render}\n$$"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class Completion:
 
 def completions(analysis: Analysis | None) -> list[Completion]:
     """Built-ins, keywords, and the names the document defines (from its last resolved version)."""
-    items = [Completion(f"\\{fn.name}", "function", fn.arity_text(), fn.meaning) for fn in B.FUNCTIONS.values()]
+    items = [Completion(fn.source, "function", fn.arity_text(), fn.meaning) for fn in B.FUNCTIONS.values()]
     for word_class, kind, detail in (("structure", "keyword", "keyword"), ("operator", "operator", "operator"),
                                      ("type", "type", "number set"), ("constant", "constant", "constant"),
                                      ("greek", "variable", "Greek letter"),

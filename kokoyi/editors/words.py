@@ -16,7 +16,8 @@ STRUCTURE = frozenset(w for w, t in K.FIXED.items() if t in _STRUCTURE_TERMINALS
 OPERATORS = frozenset(w for w, t in K.FIXED.items() if t not in _STRUCTURE_TERMINALS and t != "MATHBB")
 BIG_OPERATORS = frozenset(K.BIG_OPERATORS)
 TYPES = frozenset(w for w, t in K.FIXED.items() if t == "MATHBB")  # `\mathbb{R}^{n}`
-FUNCTIONS = frozenset(B.FUNCTIONS) | K.FUNCTIONS
+# Built-ins written as a command (`\\det`); `\\operatorname{tr}` and `\\mathbf{I}_{n}` are names.
+FUNCTIONS = frozenset(n for n, f in B.FUNCTIONS.items() if not f.spelling) | K.FUNCTIONS
 CONSTANTS = frozenset(key[1:] for key in B.CONSTANTS if key.startswith("\\"))  # `\pi`, `\infty`
 GREEK = K.GREEK - CONSTANTS
 DECORATIONS = K.ACCENTS | K.SAME_NAME_FONTS | K.DISTINCT_FONTS  # `\hat{x}`, `\mathbf{W}`

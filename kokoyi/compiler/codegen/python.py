@@ -18,7 +18,7 @@ from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
 from kokoyi.compiler.passes.ranks import is_cdot
 from kokoyi.compiler.spelling import spell
-from kokoyi.errors import Source
+from kokoyi.errors import KokoyiUnsupportedError, Source
 
 # Python operator precedence, higher binds tighter.
 P_OR, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_UNARY, P_POW, P_ATOM = 1, 2, 3, 4, 6, 7, 8, 9, 10
@@ -235,6 +235,9 @@ class PythonGenerator:
         if d.params is not None:
             self.function_definition(d, self.local_name(sym), indent)
             return
+        if "group" in sym.extra or sym.extra.get("per_element_where"):
+            raise self.unsupported(d, "a recurrence group" if "group" in sym.extra else
+                                   "a `\\where` binding that uses the set-builder's index")
         self.where_bindings(d.where, indent)
         value = A.strip(d.value)
         if sym.extra.get("recurrence"):
@@ -320,6 +323,8 @@ class PythonGenerator:
                 return f"{self._wrap(e.func, P_ATOM)}({', '.join(args)})", P_ATOM
             case A.Index():
                 return self.index(e), P_ATOM
+            case A.Builtin() | A.BuiltinCall() if B.FUNCTIONS[e.name].runtime is None:
+                raise self.unsupported(e, f"`\\{e.name.lstrip(chr(92))}`")
             case A.Builtin():
                 return f"kk.{B.FUNCTIONS[e.name].runtime}", P_ATOM
             case A.BuiltinCall():
@@ -338,7 +343,11 @@ class PythonGenerator:
                 return self.cases(e), P_ATOM
             case A.Indicator():
                 return f"kk.indicator({self.expr(e.condition)})", P_ATOM
-        raise TypeError(f"no code for {type(e).__name__}")
+        raise self.unsupported(e, UNSUPPORTED.get(type(e).__name__, type(e).__name__))
+
+    def unsupported(self, node: A.Node, what: str) -> KokoyiUnsupportedError:
+        """A construct of the language (round 2, issue 13) this back end does not compile yet."""
+        return KokoyiUnsupportedError.at(self.source, node.span, f"{what} is not yet supported by this back end")
 
     def index(self, e: A.Index) -> str:
         target = A.strip(e.target)
@@ -396,6 +405,11 @@ class PythonGenerator:
                 text = (f"kk.select(lambda: {self.expr(row.condition)}, lambda: {self.expr(row.value)}, "
                         f"lambda: {text})")
         return text
+
+
+# What the constructs this back end lacks are called in its error.
+UNSUPPORTED = {"Matrix": "a matrix literal", "LogBase": "a logarithm to a base",
+               "Inverse": "the matrix inverse `A^{-1}`"}
 
 
 def is_static(e) -> bool:

@@ -6,6 +6,18 @@ a `\\cdot` (kept apart from `@`: it is the ordinary product when a side is a sca
 only the ranks of a call decide). Names become unique strings; index variables become
 `ir.Axis` objects read with `ir.Iota`; recurrences become `ir.Recur` over a "sequence" axis;
 top-level definitions are `ir.Global`s (late bound, as `kokoyi.symbol` is).
+
+Set-builders that read each other (a recurrence group) become one `ir.RecurGroup` where the
+last of them is defined. A `\\where` binding of a set-builder definition that uses its index
+is evaluated per element: it is a let inside the element, sunk into the `cases` rows that
+read it (so `z_t` of an LSTM, which reads `h[t-1]`, is never computed at t = 0).
+
+Primitives of the language's second round (LANGUAGE.md sections 5, 6): `log_base(x, b)` (the
+logarithm to base b, an op of its own so that a rule for the element-wise `log` never meets
+two operands), `matrix[r][c](entries...)` (a matrix literal, entries row by row; a vector
+when r or c is 1), `inverse(A)` (A^{-1} of a per-sample matrix), `inverse_if_matrix(A)`
+(A^{-1} where A's rank is known only at the call: the inverse when it is >= 2, else 1/A),
+`det`, `trace`, `diag`, `eye(n)`; the simplify pass adds `logdet(A)` and `solve(A, b)`.
 """
 from __future__ import annotations
 
@@ -17,7 +29,8 @@ from kokoyi.compiler import builtins as B
 from kokoyi.compiler import ir
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.codegen.namespace import Namespace
-from kokoyi.compiler.passes.ranks import is_cdot
+from kokoyi.compiler.passes.ranks import RankInference, is_cdot, is_minus_one
+from kokoyi.errors import Source
 
 # AST operators -> IR primitives (rule tables as data).
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "and": "and", "or": "or"}
@@ -30,6 +43,8 @@ class Lowering:
         self.ns = Namespace()
         self.names: dict[int, str] = {}  # id(symbol) -> IR name
         self.axes: dict[int, ir.Axis] = {}  # id(index symbol) -> its axis
+        # Ranks as the ranks pass inferred them (it has already reported every rank error).
+        self.ranks = RankInference(Source("", "<lower>"))
 
     # ---- names ----
     def bind(self, sym: S.Symbol) -> str:
@@ -79,11 +94,47 @@ class Lowering:
     def body(self, stmts) -> ir.Expr:
         """Statements as nested lets ending in the returned value(s)."""
         *defs, ret = stmts
-        lowered = [self.definition_value(d) for d in defs]  # in order: later ones see earlier ones
+        by_symbol = {id(d.target.symbol): d for d in defs}
+        binders = [self.definition_binder(d, by_symbol) for d in defs]  # in order: later ones see earlier ones
         out = self.wheres(ret.where, lambda: self.returned(ret))
-        for name, value in reversed(lowered):
-            out = ir.Let(name, value, out)
+        for bind in reversed(binders):
+            out = bind(out)
         return out
+
+    def definition_binder(self, d: A.Definition, by_symbol: dict):
+        """A function wrapping the rest of the body in d's binding (a let, or a recurrence group
+        at its last member; the identity for the group's other members)."""
+        group = d.target.symbol.extra.get("group") if d.params is None else None
+        if group is None:
+            name, value = self.definition_value(d)
+            return lambda body: ir.Let(name, value, body, span=d.span)
+        if d.target.symbol is not group.last:
+            if not any(id(m) in self.names for m in group.members):
+                for m in group.members:  # members read each other before all are lowered
+                    self.bind(m)
+            return lambda body: body
+        return self.group(group, by_symbol)
+
+    def group(self, group, by_symbol: dict):
+        """The recurrence group as one RecurGroup over the first member's index range."""
+        axis = self.axis(A.strip(by_symbol[id(group.first)].value).bounds[0], "sequence")
+        outer, elements = [], []
+        names = tuple(self.names[id(m)] for m in group.members)
+        for m in group.members:
+            d = by_symbol[id(m)]
+            builder = A.strip(d.value)
+            self.axes[id(builder.bounds[0].var.symbol)] = axis
+            lets, element = self.per_element(d.where, lambda b=builder: self.expr(b.element), (axis,), set(names))
+            outer += lets
+            elements.append(element)
+        span = by_symbol[id(group.last)].span
+
+        def bind(body):
+            out = ir.RecurGroup(names, axis, tuple(elements), body, span=span)
+            for name, value in reversed(outer):
+                out = ir.Let(name, value, out)
+            return out
+        return bind
 
     def returned(self, ret: A.Return) -> ir.Expr:
         values = tuple(self.expr(v) for v in ret.values)
@@ -104,13 +155,34 @@ class Lowering:
             params = tuple(self.bind(p.symbol) for p in d.params)
             value = ir.Lambda(params, self.wheres(d.where, lambda: self.expr(d.value)), span=d.span)
             return self.bind(sym), value
+        builder = A.strip(d.value)
         if sym.extra.get("recurrence"):
             name = self.bind(sym)
-            builder = A.strip(d.value)
             axis = self.axis(builder.bounds[0], "sequence")
-            return name, self.wheres(d.where, lambda: ir.Recur(name, axis, self.expr(builder.element), span=d.span))
+            lets, element = self.per_element(d.where, lambda: self.expr(builder.element), (axis,), {name})
+            return name, _lets(lets, ir.Recur(name, axis, element, span=d.span))
+        if isinstance(builder, A.SetBuilder) and d.where:
+            axes = tuple(self.axis(b) for b in builder.bounds)
+            lets, element = self.per_element(d.where, lambda: self.expr(builder.element), axes, set())
+            return self.bind(sym), _lets(lets, ir.Build(axes, element, span=builder.span))
         value = self.wheres(d.where, lambda: self.expr(d.value))
         return self.bind(sym), value
+
+    def per_element(self, bindings, element, axes, members: set[str]):
+        """(lets outside, element) for a set-builder's `\\where` bindings: those that use one of
+        axes, a member of the recurrence, or such a binding are sunk into the element."""
+        lowered = [self.definition_value(b) for b in bindings]
+        body = element()
+        inner_names, outer, inner = set(members), [], []
+        for name, value in lowered:
+            if _reads(value, inner_names, axes):
+                inner_names.add(name)
+                inner.append((name, value))
+            else:
+                outer.append((name, value))
+        for name, value in reversed(inner):
+            body = sink(name, value, body)
+        return outer, body
 
     def axis(self, bound: A.Bound, kind: str = "vector") -> ir.Axis:
         lower, upper = self.expr(bound.lower), self.expr(bound.upper)
@@ -146,8 +218,17 @@ class Lowering:
                 return self.prim(COMPARE[e.op], e.left, e.right)
             case A.Juxtapose():
                 return self.prim("mul", e.left, e.right)
+            case A.Power() if is_minus_one(e.exponent) and self.ranks.rank(e.base) is None:
+                return self.prim("inverse_if_matrix", e.base)  # the call's ranks decide
             case A.Power():
                 return self.prim("pow", e.base, e.exponent)
+            case A.Inverse():
+                return self.prim("inverse", e.operand)
+            case A.LogBase():
+                return self.prim("log_base", e.operand, e.base)
+            case A.Matrix():
+                entries = tuple(self.expr(x) for row in e.rows for x in row.entries)
+                return ir.Prim("matrix", entries, (len(e.rows), len(e.rows[0].entries)))
             case A.Transpose():
                 return self.prim("transpose", e.operand)
             case A.Frac():
@@ -165,9 +246,9 @@ class Lowering:
             case A.Indicator():
                 return self.prim("indicator", e.condition)
             case A.Builtin():
-                return ir.Prim("function", (), (B.FUNCTIONS[e.name].runtime,))
+                return ir.Prim("function", (), (B.FUNCTIONS[e.name].primitive,))
             case A.BuiltinCall():
-                return ir.Prim(B.FUNCTIONS[e.name].runtime, tuple(self.expr(a) for a in e.args))
+                return ir.Prim(B.FUNCTIONS[e.name].primitive, tuple(self.expr(a) for a in e.args))
             case A.Reduce() if len(e.args) > 1:
                 return ir.Prim(f"{e.op}imum", tuple(self.expr(a) for a in e.args))
             case A.Reduce():
@@ -209,6 +290,37 @@ class Lowering:
         if name is not None:
             return ir.Var(name)
         return ir.Global(sym.key)  # a top-level definition: late bound
+
+
+def _lets(lets, body: ir.Expr) -> ir.Expr:
+    for name, value in reversed(lets):
+        body = ir.Let(name, value, body)
+    return body
+
+
+def _reads(e, names: set[str], axes) -> bool:
+    """Whether e reads one of names or an index of axes."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.Var) and n.name in names or isinstance(n, ir.Iota) and n.axis in axes:
+            return True
+        stack.extend(ir.children(n))
+    return False
+
+
+def sink(name: str, value: ir.Expr, body: ir.Expr) -> ir.Expr:
+    """`let name = value in body`, with the let moved into the rows of a select that read it
+    (and past lets that do not), so a row that does not apply never computes it."""
+    if not _reads(body, {name}, ()):
+        return body
+    if isinstance(body, ir.Select) and not any(_reads(c, {name}, ()) for c, _ in body.rows):
+        rows = tuple((c, sink(name, value, v)) for c, v in body.rows)
+        otherwise = None if body.otherwise is None else sink(name, value, body.otherwise)
+        return dataclasses.replace(body, rows=rows, otherwise=otherwise)
+    if isinstance(body, ir.Let) and not _reads(body.value, {name}, ()):
+        return dataclasses.replace(body, body=sink(name, value, body.body))
+    return ir.Let(name, value, body)
 
 
 def _on_indices(e) -> bool:

@@ -17,6 +17,7 @@ class RankInference:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.ranks: dict[int, int | None] = {}
+        self.inverses: set[int] = set()  # ids of `A^{-1}` whose A has per-sample rank >= 2
 
     def error(self, node: A.Node, message: str) -> KokoyiTypeError:
         return KokoyiTypeError.at(self.source, node.span, message)
@@ -41,7 +42,7 @@ class RankInference:
             self.rank(stmt.value)
             return
         sym = stmt.target.symbol
-        if sym.extra.get("recurrence"):
+        if sym.extra.get("recurrence") or "group" in sym.extra:
             builder = A.strip(stmt.value)
             # The element's rank may depend on earlier elements; base cases decide it.
             sym.rank = None
@@ -82,7 +83,18 @@ class RankInference:
             case A.Binary() | A.Compare() | A.Juxtapose():
                 return self._all(e.left, e.right)
             case A.Power():
-                return self._all(e.base, e.exponent)
+                rank = self._all(e.base, e.exponent)
+                base = self.rank(e.base)
+                if base is not None and base >= 2 and is_minus_one(e.exponent):
+                    self.inverses.add(id(e))  # A^{-1} of a matrix: the inverse (LANGUAGE.md section 6)
+                    return base
+                return rank
+            case A.Inverse():
+                return self.rank(e.operand)
+            case A.LogBase():
+                return self._all(e.base, e.operand)
+            case A.Matrix():
+                return self.matrix(e)
             case A.Frac():
                 return self._all(e.numerator, e.denominator)
             case A.Sqrt():
@@ -124,6 +136,24 @@ class RankInference:
                         ranks.append(self.rank(row.condition))
                 return None if None in ranks else max(ranks)
         raise TypeError(f"no rank rule for {type(e).__name__}")
+
+    def need_matrix(self, e: A.BuiltinCall, rank: int | None) -> None:
+        if rank is not None and rank < 2:
+            word = "\\det" if e.name == "det" else "\\operatorname{tr}"
+            raise self.error(e, f"`{word}` works on the last two axes of a matrix, but its argument has rank {rank}")
+
+    def matrix(self, e: A.Matrix) -> int | None:
+        """r rows of c entries: an r x c matrix, a vector when r or c is 1; entries add their axes after."""
+        width = max(len(row.entries) for row in e.rows)
+        for i, row in enumerate(e.rows):
+            if len(row.entries) < width:
+                longest = next(j for j, r in enumerate(e.rows) if len(r.entries) == width)
+                raise self.error(row, f"row {i + 1} of this matrix has {len(row.entries)} "
+                                      f"entr{'y' if len(row.entries) == 1 else 'ies'}, but row {longest + 1} has "
+                                      f"{width}: every row needs the same number of entries")
+        entries = self._all(*(x for row in e.rows for x in row.entries))
+        axes = 1 if len(e.rows) == 1 or width == 1 else 2
+        return None if entries is None else entries + axes
 
     def matmul(self, e: A.Binary) -> int | None:
         left, right = self.rank(e.left), self.rank(e.right)
@@ -171,7 +201,26 @@ class RankInference:
             return ranks[0]
         if fn.rank == "onehot":
             return None if ranks[0] is None else ranks[0] + 1
+        if fn.rank == "matrix_reduce":  # \det, \operatorname{tr}: over the last two axes
+            self.need_matrix(e, ranks[0])
+            return None if ranks[0] is None else ranks[0] - 2
+        if fn.rank == "diag":  # a vector gives a matrix; a matrix its diagonal
+            if ranks[0] == 0:
+                raise self.error(e, "`\\operatorname{diag}` needs a vector or a matrix, not a scalar")
+            return None if ranks[0] is None else (2 if ranks[0] == 1 else ranks[0] - 1)
+        if fn.rank == "identity":
+            if ranks[0] not in (0, None):
+                raise self.error(e.args[0], f"the size of `{e.name}_{{n}}` must be a scalar, not a value of "
+                                            f"rank {ranks[0]}")
+            return 2
         return None if None in ranks else max(ranks)
+
+
+def is_minus_one(e) -> bool:
+    """Whether an exponent is the integer -1 as written (`A^{-1}`, `A^{(-1)}`, `A**-1`)."""
+    e = A.strip(e)
+    return isinstance(e, A.Unary) and e.op == "-" and isinstance(A.strip(e.operand), A.Num) \
+        and A.strip(e.operand).value == 1 and isinstance(A.strip(e.operand).value, int)
 
 
 def is_cdot(e: A.Binary) -> bool:
@@ -181,6 +230,17 @@ def is_cdot(e: A.Binary) -> bool:
 
 
 def infer_ranks(prog: A.Program, source: Source) -> A.Program:
-    RankInference(source).program(prog)
-    return prog
+    """Ranks on the symbols; `A^{-1}` of a per-sample matrix becomes an `A.Inverse`."""
+    inference = RankInference(source)
+    inference.program(prog)
+    if not inference.inverses:
+        return prog
+    return _inverses(prog, inference.inverses)
+
+
+def _inverses(node, ids: set[int]):
+    new = A.map_children(node, lambda c: _inverses(c, ids))
+    if isinstance(node, A.Power) and id(node) in ids:
+        return A.Inverse(node.span, new.base)
+    return new
 

@@ -128,3 +128,49 @@ def test_cdot_with_a_scalar_is_the_ordinary_product(signature, expr, rank):
             r"x \cdot x[0]": lambda: x @ x[0]}[expr]()
     assert torch.equal(out, want)
     assert torch.equal(kokoyi.symbol["M"](Host(), torch.stack([x, x]), batch_level=[1]), torch.stack([want, want]))
+
+
+# ---- language round 2 ---------------------------------------------------------------------------
+def front_end_ranks(signature: str, body: str) -> dict[str, int | None]:
+    """local_ranks, through the front end only (the old back end lacks these constructs)."""
+    state = compile_unit(f"\\Module{{M}}{{{signature}}}\n{body}\n\\Return 0 \\\\\n\\EndModule", "r.kyi",
+                         stop_after="ranks")
+    return {s.target.symbol.key: s.target.symbol.rank for s in state.ast.items[0].body
+            if isinstance(s, A.Definition) and s.params is None}
+
+
+def test_ranks_of_matrix_literals_and_linear_algebra():
+    ranks = front_end_ranks(r"a, u \in \mathbb{R}^{d}, A \in \mathbb{R}^{d \times d}", r"""
+        R \gets \begin{bmatrix} a & a \\ a & a \end{bmatrix} \\
+        M \gets \begin{pmatrix} u \\ u \end{pmatrix} \\
+        r \gets \begin{bmatrix} 1 & 2 & 3 \end{bmatrix} \\
+        k \gets \begin{bmatrix} 1 \\ 2 \end{bmatrix} \\
+        D \gets \det(A) + \operatorname{tr}(A) \\
+        v \gets \operatorname{diag}(A) \\
+        V \gets \operatorname{diag}(u) \\
+        I \gets \mathbf{I}_{d} \\
+        B \gets A^{-1} \\
+        w \gets u^{-1} \\
+        l \gets \log_2 u \\""")
+    assert ranks == {"R": None, "M": 2, "r": 1, "k": 1, "D": 0, "v": 1, "V": 2, "I": 2, "B": 2, "w": 1, "l": 1}
+
+
+def test_a_ragged_matrix_is_an_error_at_the_short_row():
+    err = expect_error("\\Module{M}{a}\n  \\Return \\begin{bmatrix} a & a \\\\ a \\\\ a & a \\end{bmatrix} \\\\\n\\EndModule",
+                       KokoyiTypeError)
+    assert (err.line, err.column) == (2, 36)
+    assert "row 2 of this matrix has 1 entry, but row 1 has 2" in err.message
+
+
+@pytest.mark.parametrize("expr, at", [(r"\det(u)", 45), (r"\operatorname{tr}(u)", 45), (r"\operatorname{diag}(2)", 45),
+                                      (r"\mathbf{I}_{u}", 57)])
+def test_linear_algebra_rank_errors_are_located(expr, at):
+    err = expect_error(rf"\Module{{M}}{{a, u \in \mathbb{{R}}^{{3}}}} \Return {expr} \\ \EndModule", KokoyiTypeError)
+    assert err.column == at
+
+
+def test_the_inverse_of_a_matrix_replaces_the_power_and_other_powers_stay():
+    state = compile_unit(r"\Module{M}{A \in \mathbb{R}^{2 \times 2}, u \in \mathbb{R}^{2}} "
+                         r"\Return A^{-1}, u^{-1}, A^{2}, A^{-2} \\ \EndModule", "r.kyi", stop_after="ranks")
+    values = state.ast.items[0].body[-1].values
+    assert [type(v).__name__ for v in values] == ["Inverse", "Power", "Power", "Power"]

@@ -113,3 +113,96 @@ h \gets \{{ \begin{{cases}} x[0] & t = 0 \\ x[t] + {read} & \text{{otherwise}} \
     want = torch.tensor([[1.0, 2.0], [4.0, 5.0], [9.0, 10.0]])  # h[t] = x[t] + h[t-1][0]
     assert kokoyi.symbol["M"](Host(), x).equal(want)
     assert kokoyi.symbol["M"](Host(), torch.stack([x, 2 * x]), batch_level=[1]).equal(torch.stack([want, 2 * want]))
+
+
+# ---- recurrence groups (LANGUAGE.md section 5) ----------------------------------------------------
+def group_source(c_body: str, h_body: str, between: str = "") -> str:
+    return ("\\Module{M}{x}\n"
+            f"  c \\gets \\{{ {c_body} \\}}_{{t=0}}^{{|x|-1}} \\\\\n"
+            f"{between}"
+            f"  h \\gets \\{{ {h_body} \\}}_{{t=0}}^{{|x|-1}} \\\\\n"
+            "  \\Return h, c \\\\\n\\EndModule\n")
+
+
+FIRST = r"\begin{cases} x[0] & t = 0 \\ "
+LAST = r" & \text{otherwise} \end{cases}"
+
+
+def group_of(text: str):
+    state = compile_unit(text, "g.kyi", stop_after="ranks")
+    return state.ast.items[0].body[0].target.symbol.extra["group"]
+
+
+def test_members_that_read_each_other_form_a_group_ordered_by_current_reads():
+    group = group_of(group_source(FIRST + "h[t-1] + c[t-1]" + LAST, "c[t] * 2"))
+    assert [m.key for m in group.members] == ["c", "h"]
+    assert group.first.key == "c" and group.last.key == "h"
+    # h's current element first when c reads it
+    group = group_of(group_source(FIRST + "h[t] + c[t-1]" + LAST, FIRST + "h[t-1] * 2" + LAST))
+    assert [m.key for m in group.members] == ["h", "c"]
+
+
+def test_a_group_member_that_does_not_read_itself_is_not_a_plain_recurrence():
+    group = group_of(group_source("x[t] + h[t]", "x[t] * 2"))
+    assert all(not m.extra.get("recurrence") for m in group.members)
+
+
+def test_a_cycle_through_current_elements_names_its_members():
+    text = group_source(FIRST + "h[t] + x[t]" + LAST, "c[t] * 2")
+    err = expect_error(text, KokoyiError)
+    assert "`c`" in err.message and "`h`" in err.message and "cycle" in err.message
+    assert (err.line, err.column) == (3, 14)  # the read of c[t] in h
+
+
+@pytest.mark.parametrize("h_body, at, words", [
+    ("c[t+1] * 2", "c[t+1]", "not computed yet"),
+    ("c * 2", "c *", "may only be read"),
+    ("c[2*t] * 2", "c[2", "cannot tell which element"),
+])
+def test_reads_inside_a_group_are_checked_at_the_read(h_body, at, words):
+    err = expect_error(group_source(FIRST + "h[t-1]" + LAST, h_body), KokoyiError)
+    assert (err.line, err.column) == (3, len("  h \\gets \\{ ") + 1 + h_body.index(at))
+    assert words in err.message
+
+
+def test_members_must_range_over_the_same_indices():
+    text = ("\\Module{M}{x}\n  c \\gets \\{ h[t] \\}_{t=0}^{|x|-1} \\\\\n"
+            "  h \\gets \\{ x[t] \\}_{t=1}^{|x|-1} \\\\\n  \\Return c \\\\\n\\EndModule")
+    err = expect_error(text, KokoyiTypeError)
+    assert (err.line, err.column) == (3, 23) and "same indices" in err.message
+
+
+def test_a_statement_between_members_may_not_read_the_group():
+    err = expect_error(group_source(FIRST + "h[t-1]" + LAST, "c[t]", between="  y \\gets c[0] \\\\\n"), KokoyiError)
+    assert (err.line, err.column) == (3, 11) and "complete only after `h`" in err.message
+
+
+def test_a_group_member_with_an_index_based_where_lowers_to_one_group(tmp_path):
+    from kokoyi.compiler import ir
+
+    text = ("\\Module{M}{x}\n  c \\gets \\{ " + FIRST + "c[t-1] + z_t" + LAST
+            + " \\}_{t=0}^{|x|-1} \\where z_t \\gets h[t-1] * x[t] \\\\\n"
+            "  h \\gets \\{ c[t] + 1 \\}_{t=0}^{|x|-1} \\\\\n  \\Return h \\\\\n\\EndModule")
+    f = compile_unit(text, "g.kyi", stop_after="simplify").ir[0]
+    ir.verify(f)
+    groups = [n for n in _ir_nodes(f.body) if isinstance(n, ir.RecurGroup)]
+    assert len(groups) == 1 and groups[0].names == ("c", "h")
+    # z_t is computed only in the row that reads it
+    select = groups[0].elements[0]
+    assert isinstance(select, ir.Select) and isinstance(select.otherwise, ir.Let)
+    assert select.otherwise.name == "z_t"
+
+
+def test_the_old_back_end_says_groups_are_not_supported_yet():
+    from kokoyi.errors import KokoyiUnsupportedError
+
+    err = expect_error(group_source(FIRST + "h[t-1]" + LAST, "c[t]"), KokoyiUnsupportedError)
+    assert (err.line, err.column) == (2, 3) and "not yet supported" in err.message
+
+
+def _ir_nodes(e):
+    from kokoyi.compiler import ir
+
+    yield e
+    for c in ir.children(e):
+        yield from _ir_nodes(c)

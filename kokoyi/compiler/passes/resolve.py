@@ -50,6 +50,11 @@ class Resolver:
         globals_scope.names.update(env)
         self.scope = Scope(globals_scope, "unit")
         self.recurrence: S.Symbol | None = None  # the set-builder definition being resolved
+        # Set-builder definitions of the body being resolved that come later: a set-builder may
+        # read them (a recurrence group, LANGUAGE.md section 5); the recurrences pass checks how.
+        self.forward: dict[str, S.Symbol] = {}
+        self.in_builder = False  # resolving a body-level set-builder definition (or its \where)
+        self.where_of_builder = False  # resolving the \where bindings of a set-builder definition
 
     # ---- errors ----
     def error(self, cls, node: A.Node, message: str, notes=()) -> KokoyiError:
@@ -162,12 +167,17 @@ class Resolver:
         if len(returns) > 1 or returns[0] != len(body) - 1:
             bad = body[returns[0] + 1]
             raise self.error(KokoyiSyntaxError, bad, f"{what}: nothing may follow its `\\Return`")
+        saved, self.forward = self.forward, {}
+        for stmt in body:
+            if _is_builder_definition(stmt) and stmt.target.key not in self.forward:
+                self.forward[stmt.target.key] = self.new_symbol(stmt.target, S.LOCAL)
         out = []
         for stmt in body:
             if isinstance(stmt, A.Return):
                 out.append(self.return_stmt(stmt))
             else:
-                out.append(self.definition(stmt)[0])
+                out.append(self.definition(stmt, body_level=True)[0])
+        self.forward = saved
         return tuple(out)
 
     # ---- statements ----
@@ -178,12 +188,16 @@ class Resolver:
         self.pop()
         return replace(ret, values=values, where=where)
 
-    def definition(self, d: A.Definition, top_level: bool = False):
+    def definition(self, d: A.Definition, top_level: bool = False, body_level: bool = False):
         is_function = d.params is not None
+        builder = body_level and _is_builder_definition(d)
         if top_level:
             sym = self._top_level(d.target, S.FUNCTION if is_function else S.CONSTANT)
         else:
-            sym = self.new_symbol(d.target, S.FUNCTION if is_function else S.LOCAL)
+            if builder and d.target.key in self.forward:
+                sym = self.forward.pop(d.target.key)  # the symbol earlier set-builders may have read
+            else:
+                sym = self.new_symbol(d.target, S.FUNCTION if is_function else S.LOCAL)
             old = self.scope.names.get(d.target.key)
             if old is not None:
                 raise self.error(KokoyiNameError, d.target, f"`{d.target.key}` is already defined in this scope",
@@ -194,14 +208,23 @@ class Resolver:
             sym.is_function, sym.arity = True, len(d.params)
             self.push("function")
             params = tuple(A.Ref(p.span, self.define(p, self.new_symbol(p, S.ARG)), p) for p in d.params)
-        self.push("where")
-        where = tuple(self.definition(b)[0] for b in d.where)
         value_node = A.strip(d.value)
-        saved = self.recurrence
-        self.recurrence = sym if isinstance(value_node, A.SetBuilder) and not is_function else None
-        value = self.expr(d.value)
-        self.recurrence = saved
-        self.pop()
+        saved, saved_builder = self.recurrence, self.in_builder
+        own = sym if isinstance(value_node, A.SetBuilder) and not is_function else None
+        # Inside the `\where` of a set-builder definition, the set-builder may still be read.
+        outer = saved if self.where_of_builder else None
+        self.in_builder = builder or (saved_builder and not body_level)
+        if own is not None and d.where:
+            self.recurrence = own
+            value, where = self._builder_with_where(d, value_node, sym)
+        else:
+            self.push("where")
+            self.recurrence = outer
+            where = tuple(self.definition(b)[0] for b in d.where)
+            self.recurrence = own or outer
+            value = self.expr(d.value)
+            self.pop()
+        self.recurrence, self.in_builder = saved, saved_builder
         if is_function:
             self.pop()
         del self.scope.in_progress[d.target.key]
@@ -210,6 +233,37 @@ class Resolver:
         self.define(d.target, sym)
         new = replace(d, target=A.Ref(d.target.span, sym, d.target), params=params, value=value, where=where)
         return new, sym
+
+    def _builder_with_where(self, d: A.Definition, builder: A.SetBuilder, sym: S.Symbol):
+        """A set-builder definition with `\\where` bindings: the bindings may use the index
+        (`z_t \\gets \\Concat(h[t-1], x[t])`, evaluated per element), so they are resolved
+        with the index variables in scope; the bounds may use bindings that do not."""
+        self.push("index")
+        variables = [self._index_var(b.var) for b in builder.bounds]
+        self.push("where")
+        saved, self.where_of_builder = self.where_of_builder, True
+        where = tuple(self.definition(b)[0] for b in d.where)
+        self.where_of_builder = saved
+        indices = {id(v.symbol) for v in variables}
+        per_element = _per_element(where, indices)
+        if per_element:
+            sym.extra["per_element_where"] = True
+        bounds = []
+        for k, b in enumerate(builder.bounds):
+            lower, upper = self.expr(b.lower), self.expr(b.upper)
+            later = {id(v.symbol) for v in variables[k:]} | per_element
+            for n in (*A.walk(lower), *A.walk(upper)):
+                if isinstance(n, A.Ref) and id(n.symbol) in later:
+                    what = "an index that is not bound yet" if n.symbol.kind == S.INDEX else \
+                        "a `\\where` binding that depends on the index"
+                    raise self.error(KokoyiNameError, n, f"the bounds of `{sym.key}` cannot use `{n.symbol.key}`: "
+                                                         f"it is {what}")
+            bounds.append(replace(b, var=variables[k], lower=lower, upper=upper))
+        element = self.expr(builder.element)
+        self.pop()
+        self.pop()
+        value = replace(builder, bounds=tuple(bounds), element=element)
+        return _rewrap(d.value, value), where
 
     def _describe_value(self, sym: S.Symbol, value: A.Node) -> None:
         """A local bound to a function (`\\mu \\gets \\Mean`) is itself callable."""
@@ -307,14 +361,22 @@ class Resolver:
         sym, in_progress = self.scope.lookup(n.key)
         if sym is not None:
             return self._ref(n, sym, in_progress)
+        if self.in_builder and n.key in self.forward:
+            # A later set-builder of this body: a member of this one's recurrence group.
+            return A.Ref(n.span, self.forward[n.key], n)
         if n.inner is not None and n.indices:
             base = self._try_name(n.inner)
             if base is not None:
                 return A.Index(n.span, base, tuple(self.expr(i) for i in n.indices))
+            fn = B.FUNCTIONS.get(n.inner.key)
+            if fn is not None and fn.form == "subscript":  # `\mathbf{I}_{n}` where `\mathbf{I}` is undefined
+                if len(n.indices) != 1:
+                    raise self.error(KokoyiTypeError, n, f"`{n.inner.key}_{{n}}` takes one size, got {len(n.indices)}")
+                return A.BuiltinCall(n.span, fn.name, (self.expr(n.indices[0]),), "subscript")
             return None
         if n.key in B.CONSTANTS:
             return A.Constant(n.span, n.key)
-        if n.key in B.FUNCTIONS:
+        if n.key in B.FUNCTIONS and B.FUNCTIONS[n.key].form == "call":
             return A.Builtin(n.span, n.key)
         return None
 
@@ -326,6 +388,28 @@ class Resolver:
             what = "recursion is not allowed" if sym.kind in (S.FUNCTION, S.MODULE) else "a name cannot be used in its own definition"
             raise self.error(KokoyiNameError, n, f"`{n.key}` is used in its own definition: {what}")
         return A.Ref(n.span, sym, n)
+
+
+def _is_builder_definition(stmt) -> bool:
+    """`name \\gets \\{ ... \\}_{t=a}^{b}`: a set-builder bound to a name (a possible recurrence)."""
+    return isinstance(stmt, A.Definition) and stmt.params is None and isinstance(A.strip(stmt.value), A.SetBuilder)
+
+
+def _per_element(where, indices: set[int]) -> set[int]:
+    """ids of the symbols of `\\where` bindings that use an index in indices (directly or
+    through an earlier binding): they are evaluated per element."""
+    dependent = set(indices)
+    for b in where:
+        if any(isinstance(n, A.Ref) and id(n.symbol) in dependent for n in A.walk(b)):
+            dependent.add(id(b.target.symbol))
+    return dependent - indices
+
+
+def _rewrap(original, value):
+    """value in the parentheses or braces original had around its set-builder."""
+    if isinstance(original, (A.Paren, A.Group)):
+        return replace(original, expr=_rewrap(original.expr, value))
+    return value
 
 
 def _end_span(node: A.Node):

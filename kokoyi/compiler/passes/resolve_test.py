@@ -321,3 +321,75 @@ def test_compile_errors_carry_file_line_column_and_show_a_caret(source, cls):
     assert head.startswith(f"where.kyi:{err.line}:{err.column}: ")
     assert shown == f"{err.line:>4} | " + source.split("\n")[err.line - 1].replace("\t", " ")
     assert caret.index("^") - caret.index("|") - 2 == err.column - 1
+
+
+# ---- language round 2 ---------------------------------------------------------------------------
+def _resolved(text: str):
+    from kokoyi.compiler.pipeline import compile_unit as _compile
+
+    return _compile(text, "r2.kyi", stop_after="resolve").ast
+
+
+def test_identity_is_built_in_where_the_bold_I_is_undefined():
+    body = _resolved(r"\Module{M}{x \in \mathbb{R}^{d}} \Return \mathbf{I}_{d} \\ \EndModule").items[0].body
+    value = body[-1].values[0]
+    assert isinstance(value, A.BuiltinCall) and value.name == "\\mathbf{I}"
+    assert isinstance(value.args[0], A.Ref) and value.args[0].symbol.key == "d"
+
+
+def test_a_defined_bold_I_is_indexed_as_usual():
+    body = _resolved(r"\Module{M}{\mathbf{I}, i} \Return \mathbf{I}_{i} \\ \EndModule").items[0].body
+    assert isinstance(body[-1].values[0], A.Index)
+
+
+def test_a_bare_bold_I_is_not_a_function():
+    err = expect_error(r"\Module{M}{x} \Return \mathbf{I} \\ \EndModule", KokoyiNameError)
+    assert "undefined name" in err.message
+
+
+@pytest.mark.parametrize("word", ["tr", "diag"])
+def test_operatorname_words_are_built_ins_unless_defined(word):
+    call = _resolved(rf"\Module{{M}}{{A}} \Return \operatorname{{{word}}}(A) \\ \EndModule").items[0].body[-1].values[0]
+    assert isinstance(call, A.BuiltinCall) and call.name == word
+    call = _resolved(rf"\Module{{M}}{{A; {word}}} \Return \operatorname{{{word}}}(A) \\ \EndModule").items[0].body[-1].values[0]
+    assert isinstance(call, A.Call)  # a parameter of that name shadows the built-in
+
+
+LSTM_LIKE = r"""\Module{M}{x}
+  c \gets \{ \begin{cases} 0 & t = 0 \\ c[t-1] + z_t & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \where z_t \gets h[t-1] * x[t] \\
+  h \gets \{ c[t] + 1 \}_{t=0}^{|x|-1} \\
+  \Return h \\
+\EndModule"""
+
+
+def test_a_set_builder_may_read_a_later_set_builder_and_its_where_may_use_the_index():
+    body = _resolved(LSTM_LIKE).items[0].body
+    c, h = body[0].target.symbol, body[1].target.symbol
+    where = body[0].where[0]
+    reads = {n.symbol for n in A.walk(where.value) if isinstance(n, A.Ref)}
+    assert h in reads  # the later h, the same symbol as its definition
+    index = A.strip(body[0].value).bounds[0].var.symbol
+    assert index in reads  # z_t uses t
+    assert c.extra.get("per_element_where") is True
+
+
+def test_only_set_builders_may_read_later_definitions():
+    err = expect_error(r"\Module{M}{x} a \gets h[0] \\ h \gets \{ x[t] \}_{t=0}^{2} \\ \Return a \\ \EndModule",
+                       KokoyiNameError)
+    assert "undefined name `h`" in err.message and err.column == 23
+
+
+def test_bounds_cannot_use_a_where_binding_that_uses_the_index():
+    err = expect_error(r"\Module{M}{x} g \gets \{ x[t] \}_{t=0}^{n} \where n \gets t + 1 \\ \Return g \\ \EndModule",
+                       KokoyiNameError)
+    assert "cannot use `n`" in err.message and err.column == 41
+
+
+def test_bounds_may_use_a_where_binding_that_does_not_use_the_index():
+    body = _resolved(r"\Module{M}{x} g \gets \{ x[t] * s_t \}_{t=0}^{n} \where n \gets |x| - 1, s_t \gets t \\ \Return g \\ \EndModule").items[0].body
+    assert A.strip(body[0].value).bounds[0].upper.symbol is body[0].where[0].target.symbol
+
+
+def test_the_identity_takes_one_size():
+    err = expect_error(r"\Module{M}{a} \Return \mathbf{I}_{a, a} \\ \EndModule", KokoyiTypeError)
+    assert (err.line, err.column) == (1, 23) and "takes one size" in err.message

@@ -1,4 +1,6 @@
-"""Canonical IR: constants folded, neutral elements gone (`x * 1`, `x + 0`, `--x`).
+"""Canonical IR: constants folded, neutral elements gone (`x * 1`, `x + 0`, `--x`), and the
+linear-algebra forms that must not be computed as written (LANGUAGE.md section 6):
+`\\log \\det(A)` is `logdet(A)`, and `A^{-1} @ b` is `solve(A, b)`, which never forms the inverse.
 
 Rewrites then match one canonical form instead of every spelling: `\\gamma^i * (r[t+i] * 1)`
 and `\\gamma^i * r[t+i]` simplify to the same IR. Folding follows the language's number
@@ -70,7 +72,15 @@ def _prim(e: ir.Prim):
         return args[0]
     if e.op == "neg" and isinstance(args[0], ir.Prim) and args[0].op == "neg":
         return args[0].args[0]
+    if e.op == "log" and len(args) == 1 and _is_prim(args[0], "det"):
+        return ir.Prim("logdet", args[0].args, span=e.span)
+    if e.op == "matmul" and _is_prim(args[0], "inverse"):
+        return ir.Prim("solve", (args[0].args[0], args[1]), span=e.span)
     return e
+
+
+def _is_prim(e, op: str) -> bool:
+    return isinstance(e, ir.Prim) and e.op == op
 
 
 def _truth_valued(e) -> bool:

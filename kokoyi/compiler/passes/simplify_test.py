@@ -36,3 +36,21 @@ def test_the_seed_returns_written_with_a_times_one_simplify_to_the_plain_form():
     plain = returns(r"\gamma^i * r[t+i]")
     assert returns(r"\gamma^i * (r[t+i] * 1)") == plain
     assert returns(r"1 * \gamma^{i} * r[t + i + 0]") == plain
+
+
+def front_end_expr(sig: str, e: str) -> str:
+    state = compile_unit(f"\\Module{{M}}{{{sig}}} \\Return {e} \\\\ \\EndModule", "s.kyi", stop_after="simplify")
+    return ir.dump(state.ir[0].body).rsplit("return ", 1)[-1]
+
+
+@pytest.mark.parametrize("e, want", [
+    (r"\log \det(A)", "logdet(A)"),
+    (r"\ln{\det A}", "logdet(A)"),
+    (r"\log_2 \det(A)", "log_base(det(A), 2)"),  # another base: not the natural log-determinant
+    (r"A^{-1} @ b", "solve(A, b)"),
+    (r"(A^{-1}) @ (b * 1)", "solve(A, b)"),
+    (r"b @ A^{-1}", "matmul(b, inverse(A))"),
+    (r"A^{-1}", "inverse(A)"),
+])
+def test_linear_algebra_rewrites(e, want):
+    assert front_end_expr(r"A \in \mathbb{R}^{n \times n}, b \in \mathbb{R}^{n}", e) == f"(let n = dim[0](A) in {want})"
