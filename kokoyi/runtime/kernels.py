@@ -429,6 +429,15 @@ def trailing2(op: str, a, b, rank: int):
     return d.flatten(d.dim() - rank).mean(-1) if rank else d
 
 
+def matrix(entries, rows: int, cols: int, lead: int, dtype, device):
+    """A matrix literal: the entries (lined up on the `lead` leading axes, a number broadcast)
+    stacked row by row after the leading axes; one row or one column gives a vector."""
+    ts = [e.to(dtype) if isinstance(e, torch.Tensor) else torch.tensor(e, dtype=dtype, device=device)
+          for e in entries]
+    out = torch.stack(torch.broadcast_tensors(*ts), dim=lead)
+    return out.unflatten(lead, (rows, cols)) if rows > 1 and cols > 1 else out
+
+
 # ---- recognised forms (kokoyi/compiler/rewrite/) ----------------------------------------------
 def _flat_lead(x, lead: int, rest: int):
     """x with its `lead` leading axes flattened into one (a new one when there are none)."""

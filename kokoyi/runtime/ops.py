@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as _nn_module
 
-from kokoyi.errors import KokoyiRuntimeError
+from kokoyi.errors import KokoyiRuntimeError, KokoyiUnsupportedError
 from kokoyi.runtime.device import as_tensor as device_as_tensor
 from kokoyi.runtime.device import rt_device
 from kokoyi.runtime.module import module  # noqa: F401  (generated code calls kk.module)
@@ -686,3 +686,9 @@ def discounted_window(r, gamma, axis, lo, hi, last, offset, where_):
         shape[axis] = missing
         part = torch.cat([part, torch.zeros(shape, dtype=part.dtype, device=part.device)], dim=axis)
     return part
+
+
+def not_per_sample(message: str) -> KokoyiUnsupportedError:
+    """The error of a per-sample function whose body the per-sample generator does not
+    compile (the batched code, from the core IR, does)."""
+    return KokoyiUnsupportedError(message)

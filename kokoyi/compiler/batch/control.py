@@ -1,11 +1,9 @@
-"""Cases and recurrences.
+"""Cases.
 
 A cases row whose condition is a constant is picked here; one whose condition is a Python
 truth value at run time (a test on lengths or on a recurrence's step) becomes a branch, so a
 row that does not apply never runs; one whose condition is a tensor evaluates its value
-under that guard and selects element-wise. A recurrence is a loop over its sequence axis:
-its first step is generated apart (its base case decides the elements' layout), the others
-in a loop whose element layout is widened until it is stable.
+under that guard and selects element-wise. (Recurrences: sequences.py.)
 """
 from __future__ import annotations
 
@@ -166,87 +164,3 @@ def _widen(b, x: Val, axes, rank: int, kind: str):
     if t.rank < rank:
         t = Val(b.align(t, t.axes, rank), t.axes, rank, kind)
     return b.expand(t, axes) if axes else t.code
-
-
-# ---- recurrences ---------------------------------------------------------------------------------
-def recurrence(b, e: ir.Recur) -> Val:
-    lo, hi = b.ev(e.axis.lower), b.ev(e.axis.upper)
-    if not (lo.python and hi.python and isinstance(lo.code, int)) or lo.kind != "int" or hi.kind != "int":
-        raise b.unsupported("a recurrence whose range starts at a value known only at run time", e)
-    name = e.axis.name
-    n = b.emit("range_size", lo.code, hi.code, hint="n_" + name)
-    states = K.Ref(b.ns.create(e.name + "_steps"))
-    b.block.append(K.Assign(states.name, "new_list", ()))
-    first = []
-    with b.into(first):
-        v0 = _step(b, e, Val(lo.code, kind="int", python=True), states, None, lo.code)
-    layout = _layout(v0)
-    for _ in range(8):  # widen the elements' layout until the loop body keeps it
-        body = []
-        t = K.Ref(b.ns.create(name))
-        with b.into(body):
-            v = _step(b, e, Val(t, kind="int", python=True), states, layout, lo.code)
-            wider = _merge(layout, _layout(v))
-            if wider == layout:
-                b.do("append", states, _widen(b, v, layout[0], layout[1], layout[2]))
-                break
-        layout = wider
-    else:
-        raise b.unsupported("a recurrence whose elements keep changing layout", e)
-    with b.into(first):
-        b.do("append", states, _widen(b, v0, layout[0], layout[1], layout[2]))
-        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line,
-                           b.site(e)))
-    b.block.append(K.If(b.emit("gt", n, 0, hint="some"), first, [], b.line))
-    axes, rank, kind = layout
-    code = b.emit("stack_states", states, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
-                  b.dtype, hint=e.name)
-    return Val(code, axes, rank + 1, kind)
-
-
-def _layout(v: Val) -> tuple:
-    return (v.axes, v.rank, v.kind)
-
-
-def _merge(a: tuple, c: tuple) -> tuple:
-    axes = tuple(x for x in ("_b",) if x in a[0] or x in c[0]) + tuple(
-        x for x in dict.fromkeys(a[0] + c[0]) if x != "_b")
-    kind = "bool" if a[2] == c[2] == "bool" else promote([a[2], c[2]])
-    return (axes, max(a[1], c[1]), kind)
-
-
-def _step(b, e: ir.Recur, t: Val, states: K.Ref, layout, lo) -> Val:
-    b.iotas[e.axis.name] = t
-    b.recurrences[e.name] = Val(states, what="states", info=(layout, lo))
-    try:
-        v = b.ev(e.element)
-    finally:
-        del b.iotas[e.axis.name]
-        del b.recurrences[e.name]
-    if not v.is_tensor:
-        raise b.unsupported("a recurrence whose elements are not numbers", e)
-    return v
-
-
-def earlier(b, e: ir.Take) -> Val:
-    """A recurrence's read of an earlier element, then any further indices into it."""
-    from kokoyi.compiler.batch import indexing
-
-    states = b.recurrences[e.value.name]
-    layout, lo = states.info
-    idx = b.ev(e.items[0])
-    if not idx.python or idx.kind != "int":
-        raise b.unsupported("a recurrence read at an index that varies", e)
-    guards = indexing._guards(b, ())
-    if layout is None:  # the first step has nothing before it: an error wherever the read applies;
-        # elsewhere its value is discarded (an integer 0 stands in: it makes no float of an
-        # integer recurrence)
-        b.do("no_earlier", b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards)
-        return Val(0, kind="int", python=True)
-    axes, rank, kind = layout
-    code = b.emit("earlier", states.code, b.emit("sub", idx.code, lo, hint="k", py=True), b.site(e), guards,
-                  hint="prev")
-    element = Val(code, axes, rank, kind)
-    if len(e.items) == 1:
-        return element
-    return indexing.take_items(b, e, element, e.items[1:])

@@ -283,9 +283,14 @@ class Batcher:
         return control.select(self, e)
 
     def e_Recur(self, e: ir.Recur) -> Val:
-        from kokoyi.compiler.batch import control
+        from kokoyi.compiler.batch import sequences
 
-        return control.recurrence(self, e)
+        return sequences.recurrence(self, e)
+
+    def e_RecurGroup(self, e: ir.RecurGroup) -> Val:
+        from kokoyi.compiler.batch import sequences
+
+        return sequences.group(self, e)
 
     def e_Apply(self, e: ir.Apply) -> Val:
         from kokoyi.compiler.batch import calls

@@ -13,9 +13,9 @@ from kokoyi.compiler.batch.layout import Val
 
 def take(b, e: ir.Take) -> Val:
     if isinstance(e.value, ir.Var) and e.value.name in b.recurrences:
-        from kokoyi.compiler.batch import control
+        from kokoyi.compiler.batch import sequences
 
-        return control.earlier(b, e)
+        return sequences.earlier(b, e)
     x = b.ev(e.value)
     if x.what == "tuple":
         return _tuple_item(b, e, x)

@@ -277,3 +277,6 @@ RULES["cross_entropy"] = _cross_entropy
 RULES["one_hot"] = _one_hot
 RULES["concat"] = _concat
 RULES["function"] = _function_value
+
+
+from kokoyi.compiler.batch import linalg  # noqa: E402,F401  (registers its rules here)

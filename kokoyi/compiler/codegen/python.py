@@ -145,8 +145,7 @@ class PythonGenerator:
         args = [self.local_name(d.name.symbol) for d in decls]
         self.statement_comment(mod, 0, first_line_only=True)
         self.out.emit(0, f"def {sample}({', '.join(args)}):")
-        self.dims_prologue(sym, mod.inputs + mod.params, 1)
-        self.body(mod.body, 1)
+        self.per_sample_body(lambda: (self.dims_prologue(sym, mod.inputs + mod.params, 1), self.body(mod.body, 1)))
         inputs = ", ".join(self.input_spec(d) for d in mod.inputs)
         params = ", ".join(repr(d.name.symbol.key) for d in mod.params)
         header = self.source.line_text(mod.span.line).strip()
@@ -169,6 +168,19 @@ class PythonGenerator:
         self.out.emit(0, ")")
         self.modules.append(public)
         self.ns = self.globals_ns
+
+    def per_sample_body(self, emit_body) -> None:
+        """The body of a per-sample function; where it uses a construct this generator does
+        not compile (round 2: the core-IR back end does, for every module call), a body that
+        says so when called (only the torch.func.vmap fallback and direct calls reach it)."""
+        mark = len(self.out.lines)
+        try:
+            emit_body()
+        except KokoyiUnsupportedError as err:
+            del self.out.lines[mark:]
+            for line in [k for k in self.out.line_map if k > mark]:
+                del self.out.line_map[line]
+            self.out.emit(1, f"raise kk.not_per_sample({str(err)!r})")
 
     def input_spec(self, d: A.Decl) -> str:
         ann = d.annotation
@@ -196,8 +208,7 @@ class PythonGenerator:
         args = [self.local_name(d.name.symbol) for d in fn.args]
         self.statement_comment(fn, 0, first_line_only=True)
         self.out.emit(0, f"def {public}({', '.join(args)}):")
-        self.dims_prologue(sym, fn.args, 1)
-        self.body(fn.body, 1)
+        self.per_sample_body(lambda: (self.dims_prologue(sym, fn.args, 1), self.body(fn.body, 1)))
         self.ns = self.globals_ns
 
     def top_level_definition(self, d: A.Definition) -> None:

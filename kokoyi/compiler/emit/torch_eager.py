@@ -51,6 +51,13 @@ TEMPLATES = {
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
+    # round 2: log bases, matrix literals, linear algebra
+    "log2": "torch.log2({0})", "log10": "torch.log10({0})",
+    "matrix": "kx.matrix({0}, {1}, {2}, {3}, {4}, _dev)", "inverse": "torch.linalg.inv({0})",
+    "det": "torch.linalg.det({0})", "logdet": "torch.logdet({0})", "trace": "{0}.diagonal(0, -2, -1).sum(-1)",
+    "diag_embed": "torch.diag_embed({0})", "diagonal": "{0}.diagonal(0, -2, -1)",
+    "eye": "torch.eye({0}, dtype={1}, device=_dev)", "solve": "torch.linalg.solve({0}, {1})",
+    "solve_vector": "torch.linalg.solve({0}, {1}.unsqueeze(-1)).squeeze(-1)",
     # recognised forms
     "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",

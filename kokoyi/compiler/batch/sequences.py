@@ -1,0 +1,135 @@
+"""Recurrences and recurrence groups: one Python loop over the sequence axis, batched over
+everything else.
+
+Step t computes the element of each member in order (a group's members may read the current
+element of members before them, and earlier elements of any member). The first step is
+generated apart — its base cases decide the elements' layouts — and the loop body is
+generated again with wider layouts until they are stable; every element is then widened to
+its member's layout and appended, and each member is stacked on a new per-sample axis.
+"""
+from __future__ import annotations
+
+from kokoyi.compiler import ir
+from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch.control import _widen
+from kokoyi.compiler.batch.layout import Val, promote
+
+
+def recurrence(b, e: ir.Recur) -> Val:
+    (out,) = _sequences(b, e, (e.name,), e.axis, (e.element,))
+    return out
+
+
+def group(b, e: ir.RecurGroup) -> Val:
+    members = _sequences(b, e, e.names, e.axis, e.elements)
+    saved = {n: b.env.get(n) for n in e.names}
+    b.env.update(zip(e.names, members))
+    try:
+        return b.ev(e.body)
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                b.env.pop(n, None)
+            else:
+                b.env[n] = v
+
+
+def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
+    lo, hi = b.ev(axis.lower), b.ev(axis.upper)
+    if not (lo.python and hi.python and isinstance(lo.code, int)) or lo.kind != "int" or hi.kind != "int":
+        raise b.unsupported("a recurrence whose range starts at a value known only at run time", e)
+    n = b.emit("range_size", lo.code, hi.code, hint="n_" + axis.name)
+    states = [K.Ref(b.ns.create(name + "_steps")) for name in names]
+    for s in states:
+        b.block.append(K.Assign(s.name, "new_list", ()))
+    first = []
+    with b.into(first):
+        firsts = _step(b, names, axis, elements, Val(lo.code, kind="int", python=True), states, None, lo.code)
+    layouts = [_layout(v) for v in firsts]
+    for _ in range(8):  # widen the elements' layouts until the loop body keeps them
+        body = []
+        t = K.Ref(b.ns.create(axis.name))
+        with b.into(body):
+            values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, lo.code)
+            wider = [_merge(a, _layout(v)) for a, v in zip(layouts, values)]
+            if wider == layouts:
+                for s, v, lay in zip(states, values, layouts):
+                    b.do("append", s, _widen(b, v, *lay))
+                break
+        layouts = wider
+    else:
+        raise b.unsupported("a recurrence whose elements keep changing layout", e)
+    with b.into(first):
+        for s, v, lay in zip(states, firsts, layouts):
+            b.do("append", s, _widen(b, v, *lay))
+        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line,
+                           b.site(e)))
+    b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
+    out = []
+    for name, s, (axes, rank, kind) in zip(names, states, layouts):
+        code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
+                      b.dtype, hint=name)
+        out.append(Val(code, axes, rank + 1, kind))
+    return out
+
+
+def _layout(v: Val) -> tuple:
+    return (v.axes, v.rank, v.kind)
+
+
+def _merge(a: tuple, c: tuple) -> tuple:
+    axes = tuple(x for x in ("_b",) if x in a[0] or x in c[0]) + tuple(
+        x for x in dict.fromkeys(a[0] + c[0]) if x != "_b")
+    kind = "bool" if a[2] == c[2] == "bool" else promote([a[2], c[2]])
+    return (axes, max(a[1], c[1]), kind)
+
+
+def _step(b, names, axis, elements, t: Val, states, layouts, lo) -> list[Val]:
+    """The elements of every member at step t, in order (each may read the ones before)."""
+    b.iotas[axis.name] = t
+    current: dict = {}
+    for i, name in enumerate(names):
+        b.recurrences[name] = Val(states[i], what="states",
+                                  info=(None if layouts is None else layouts[i], lo, axis, current))
+    try:
+        out = []
+        for name, element in zip(names, elements):
+            v = b.ev(element)
+            if not v.is_tensor:
+                raise b.unsupported("a recurrence whose elements are not numbers", element)
+            current[name] = v
+            out.append(v)
+        return out
+    finally:
+        del b.iotas[axis.name]
+        for name in names:
+            del b.recurrences[name]
+
+
+def earlier(b, e: ir.Take) -> Val:
+    """A read of a sequence being computed: an earlier element (or, in a group, the current
+    element of a member computed before), then any further indices into it."""
+    from kokoyi.compiler.batch import indexing
+
+    states = b.recurrences[e.value.name]
+    layout, lo, axis, current = states.info
+    if e.items[0] == ir.Iota(axis):
+        element = current.get(e.value.name)
+        if element is None:  # (the recurrences pass orders members: a compiler bug otherwise)
+            raise b.unsupported("a group member read before it is computed", e)
+    else:
+        idx = b.ev(e.items[0])
+        if not idx.python or idx.kind != "int":
+            raise b.unsupported("a recurrence read at an index that varies", e)
+        guards = indexing._guards(b, ())
+        k = b.emit("sub", idx.code, lo, hint="k", py=True)
+        if layout is None:  # the first step has nothing before it: an error wherever the read applies;
+            # elsewhere its value is discarded (an integer 0 stands in: it makes no float of an
+            # integer recurrence)
+            b.do("no_earlier", k, b.site(e), guards)
+            return Val(0, kind="int", python=True)
+        axes, rank, kind = layout
+        element = Val(b.emit("earlier", states.code, k, b.site(e), guards, hint="prev"), axes, rank, kind)
+    if len(e.items) == 1:
+        return element
+    return indexing.take_items(b, e, element, e.items[1:])
