@@ -97,6 +97,8 @@ class _Lazy:
         self.builder = A.strip(definition.value)
         self.elements: dict[int, torch.Tensor] = {}
         self.active: set[int] = set()
+        # the members computed together (the recurrences pass's group), or this definition alone
+        self.group = id(self.symbol.extra.get("group", self.symbol))
         self.range = None
 
     def local(self, t=None):
@@ -116,10 +118,12 @@ class _Lazy:
             if t in self.active:
                 raise AssertionError(f"element {t} of {self.symbol.key} reads itself")
             self.active.add(t)
+            self.interp.computing.append(self.group)
             try:
                 self.elements[t] = self.interp.tensor(self.interp.eval(self.builder.element, self.local(t)))
             finally:
                 self.active.discard(t)
+                self.interp.computing.pop()
         return self.elements[t]
 
     def whole(self) -> torch.Tensor:
@@ -240,6 +244,7 @@ def _concat(*xs):
 class Interpreter:
     def __init__(self, prog: A.Program, filename: str, dtype: torch.dtype, sources) -> None:
         self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
+        self.computing: list = []  # the groups whose elements are being computed, innermost last
         self.globals: dict = {}
         for item in prog.items:
             match item:
@@ -351,9 +356,13 @@ class Interpreter:
 
     def body(self, stmts, env):
         members = _group_members(stmts)
-        for stmt in stmts:
+        last = [i for i, stmt in enumerate(stmts) if isinstance(stmt, A.Definition) and stmt.target.symbol in members]
+        for i, stmt in enumerate(stmts):
             if isinstance(stmt, A.Definition) and stmt.target.symbol in members:
                 env[stmt.target.symbol] = _Lazy(self, stmt, env)  # sees later members: env is shared
+                if i == last[-1]:  # every statement is evaluated, read or not: the members too, here
+                    for j in last:
+                        env[stmts[j].target.symbol].whole()
                 continue
             if isinstance(stmt, A.Return):
                 for b in stmt.where:
@@ -552,6 +561,11 @@ class Interpreter:
             lazy = env[target.symbol]
             t = int(self.eval(items[0], env))
             lo, hi = lazy.bounds()
+            if lazy.group not in self.computing:  # read by no member of its group: a vector, Python's indices
+                n = hi - lo + 1
+                if not -n <= t - lo < n:
+                    raise RefRuntimeError([self.pos(e)], f"index {t - lo} is out of range for an axis of length {n}")
+                t = lo + (t - lo) % n
             if not lo <= t <= hi:
                 raise RefRuntimeError([self.pos(target), self.pos(e)],
                                       f"the recurrence reads element {t - lo}, which does not exist")

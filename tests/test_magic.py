@@ -221,19 +221,21 @@ def test_run_cell_without_a_kernel(capsys):
     assert shown[0].startswith("<cell>:2:") and "^" in shown[-1]
 
 
-def test_a_round_two_cell_renders_then_reports_what_the_back_end_lacks(monkeypatch):
-    """The notebook shows a matrix literal as math even while the code generator cannot compile
-    it yet (issue 13); the error that follows is located, not a traceback."""
+def test_a_round_two_cell_renders_and_runs(monkeypatch):
+    """The notebook shows a matrix literal and a log base as math, and the module runs."""
     pytest.importorskip("IPython")
     import IPython.display
+    import torch
 
     from kokoyi.notebook import run_cell
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
     cell = "\\Module{Rot}{\\theta}\n  \\Return \\begin{bmatrix} \\cos\\theta & 1 \\\\ 0 & \\log_2 \\theta \\end{bmatrix} \\\\\n\\EndModule\n"
-    with pytest.raises(kokoyi.KokoyiError) as failed:
-        run_cell("--filename rot.kyi", cell)
+    run_cell("--filename rot.kyi", cell)
     latex = "".join(obj["text/latex"] if isinstance(obj, dict) else str(getattr(obj, "data", obj)) for obj in shown)
     assert r"\begin{bmatrix} \cos \theta & 1 \\ 0 & \log_{2} \theta \end{bmatrix}" in latex
-    assert "rot.kyi:3:11" in str(failed.value) and "not yet supported" in str(failed.value)
+    from kokoyi.test_utils import Host
+
+    got = Host(None, kokoyi.symbol["Rot"])(torch.tensor(4.0))
+    assert torch.allclose(got, torch.tensor([[torch.cos(torch.tensor(4.0)).item(), 1.0], [0.0, 2.0]]))

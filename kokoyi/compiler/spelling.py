@@ -86,6 +86,13 @@ def spell(e) -> str:
             return "\\begin{cases} " + " \\\\ ".join(rows) + " \\end{cases}"
         case A.Indicator():
             return f"\\mathbb{{1}}[{spell(e.condition)}]"
+        case A.Matrix():
+            rows = " \\\\ ".join(" & ".join(spell(x) for x in row.entries) for row in e.rows)
+            return f"\\begin{{{e.delimiter}}} {rows} \\end{{{e.delimiter}}}"
+        case A.LogBase():
+            return f"\\log_{{{spell(e.base)}}}({spell(e.operand)})"
+        case A.Inverse():
+            return f"{spell(e.operand)}^{{-1}}"
     raise TypeError(f"cannot spell {type(e).__name__}")
 
 

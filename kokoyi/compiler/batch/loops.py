@@ -125,8 +125,6 @@ def build(b, e: ir.Build) -> Val:
         body = b.ev(e.body)
         if not body.is_tensor:
             raise b.unsupported("a set-builder of non-numbers", e)
-        if isinstance(e.body, ir.Lit) and not isinstance(e.body.value, bool):
-            body = Val(b.tensor(body, "float"), (), 0, "float")  # LANGUAGE.md 6a: literals take the dtype
         names = tuple(a.name for a in e.axes)
         axes = tuple(a for a in b.order if a in body.axes or a in names)
         x = b.expand(body, axes)

@@ -262,7 +262,12 @@ class Lowering:
                 return ir.Reduce(e.op, axis, self.expr(e.body))
             case A.SetBuilder():
                 axes = tuple(self.axis(b) for b in e.bounds)
-                return ir.Build(axes, self.expr(e.element))
+                number = _literal(e.element)
+                if type(number) is int:  # LANGUAGE.md 6a: a set-builder of literals takes the module's dtype
+                    element = ir.Lit(float(number), span=e.element.span)
+                else:
+                    element = self.expr(e.element)
+                return ir.Build(axes, element)
             case A.Cases():
                 rows = tuple((self.expr(r.condition), self.expr(r.value)) for r in e.rows if r.condition is not None)
                 last = e.rows[-1]
@@ -321,6 +326,15 @@ def sink(name: str, value: ir.Expr, body: ir.Expr) -> ir.Expr:
     if isinstance(body, ir.Let) and not _reads(body.value, {name}, ()):
         return dataclasses.replace(body, body=sink(name, value, body.body))
     return ir.Let(name, value, body)
+
+
+def _literal(e):
+    """The value of a number as written (`2`, `-1`), else None."""
+    e = A.strip(e)
+    sign = 1
+    if isinstance(e, A.Unary) and e.op == "-":
+        e, sign = A.strip(e.operand), -1
+    return sign * e.value if isinstance(e, A.Num) and not isinstance(e.value, bool) else None
 
 
 def _on_indices(e) -> bool:
