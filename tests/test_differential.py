@@ -16,9 +16,9 @@ import torch
 # Fixed seeds, so the run is the same everywhere: about a minute on one core. KOKOYI_DIFF_PROGRAMS
 # changes how many (a longer local run); the open-ended campaign is scripts/fuzz_campaign.py.
 BOUNDED_PROGRAMS = int(os.environ.get("KOKOYI_DIFF_PROGRAMS", "600"))
-# KOKOYI_DIFF_ROUND2=1: the generator also writes the constructs of issue 13 (recurrence groups,
-# matrix literals, linear algebra, log bases). Off by default until the back end compiles them.
-ROUND2 = os.environ.get("KOKOYI_DIFF_ROUND2", "") not in ("", "0")
+# The bounded run also checks this many programs written with the constructs of issue 13
+# (recurrence groups, matrix literals, linear algebra, log bases): KOKOYI_DIFF_ROUND2 changes it.
+ROUND2_PROGRAMS = int(os.environ.get("KOKOYI_DIFF_ROUND2", "300"))
 
 
 def assert_agrees(source: str, inputs: dict, params=()):
@@ -197,12 +197,14 @@ def test_shrink_drops_what_the_finding_does_not_need():
 # ---- the bounded random run --------------------------------------------------------------------
 
 
-def test_bounded_differential_run():
+@pytest.mark.parametrize("round2, programs", [(False, BOUNDED_PROGRAMS), (True, ROUND2_PROGRAMS)],
+                         ids=["round 1", "round 2"])
+def test_bounded_differential_run(round2, programs):
     torch.set_num_threads(1)
     total = differential.Stats()
     found = {}
-    for seed in range(BOUNDED_PROGRAMS):
-        findings, stats = differential.check(program_gen.generate(seed, round2=ROUND2), seed)
+    for seed in range(programs):
+        findings, stats = differential.check(program_gen.generate(seed, round2=round2), seed)
         total.add(stats)
         for f in findings:
             found.setdefault(f.key(), f)
@@ -218,7 +220,7 @@ ROUND2_MARKS = {"recurrence group": "z_{", "matrix literal": "matrix}", "log bas
                 "log det": "\\log \\det"}
 
 
-def test_round_two_generation_is_off_by_default_and_covers_every_construct_when_on():
+def test_round_two_generation_is_an_option_and_covers_every_construct():
     from kokoyi.compiler import ir
     from kokoyi.compiler.pipeline import compile_unit
 
