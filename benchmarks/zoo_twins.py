@@ -437,6 +437,48 @@ def transformer(batch: int, length: int = 8) -> Case:
 
 
 # name -> (builder(batch), the example's batch size, extra batch sizes besides it and 4x it)
+# ---- an LSTM written as a recurrence group (issue 13) ----------------------------------------
+LSTM_SOURCE = r"""
+\Module{LSTM}{x \in \mathbb{R}^{T \times n}; W_f, W_i, W_c, W_o, h_0, c_0}
+  c \gets \{ f_t \odot \begin{cases} c_0 & t = 0 \\ c[t-1] & \text{otherwise} \end{cases} + i_t \odot \tanh(W_c @ z_t) \}_{t=0}^{T-1}
+      \where z_t \gets \Concat(\begin{cases} h_0 & t = 0 \\ h[t-1] & \text{otherwise} \end{cases}, x[t]),
+              f_t \gets \Sigmoid(W_f @ z_t), i_t \gets \Sigmoid(W_i @ z_t) \\
+  h \gets \{ \Sigmoid(W_o @ \Concat(\begin{cases} h_0 & t = 0 \\ h[t-1] & \text{otherwise} \end{cases}, x[t])) \odot \tanh(c[t]) \}_{t=0}^{T-1} \\
+  \Return h \\
+\EndModule
+"""
+
+
+def lstm(batch: int, length: int = 50, hidden: int = 128, inputs: int = 32) -> Case:
+    """The LSTM of the issue's target (T=50, hidden 128) against torch's fused LSTM kernel,
+    whose weights are the Kokoyi gates' matrices (concatenated, so gradients reach them)."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    kokoyi.compile(LSTM_SOURCE, filename="lstm_bench.kyi")
+    g = _gen()
+    mats = [nn.Parameter(torch.randn(hidden, hidden + inputs, generator=g) / math.sqrt(hidden)) for _ in range(4)]
+    h0, c0 = (nn.Parameter(torch.zeros(hidden)) for _ in range(2))
+    params = [*mats, h0, c0]
+    model = Host(tuple(params), kokoyi.symbol["LSTM"])
+    x = torch.randn(batch, length, inputs, generator=g)
+    target = torch.randn(batch, length, hidden, generator=g)
+
+    def kokoyi_loss():
+        return F.mse_loss(model(x, batch_level=[1]), target)
+
+    def twin_loss():
+        wf, wi, wc, wo = mats
+        order = (wi, wf, wc, wo)  # torch's gate order: input, forget, cell, output
+        w_ih = torch.cat([w[:, hidden:] for w in order])
+        w_hh = torch.cat([w[:, :hidden] for w in order])
+        state = (h0.expand(1, batch, hidden).contiguous(), c0.expand(1, batch, hidden).contiguous())
+        out = torch._VF.lstm(x, state, (w_ih, w_hh), False, 1, 0.0, False, False, True)[0]
+        return F.mse_loss(out, target)
+
+    return Case(kokoyi_loss, twin_loss, params, models=[model])
+
+
 CASES: dict[str, tuple[Callable[[int], Case], int, tuple[int, ...]]] = {
     "mlp+ce": (lambda b: classifier("mlp", b), 64, ()),
     "cnn+ce": (lambda b: classifier("cnn", b), 64, ()),
@@ -450,5 +492,6 @@ CASES: dict[str, tuple[Callable[[int], Case], int, tuple[int, ...]]] = {
     "gae": (gae, 4, ()),  # 4 environments x 128 steps, forward only
     "gru": (gru, 64, (1,)),
     "transformer": (transformer, 64, ()),
+    "lstm": (lstm, 64, ()),
 }
 SINGLE_BATCH = {"pi-1"}  # cases timed only at their own batch size

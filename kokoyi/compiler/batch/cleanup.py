@@ -13,7 +13,7 @@ from kokoyi.compiler import kernel as K
 
 # Ops with effects, or whose result may differ between two calls with the same arguments
 # (a layer may be dropout; a list grows): never merged, never dropped.
-EFFECTS = {"new_list", "append", "earlier", "stack_states", "call_layer", "call_flat", "call_module", "item"}
+EFFECTS = {"new_list", "append", "stack_states", "call_layer", "call_flat", "call_module", "item"}
 # Ops that cannot fail: an unused one is dropped. (Any other may raise, and the source's
 # statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
 DROPPABLE = {"not", "view", "to", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
@@ -40,9 +40,16 @@ def _sub(a, rename: dict):
     return a
 
 
+# Reads whose location and spelling (arguments 3 and 4) do not change what they compute: the
+# same read written twice is made once (if it fails, the first one written fails first).
+READS = {"read_static", "gather", "window_views", "windows"}
+
+
 def _key(s: K.Assign):
+    # (a recurrence's earlier element: its list grows only at the end of a step)
+    args = s.args[:3] + s.args[5:] if s.op in READS else s.args[:2] + s.args[3:] if s.op == "earlier" else s.args
     try:
-        return (s.op, s.args, tuple(sorted(s.attrs.items())))
+        return (s.op, args, tuple(sorted(s.attrs.items())))
     except TypeError:
         return None
 

@@ -46,6 +46,7 @@ class Batcher:
         self.order: list[str] = []  # open axes, outermost first
         self.sizes: dict[str, object] = {}  # axis -> its size (a Python int at run time)
         self.iotas: dict[str, Val] = {}
+        self.lowest: dict[str, int] = {}  # a recurrence loop's variable -> its smallest value
         self.static_axes: dict[str, tuple] = {}  # open axes with Python bounds -> (lower, size)  # axis name -> the index variable's value
         self.guards: list[Val] = []
         self.env: dict[str, Val] = {}
@@ -120,6 +121,8 @@ class Batcher:
     def expand(self, v: Val, axes: tuple[str, ...]) -> K.Ref:
         """v as a tensor varying with every axis of `axes` (broadcast, no copy)."""
         code = self.tensor(v)
+        if not v.python and v.axes == axes:
+            return code  # (a value varies with each of its axes at full size already)
         code = self.align(Val(code, v.axes, v.rank, v.kind), axes, v.rank)
         sizes = tuple(self.sizes[a] for a in axes)
         return self.emit("expand_lead", code, sizes, v.rank, hint="v")

@@ -24,6 +24,23 @@ def _python_ok(args) -> bool:
     return all(a.python for a in args)
 
 
+def _known_comparison(b, op: str, args):
+    """The value of `t = 0`, `t > 0`, ... for a recurrence's loop variable t whose smallest
+    value is known (the loop starts after the first step), else None."""
+    if op not in ("eq", "ne", "lt", "le", "gt", "ge") or len(args) != 2:
+        return None
+    left, right = args
+    low = b.lowest.get(getattr(left.code, "name", None)) if type(right.code) is int else None
+    if low is None:
+        return None
+    c = right.code
+    if low > c:
+        return {"eq": False, "ne": True, "lt": False, "le": False, "gt": True, "ge": True}[op]
+    if low == c and op in ("lt", "ge"):
+        return op == "ge"
+    return None
+
+
 def _operands(b, args, kind: str | None):
     """The operands lined up on their union of axes and the widest per-sample rank."""
     for a in args:
@@ -53,6 +70,9 @@ def defelementwise(op: str, result: str = "promote", python: bool = True, float_
         kinds = [a.kind for a in args]
         kind = {"promote": promote(kinds), "same": kinds[0]}.get(result, result)
         if python and _python_ok(args):
+            known = _known_comparison(b, op, args)
+            if known is not None:
+                return Val(known, kind="bool", python=True)
             if op in FOLD and all(type(a.code) in (int, float, bool) for a in args):
                 try:
                     value = FOLD[op](*(a.code for a in args))
@@ -163,6 +183,9 @@ def einsum_matmul(b, left: Val, right: Val, kind: str, summed: str | None = None
     """left @ right for operands that vary with different axes, as one einsum: a parameter is
     never broadcast over the batch (torch folds the axes into the rows of one product), and
     `summed` (a loop axis of both) is contracted as well (a big operator's sum of products)."""
+    if summed is None and not left.axes and left.rank == 2 and right.rank == 1:  # W @ x on a batch of x
+        code = b.emit("linear", b.tensor(right, kind), b.tensor(left, kind), hint="v")
+        return Val(code, right.axes, 1, kind)
     axes = b.union(left, right)
     letters = dict(zip(axes, "abcdefghijopqrstuvwxyz"))
     own = {1: ("n",), 2: ("m", "n")}

@@ -49,6 +49,7 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     for _ in range(8):  # widen the elements' layouts until the loop body keeps them
         body = []
         t = K.Ref(b.ns.create(axis.name))
+        b.lowest[t.name] = lo.code + 1  # (the loop starts after the first step)
         with b.into(body):
             values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, lo.code)
             wider = [_merge(a, _layout(v)) for a, v in zip(layouts, values)]
