@@ -47,6 +47,7 @@ train = _load_train()
 VOCAB = 6
 TINY = {
     "gru": ["--d-emb", "8", "--hidden", "16"],
+    "lstm": ["--d-emb", "8", "--hidden", "16"],
     "transformer": ["--d-model", "16", "--heads", "2", "--d-ff", "16", "--layers", "2"],
 }
 
@@ -70,7 +71,13 @@ def _transformer(seed: int = 0, layers: int = 2) -> train.Seq2Seq:
     return train.Seq2Seq(train.Transformer(VOCAB, d=16, heads=2, d_ff=24, layers=layers))
 
 
-MODELS = {"gru": _gru, "gru-torch-cell": lambda seed=0: _gru(seed, cell="torch"), "transformer": _transformer}
+def _lstm(seed: int = 0) -> train.Seq2Seq:
+    torch.manual_seed(seed)
+    return train.Seq2Seq(train.LSTMSeq2Seq(VOCAB, d_emb=8, hidden=12))
+
+
+MODELS = {"gru": _gru, "gru-torch-cell": lambda seed=0: _gru(seed, cell="torch"), "lstm": _lstm,
+          "transformer": _transformer}
 
 
 def _data(batch: int = 3, length: int = 5, seed: int = 1):
@@ -106,6 +113,28 @@ def reference_gru_logits(f: train.GRUSeq2Seq, x: torch.Tensor, u: torch.Tensor) 
         h = torch.gru_cell(f.E(u[:, t]), h, *_gates(f.Dec))
         states.append(h)
     return f.Out(torch.stack(states, dim=1))
+
+
+def _lstm_weights(gates, d_emb: int):
+    """torch.lstm_cell's weights from seq2seq.kyi's gates F[k] on [embedding, state] (torch
+    orders them input, forget, candidate, output; seq2seq.kyi forget, input, candidate, output)."""
+    order = (1, 0, 2, 3)
+    w_ih = torch.cat([gates[k].weight[:, :d_emb] for k in order])
+    w_hh = torch.cat([gates[k].weight[:, d_emb:] for k in order])
+    b_ih = torch.cat([gates[k].bias for k in order])
+    return w_ih, w_hh, b_ih, torch.zeros_like(b_ih)
+
+
+def reference_lstm_logits(f: train.LSTMSeq2Seq, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    batch, d_emb = x.shape[0], f.E.embedding_dim
+    state = (f.h_0.expand(batch, -1), f.c_0.expand(batch, -1))
+    for t in range(x.shape[1]):
+        state = torch.lstm_cell(f.E(x[:, t]), state, *_lstm_weights(f.F, d_emb))
+    hs = []
+    for t in range(u.shape[1]):
+        state = torch.lstm_cell(f.E(u[:, t]), state, *_lstm_weights(f.G, d_emb))
+        hs.append(state[0])
+    return f.Out(torch.stack(hs, dim=1))
 
 
 def _positional_encoding(length: int, d: int) -> torch.Tensor:
@@ -150,7 +179,7 @@ def reference_transformer_logits(f: train.Transformer, x: torch.Tensor, u: torch
     return f.Out(f.LN[1](H))
 
 
-REFERENCES = {"gru": reference_gru_logits, "gru-torch-cell": reference_gru_logits,
+REFERENCES = {"gru": reference_gru_logits, "gru-torch-cell": reference_gru_logits, "lstm": reference_lstm_logits,
               "transformer": reference_transformer_logits}
 
 

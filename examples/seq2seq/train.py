@@ -1,11 +1,13 @@
 """Sequence-to-sequence models written in Kokoyi, trained to reverse (or sort) digit sequences.
 
     python examples/seq2seq/train.py --model gru --seed 0
+    python examples/seq2seq/train.py --model lstm --seed 0
     python examples/seq2seq/train.py --model transformer --seed 0
     python examples/seq2seq/train.py --model transformer --task sort --length 10
 
 The models, the loss and greedy decoding come from ``seq2seq.kyi``: a GRU
-encoder-decoder (``GRUSeq2Seq``) and a Transformer (``Transformer``), both functions
+encoder-decoder (``GRUSeq2Seq``), an LSTM encoder-decoder written as recurrence groups
+(``LSTMSeq2Seq``) and a Transformer (``Transformer``), all functions
 ``f(x, u) -> logits``, the teacher-forced cross-entropy ``Seq2SeqLoss`` and
 ``GreedyDecode``, written once for any such ``f`` (the GRU also decodes step by step,
 ``GRUGreedy``).  Python generates the data (random
@@ -76,6 +78,27 @@ class GRUSeq2Seq(torch.nn.Module):
 
     forward = kokoyi.symbol["GRUSeq2Seq"]
     decode = kokoyi.symbol["GRUGreedy"]
+
+
+class LSTMSeq2Seq(torch.nn.Module):
+    """LSTM encoder-decoder written as recurrence groups (seq2seq.kyi): F[k] and G[k] are the
+    encoder's and the decoder's gates (forget, input, candidate, output) on [embedding, state]."""
+
+    def __init__(self, vocab: int, d_emb: int = 32, hidden: int = 128):
+        super().__init__()
+        self.E = kokoyi.nn.Embedding(vocab + 1, d_emb)
+        self.F = torch.nn.ModuleList([kokoyi.nn.Linear(d_emb + hidden, hidden) for _ in range(4)])
+        self.G = torch.nn.ModuleList([kokoyi.nn.Linear(d_emb + hidden, hidden) for _ in range(4)])
+        for gates in (self.F, self.G):  # a forget gate that starts open, as is usual for LSTMs
+            torch.nn.init.constant_(gates[0].bias, 1.0)
+        self.h_0 = torch.nn.Parameter(torch.zeros(hidden))
+        self.c_0 = torch.nn.Parameter(torch.zeros(hidden))
+        self.Out = kokoyi.nn.Linear(hidden, vocab + 1)
+
+    def get_parameters(self):
+        return self.E, self.F, self.G, self.h_0, self.c_0, self.Out
+
+    forward = kokoyi.symbol["LSTMSeq2Seq"]
 
 
 def attention_weights(heads: int, d: int, count: int) -> torch.nn.ParameterList:
@@ -156,6 +179,8 @@ class Seq2Seq(torch.nn.Module):
 def build_model(args) -> Seq2Seq:
     if args.model == "gru":
         return Seq2Seq(GRUSeq2Seq(args.vocab, args.d_emb, args.hidden, args.cell))
+    if args.model == "lstm":
+        return Seq2Seq(LSTMSeq2Seq(args.vocab, args.d_emb, args.hidden))
     return Seq2Seq(Transformer(args.vocab, args.d_model, args.heads, args.d_ff, args.layers,
                                scaled_embedding_init=not args.torch_embedding_init))
 
@@ -198,13 +223,14 @@ def learning_rate(step: int, args) -> float:
 # ---- command line ------------------------------------------------------------------------
 DEFAULTS = {  # per model: steps, peak learning rate, steps between held-out evaluations
     "gru": {"steps": 3000, "lr": 3e-3, "eval_every": 250},
+    "lstm": {"steps": 3000, "lr": 3e-3, "eval_every": 250},
     "transformer": {"steps": 1000, "lr": 1e-3, "eval_every": 100},
 }
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["gru", "transformer"], default="gru")
+    p.add_argument("--model", choices=["gru", "lstm", "transformer"], default="gru")
     p.add_argument("--task", choices=["reverse", "sort"], default="reverse")
     p.add_argument("--length", type=int, default=8, help="sequence length")
     p.add_argument("--vocab", type=int, default=10, help="number of distinct digits")
@@ -214,8 +240,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-3 gru, 1e-3 transformer)")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0 = off)")
-    p.add_argument("--d-emb", type=int, default=32, help="GRU: embedding size")
-    p.add_argument("--hidden", type=int, default=128, help="GRU: state size")
+    p.add_argument("--d-emb", type=int, default=32, help="GRU and LSTM: embedding size")
+    p.add_argument("--hidden", type=int, default=128, help="GRU and LSTM: state size")
     p.add_argument("--cell", choices=sorted(CELLS), default="kokoyi",
                    help="GRU: the cell written in seq2seq.kyi, or kokoyi.nn.GRUCell (torch's)")
     p.add_argument("--d-model", type=int, default=64, help="Transformer: model width")
