@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for folder in ("tests", "benchmarks"):
     if str(ROOT / folder) not in sys.path:
         sys.path.insert(0, str(ROOT / folder))
-import zoo_models  # noqa: E402  - fresh imports of the examples' train.py (which load their .kyi)
+import zoo_models
 
 
 @dataclass
@@ -343,7 +343,7 @@ def gru(batch: int, length: int = 8) -> Case:
         return F.cross_entropy(f.Out(s).flatten(0, 1), y.flatten())
 
     own = [f.E.weight, f.h_0, f.Out.weight, f.Out.bias]
-    gru_params = lambda g: [g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0]  # noqa: E731
+    gru_params = lambda g: [g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0]
     kokoyi_params = own + [p for cell in (f.Enc, f.Dec) for layers in (cell.W, cell.U) for layer in layers
                            for p in (layer.weight, layer.bias)]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pathlib
 import sys
 
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CONFORMANCE = SHARED / "conformance"
@@ -18,4 +17,4 @@ def conformance_runner():
     return runner
 
 
-from kokoyi.conftest import fresh_symbols  # noqa: E402,F401 - the same autouse fixture here
+from kokoyi.conftest import fresh_symbols  # noqa: F401 - the same autouse fixture here

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CONFORMANCE, conformance_runner
 
 runner = conformance_runner() if CONFORMANCE.exists() else None

@@ -3,10 +3,10 @@ dtypes, errors and gradients of the compiled module equal the reference interpre
 computes the math as written), and the generated code uses the one-step form."""
 from __future__ import annotations
 
+import differential
 import pytest
 import torch
 
-import differential
 import kokoyi
 from kokoyi.test_utils import Host
 

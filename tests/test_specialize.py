@@ -11,11 +11,11 @@ import warnings
 
 import pytest
 import torch
+from conftest import CONFORMANCE, conformance_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kokoyi
-from conftest import CONFORMANCE, conformance_runner
 from kokoyi.runtime.specialize import KokoyiVmapFallback
 from kokoyi.test_utils import Host as TestHost
 

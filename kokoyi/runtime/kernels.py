@@ -69,7 +69,7 @@ def true_divide(a, b) -> float:
     try:
         return a / b
     except ZeroDivisionError:
-        return math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def floor_to_int(x):
@@ -90,7 +90,7 @@ def _fill_value(value, dtype):
         if dtype.is_floating_point:
             return math.inf if value == "inf" else -math.inf
         info = torch.iinfo(dtype) if dtype != torch.bool else None
-        return (True if value == "inf" else False) if info is None else (info.max if value == "inf" else info.min)
+        return (value == "inf") if info is None else (info.max if value == "inf" else info.min)
     return value
 
 

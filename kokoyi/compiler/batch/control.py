@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 
 from kokoyi.compiler import ir
-from kokoyi.compiler.batch import gradients
 from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch import gradients
 from kokoyi.compiler.batch.layout import Val, promote
 
 

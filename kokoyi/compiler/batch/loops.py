@@ -102,7 +102,7 @@ def reduce(b, e: ir.Reduce) -> Val:
 
 
 def _sum_of_products(b, e: ir.Reduce, mask):
-    """\sum_i a_i @ b_i over a static range, as one einsum contracting i too (the per-i
+    r"""\sum_i a_i @ b_i over a static range, as one einsum contracting i too (the per-i
     products are never stacked)."""
     from kokoyi.compiler.batch.layout import promote
     from kokoyi.compiler.batch.rules import einsum_matmul

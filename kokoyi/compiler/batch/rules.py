@@ -302,4 +302,4 @@ RULES["concat"] = _concat
 RULES["function"] = _function_value
 
 
-from kokoyi.compiler.batch import linalg  # noqa: E402,F401  (registers its rules here)
+from kokoyi.compiler.batch import linalg  # noqa: F401  (registers its rules here)
