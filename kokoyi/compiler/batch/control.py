@@ -73,26 +73,25 @@ def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
             w = _rows(b, e, rest, index_only)
         return _branch(b, e, c, then, v, orelse, w, index_only)
     guard = c if c.rank == 0 else Val(b.emit("any_trailing", c.code, c.rank, hint="g"), c.axes, 0, "bool")
-    with b.guarded(guard), _row_mask(b, c, [v_ir], per_sample=c.rank == 0):
+    with b.guarded(guard), _row_mask(b, c, guard, [v_ir]):
         v = b.ev(v_ir)
     not_c = Val(b.emit("not", c.code, hint="g"), c.axes, c.rank, "bool")
     not_guard = not_c if c.rank == 0 else Val(b.emit("any_trailing", not_c.code, c.rank, hint="g"), c.axes, 0, "bool")
     later = [x for row in rest for x in row] + ([e.otherwise] if e.otherwise is not None else [])
-    with b.guarded(not_guard), _row_mask(b, not_c, later, per_sample=c.rank == 0):
+    with b.guarded(not_guard), _row_mask(b, not_c, not_guard, later):
         w = _rows(b, e, rest, index_only)
     return _where(b, e, c, not_guard, v, w, index_only)
 
 
 @contextlib.contextmanager
-def _row_mask(b, mask: Val, values: list, per_sample: bool):
-    """Inside: reads pass gradient only where mask holds, if the values need it. The mask says
-    which elements a row supplies when the row is element-wise, or which samples (and loop
-    positions) it supplies when its condition is one truth value per sample: then the whole
-    sample's computation is discarded, whatever it does."""
-    use = any(gradients.may_have_undefined_derivative(v) for v in values) and (per_sample or all(
-        gradients.elementwise(v) for v in values))
+def _row_mask(b, elements: Val, samples: Val, values: list):
+    """Inside: reads pass gradient only where the row applies, if the values need it: element
+    by element (`elements`, the condition) when the row is element-wise, else sample by sample
+    (`samples`: where it applies to some element) — a sample the row supplies nothing to
+    discards the row's whole computation, whatever it does."""
+    use = any(gradients.may_have_undefined_derivative(v) for v in values)
     if use:
-        b.row_masks.append(mask)
+        b.row_masks.append(elements if all(gradients.elementwise(v) for v in values) else samples)
     try:
         yield
     finally:
