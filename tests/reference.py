@@ -360,9 +360,14 @@ class Interpreter:
         for i, stmt in enumerate(stmts):
             if isinstance(stmt, A.Definition) and stmt.target.symbol in members:
                 env[stmt.target.symbol] = _Lazy(self, stmt, env)  # sees later members: env is shared
-                if i == last[-1]:  # every statement is evaluated, read or not: the members too, here
-                    for j in last:
-                        env[stmts[j].target.symbol].whole()
+                if i == last[-1]:  # every statement is evaluated, read or not: the members too, here,
+                    # step by step (LANGUAGE.md 5: every member's element t before any at t + 1)
+                    lazies = [env[stmts[j].target.symbol] for j in last]
+                    ranges = [lazy.bounds() for lazy in lazies]
+                    for t in range(min(lo for lo, _ in ranges), max(hi for _, hi in ranges) + 1):
+                        for lazy, (lo, hi) in zip(lazies, ranges):
+                            if lo <= t <= hi:
+                                lazy.element(t)
                 continue
             if isinstance(stmt, A.Return):
                 for b in stmt.where:
@@ -748,6 +753,8 @@ class Interpreter:
                 taken.append((row, take))
         values = [(self.tensor(self.eval(row.value, env)), take) for row, take in taken]
         floating = any(self.is_float(row.value, env) for row in e.rows)
+        if e.rows[-1].condition is not None and not all(_on_indices(r.condition) for r in e.rows):
+            floating = True  # NaN may fill where no row applies: a float whether or not it does here
         shapes = [remaining.shape] + [t.shape for _, t in values] + [v.shape for v, _ in values]
         shape = torch.broadcast_shapes(*shapes)
         remaining = remaining.expand(shape)

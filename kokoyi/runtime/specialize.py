@@ -191,7 +191,19 @@ class Specializations:
         return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
                                     globals_info=globals_info,
                                     callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
+                                    callee_ir=lambda desc: _callee_ir(desc, params),
                                     lower_global=lambda key: _lower_global(globals_info, key))
+
+    def prepared_ir(self):
+        """The module's IR after the call-time IR passes (what `batch` starts from)."""
+        from kokoyi.compiler.pipeline import at_call
+
+        if self._lazy is not None:
+            self._load_lazy()
+        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
+        if self._ir is None:
+            self._ir = _lower_item(self.module_ast)
+        return at_call(self._ir, lambda key: _lower_global(globals_info, key))
 
 def _lower_item(item):
     from kokoyi.compiler.pipeline import lower_item
@@ -302,10 +314,34 @@ def _callee_outputs(desc, values, outer_params):
     return specs.output_layouts(tuple(inputs), specs.param_descs(params), params)
 
 
+def _callee_ir(desc, outer_params):
+    """(IR, parameter descriptions, source) of a Kokoyi module parameter, for the caller to
+    inline its body; None where a call must go through the module's forward (its inputs or
+    parameters are annotated: the forward checks them)."""
+    target = _find_module(outer_params, desc[1])
+    if target is None:
+        return None
+    forward = type(target).forward
+    spec = forward.__kokoyi_spec__
+    if any(i.dims is not None or i.field is not None for i in spec.inputs) or \
+            any(p.dims is not None or p.field is not None for p in spec.param_specs):
+        return None
+    specs: Specializations = forward.__kokoyi_specializations__
+    if specs.module_ast is None and specs._lazy is None:
+        return None
+    params = forward.__kokoyi_read_params__(target)
+    return specs.prepared_ir(), specs.param_descs(params), specs.source
+
+
 def _find_module(obj, forward_id):
-    if isinstance(obj, torch.nn.Module) and id(getattr(type(obj), "forward", None)) == forward_id:
-        return obj
-    if isinstance(obj, (list, tuple, torch.nn.ModuleList)):
+    """A module among the parameters (or inside them: a module inlined into its caller calls
+    its own Kokoyi module parameters from the caller's code) whose forward is forward_id."""
+    if isinstance(obj, torch.nn.Module):
+        for m in obj.modules():
+            if id(getattr(type(m), "forward", None)) == forward_id:
+                return m
+        return None
+    if isinstance(obj, (list, tuple)):
         for x in obj:
             found = _find_module(x, forward_id)
             if found is not None:

@@ -139,9 +139,13 @@ def _cell(b, e, f: Val, args) -> Val:
 
 
 def _module(b, e, f: Val, args) -> Val:
-    """A Kokoyi module parameter: the arguments' axes flattened into one batch axis."""
+    """A Kokoyi module parameter: its body inlined (its parameters read from the module at run
+    time), or, where that cannot be, a call with the arguments' axes flattened into one batch axis."""
     if b.callee_outputs is None or b.probing:
         raise b.unsupported("calling a Kokoyi module here", e)
+    inlined = _inline_module(b, e, f, args)
+    if inlined is not None:
+        return inlined
     for a in args:
         if not a.is_tensor:
             raise b.unsupported("a Kokoyi module called on a non-number", e)
@@ -165,3 +169,35 @@ def _module(b, e, f: Val, args) -> Val:
         c = code if len(outs) == 1 else b.emit("item", code, k, hint="m")
         vals.append(Val(c, axes, o.rank, "int" if o.integer else "float"))
     return vals[0] if len(vals) == 1 else Val(None, what="tuple", info=tuple(vals))
+
+
+def _inline_module(b, e, f: Val, args) -> Val | None:
+    """The callee's body evaluated here with the arguments as they are (their axes kept: no
+    flattening, no call through its forward); None when it must be called instead (under
+    \\StopGrad, which runs the call without recording a graph; a callee whose forward checks
+    annotations; a module reached again through itself)."""
+    from kokoyi.compiler.passes.inline import _rename
+
+    if b.no_grad or b.callee_ir is None or f.info[1] in b.inlining:
+        return None
+    found = b.callee_ir(f.info)
+    if found is None:
+        return None
+    fn, param_descs, source = found
+    if len(fn.inputs) != len(args) or any(not a.is_tensor for a in args):
+        return None
+    suffix = f"__m{len(b.ns._used)}"
+    body = _rename(fn.body, {n: n + suffix for n in fn.inputs + fn.params}, suffix)
+    env = {n + suffix: a for n, a in zip(fn.inputs, args)}
+    if fn.params:
+        params = b.emit("module_params", f.code, hint="params")
+        for i, (name, desc) in enumerate(zip(fn.params, param_descs)):
+            env[name + suffix] = value_of_desc(desc, b.emit("item", params, i, hint=name), False)
+    saved = b.env
+    b.env = env
+    b.inlining.append(f.info[1])
+    try:
+        return b.ev(ir.At(source, body, span=e.span))
+    finally:
+        b.env = saved
+        b.inlining.pop()

@@ -30,7 +30,7 @@ class Batcher:
     """Builds one kernel for one function and one call signature."""
 
     def __init__(self, fn: ir.Function, inputs: tuple, params: tuple, *, dtype: str, source,
-                 globals_info: dict, callee_outputs=None, lower_global=None) -> None:
+                 globals_info: dict, callee_outputs=None, lower_global=None, callee_ir=None) -> None:
         self.fn = fn
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
@@ -41,6 +41,7 @@ class Batcher:
         self.globals_info = globals_info  # key -> (Python name, description, symbol)
         self.callee_outputs = callee_outputs
         self.lower_global = lower_global  # key -> ir.Function of a top-level function
+        self.callee_ir = callee_ir  # Kokoyi module description -> (IR, parameter descriptions, source) or None
         self.ns = Namespace({info[0] for info in globals_info.values()} | {"_dev", "_B", "_dt"})
         self.block: list = []
         self.order: list[str] = []  # open axes, outermost first

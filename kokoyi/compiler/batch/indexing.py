@@ -82,22 +82,27 @@ def _known_range(b, item):
 
 
 def _guards(b, axes) -> tuple:
-    """The guards as code lined up with `axes` (a guard varying with other axes too is
-    reduced by the kernel: a read applies if it applies for some value of those)."""
-    out = []
+    """The guards as code lined up with `axes`. Guards that vary with other axes too are
+    combined first and then reduced over those (a read made once for all values of an axis
+    applies if, for some value, every guard holds)."""
+    out, wide = [], []
     for g in b.guards:
         if g.python:
             out.append(g.code)
-        else:
-            extra = [a for a in g.axes if a not in axes]
-            code = g.code
-            if extra:
-                full = tuple(a for a in b.order if a in axes or a in g.axes)
-                code = b.align(g, full, 0)
-                dims = tuple(full.index(a) for a in extra)
-                code = b.emit("any_over", code, dims, hint="g")
-                g = Val(code, tuple(a for a in full if a not in extra), 0, "bool")
+        elif set(g.axes) <= set(axes):
             out.append(b.align(g, axes, 0))
+        else:
+            wide.append(g)
+    if wide:
+        full = tuple(a for a in b.order if a in axes or any(a in g.axes for g in wide))
+        full += tuple(a for a in axes if a not in full)  # (axes closed since, e.g. a reduction's own)
+        code = b.align(wide[0], full, 0)
+        for g in wide[1:]:
+            code = b.emit("and", code, b.align(g, full, 0), hint="g")
+        extra = tuple(k for k, a in enumerate(full) if a not in axes)
+        code = b.emit("any_over", code, extra, hint="g")
+        kept = tuple(a for a in full if a in axes)
+        out.append(b.align(Val(code, kept, 0, "bool"), axes, 0))
     return tuple(out)
 
 

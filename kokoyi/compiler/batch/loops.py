@@ -69,7 +69,6 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
 
 def reduce(b, e: ir.Reduce) -> Val:
     """A big operator: the body on the open axis, reduced over it."""
-    outer_guards = list(b.guards)
     with open_axis(b, e.axis) as (n, mask, lo):
         fused = _sum_of_products(b, e, mask)
         if fused is not None:
@@ -93,7 +92,9 @@ def reduce(b, e: ir.Reduce) -> Val:
         lo_code = None
         if e.op in ("argmax", "argmin"):
             lo_code = b.align(lo, out_axes, body.rank) if not lo.python else lo.code
-    guards = tuple(b.align(g, axes, 0) if g.is_tensor and not g.python else g.code for g in outer_guards)
+    from kokoyi.compiler.batch.indexing import _guards
+
+    guards = _guards(b, axes)  # (where the reduction is evaluated: its own axis is closed again)
     if e.op in NONEMPTY:
         b.do("require_nonempty", n, m0, pos, body.rank, b.site(e), NONEMPTY[e.op], guards)
     code = b.emit("reduce_axis", x, pos, m, FILL[e.op], lo_code, op=e.op, hint=e.op)

@@ -53,7 +53,8 @@ def _split_partial_reads(node, recurrences):
         target = A.strip(node.target)
         if isinstance(target, A.Ref) and id(target.symbol) in recurrences \
                 and (target.symbol.extra.get("recurrence") or "group" in target.symbol.extra):
-            first = A.Index(node.items[0].span, node.target, node.items[:1])
+            # (the element read spans `h[t-1`: its errors point at the read, as the whole one's do)
+            first = A.Index(node.span.to(node.items[0].span), node.target, node.items[:1])
             return A.Index(node.span, first, node.items[1:])
     return node
 
