@@ -166,12 +166,14 @@ def forward_source(obj):
     return None
 
 
-def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None):
+def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None, failed_reads=None):
     """The per-sample output of module module_key of text on one sample's inputs args.
 
     params is what get_parameters() returns (one value for one parameter, a tuple or list for
     several). sources optionally maps module names to (text, filename) for Kokoyi modules given
-    as parameters whose source cannot be found on the object.
+    as parameters whose source cannot be found on the object. failed_reads, a list: reads out
+    of range do not stop the run but add their positions to it (and read a clamped index), so
+    that every read that fails for this sample is known, not only the first.
     """
     from kokoyi.compiler.pipeline import compile_unit
 
@@ -193,6 +195,7 @@ def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", 
         assert len(params) == n_params, f"{n_params} parameters, got {len(params)}"
     dtype = module_dtype(args, params)
     interp = Interpreter(state.ast, filename, dtype, sources or {})
+    interp.failed_reads = failed_reads
     return interp.call_module(mod, tuple(args), params)
 
 
@@ -245,6 +248,7 @@ class Interpreter:
     def __init__(self, prog: A.Program, filename: str, dtype: torch.dtype, sources) -> None:
         self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
         self.computing: list = []  # the groups whose elements are being computed, innermost last
+        self.failed_reads = None  # a list: record reads out of range and go on (see run)
         self.globals: dict = {}
         for item in prog.items:
             match item:
@@ -609,8 +613,11 @@ class Interpreter:
             n = x.shape[axis]
             if bool(((i < -n) | (i >= n)).any()):
                 bad = i[(i < -n) | (i >= n)].reshape(-1)[0]
-                raise RefRuntimeError([self.pos(e), self.pos(item)],
-                                      f"index {int(bad)} is out of range for an axis of length {n}")
+                if self.failed_reads is None or n == 0:
+                    raise RefRuntimeError([self.pos(e), self.pos(item)],
+                                          f"index {int(bad)} is out of range for an axis of length {n}")
+                self.failed_reads += [self.pos(e), self.pos(item)]
+                i = i.clamp(-n, n - 1)
             if i.dim() == 0:
                 x = x.select(axis, int(i) % n)
             else:

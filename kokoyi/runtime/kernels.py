@@ -511,6 +511,18 @@ def call_flat(layer, x, lead: int):
     return out.reshape(tuple(shape) + tuple(out.shape[1:]))
 
 
+def module_params(m, n: int) -> tuple:
+    """The n parameters of a Kokoyi module whose body the caller inlined (its forward's reader,
+    with its checks and messages; in a standalone file, get_parameters() itself)."""
+    read = getattr(type(m).forward, "__kokoyi_read_params__", None)
+    if read is not None:
+        return read(m)
+    if n == 0:
+        return ()
+    value = m.get_parameters()
+    return (value,) if n == 1 else tuple(value)
+
+
 def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
     """A Kokoyi module on arguments whose leading axes (flags) are flattened into one batch axis
     (no_grad: only \\StopGrad reads the result, so no graph is recorded)."""

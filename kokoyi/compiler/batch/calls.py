@@ -190,7 +190,7 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
     body = _rename(fn.body, {n: n + suffix for n in fn.inputs + fn.params}, suffix)
     env = {n + suffix: a for n, a in zip(fn.inputs, args)}
     if fn.params:
-        params = b.emit("module_params", f.code, hint="params")
+        params = b.emit("module_params", f.code, len(fn.params), hint="params")
         for i, (name, desc) in enumerate(zip(fn.params, param_descs)):
             env[name + suffix] = value_of_desc(desc, b.emit("item", params, i, hint=name), False)
     saved = b.env

@@ -75,7 +75,7 @@ TEMPLATES = {
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",
     "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4}, {5})",
-    "module_params": "type({0}).forward.__kokoyi_read_params__({0})",
+    "module_params": "kx.module_params({0}, {1})",
 }
 # Where Python numbers are spelled differently.
 PY_TEMPLATES = {
