@@ -107,3 +107,35 @@ def test_an_error_inside_a_function_of_another_unit_names_that_unit():
     kokoyi.compile("\n\n\\Module{F}{x}\n  \\Return f(x) \\\\\n\\EndModule\n", filename="main.kyi")
     with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"^lib\.kyi:1:12: index 10 is out of range for `x`"):
         Host(None, kokoyi.symbol["F"])(torch.randn(3, 4), batch_level=[1])
+
+
+# ---- the language's second round (issue 13) ----------------------------------------------------
+MATRIX = (("tensor", 2, False), True)
+
+
+def test_a_recurrence_group_is_one_loop_computing_every_member_per_step():
+    k = kernel(r"""\Module{M}{x; W}
+  c \gets \{ \begin{cases} 0 & t = 0 \\ c[t-1] + \tanh(W * h[t-1]) & \text{otherwise} \end{cases} \}_{t=0}^{|x|-1} \\
+  h \gets \{ c[t] * x[t] \}_{t=0}^{|x|-1} \\
+  \Return h, c \\
+\EndModule""", (BATCHED_VECTOR,), (("number", False),))
+    assert ops(k).count("for") == 1 and ops(k).count("stack_states") == 2
+
+
+def test_linear_algebra_is_batched_over_the_leading_axes():
+    k = kernel(r"""\Module{M}{A, b}
+  \Return \log \det(A) + \operatorname{tr}(A) + b @ (A^{-1} @ b), \operatorname{diag}(\operatorname{diag}(A)) + \mathbf{I}_{|b|} \\
+\EndModule""", (MATRIX, BATCHED_VECTOR))
+    used = ops(k)
+    for op in ("logdet", "trace", "solve_vector", "diagonal", "diag_embed", "eye"):
+        assert op in used, (op, used)
+    assert "inverse" not in used  # A^{-1} @ b is a solve
+
+
+def test_a_matrix_literal_stacks_its_entries_and_a_log_base_is_exact():
+    k = kernel(r"""\Module{M}{\theta, x}
+  \Return \begin{bmatrix} \cos\theta & -\sin\theta \\ \sin\theta & \cos\theta \end{bmatrix} @ x, \log_2 x \\
+\EndModule""", ((("tensor", 0, False), True), BATCHED_VECTOR))
+    (matrix,) = [s for s in k.body if isinstance(s, K.Assign) and s.op == "matrix"]
+    assert matrix.args[1:3] == (2, 2)
+    assert "log2" in ops(k)

@@ -124,3 +124,13 @@ def _attention(b, e):
     q_c, k_c, v_c = (b.expand(x, axes) if axes else x.code for x in (q, k, v))
     m_c = None if mask_code is None else b.align(mask_code, axes, 2)
     return Val(b.emit("attention", q_c, k_c, v_c, m_c, hint="attended"), axes, 2, "float")
+
+
+@rule("solve")
+def _solve(b, e):
+    from kokoyi.compiler.batch.linalg import _solve as solve_rule
+
+    a, rhs = (b.ev(x) for x in e.args)
+    if not (a.is_tensor and not a.python and a.rank >= 2 and rhs.is_tensor and not rhs.python and rhs.rank >= 1):
+        return None
+    return solve_rule(b, e, [a, rhs])

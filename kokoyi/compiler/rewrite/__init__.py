@@ -18,11 +18,13 @@ from kokoyi.compiler.rewrite import (
     leaky_relu,
     pooling,
     population_std,
+    solve,
     standardize,
 )
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
-            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite)
+            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
+            solve.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
