@@ -372,6 +372,8 @@ class Interpreter:
                         for lazy, (lo, hi) in zip(lazies, ranges):
                             if lo <= t <= hi:
                                 lazy.element(t)
+                    for j, lazy in zip(last, lazies):  # read afterwards as a whole vector, like any other
+                        env[stmts[j].target.symbol] = lazy.whole()
                 continue
             if isinstance(stmt, A.Return):
                 for b in stmt.where:
@@ -685,18 +687,21 @@ class Interpreter:
         """e with the indices of bounds at their lower bound, upper bound or 0 (the first that
         can be computed), to learn the shape of elements an empty range does not compute."""
         with torch.no_grad():
-            for pick in range(3):
-                saved = dict(env)
+            for pick in range(6):  # (the last three read past bad indices: only the shape matters)
+                saved, failed = dict(env), self.failed_reads
+                if pick >= 3:
+                    self.failed_reads = []
                 try:
                     for b in bounds:
                         lo, hi = self.bounds(b, env)
-                        env[b.var.symbol] = torch.tensor((lo, hi, 0)[pick])
+                        env[b.var.symbol] = torch.tensor((lo, hi, 0)[pick % 3])
                     return self.tensor(self.eval(e, env))
                 except Exception:  # noqa: BLE001, S112 - that index value is outside: try another
                     continue
                 finally:
                     env.clear()
                     env.update(saved)
+                    self.failed_reads = failed
         return None
 
     def setbuilder(self, e: A.SetBuilder, env):

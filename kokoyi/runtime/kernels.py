@@ -72,6 +72,12 @@ def true_divide(a, b) -> float:
         return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
+def number_tensor(x, dtype, device):
+    """A Python number as a tensor: an int an integer, a float (2^k with k < 0) in the module's dtype."""
+    return torch.tensor(x, dtype=torch.int64 if isinstance(x, int) and not isinstance(x, bool) else
+                        torch.bool if isinstance(x, bool) else dtype, device=device)
+
+
 def floor_to_int(x):
     return torch.floor(x).long() if x.is_floating_point() else x
 

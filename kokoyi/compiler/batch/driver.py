@@ -131,10 +131,13 @@ class Batcher:
     def tensor(self, v: Val, kind: str | None = None) -> object:
         """v as a tensor (a Python number becomes one on the device; floats in the module's
         dtype), converted to `kind` when given ("float": the module's dtype)."""
-        kind = kind or v.kind
         if v.python:
-            dtype = {"float": self.dtype, "int": "torch.int64", "bool": "torch.bool"}[kind]
+            if kind is None and v.kind == "int" and isinstance(v.code, K.Ref):
+                # a Python number known only at run time (2^k with k < 0 is a float): its type decides
+                return self.emit("number_tensor", v.code, self.dtype, hint="c")
+            dtype = {"float": self.dtype, "int": "torch.int64", "bool": "torch.bool"}[kind or v.kind]
             return self.emit("constant", v.code, dtype=dtype, hint="c")
+        kind = kind or v.kind
         if kind != v.kind and kind != "bool":
             return self.emit("to", v.code, dtype=self.dtype if kind == "float" else "torch.int64", hint="v")
         return v.code

@@ -59,9 +59,11 @@ def elementwise(e: ir.Expr) -> bool:
 def masked(b, v: Val) -> Val:
     """v (a float tensor read inside rows with row masks) passing gradient only where the
     rows apply."""
-    masks = b.row_masks
-    if any(m.rank > v.rank for m in masks):
-        return v
+    masks = []
+    for m in b.row_masks:  # a mask finer than v (a vector condition, a scalar read): any over the rest
+        if m.rank > v.rank:
+            m = Val(b.emit("any_trailing", m.code, m.rank - v.rank, hint="applies"), m.axes, v.rank, "bool")
+        masks.append(m)
     mask = masks[0]
     for m in masks[1:]:
         axes = b.union(mask, m)

@@ -31,6 +31,7 @@ TEMPLATES = {
     # layouts
     "device_of": "kk.device_of({*})", "size": "{0}.shape[{1}]", "view": "{0}[{items}]",
     "expand_lead": "kx.expand_lead({0}, {1}, {2})", "constant": "torch.tensor({0}, dtype={dtype}, device=_dev)",
+    "number_tensor": "kx.number_tensor({0}, {1}, _dev)",
     "to": "{0}.to({dtype})", "transpose": "{0}.transpose(-1, -2)", "copy": "{0}", "item": "{0}[{1}]", "module_at": "{0}._modules[{key!r}]",
     # loops
     "range_size": "max({1} - {0} + 1, 0)", "arange": "torch.arange({0}, {0} + {1}, device=_dev)",
