@@ -11,36 +11,13 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 from kokoyi.compiler.batch.layout import Val
+from kokoyi.compiler.rewrite.match import linear
 
 
 def affine(e, axes: set) -> tuple[dict, int] | None:
     """(coefficient by axis name, constant) when e is an integer affine form of these axes."""
-    match e:
-        case ir.At():
-            return affine(e.body, axes)
-        case ir.Iota() if e.axis.name in axes:
-            return {e.axis.name: 1}, 0
-        case ir.Lit(value=int(v)) if not isinstance(v, bool):
-            return {}, v
-        case ir.Prim(op="neg", args=(a,)):
-            inner = affine(a, axes)
-            return None if inner is None else ({k: -c for k, c in inner[0].items()}, -inner[1])
-        case ir.Prim(op="add" | "sub", args=(a, c)):
-            left, right = affine(a, axes), affine(c, axes)
-            if left is None or right is None:
-                return None
-            sign = 1 if e.op == "add" else -1
-            coef = dict(left[0])
-            for k, v in right[0].items():
-                coef[k] = coef.get(k, 0) + sign * v
-            return coef, left[1] + sign * right[1]
-        case ir.Prim(op="mul", args=(a, c)):
-            for k, other in ((a, c), (c, a)):
-                if isinstance(k, ir.Lit) and isinstance(k.value, int) and not isinstance(k.value, bool):
-                    inner = affine(other, axes)
-                    if inner is not None:
-                        return {v: k.value * w for v, w in inner[0].items()}, k.value * inner[1]
-    return None
+    form = linear(e, axes)
+    return None if form is None or form[1] else (form[0], form[2])
 
 
 def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
