@@ -173,13 +173,22 @@ class Lowering:
         axes, a member of the recurrence, or such a binding are sunk into the element."""
         lowered = [self.definition_value(b) for b in bindings]
         body = element()
-        inner_names, outer, inner = set(members), [], []
-        for name, value in lowered:
-            if _reads(value, inner_names, axes):
-                inner_names.add(name)
-                inner.append((name, value))
-            else:
+        # Outside: only what the range's bounds read (and what those read). Every other binding,
+        # used by the element or not, is computed as part of the rows that read it: one that
+        # no applying row reads is never computed (as one sample computes it: on demand).
+        needed = set()
+        for a in axes:
+            needed |= {n.name for n in _walk(a.lower) if isinstance(n, ir.Var)}
+            needed |= {n.name for n in _walk(a.upper) if isinstance(n, ir.Var)}
+        outer, inner = [], []
+        for name, value in reversed(lowered):
+            if name in needed and not _reads(value, set(members), axes):
+                needed |= {n.name for n in _walk(value) if isinstance(n, ir.Var)}
                 outer.append((name, value))
+            else:
+                inner.append((name, value))
+        outer.reverse()
+        inner.reverse()
         for name, value in reversed(inner):
             body = sink(name, value, body)
         return outer, body
@@ -312,6 +321,12 @@ def _reads(e, names: set[str], axes) -> bool:
             return True
         stack.extend(ir.children(n))
     return False
+
+
+def _walk(e):
+    yield e
+    for c in ir.children(e):
+        yield from _walk(c)
 
 
 def sink(name: str, value: ir.Expr, body: ir.Expr) -> ir.Expr:

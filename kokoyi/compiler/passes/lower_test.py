@@ -147,9 +147,10 @@ def test_a_where_binding_that_uses_the_index_is_sunk_into_the_rows_that_read_it(
       \where s \gets 2, z_t \gets x[t-1] * s \\
   \Return h \\
 \EndModule"""
+    # (every binding the bounds do not need goes with the rows that read it: s too)
     assert front_end_body(text) == (
-        "  h = (let s = 2 in recur h[t in 0..sub(bars(x), 1)](select(eq(t, 0) -> x[0]; "
-        "else -> (let z_t = mul(x[sub(t, 1)], s) in add(h[sub(t, 1)], z_t)))))\n  return h")
+        "  h = recur h[t in 0..sub(bars(x), 1)](select(eq(t, 0) -> x[0]; "
+        "else -> (let s = 2 in (let z_t = mul(x[sub(t, 1)], s) in add(h[sub(t, 1)], z_t)))))\n  return h")
 
 
 def test_a_plain_set_builder_with_an_index_based_where_builds_with_the_let_inside():
