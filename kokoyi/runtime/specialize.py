@@ -330,7 +330,8 @@ def _callee_ir(desc, outer_params):
     if specs.module_ast is None and specs._lazy is None:
         return None
     params = forward.__kokoyi_read_params__(target)
-    return specs.prepared_ir(), specs.param_descs(params), specs.source
+    # (its floating dtype when no input is a float: its parameters' widest, else torch's default)
+    return specs.prepared_ir(), specs.param_descs(params), specs.source, str(module_dtype((), params))
 
 
 def _find_module(obj, forward_id):

@@ -183,7 +183,7 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
     found = b.callee_ir(f.info)
     if found is None:
         return None
-    fn, param_descs, source = found
+    fn, param_descs, source, own_dtype = found
     if len(fn.inputs) != len(args) or any(not a.is_tensor for a in args):
         return None
     suffix = f"__m{len(b.ns._used)}"
@@ -193,11 +193,15 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
         params = b.emit("module_params", f.code, len(fn.params), hint="params")
         for i, (name, desc) in enumerate(zip(fn.params, param_descs)):
             env[name + suffix] = value_of_desc(desc, b.emit("item", params, i, hint=name), False)
-    saved = b.env
+    saved, saved_dtype = b.env, b.dtype
     b.env = env
+    # LANGUAGE.md 6a: the callee computes in its own dtype: the caller's when a float reaches
+    # it (the caller's is the widest of everything, the callee's parameters included)
+    if not any(a.kind == "float" and not a.python for a in args):
+        b.dtype = own_dtype
     b.inlining.append(f.info[1])
     try:
         return b.ev(ir.At(source, body, span=e.span))
     finally:
-        b.env = saved
+        b.env, b.dtype = saved, saved_dtype
         b.inlining.pop()
