@@ -78,6 +78,16 @@ def number_tensor(x, dtype, device):
                         torch.bool if isinstance(x, bool) else dtype, device=device)
 
 
+def floor_number(x) -> int:
+    """\\lfloor x \\rfloor of a Python number, an integer; of NaN or an infinity what a tensor's
+    floor gives as an integer (not Python's ValueError)."""
+    return math.floor(x) if math.isfinite(x) else int(torch.tensor(float(x)).floor().long())
+
+
+def ceil_number(x) -> int:
+    return math.ceil(x) if math.isfinite(x) else int(torch.tensor(float(x)).ceil().long())
+
+
 def floor_to_int(x):
     return torch.floor(x).long() if x.is_floating_point() else x
 

@@ -84,7 +84,7 @@ PY_TEMPLATES = {
     "exp": "kk.exp({0})", "log": "kk.log({0})", "sin": "kk.sin({0})", "cos": "kk.cos({0})", "tan": "kk.tan({0})",
     "sinh": "kk.sinh({0})", "cosh": "kk.cosh({0})", "tanh": "kk.tanh({0})", "sqrt": "kk.sqrt({0})",
     "sigmoid": "kk.sigmoid({0})", "softplus": "kk.softplus({0})", "gelu": "kk.gelu({0})", "abs": "abs({0})",
-    "sign": "kk.sign({0})", "relu": "kk.relu({0})", "floor": "math.floor({0})", "ceil": "math.ceil({0})",
+    "sign": "kk.sign({0})", "relu": "kk.relu({0})", "floor": "kx.floor_number({0})", "ceil": "kx.ceil_number({0})",
     "stop_grad": "{0}",
 }
 
