@@ -89,7 +89,10 @@ def _row_mask(b, elements: Val, samples: Val, values: list):
     by element (`elements`, the condition) when the row is element-wise, else sample by sample
     (`samples`: where it applies to some element) — a sample the row supplies nothing to
     discards the row's whole computation, whatever it does."""
-    use = any(gradients.may_have_undefined_derivative(v) for v in values)
+    # (always: a value a row reads may carry NaN or inf from before, and 0 * NaN is NaN in
+    # the backward pass of whatever the row computes with it, not only where a derivative is
+    # undefined)
+    use = bool(values)
     if use:
         b.row_masks.append(elements if all(gradients.elementwise(v) for v in values) else samples)
     try:

@@ -44,7 +44,7 @@ TEMPLATES = {
     "windows": "kx.window_views({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
-    "where": "torch.where({0}, {1}, {2})", "gradient_where": "kk.gradient_where({0}, {1})", "no_row": "kx.no_row({0}, {1})",
+    "where": "torch.where({0}, {1}, {2})", "gradient_where": "torch.where({1}, {0}, {0}.detach())", "no_row": "kx.no_row({0}, {1})",
     "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
