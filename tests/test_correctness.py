@@ -225,3 +225,17 @@ def test_an_empty_range_reads_nothing():
     assert total.item() == 0 and seq.shape == (0,)
     with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"c.kyi:1:45: index 5 is out of range for `x`"):
         call(src, "P", [torch.ones(2), torch.tensor(5)])
+
+
+def test_a_range_whose_lower_bound_varies_with_one_axis_and_upper_with_another():
+    """The index varies with what its lower bound varies with; the mask with both bounds (a
+    set-builder over t of a sum from t to a batched k)."""
+    import differential
+
+    src = r"""\Module{P}{x, k \in \mathbb{Z}}
+  \Return \{ \sum_{i=t}^{k} i * x[t] \}_{t=0}^{|x|-1}, \{ \max_{i=t}^{k + 3} i \}_{t=0}^{1} \\
+\EndModule"""
+    prog = differential.program(src, {"x": torch.randn(4), "k": torch.tensor(2)})
+    findings, stats = differential.check(prog, seed=5)
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.paths >= 3

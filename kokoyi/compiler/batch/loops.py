@@ -53,9 +53,12 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
         b.order.append(name)
         b.sizes[name] = n
         full = axes + (name,)
-        iota = Val(b.emit("iota_from", lo_t, n, len(axes), hint=name), full, 0, "int")
+        # (the index varies with what its lower bound varies with, at full size there; the mask
+        # with what either bound varies with)
+        lo_axes = () if lo.python else lo.axes
+        iota = Val(b.emit("iota_from", lo.code, n, len(lo_axes), hint=name), lo_axes + (name,), 0, "int")
         upper = hi_t if hi.python else b.emit("view", hi_t, items=(..., None), hint="v")
-        mask = Val(b.emit("le", iota.code, upper, hint="in_" + name), full, 0, "bool")
+        mask = Val(b.emit("le", b.align(iota, full, 0), upper, hint="in_" + name), full, 0, "bool")
         guard = mask
     b.iotas[name] = iota
     try:
