@@ -42,6 +42,7 @@ class Specializations:
         self._counter = 0
         self.enabled = True
         self._ir = None  # the module's core IR (kokoyi.compiler.ir.Function), lowered on first use
+        self._prepared = None  # _ir after the call-time IR passes
         self.unsupported: list[str] = []  # why the IR back end left signatures to the older one
 
     def attach(self, module_ast, source, table) -> None:
@@ -51,7 +52,7 @@ class Specializations:
         self._table = table
         self._generation = table.generation
         self._lazy = None
-        self._ir = None
+        self._ir = self._prepared = None
         self.cache.clear()
         self.fast.clear()
 
@@ -87,6 +88,7 @@ class Specializations:
         if self._table is not None and self._table.generation != self._generation:
             # A later unit may have redefined a function this module calls (late binding).
             self._generation = self._table.generation
+            self._prepared = None
             self.cache.clear()
             self.fast.clear()
         # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
@@ -180,30 +182,30 @@ class Specializations:
         raises kokoyi.compiler.batch.Unsupported where it cannot batch this module yet."""
         from kokoyi.compiler import batch
 
-        if self._lazy is not None:
-            self._load_lazy()
-        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
-        from kokoyi.compiler.pipeline import at_call
-
-        if self._ir is None:
-            self._ir = _lower_item(self.module_ast)
-        fn = at_call(self._ir, lambda key: _lower_global(globals_info, key))
+        fn, globals_info = self.prepared_ir(), self._globals_desc()
         return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
                                     globals_info=globals_info,
                                     callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
                                     callee_ir=lambda desc: _callee_ir(desc, params),
                                     lower_global=lambda key: _lower_global(globals_info, key))
 
+    def _globals_desc(self) -> dict:
+        return {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
+
     def prepared_ir(self):
-        """The module's IR after the call-time IR passes (what `batch` starts from)."""
+        """The module's IR after the call-time IR passes (what `batch` starts from), once per
+        generation of the symbol table (a redefined top-level function clears it)."""
         from kokoyi.compiler.pipeline import at_call
 
         if self._lazy is not None:
             self._load_lazy()
-        globals_info = {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
-        if self._ir is None:
-            self._ir = _lower_item(self.module_ast)
-        return at_call(self._ir, lambda key: _lower_global(globals_info, key))
+        if self._prepared is None:
+            if self._ir is None:
+                self._ir = _lower_item(self.module_ast)
+            globals_info = self._globals_desc()
+            self._prepared = at_call(self._ir, lambda key: _lower_global(globals_info, key))
+        return self._prepared
+
 
 def _lower_item(item):
     from kokoyi.compiler.pipeline import lower_item

@@ -34,20 +34,20 @@ def _discounted(b, e):
     return Val(code, seq.axes, seq.rank, "float")
 
 
-@rule("population_std")
-def _population_std(b, e):
-    x = b.ev(e.args[0])
-    if not _float_vector(x):
-        return None
-    return Val(b.emit("std_last", x.code, hint="std"), x.axes, 0, "float")
+def _vector_form(op: str, rank: int):
+    """A form of one float vector (per sample) computed by one kernel op of that name."""
+
+    def batch_rule(b, e):
+        x = b.ev(e.args[0])
+        if not _float_vector(x):
+            return None
+        return Val(b.emit(op, x.code, hint=op), x.axes, rank, "float")
+
+    return batch_rule
 
 
-@rule("standardize")
-def _standardize(b, e):
-    x = b.ev(e.args[0])
-    if not _float_vector(x):
-        return None
-    return Val(b.emit("standardize", x.code, hint="z"), x.axes, 1, "float")
+FAST_RULES["population_std"] = _vector_form("std_last", 0)
+FAST_RULES["standardize"] = _vector_form("standardize", 1)
 
 
 @rule("layer_norm")
