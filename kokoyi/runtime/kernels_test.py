@@ -136,3 +136,25 @@ def test_gather_does_not_expand_a_value_shared_across_lead_axes():
     g1, = torch.autograd.grad(got.sum(), x)
     g2, = torch.autograd.grad(want.sum(), x)
     assert torch.equal(g1, g2)
+
+
+def test_cross_entropy_rows_takes_labels_as_python_indices_of_any_integer_dtype():
+    z = torch.randn(4, 5)
+    wrapped = torch.tensor([0, 1, 4, 3])
+    want = torch.nn.functional.cross_entropy(z, wrapped, reduction="none")
+    for y in (torch.tensor([0, 1, -1, 3]), torch.tensor([0, 1, -1, -2], dtype=torch.int32), wrapped):
+        assert torch.allclose(kx.cross_entropy_rows(z, y, 4, "f:1:1", "z"), want)
+    # more leading axes, and one sample
+    assert torch.allclose(kx.cross_entropy_rows(z.reshape(2, 2, 5), wrapped.reshape(2, 2), 4, "f:1:1", "z"),
+                          want.reshape(2, 2))
+    assert torch.allclose(kx.cross_entropy_rows(z[2], torch.tensor(-1), 4, "f:1:1", "z"), want[2])
+    for bad in (5, -6):  # the first label out of range, as written
+        with pytest.raises(KokoyiRuntimeError, match=rf"f:1:1: index {bad} is out of range for `z`"):
+            kx.cross_entropy_rows(z, torch.tensor([0, bad, 1, 7]), 4, "f:1:1", "z")
+
+
+def test_an_unused_maximum_checks_only_that_its_axis_is_not_empty():
+    kx.nonempty_last(torch.zeros(3, 1))
+    kx.nonempty_last(torch.tensor(1.0))
+    with pytest.raises(IndexError, match="non-zero size"):
+        kx.nonempty_last(torch.zeros(3, 0))

@@ -97,6 +97,14 @@ def _cross_entropy(b, e):
     return Val(code, axes, 0, "float")
 
 
+@rule("huber")
+def _huber(b, e):
+    delta, d = (b.ev(a) for a in e.args)
+    if not (delta.is_tensor and not delta.python and delta.rank == 0 and delta.kind == "float" and d.python):
+        return None
+    return Val(b.emit("huber", delta.code, d.code, hint="huber"), delta.axes, 0, "float")
+
+
 @rule("contract")
 def _contract(b, e):
     v, x, upper = (b.ev(a) for a in e.args)

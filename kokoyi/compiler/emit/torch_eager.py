@@ -50,6 +50,7 @@ TEMPLATES = {
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
+    "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
@@ -64,12 +65,13 @@ TEMPLATES = {
     "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",
     "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
-    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
+    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)", "nonempty_last": "kx.nonempty_last({0})",
     "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
     "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
     "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
     "pool2d": "kx.pool2d({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
+    "huber": "torch.nn.functional.huber_loss({0}, torch.zeros_like({0}), reduction='none', delta={1})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
     # calls

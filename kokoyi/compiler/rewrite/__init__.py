@@ -15,6 +15,7 @@ from kokoyi.compiler.rewrite import (
     contraction,
     cross_entropy,
     discounted_scan,
+    huber,
     leaky_relu,
     pooling,
     population_std,
@@ -24,7 +25,7 @@ from kokoyi.compiler.rewrite import (
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite)
+            solve.rewrite, huber.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
