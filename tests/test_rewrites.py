@@ -39,6 +39,14 @@ CASES = {
   \Return \sum_{i=0}^{|W|-1} Attention(X @ W[i]^\top, X @ W[i]^\top, X, M) \\
 \EndModule""", {"X": torch.randn(3, 4), "M": torch.randn(3, 3)}, [torch.randn(2, 4, 4)],
     "scaled_dot_product_attention("),
+    "causal_attention": (r"""\Function{Attention}{Q, K, V, M}
+  \Return \Softmax(\frac{Q @ K^\top}{\sqrt{|K[0]|}} + M) @ V \\
+\EndFunction
+\Module{P}{X; W}
+  T \gets |X| \\
+  M \gets \{ \begin{cases} 0 & j \le i \\ -\infty & \text{otherwise} \end{cases} \}_{i=0, j=0}^{T-1, T-1} \\
+  \Return \sum_{i=0}^{|W|-1} Attention(X @ W[i]^\top, X @ W[i]^\top, X, M) \\
+\EndModule""", {"X": torch.randn(3, 4)}, [torch.randn(2, 4, 4)], "kx.causal_attention("),
 }
 
 

@@ -402,6 +402,15 @@ def matmul_by_rank(a, b, ra: int, rb: int):
 _ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
 
 
+def causal_attention(q, k, v, mask):
+    """Scaled dot-product attention with a mask known to be 0 on and below the diagonal and
+    -inf above it (kokoyi/compiler/rewrite/attention.py): is_causal when the mask has the
+    scores' size (rows of q, rows of k), else the mask as it is (broadcast, or torch's error)."""
+    if mask.shape == (q.shape[-2], k.shape[-2]):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
 def matmul_rows(x, w, nr: int, perm):
     """x @ w for every pair of x's matrices (leading axes L) and w's (leading axes R, none of
     L): one F.linear of all rows of x against w's matrices side by side, (L, m, R, k), then

@@ -158,3 +158,14 @@ def test_an_unused_maximum_checks_only_that_its_axis_is_not_empty():
     kx.nonempty_last(torch.tensor(1.0))
     with pytest.raises(IndexError, match="non-zero size"):
         kx.nonempty_last(torch.zeros(3, 0))
+
+
+def test_causal_attention_is_is_causal_only_where_the_mask_has_the_scores_size():
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    i = torch.arange(3)
+    mask = torch.where(i[None, :] <= i[:, None], 0.0, -torch.inf)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(kx.causal_attention(q, k, v, mask), want, atol=1e-6)
+    row = mask[2:]  # one row: broadcast over the queries, as the written sum would
+    assert torch.allclose(kx.causal_attention(q, k, v, row),
+                          torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=row), atol=1e-6)

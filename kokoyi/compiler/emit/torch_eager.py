@@ -74,6 +74,7 @@ TEMPLATES = {
     "huber": "torch.nn.functional.huber_loss({0}, torch.zeros_like({0}), reduction='none', delta={1})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
+    "causal_attention": "kx.causal_attention({0}, {1}, {2}, {3})",
     # calls
     "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",

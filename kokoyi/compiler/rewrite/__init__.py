@@ -36,6 +36,10 @@ def rewrite_expr(e, env: dict):
     """e with recognised forms marked, bottom-up; env: let-bound names -> their values (rules
     see through lets, so the source's names stay in the generated code)."""
     if isinstance(e, ir.Fast):
+        # A function's attention met again where it is inlined (at a call): its mask may be
+        # known there (a causal one, is_causal).
+        if e.op == "attention" and not e.args[4].value:
+            return attention.rewrite(e.original, env) or e
         return e
     if isinstance(e, ir.Let):
         value = rewrite_expr(e.value, env)
