@@ -1,7 +1,8 @@
 """Matrix products whose operands vary with different loop axes (per-head projections, a sum
 of per-head products) are one matrix product of all the rows (kokoyi/compiler/batch/rules.py
 einsum_matmul): values, dtypes, errors and gradients on every path equal the reference
-interpreter's, and the generated code uses the one-product forms."""
+interpreter's, and the generated code uses the one-product forms. Also: a clip between two
+Python numbers is one torch.clamp with those numbers (no tensors made per call)."""
 from __future__ import annotations
 
 import differential
@@ -21,6 +22,9 @@ CASES = {
     # the sum over heads of each head's output times its own matrix
     "sum over heads": (r"\Module{P}{A; W} \Return \sum_{i=0}^{|W|-1} A[i] @ W[i] \\ \EndModule",
                        {"A": torch.randn(2, 3, 4)}, [torch.randn(2, 4, 5)], "kx.matmul_summed("),
+    # PPO's clipped ratio: the bounds are numbers (one a parameter known only at the call)
+    "clip between numbers": (r"\Module{P}{r; \epsilon} \Return \operatorname{clip}(r, 1 - \epsilon, 1 + \epsilon) * 2 \\ \EndModule",
+                             {"r": torch.tensor([0.5, 1.0, 1.5, 1.1])}, [0.2], "torch.clamp(r, s, s_1)"),
 }
 
 

@@ -262,6 +262,20 @@ _FAMILIES = {
 for _op, _family in BATCHING.items():
     _FAMILIES[_family](_op)
 deftrailing("norm", "float")
+_clip_tensors = RULES["clip"]
+
+
+def _clip(b, e, args):
+    """clip(x, lo, hi) of a float tensor between two Python numbers: torch.clamp takes them as
+    they are (no tensor made per call; the same values and gradient, x's dtype)."""
+    x, lo, hi = args
+    if x.is_tensor and not x.python and x.kind == "float" and lo.python and hi.python \
+            and lo.kind != "bool" and hi.kind != "bool":
+        return Val(b.emit("clip", x.code, lo.code, hi.code, hint="v"), x.axes, x.rank, "float")
+    return _clip_tensors(b, e, args)
+
+
+RULES["clip"] = _clip
 
 
 def _pairwise_loss(op: str):
