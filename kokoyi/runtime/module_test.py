@@ -161,3 +161,29 @@ def test_integer_annotation_inside_the_body():
     kokoyi.compile(r"\Module{M}{n \in \mathbb{N}} \Return \sum_{i=0}^{n} i \\ \EndModule")
     assert kokoyi.symbol["M"](Host(), 4).item() == 10
     assert kokoyi.symbol["M"](Host(), torch.tensor(4)).item() == 10
+
+
+def test_the_generated_call_check_passes_only_the_ordinary_call_and_the_full_checks_still_speak():
+    from kokoyi.runtime.module import call_check
+
+    kokoyi.compile(r"""\Module{A}{x \in \mathbb{R}^{N \times 3}, n \in \mathbb{Z}; W \in \mathbb{R}^{N}}
+  \Return W @ x + n \\
+\EndModule""", "a.kyi")
+    forward = kokoyi.symbol["A"]
+    check = call_check(forward.__kokoyi_spec__, (1, 0))
+    x, W = torch.randn(2, 4, 3), torch.randn(4)
+    assert check((x, 3), (W,)) and check((x, torch.tensor(3)), (W,))
+    assert not check((x, 3.0), (W,))  # a float for \mathbb{Z}
+    assert not check((x.long(), 3), (W,))  # an integer tensor for \mathbb{R}: converted by the full path
+    assert not check((x, 3), (torch.randn(5),))  # N disagrees
+    assert not check((torch.randn(2, 4, 2), 3), (W,))  # the fixed size 3
+    assert not check((x[0], 3), (W,))  # a rank short
+    host = Host(W, forward)
+    want = torch.einsum("n,bnk->bk", W, x) + 3
+    assert torch.allclose(host(x, 3, batch_level=[1, 0]), want)  # the plan is made and cached here
+    with pytest.raises(KokoyiTypeError, match="must have size 3"):
+        host(torch.randn(2, 4, 2), 3, batch_level=[1, 0])
+    with pytest.raises(KokoyiTypeError, match="floating-point"):
+        host(x, 3.0, batch_level=[1, 0])
+    assert torch.allclose(host(torch.ones(2, 4, 3, dtype=torch.long), 3, batch_level=[1, 0]),
+                          torch.einsum("n,bnk->bk", W, torch.ones(2, 4, 3)) + 3)  # converted to the module's dtype
