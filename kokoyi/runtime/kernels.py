@@ -518,6 +518,34 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
 
 
 # ---- calls ----------------------------------------------------------------------------------
+class OpaqueRank(Exception):
+    """An opaque callable's result has another per-sample rank than its kernel assumed (the
+    runtime builds the kernel again with the rank learnt)."""
+
+    def __init__(self, where: str, rank: int) -> None:
+        super().__init__(f"{where}: the callable returned a value of per-sample rank {rank}")
+        self.where, self.rank = where, rank
+
+
+def call_each(f, args, flags, lead: int, rank: int, where: str):
+    """f on each element of the `lead` leading axes of the arguments that vary (flags), stacked."""
+    if not any(flags):
+        out = torch.as_tensor(f(*args))
+        if out.dim() != rank:
+            raise OpaqueRank(where, out.dim())
+        return out
+    shape = next(tuple(a.shape[:lead]) for a, varies in zip(args, flags) if varies)
+    flat = [a.reshape((-1,) + tuple(a.shape[lead:])) if varies else a for a, varies in zip(args, flags)]
+    outs = [torch.as_tensor(f(*[a[i] if varies else a for a, varies in zip(flat, flags)]))
+            for i in range(math.prod(shape))]
+    if not outs:
+        return torch.zeros(shape + (0,) * rank)
+    if outs[0].dim() != rank:
+        raise OpaqueRank(where, outs[0].dim())
+    out = torch.stack(outs)
+    return out.reshape(shape + tuple(out.shape[1:]))
+
+
 def call_flat(layer, x, lead: int):
     """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
     if lead <= 1:

@@ -34,7 +34,7 @@ TEMPLATES = {
     "number_tensor": "kx.number_tensor({0}, {1}, _dev)",
     "to": "{0}.to({dtype})", "transpose": "{0}.transpose(-1, -2)", "copy": "{0}", "item": "{0}[{1}]", "module_at": "{0}._modules[{key!r}]",
     # loops
-    "range_size": "max({1} - {0} + 1, 0)", "arange": "torch.arange({0}, {0} + {1}, device=_dev)",
+    "range_size": "max({1} - {0} + 1, 0)", "int_of": "int({0})", "arange": "torch.arange({0}, {0} + {1}, device=_dev)",
     "max_size": "kx.max_size({0}, {1})", "iota_from": "kx.iota_from({0}, {1}, {2}, _dev)",
     "reduce_axis": "kx.reduce_axis({op!r}, {0}, {1}, {2}, {3}, {4})",
     "require_nonempty": "kx.require_nonempty({0}, {1}, {2}, {3}, {4}, {5}, {6})",
@@ -73,7 +73,7 @@ TEMPLATES = {
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
     # calls
-    "call_layer": "{0}({1})", "call_flat": "kx.call_flat({0}, {1}, {2})",
+    "call_layer": "{0}({1})", "call_each": "kx.call_each({0}, {1}, {2}, {3}, {4}, {5})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",
     "call_module": "kx.call_module({0}, {1}, {2}, {3}, {4}, {5})",
     "module_params": "kx.module_params({0}, {1})",
