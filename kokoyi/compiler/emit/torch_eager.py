@@ -45,9 +45,13 @@ TEMPLATES = {
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "torch.where({1}, {0}, {0}.detach())", "no_row": "kx.no_row({0}, {1})",
-    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
+    "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
+    "column_blocks": "kx.column_blocks({0}, {1})", "fuse_rows": "kx.fuse_rows({0})",
+    "fused_linear": "kx.fused_linear({0}, {1}, {2})", "fuse_layers": "kx.fuse_layers({0})",
+    "fused_layers": "kx.fused_layers({0}, {1}, {2})",
+    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
@@ -153,6 +157,8 @@ class Printer:
                         self.put(depth, "else:", s.line)
                         self.block(s.orelse, depth + 1)
                 case K.For():
+                    if s.pre:
+                        self.block(s.pre, depth)
                     self.put(depth, f"for {s.var} in kk.recurrence_steps({arg(s.start)}, {arg(s.stop)}, "
                                     f"{s.site!r}):", s.line)
                     self.block(s.body, depth + 1)
