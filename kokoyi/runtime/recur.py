@@ -35,32 +35,127 @@ def column_blocks(w, sizes) -> tuple:
     return w.split(sizes, -1)
 
 
-def fuse_rows(ws) -> tuple:
-    """Matrices with the same columns stacked into one (once per call, before a loop), with
-    their numbers of rows."""
-    return torch.cat(ws, 0), [w.shape[0] for w in ws]
+class Fused:
+    """Matrices with the same columns stacked into one, with their biases (or None) and their
+    numbers of rows: made once per call, before a loop whose steps multiply one value by each.
+
+    With autograd recording, a step's product is `_Step`: its backward gives the gradient of
+    the step's input only, and keeps the step's output gradient and input; the gradient of the
+    stacked matrix (and bias) is then one product over all steps' rows (`_Deferred`, which
+    autograd runs after every step's backward), where autograd would make one small product
+    per step and add them up. Rows kept by a backward pass that did not reach the matrix (a
+    gradient of the inputs only) are told apart by the pass's id and dropped.
+    """
+
+    __slots__ = ("w", "b", "sizes", "wt", "token", "kept")
+
+    def __init__(self, w, b, sizes) -> None:
+        self.w, self.b, self.sizes = w, b, sizes
+        self.wt = w.detach().t()
+        self.kept: list = []
+        self.token = None
+        if torch.is_grad_enabled() and (w.requires_grad or (b is not None and b.requires_grad)) \
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+            self.token = _Deferred.apply(w, b, self)
+
+    def product(self, x, q):
+        """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
+        if self.token is None or x.dim() < 1 or (q is not None and q.shape[:-1] != x.shape[:-1]):
+            out = F.linear(x, self.w, self.b)
+            return (out if q is None else out + q).split(self.sizes, -1)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        q2 = None if q is None else q.reshape(-1, q.shape[-1])
+        out = _Step.apply(x2, q2, self.token, self)
+        return out.reshape(lead + out.shape[-1:]).split(self.sizes, -1)
 
 
-def fused_linear(x, fused, ws) -> tuple:
-    """F.linear(x, w) for each w of ws, as one product split into views."""
-    w, sizes = fused
-    return F.linear(x, w).split(sizes, -1)
+class _Deferred(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, b, fused):
+        ctx.fused = fused
+        ctx.has_b = b is not None
+        return w.new_zeros(())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _):
+        task = torch._C._current_graph_task_id()
+        kept = [(g, x) for t, g, x in ctx.fused.kept if t == task]
+        ctx.fused.kept.clear()
+        if not kept:
+            return None, None, None
+        g = torch.cat([g for g, _ in kept])
+        x = torch.cat([x for _, x in kept])
+        return g.t() @ x, (g.sum(0) if ctx.has_b else None), None
 
 
-def fuse_layers(layers):
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, q, token, fused):
+        ctx.fused = fused
+        ctx.has_q = q is not None
+        ctx.save_for_backward(x)
+        if q is None:
+            out = x @ fused.wt if fused.b is None else torch.addmm(fused.b.detach(), x, fused.wt)
+        else:
+            out = torch.addmm(q, x, fused.wt)
+            if fused.b is not None:
+                out.add_(fused.b.detach())
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        fused = ctx.fused
+        fused.kept.append((torch._C._current_graph_task_id(), g, x))
+        gx = g @ fused.wt.t() if ctx.needs_input_grad[0] else None
+        return gx, (g if ctx.has_q else None), None, None
+
+
+def fuse_rows(ws) -> Fused:
+    """Matrices with the same columns stacked (once per call, before a loop)."""
+    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws])
+
+
+def fuse_layers(layers) -> Fused | None:
     """The weights and biases of torch.nn.Linear layers stacked (None unless every one is a
     plain layer with a bias: kk.linear_layer's rule, hooks run per call)."""
     if not all(plain_linear(layer) and isinstance(layer._parameters.get("weight"), torch.Tensor)
                and isinstance(layer._parameters.get("bias"), torch.Tensor) for layer in layers):
         return None
-    return (torch.cat([layer._parameters["weight"] for layer in layers], 0),
-            torch.cat([layer._parameters["bias"] for layer in layers], 0),
-            [layer._parameters["weight"].shape[0] for layer in layers])
+    return Fused(torch.cat([layer._parameters["weight"] for layer in layers], 0),
+                 torch.cat([layer._parameters["bias"] for layer in layers], 0),
+                 [layer._parameters["weight"].shape[0] for layer in layers])
 
 
-def fused_layers(x, fused, layers) -> tuple:
-    """layer(x) for each layer, as one product split into views where they could be fused."""
+def steps_cat(values, dim: int, fused: Fused | None):
+    """The values (None: zeros) concatenated along their last axis and unbound along `dim`: the
+    per-step terms a fused product adds (None where they do not line up)."""
     if fused is None:
-        return tuple(linear_layer(layer, x) for layer in layers)
-    w, b, sizes = fused
-    return F.linear(x, w, b).split(sizes, -1)
+        return None
+    shapes = {v.shape[:-1] for v in values if v is not None}
+    if len(shapes) != 1:
+        return None
+    (lead,) = shapes
+    like = next(v for v in values if v is not None)
+    parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
+    if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
+        return None
+    return torch.cat(parts, -1).unbind(dim)
+
+
+def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None) -> tuple:
+    """x times each matrix of ms (F.linear) or through each layer, as one product split into
+    views; with `steps`, plus steps[k] (the concatenation of the terms qs added to each part:
+    None for a part that has none)."""
+    if fused is not None and (qs is None or steps is not None):
+        return fused.product(x, None if steps is None else steps[k])
+    if fused is not None:
+        outs = fused.product(x, None)
+    else:
+        outs = tuple(F.linear(x, m) if isinstance(m, torch.Tensor) else linear_layer(m, x) for m in ms)
+    if qs is None:
+        return outs
+    return tuple(o if q is None else o + q for o, q in zip(outs, qs))
