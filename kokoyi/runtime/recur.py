@@ -47,11 +47,12 @@ class Fused:
     gradient of the inputs only) are told apart by the pass's id and dropped.
     """
 
-    __slots__ = ("w", "b", "sizes", "wt", "token", "kept")
+    __slots__ = ("w", "b", "sizes", "wd", "wt", "token", "kept")
 
     def __init__(self, w, b, sizes) -> None:
         self.w, self.b, self.sizes = w, b, sizes
-        self.wt = w.detach().t()
+        self.wd = w.detach()
+        self.wt = self.wd.t()
         self.kept: list = []
         self.token = None
         if torch.is_grad_enabled() and (w.requires_grad or (b is not None and b.requires_grad)) \
@@ -63,6 +64,8 @@ class Fused:
         if self.token is None or x.dim() < 1 or (q is not None and q.shape[:-1] != x.shape[:-1]):
             out = F.linear(x, self.w, self.b)
             return (out if q is None else out + q).split(self.sizes, -1)
+        if x.dim() == 2:  # (one batch axis: the usual case)
+            return _Step.apply(x, q, self.token, self).split(self.sizes, -1)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         q2 = None if q is None else q.reshape(-1, q.shape[-1])
@@ -110,7 +113,7 @@ class _Step(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         fused = ctx.fused
         fused.kept.append((torch._C._current_graph_task_id(), g, x))
-        gx = g @ fused.wt.t() if ctx.needs_input_grad[0] else None
+        gx = g.mm(fused.wd) if ctx.needs_input_grad[0] else None
         return gx, (g if ctx.has_q else None), None, None
 
 
