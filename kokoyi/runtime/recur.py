@@ -61,16 +61,20 @@ class Fused:
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
+        return self.whole(x, q).split(self.sizes, -1)
+
+    def whole(self, x, q):
+        """x @ w^T + b (+ q: a value per row, added inside the product)."""
         if self.token is None or x.dim() < 1 or (q is not None and q.shape[:-1] != x.shape[:-1]):
             out = F.linear(x, self.w, self.b)
-            return (out if q is None else out + q).split(self.sizes, -1)
+            return out if q is None else out + q
         if x.dim() == 2:  # (one batch axis: the usual case)
-            return _Step.apply(x, q, self.token, self).split(self.sizes, -1)
+            return _Step.apply(x, q, self.token, self)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         q2 = None if q is None else q.reshape(-1, q.shape[-1])
         out = _Step.apply(x2, q2, self.token, self)
-        return out.reshape(lead + out.shape[-1:]).split(self.sizes, -1)
+        return out.reshape(lead + out.shape[-1:])
 
 
 class _Deferred(torch.autograd.Function):
@@ -149,16 +153,36 @@ def steps_cat(values, dim: int, fused: Fused | None):
     return torch.cat(parts, -1).unbind(dim)
 
 
-def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None) -> tuple:
+def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=()) -> tuple:
     """x times each matrix of ms (F.linear) or through each layer, as one product split into
     views; with `steps`, plus steps[k] (the concatenation of the terms qs added to each part:
-    None for a part that has none)."""
+    None for a part that has none); then each part through its activation in `plan`
+    (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
     if fused is not None and (qs is None or steps is not None):
-        return fused.product(x, None if steps is None else steps[k])
+        if not any(plan):
+            return fused.product(x, None if steps is None else steps[k])
+        return _activate(fused.whole(x, None if steps is None else steps[k]), fused.sizes, plan)
     if fused is not None:
         outs = fused.product(x, None)
     else:
         outs = tuple(F.linear(x, m) if isinstance(m, torch.Tensor) else linear_layer(m, x) for m in ms)
-    if qs is None:
-        return outs
-    return tuple(o if q is None else o + q for o, q in zip(outs, qs))
+    if qs is not None:
+        outs = tuple(o if q is None else o + q for o, q in zip(outs, qs))
+    return tuple(o if a is None else getattr(torch, a)(o) for o, a in zip(outs, plan or (None,) * len(outs)))
+
+
+def _activate(whole, sizes, plan) -> tuple:
+    """whole's parts (of these sizes along the last axis), each run of consecutive parts with
+    the same activation passed through it in one call."""
+    runs: list = []  # [activation, [sizes]]
+    for n, a in zip(sizes, plan):
+        if runs and a is not None and runs[-1][0] == a:
+            runs[-1][1].append(n)
+        else:
+            runs.append([a, [n]])
+    out = []
+    for chunk, (a, ns) in zip(whole.split([sum(ns) for _, ns in runs], -1), runs):
+        if a is not None:
+            chunk = getattr(torch, a)(chunk)
+        out.extend(chunk.split(ns, -1) if len(ns) > 1 else (chunk,))
+    return tuple(out)

@@ -148,37 +148,71 @@ def assigned_before(body: list, stop) -> set:
     return out
 
 
+ACTIVATIONS = {"sigmoid": 0, "tanh": 1}  # applied to consecutive parts at once (their order in the product)
+
+
+def _activation(name: str, readers: dict, top: set):
+    """The sigmoid or tanh statement that is the only reader of `name`, or None."""
+    found = readers.get(name, [])
+    if len(found) == 1 and isinstance(found[0], K.Assign) and found[0].op in ACTIVATIONS and id(found[0]) in top \
+            and found[0].args == (K.Ref(name),) and not found[0].attrs.get("py"):
+        return found[0]
+    return None
+
+
 def _fuse_products(pre: list, body: list, varying: set, names, defs) -> tuple[list, list]:
     for (op, x), group in _groups(body, varying).items():
         at_x, at_w, fuse_op = PRODUCTS[op]
+        first = group[0]
+        added = _added(group, body, varying, defs)
+        adds = list(added[3]) if added is not None else [None] * len(group)
+        # parts that go through the same activation next to each other: one call for them all
+        readers, top = _uses(body, {}), {id(s) for s in body}
+        acts = [_activation(a.out if a is not None else t.out, readers, top) for t, a in zip(group, adds)]
+        order = sorted(range(len(group)), key=lambda j: (ACTIVATIONS[acts[j].op] if acts[j] else 2, j))
+        group, adds, acts = [group[j] for j in order], [adds[j] for j in order], [acts[j] for j in order]
+        plan = tuple(a.op if a is not None and sum(1 for b in acts if b is not None and b.op == a.op) >= 2 else None
+                     for a in acts)
+        if not any(plan):
+            acts = [None] * len(group)
+        acts = [a if p else None for a, p in zip(acts, plan)]
         ms = tuple(s.args[at_w] for s in group)
         fused = names.new("fused")
-        pre.append(K.Assign(fused, fuse_op, (ms,), {}, group[0].line))
+        pre.append(K.Assign(fused, fuse_op, (ms,), {}, first.line))
         parts = names.new("parts")
-        added = _added(group, body, varying, defs)
         args = (K.Ref(x), K.Ref(fused), ms)
+        moved: dict = {}
         if added is not None:
-            k, values, dim, adds = added
+            k, values, dim = added[0], tuple(added[1][j] for j in order), added[2]
             steps = names.new("terms")
-            pre.append(K.Assign(steps, "steps_cat", (values, dim, K.Ref(fused)), {}, group[0].line))
+            pre.append(K.Assign(steps, "steps_cat", (values, dim, K.Ref(fused)), {}, first.line))
             qs = tuple(None if a is None else (a.args[1] if a.args[0] == K.Ref(t.out) else a.args[0])
                        for t, a in zip(group, adds))
             args += (K.Ref(steps), k, qs)
+            # the terms' step items move up to the product (they read only the step's index)
+            moved = {id(defs[q.name]): defs[q.name] for q in qs if q is not None}
         else:
-            adds = [None] * len(group)
+            args += (None, 0, None)
+        args += (plan,)
         members = {id(s) for s in group}
-        replaced = {id(a): j for j, a in enumerate(adds) if a is not None}
-        # the terms' step items move up to the product (they read only the step's index)
-        moved = {id(defs[q.name]): defs[q.name] for q in args[5] if q is not None} if added is not None else {}
+        # the statement whose value each part becomes: its activation, its addition, or itself
+        final = {}
+        for j, (t, a, act) in enumerate(zip(group, adds, acts)):
+            if act is not None:
+                final[id(act)] = j
+                if a is not None:
+                    members.add(id(a))
+            elif a is not None:
+                final[id(a)] = j
         new_body = []
         for s in body:
-            if s is group[0]:
+            if s is first:
                 new_body.extend(moved.values())
                 new_body.append(K.Assign(parts, "fused_product", args, {}, s.line))
                 new_body.extend(K.Assign(t.out, "item", (K.Ref(parts), j), {}, t.line)
-                                for j, t in enumerate(group) if adds[j] is None)
-            elif id(s) in replaced:  # product + term[t]: that part of the fused product itself
-                new_body.append(K.Assign(s.out, "item", (K.Ref(parts), replaced[id(s)]), {}, s.line))
+                                for j, t in enumerate(group) if adds[j] is None and acts[j] is None)
+            elif id(s) in final:
+                new_body.append(K.Assign(s.out, "item", (K.Ref(parts), final[id(s)]), {}, s.line))
             elif id(s) not in members and id(s) not in moved:
                 new_body.append(s)
         body = new_body
