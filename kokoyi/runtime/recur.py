@@ -40,14 +40,15 @@ class Fused:
     numbers of rows: made once per call, before a loop whose steps multiply one value by each.
 
     With autograd recording, a step's product is `_Step`: its backward gives the gradient of
-    the step's input only, and keeps the step's output gradient and input; the gradient of the
-    stacked matrix (and bias) is then one product over all steps' rows (`_Deferred`, which
-    autograd runs after every step's backward), where autograd would make one small product
-    per step and add them up. Rows kept by a backward pass that did not reach the matrix (a
-    gradient of the inputs only) are told apart by the pass's id and dropped.
+    the step's input, and adds the step's share of the stacked matrix's (and bias's) gradient
+    in place to one buffer; `_Deferred`, which autograd runs after every step's backward,
+    hands that buffer on as the matrix's gradient. Autograd would record an addition per step
+    and a node per step's gradient. The buffer is tagged with the backward pass that filled
+    it: one left by a pass that did not reach the matrix (a gradient of the inputs only) is
+    dropped by the next.
     """
 
-    __slots__ = ("w", "b", "sizes", "wd", "wt", "token", "kept")
+    __slots__ = ("w", "b", "sizes", "wd", "wt", "token", "kept")  # kept: [pass id, dW, db] or []
 
     def __init__(self, w, b, sizes) -> None:
         self.w, self.b, self.sizes = w, b, sizes
@@ -87,14 +88,11 @@ class _Deferred(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, _):
-        task = torch._C._current_graph_task_id()
-        kept = [(g, x) for t, g, x in ctx.fused.kept if t == task]
-        ctx.fused.kept.clear()
-        if not kept:
+        acc = ctx.fused.kept
+        ctx.fused.kept = []
+        if not acc or acc[0] != torch._C._current_graph_task_id():
             return None, None, None
-        g = torch.cat([g for g, _ in kept])
-        x = torch.cat([x for _, x in kept])
-        return g.t() @ x, (g.sum(0) if ctx.has_b else None), None
+        return acc[1], (acc[2] if ctx.has_b else None), None
 
 
 class _Step(torch.autograd.Function):
@@ -116,7 +114,14 @@ class _Step(torch.autograd.Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         fused = ctx.fused
-        fused.kept.append((torch._C._current_graph_task_id(), g, x))
+        task = torch._C._current_graph_task_id()
+        acc = fused.kept
+        if acc and acc[0] == task:  # (the gradient so far, accumulated in place: no graph, no copies)
+            acc[1].addmm_(g.t(), x)
+            if fused.b is not None:
+                acc[2].add_(g.sum(0))
+        else:  # the first step of this backward pass (rows of another pass are dropped)
+            fused.kept = [task, g.t() @ x, g.sum(0) if fused.b is not None else None]
         gx = g.mm(fused.wd) if ctx.needs_input_grad[0] else None
         return gx, (g if ctx.has_q else None), None, None
 

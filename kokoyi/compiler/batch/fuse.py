@@ -4,10 +4,11 @@ An LSTM's step multiplies the previous state by four matrices (`W_f @ z_t`, `W_i
 a GRU cell's by three layers (`U[0](h)`, `U[1](h)`, `U[2](h)`): each is a small matrix
 product per step, and one more node of the backward graph. With the matrices concatenated
 once, before the loop (gradients reach each one through the concatenation), a step makes one
-product and splits its result (views). Where the step then adds to each part the part of a
-product computed before the loop for all steps (the input projections of batch/hoist.py,
-fused the same way there), the addition is made once on the whole, inside the product
-(`addmm`).
+product and splits its result (views). Where the step then adds to each part a term computed
+before the loop for all steps (the input projections of batch/hoist.py), the terms are
+concatenated once and the addition is made inside the product (`addmm`); parts that then go
+through the same activation (an LSTM's sigmoid gates) are put next to each other and
+activated in one call. The runtime side is kokoyi/runtime/recur.py (`Fused`).
 
 Runs on the kernel after clean-up and loop-invariant code motion (licm.py): the matrices
 must be computed before the loop.
