@@ -20,6 +20,8 @@ CASES = {
     "layer_norm": (r"\Module{P}{x} \Return \frac{x - \Mean(x)}{\sqrt{\Var(x) + 10^{-5}}} \\ \EndModule",
                    {"x": torch.randn(5)}, [], "kk.layer_norm("),
     "leaky_relu": (r"\Module{P}{x} \Return \max(0.2 x, x) \\ \EndModule", {"x": torch.randn(5)}, [], "kk.leaky_max("),
+    "lerp": (r"\Module{P}{x, y, a} \Return a * y + x * (1 - a) \\ \EndModule",
+             {"x": torch.randn(5), "y": torch.randn(5), "a": torch.rand(5)}, [], "torch.lerp("),
     "max_pooling": (r"\Module{P}{h} \Return \{ \max_{a=0}^{1} \max_{b=0}^{1} h[c, 2i+a, 2j+b] \}_{c=0, i=0, j=0}^{|h|-1, 1, 2} \\ \EndModule",
                     {"h": torch.randn(2, 5, 6)}, [], "kx.pool2d("),
     "sum_pooling": (r"\Module{P}{h} \Return \{ \sum_{a=0}^{2} \sum_{b=0}^{1} h[c, i+a, 2j+b] \}_{c=0, i=0, j=0}^{1, 2, 1} \\ \EndModule",

@@ -586,3 +586,8 @@ def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
         return o.reshape(tuple(sizes) + tuple(o.shape[1:]))
 
     return back(out) if n_out == 1 else tuple(back(o) for o in out)
+
+
+# ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
+from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
+    column_blocks, fuse_layers, fuse_rows, fused_product, read_states, steps_cat)

@@ -45,9 +45,13 @@ TEMPLATES = {
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "torch.where({1}, {0}, {0}.detach())", "no_row": "kx.no_row({0}, {1})",
-    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
+    "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
+    "column_blocks": "kx.column_blocks({0}, {1})", "fuse_rows": "kx.fuse_rows({0})",
+    "fuse_layers": "kx.fuse_layers({0})", "fused_product": "kx.fused_product({*})",
+    "steps_cat": "kx.steps_cat({0}, {1}, {2})",
+    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
@@ -66,7 +70,7 @@ TEMPLATES = {
     "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
     "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
     "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
-    "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
+    "linear_layer": "kk.linear_layer({0}, {1})", "lerp": "torch.lerp({0}, {1}, {2})", "standardize": "kk.standardize({0})",
     "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
     "pool2d": "kx.pool2d({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
@@ -153,6 +157,8 @@ class Printer:
                         self.put(depth, "else:", s.line)
                         self.block(s.orelse, depth + 1)
                 case K.For():
+                    if s.pre:
+                        self.block(s.pre, depth)
                     self.put(depth, f"for {s.var} in kk.recurrence_steps({arg(s.start)}, {arg(s.stop)}, "
                                     f"{s.site!r}):", s.line)
                     self.block(s.body, depth + 1)

@@ -16,6 +16,7 @@ from kokoyi.compiler.rewrite import (
     cross_entropy,
     discounted_scan,
     leaky_relu,
+    lerp,
     pooling,
     population_std,
     solve,
@@ -24,7 +25,7 @@ from kokoyi.compiler.rewrite import (
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite)
+            solve.rewrite, lerp.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
