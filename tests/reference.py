@@ -36,6 +36,8 @@ Readings where the contract is silent, and limits:
   `\\where` bindings of a one-index set-builder definition are computed per element, when first
   read (so a row that does not apply never computes them); multi-index set-builders whose
   `\\where` uses their indices are not supported;
+* a Kokoyi module given as a parameter computes in its own dtype (contract 6a: its inputs' and
+  parameters'); its floating results are converted to the caller's dtype;
 * `A^{-1}` is the matrix inverse when A has rank >= 2 and the exponent is written -1; a matrix
   literal takes the module's floating dtype; `\\log_{b} x` is `log x / log b` (log2, log10 for 2, 10).
 """
@@ -561,7 +563,11 @@ class Interpreter:
         if found is not None:  # a Kokoyi module given as a parameter: interpret its source too
             text, filename, name = found
             params = func.get_parameters() if hasattr(func, "get_parameters") else ()
-            return run(text, name, args, params, filename=filename, sources=self.sources)
+            out = run(text, name, args, params, filename=filename, sources=self.sources)
+            # it computes in its own dtype (LANGUAGE.md 6a); its floats reach the caller in the caller's
+            if isinstance(out, tuple):
+                return tuple(self.flt(o) if o.is_floating_point() else o for o in out)
+            return self.flt(out) if out.is_floating_point() else out
         return func(*args)
 
     # ---- indexing ----

@@ -139,6 +139,31 @@ def test_defect_8_zero_variance_std_gradient_agrees_on_every_path():
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads), grads
 
 
+# ---- kinds the long campaign found ------------------------------------------------------------
+
+
+def assert_agrees_with_module_q(source: str, inputs: dict):
+    """As assert_agrees, with the Kokoyi module Q of the source given as P's one parameter."""
+    prog = differential.program(source, inputs)
+    prog.params = [("kokoyi", "Q")]
+    findings, stats = differential.check(prog)
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.compiled and not stats.invalid and stats.paths >= 3, stats
+
+
+Q_MODULE = "\\Module{Q}{u}\n  \\Return \\tanh(u) * 2 + \\{ u[i] * i \\}_{i=0}^{|u|-1} \\\\\n\\EndModule\n"
+
+
+def test_a_module_called_on_integers_returns_floats_in_the_callers_dtype():
+    """Seed 506170: Q on integers computes in its own dtype (float32); P is float64, so Q's
+    result reaches P as float64 (LANGUAGE.md 6a) on every path, also beside a 0-d float64."""
+    src = Q_MODULE + (r"\Module{P}{x, y; q}" "\n"
+                      r"  \Return q(\{ \sum_{j=0}^{|x| - 1 - i} 1 \}_{i=0}^{1}), y[0] * q(\{ i \}_{i=0}^{2}) \\" "\n"
+                      r"\EndModule" "\n")
+    assert_agrees_with_module_q(src, {"x": torch.tensor([0.5, -1.0], dtype=torch.float64),
+                                      "y": torch.tensor([2.0, 1.0], dtype=torch.float64)})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
