@@ -27,7 +27,9 @@ Readings where the contract is silent, and limits:
   picked, so where the row's own derivative is infinite at elements it does not take, the
   gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
 * an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
-  at some index value, when that can be done), an empty set-builder has 0 elements of that shape;
+  at some index value, when that can be done: such a probe goes on past reads out of range,
+  reads of empty axes and empty maxima, taking zeros of their shapes), an empty set-builder
+  has 0 elements of that shape;
 * `\\max`/`\\min`/`\\argmax` over a range follow torch's amax/argmax (ties: the gradient is
   shared evenly, the first index wins); `\\OneHot(i, n)` of an i outside 0..n-1 is all zeros;
 * elements of a set-builder broadcast to one shape (a scalar base case of a vector recurrence);
@@ -621,10 +623,14 @@ class Interpreter:
             n = x.shape[axis]
             if bool(((i < -n) | (i >= n)).any()):
                 bad = i[(i < -n) | (i >= n)].reshape(-1)[0]
-                if self.failed_reads is None or n == 0:
+                if self.failed_reads is None:
                     raise RefRuntimeError([self.pos(e), self.pos(item)],
                                           f"index {int(bad)} is out of range for an axis of length {n}")
                 self.failed_reads += [self.pos(e), self.pos(item)]
+                if n == 0:  # nothing to clamp to: zeros of the shape the read has, and go on
+                    x = x.new_zeros(tuple(x.shape[:axis]) + tuple(i.shape) + tuple(x.shape[axis + 1:]))
+                    axis += i.dim()
+                    continue
                 i = i.clamp(-n, n - 1)
             if i.dim() == 0:
                 x = x.select(axis, int(i) % n)
@@ -661,7 +667,15 @@ class Interpreter:
             return out
         if not items:
             name = {"mean": "\\mathbb{E}"}.get(e.op, "\\" + e.op)
-            raise RefRuntimeError(self.pos(e), f"{name} over an empty range")
+            if self.failed_reads is None:
+                raise RefRuntimeError(self.pos(e), f"{name} over an empty range")
+            # going on past failures (see run; a probe of an empty range's shape): a value of
+            # the body's shape, so that what reads it can go on too
+            self.failed_reads.append(self.pos(e))
+            probe = self.probe(e.body, env, [e.bound])
+            dtype = torch.int64 if e.op in ("argmax", "argmin") else (
+                self.dtype if e.op == "mean" or probe is None else probe.dtype)
+            return torch.zeros(() if probe is None else probe.shape, dtype=dtype)
         items = self._promote(*items)
         shape = torch.broadcast_shapes(*(x.shape for x in items))
         stacked = torch.stack([x.expand(shape) for x in items])

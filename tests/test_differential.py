@@ -164,6 +164,22 @@ def test_a_module_called_on_integers_returns_floats_in_the_callers_dtype():
                                       "y": torch.tensor([2.0, 1.0], dtype=torch.float64)})
 
 
+def test_an_empty_sum_of_an_empty_minimum_has_the_bodys_shape():
+    """Seed 602588: the body of an empty sum is an empty \min (an error wherever it is
+    computed); the sum is still zeros of x's shape, so c[1] reads in range."""
+    src = module(r"c \gets \sum_{i=2}^{1} \min_{j=2}^{1} (x) \\" "\n" r"  \Return c, c[1] \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0])})
+
+
+def test_every_failing_read_of_an_empty_axis_is_a_right_answer():
+    """Seed 1000745: x is empty, so each sample reads out of range in one of two rows; the
+    batched code may name either read (docs/reference/choices.md#which-error), and the
+    reference finds both (it goes on past a read of an empty axis)."""
+    src = module(r"\Return \{ \begin{cases} x[k] & X[i, 0] < 0 \\ x_{0} & \text{otherwise} \end{cases} \}_{i=0}^{2} \\",
+                 r"x, X, k \in \mathbb{Z}")
+    assert_agrees(src, {"x": torch.zeros(0), "X": torch.tensor([[1.0], [-1.0], [1.0]]), "k": torch.tensor(-1)})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
