@@ -268,7 +268,7 @@ class Interpreter:
             "Sigmoid": torch.sigmoid, "Softplus": F.softplus, "GELU": F.gelu,
             "Softmax": lambda x: torch.softmax(x, dim=-1), "LogSoftmax": lambda x: torch.log_softmax(x, dim=-1),
             "Mean": torch.mean, "Var": lambda x: torch.var(x, correction=0),
-            "Std": lambda x: torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
+            "Std": lambda x: torch.std(x - x.reshape(-1)[0], correction=0) if x.numel() else torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
             "MSE": lambda a, b: torch.mean((a - b) ** 2), "SmoothL1": _smooth_l1, "CrossEntropy": _cross_entropy,
         }
         self.float_args = set(self.builtins)  # these compute in the module's floating dtype

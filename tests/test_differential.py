@@ -180,6 +180,31 @@ def test_every_failing_read_of_an_empty_axis_is_a_right_answer():
     assert_agrees(src, {"x": torch.zeros(0), "X": torch.tensor([[1.0], [-1.0], [1.0]]), "k": torch.tensor(-1)})
 
 
+def test_std_of_equal_elements_is_exactly_zero_on_every_path():
+    """Seed 1101162: a matrix whose elements are all one float64 value: the mean of equal
+    floats need not be them, so a std from deviations from the mean is rounding noise and its
+    gradient noise over noise (one sample gave 4e-16 and a gradient of 0.67, a batch 0 and 0).
+    Deviations from the first element give 0 and the gradient 0
+    (docs/reference/choices.md#standard-deviation-at-zero-variance) on every path."""
+    import kokoyi
+    import reference
+    from kokoyi.test_utils import Host
+
+    src = module(r"\Return \Std(\abs(\{ \{ \LogSumExp(X) \}_{j=0}^{1} \}_{i=0}^{|X| - 1})) \\", "X")
+    X = torch.tensor([[-0.2700865002051136, -1.5506280150103178], [-1.0959179498864702, 1.656335087618835],
+                      [-0.20509916871372433, -0.7754303728607828]], dtype=torch.float64)
+    assert_agrees(src, {"X": X})
+    kokoyi.compile(src, filename="std.kyi")
+    for levels, value in ((None, X), ([1], X.expand(3, 3, 2)), ([2], X.expand(2, 2, 3, 2)), ("ref", X)):
+        value = value.clone().requires_grad_(True)
+        if levels == "ref":
+            out = reference.run(src, "P", [value], filename="std.kyi")
+        else:
+            out = Host(None, kokoyi.symbol["P"])(value, batch_level=levels)
+        out.sum().backward()
+        assert not out.detach().any() and not value.grad.any(), (levels, out, value.grad)
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 

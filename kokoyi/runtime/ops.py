@@ -191,7 +191,10 @@ def var(x):
 
 
 def std(x):
-    return torch.std(_float(x), correction=0)
+    """The population standard deviation of all elements, from the deviations from the first
+    (as kernels.population_std: equal elements give exactly 0)."""
+    x = _float(x).reshape(-1)
+    return (x - x[:1]).std(correction=0)
 
 
 def layer_norm(x, eps):
