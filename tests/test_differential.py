@@ -205,6 +205,18 @@ def test_std_of_equal_elements_is_exactly_zero_on_every_path():
         assert not out.detach().any() and not value.grad.any(), (levels, out, value.grad)
 
 
+def test_a_cases_with_no_row_for_a_step_inside_a_row_that_does_not_apply():
+    """Seed 1200241: the inner cases has no row at t = 1 (a test on the step alone: an error
+    where it applies); it sits in a row that applies where h[t-1, i] < s, so where that row
+    does not apply its value is discarded and the call goes on (it raised UnboundLocalError:
+    the value was made only in the branch where a row applies)."""
+    src = module(r"h \gets \{ \begin{cases} \{ 0.5 \}_{i=0}^{1} & t = 0 \\ \{ \begin{cases} \begin{cases} h[t-1][i] "
+                 r"& t \ne 1 \end{cases} & h_{t-1, i} < s \\ x[i] & \text{else} \end{cases} \}_{i=0}^{1} & \text{otherwise} "
+                 r"\end{cases} \}_{t=0}^{|x| - 1} \\" "\n" r"  \Return h \\", "x, s")
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.25)})  # no row applies at t = 1
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.75)})  # it does: an error
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
