@@ -26,6 +26,10 @@ Readings where the contract is silent, and limits:
 * with tensor conditions a row that applies somewhere is computed whole and its elements
   picked, so where the row's own derivative is infinite at elements it does not take, the
   gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
+  a row that applies nowhere is not computed, but when compiled code computes it (its condition
+  is data, not a Python value: see `computed_rows`) the float values it reads from outside get
+  a zero gradient from it, so 0 times an undefined derivative in what computed them is NaN
+  (docs/reference/choices.md#gradients-through-cases);
 * an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
   at some index value, when that can be done: such a probe goes on past reads out of range,
   reads of empty axes and empty maxima, taking zeros of their shapes), an empty set-builder
@@ -107,6 +111,7 @@ class _Lazy:
 
     def local(self, t=None):
         env = dict(self.env)
+        self.interp.python_symbols.add(self.builder.bounds[0].var.symbol)
         if t is not None:
             env[self.builder.bounds[0].var.symbol] = torch.tensor(t)
         self.interp.bind_where(self.definition.where, env)
@@ -134,6 +139,13 @@ class _Lazy:
         lo, hi = self.bounds()
         items = [self.element(t) for t in range(lo, hi + 1)]
         return self.interp.stack(items, self.builder, self.local())
+
+
+class _PyNumber:
+    """A parameter given as a Python number (compiled code keeps it one)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
 
 
 class _Function:
@@ -253,6 +265,10 @@ class Interpreter:
         self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
         self.computing: list = []  # the groups whose elements are being computed, innermost last
         self.failed_reads = None  # a list: record reads out of range and go on (see run)
+        # what compiled code knows as Python values (a cases over them is a branch, see cases):
+        # recurrence steps, parameters given as numbers; and every definition's value
+        self.python_symbols: set = set()
+        self.definitions: dict = {}
         self.globals: dict = {}
         for item in prog.items:
             match item:
@@ -333,7 +349,11 @@ class Interpreter:
         for decl, value in zip(mod.inputs, args):
             env[decl.name.symbol] = self.input_value(decl, value)
         for decl, value in zip(mod.params, params):
-            env[decl.name.symbol] = self.param_value(value)
+            value = self.param_value(value)
+            if isinstance(value, _PyNumber):  # a number, not a tensor, in compiled code: its tests are Python's
+                self.python_symbols.add(decl.name.symbol)
+                value = value.value
+            env[decl.name.symbol] = value
         self.bind_dims(mod, env)
         return self.body(mod.body, env)
 
@@ -347,6 +367,8 @@ class Interpreter:
         return v
 
     def param_value(self, v):
+        if isinstance(v, (bool, int, float)):
+            return _PyNumber(self.num(v))
         if isinstance(v, torch.Tensor) and v.is_floating_point():
             return self.flt(v)
         if isinstance(v, (bool, int, float)):
@@ -393,6 +415,7 @@ class Interpreter:
             env[sym] = _Function(self, [p.symbol for p in d.params], d.where, d.value, env)
             return
         value = A.strip(d.value)
+        self.definitions[sym] = value
         if d.where and isinstance(value, A.SetBuilder) and len(value.bounds) == 1:
             lazy = _Lazy(self, d, dict(env))
             lazy.env[sym] = lazy  # it may read itself
@@ -420,6 +443,7 @@ class Interpreter:
 
     def recurrence(self, sym, builder: A.SetBuilder, env):
         bound = builder.bounds[0]
+        self.python_symbols.add(bound.var.symbol)
         lo, hi = self.bounds(bound, env)
         partial = _Partial(sym, lo)
         env[sym] = partial
@@ -784,6 +808,7 @@ class Interpreter:
             if bool(take.any()):
                 taken.append((row, take))
         values = [(self.tensor(self.eval(row.value, env)), take) for row, take in taken]
+        untaken = self.computed_rows(e, env, {id(row) for row, _ in taken})
         floating = any(self.is_float(row.value, env) for row in e.rows)
         if e.rows[-1].condition is not None and not all(_on_indices(r.condition) for r in e.rows):
             floating = True  # NaN may fill where no row applies: a float whether or not it does here
@@ -800,6 +825,66 @@ class Interpreter:
             values = values + [nan_row]
         if not values:  # (only when the shape is empty: nothing to compute)
             return torch.zeros(shape, dtype=self.dtype if floating else torch.int64)
+        out = self._select(values, shape, floating)
+        if out.is_floating_point():
+            for row in untaken:
+                out = out + self.zero_link(row.value, env)
+        return out
+
+    def computed_rows(self, e: A.Cases, env, taken: set) -> list:
+        """The rows of e that a compiled cases computes and that apply nowhere here: a row
+        whose condition is data (a tensor) is computed everywhere and selected, one whose
+        condition is a Python value (a test on the recurrence step, lengths, literals) is a
+        branch taken or not (docs/reference/choices.md#gradients-through-cases)."""
+        out = []
+        for row in e.rows:
+            if row.condition is not None and self.python_value(row.condition):
+                if bool(self.tensor(self.eval(row.condition, env))):
+                    if id(row) not in taken:
+                        out.append(row)
+                    break
+                continue
+            if id(row) not in taken:
+                out.append(row)
+        return out
+
+    def python_value(self, e) -> bool:
+        """Whether compiled code knows e as a Python value (not a tensor)."""
+        e = A.strip(e)
+        match e:
+            case A.Num():
+                return True
+            case A.Ref():
+                if e.symbol.kind == S.DIM or e.symbol in self.python_symbols:
+                    return True
+                d = self.definitions.get(e.symbol)
+                return d is not None and e.symbol.kind != S.INDEX and self.python_value(d)
+            case A.Bars():
+                return True  # a length (|x| of a scalar, its absolute value, is rare in a test)
+            case A.Unary() | A.Rounding():
+                return self.python_value(e.operand)
+            case A.Binary() | A.Compare():
+                return self.python_value(e.left) and self.python_value(e.right)
+            case A.Frac():
+                return self.python_value(e.numerator) and self.python_value(e.denominator)
+        return False
+
+    def zero_link(self, e, env) -> torch.Tensor:
+        """0, linked to every float value e reads from outside it: a row that compiled code
+        computes and discards passes them a zero gradient (and 0 times an undefined
+        derivative in what computed them is NaN, as in torch)."""
+        out = torch.zeros((), dtype=self.dtype)
+        seen = set()
+        for n in A.walk(e):
+            if not isinstance(n, A.Ref) or n.symbol in seen:
+                continue
+            seen.add(n.symbol)
+            v = env.get(n.symbol)
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
+                out = out + torch.where(torch.zeros((), dtype=torch.bool), v, 0).sum().to(self.dtype)
+        return out
+
+    def _select(self, values, shape, floating):
         dtype = self._promote(*(v for v, _ in values))[0].dtype
         if floating:
             dtype = torch.promote_types(dtype, self.dtype)

@@ -217,6 +217,22 @@ def test_a_cases_with_no_row_for_a_step_inside_a_row_that_does_not_apply():
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.75)})  # it does: an error
 
 
+def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_derivative():
+    """Seeds 500043 and 1200174: b is computed for real, with an undefined derivative in X
+    (log of a negative number); a row with a data condition reads it and applies nowhere
+    (here, in this sample). The row is computed and discarded, handing b a zero gradient,
+    and 0 * NaN is NaN: on every path, and in the reference
+    (docs/reference/choices.md#gradients-through-cases). Where the value is computed in the
+    row itself, nothing flows."""
+    src = module(r"b \gets (X[-1][-1]) \cdot (\log(x[0])) \\" "\n"
+                 r"  c \gets \{ 1 \}_{t=0}^{|x| - 1} \\" "\n"
+                 r"  \Return \begin{cases} b & c > \pi \\ x & \text{otherwise} \end{cases}, "
+                 r"\begin{cases} X[0, 0] * \log(x[1]) & x[1] > 0 \\ X[0, 0] & \text{otherwise} \end{cases} \\", "x, X")
+    for x0 in (-0.7, 0.7):
+        assert_agrees(src, {"x": torch.tensor([x0, -0.9], dtype=torch.float64),
+                            "X": torch.tensor([[2.1]], dtype=torch.float64)})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
