@@ -233,6 +233,14 @@ def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_de
                             "X": torch.tensor([[2.1]], dtype=torch.float64)})
 
 
+def test_an_empty_product_of_vectors_is_the_ones_vector():
+    """The empty product of a vector body (whose elements are empty maxima, errors wherever
+    computed) is the ones vector of the body's shape on every path and in the reference
+    (docs/reference/choices.md#empty-sum-of-vectors); the reference gave a scalar."""
+    src = module(r"\Return \prod_{i=2}^{1} (\{ \max_{l=2}^{1} (1) \}_{j=0}^{|x|-1}) \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0, 3.0])})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
