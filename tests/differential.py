@@ -328,10 +328,13 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
         if problem is not None:
             return (*problem, args)
     weights = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (), generator=g)))
-    problem = _check_gradients(got_l, want_l, args, params, weights.get_state())
+    # inputs shared by the samples of a batch (and parameters): their gradient is a sum over samples
+    shared = [level == 0 and bool(path.batch_shape) for level in path.levels]
+    problem = _check_gradients(got_l, want_l, args, params, weights.get_state(), shared, bool(path.batch_shape))
     if problem is not None:
         wide = _wide(program, params, path, args, idxs) if wide is None else wide
-        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state()):
+        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state(),
+                                                                  shared, bool(path.batch_shape)):
             stats.ill_conditioned += 1
             return None
     return problem
@@ -380,9 +383,17 @@ def _reference_in_float64(program: Program, params, path: Path, args, idxs):
     return _stack(outs, path.batch_shape)
 
 
-def _check_gradients(got, want, args, params, weight_state):
-    """None, or a finding when the gradients of a random weighted sum of got and of want differ."""
+def _check_gradients(got, want, args, params, weight_state, shared=(), batched=False):
+    """None, or a finding when the gradients of a random weighted sum of got and of want differ.
+
+    A gradient that is a sum over the samples of a batch (an input shared by them, flagged in
+    shared, or a parameter) may be a sum of infinities: the reference adds each sample's
+    (inf + -inf is NaN), a batch may add the samples' weights first (w1 + w2 times inf is
+    ±inf). Both are undefined: there, any non-finite value matches any other."""
     leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
+    flags = [f for a, f in zip(args, list(shared) + [False] * len(args))
+             if isinstance(a, torch.Tensor) and a.requires_grad]
+    flags += [batched] * (len(leaves) - len(flags))  # parameters: shared whenever there is a batch
     pairs = [(a, b) for a, b in zip(got, want) if isinstance(a, torch.Tensor) and b.is_floating_point()]
     if not leaves or not pairs:
         return None
@@ -399,6 +410,10 @@ def _check_gradients(got, want, args, params, weight_state):
             gs = [None] * len(leaves)
         grads.append([torch.zeros_like(leaf) if x is None else x for leaf, x in zip(leaves, gs)])
     for i, (a, b) in enumerate(zip(*grads)):
+        if tuple(a.shape) == tuple(b.shape) and flags[i]:
+            bad_a, bad_b = ~torch.isfinite(a), ~torch.isfinite(b)
+            if torch.equal(bad_a, bad_b):  # non-finite at the same places: compare the rest
+                a, b = torch.where(bad_a, 0, a), torch.where(bad_b, 0, b)
         if tuple(a.shape) != tuple(b.shape) or not close(a, b):
             which = [f"input {k}" for k, x in enumerate(args) if x is leaves[i]] or ["a parameter"]
             return "gradient", f"gradient of {which[0]}: differs\n got {a}\nwant {b}", args

@@ -241,6 +241,20 @@ def test_an_empty_product_of_vectors_is_the_ones_vector():
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0, 3.0])})
 
 
+def test_a_shared_inputs_gradient_summed_over_infinities_is_undefined_either_way():
+    """Seed 800105: the cube root's derivative at -0.0 is infinite; x is shared by the samples
+    of a batch, so its gradient is a sum over them: the reference adds each sample's ±inf
+    (NaN), the module adds the samples' weights first (±inf). Both are undefined: the harness
+    takes any non-finite value for any other there, and still compares the finite rest."""
+    src = module(r"\Return \sqrt[3]{x_{-1}} + x[k] \\", r"x, k \in \mathbb{Z}")
+    prog = differential.program(src, {"x": torch.tensor([-1.0, 1.0, -0.0], dtype=torch.float64),
+                                      "k": torch.tensor(1)})
+    paths = [differential.Path("mixed levels", [0, 1], (3,)), differential.Path("batch level 1", [1, 1], (3,))]
+    for seed in range(4):
+        findings, stats = differential.check(prog, seed, paths=paths)
+        assert not findings and stats.paths == 2, "\n\n".join(differential.reproduction(f) for f in findings)
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
