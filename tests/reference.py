@@ -182,14 +182,17 @@ def forward_source(obj):
     return None
 
 
-def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None, failed_reads=None):
+def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None, failed_reads=None,
+        conditions=None):
     """The per-sample output of module module_key of text on one sample's inputs args.
 
     params is what get_parameters() returns (one value for one parameter, a tuple or list for
     several). sources optionally maps module names to (text, filename) for Kokoyi modules given
     as parameters whose source cannot be found on the object. failed_reads, a list: reads out
     of range do not stop the run but add their positions to it (and read a clamped index), so
-    that every read that fails for this sample is known, not only the first.
+    that every read that fails for this sample is known, not only the first. conditions, a
+    list: n * cond(A) of every matrix A solved, inverted or whose determinant is taken is added
+    to it (inf for a matrix with an infinite or NaN entry): how ill-conditioned the math is.
     """
     from kokoyi.compiler.pipeline import compile_unit
 
@@ -212,6 +215,7 @@ def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", 
     dtype = module_dtype(args, params)
     interp = Interpreter(state.ast, filename, dtype, sources or {})
     interp.failed_reads = failed_reads
+    interp.conditions = conditions
     return interp.call_module(mod, tuple(args), params)
 
 
@@ -265,6 +269,7 @@ class Interpreter:
         self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
         self.computing: list = []  # the groups whose elements are being computed, innermost last
         self.failed_reads = None  # a list: record reads out of range and go on (see run)
+        self.conditions = None  # a list: record n * cond(A) of each matrix solved, inverted or det'ed
         # what compiled code knows as Python values (a cases over them is a branch, see cases):
         # recurrence steps, parameters given as numbers; and every definition's value
         self.python_symbols: set = set()
@@ -296,7 +301,7 @@ class Interpreter:
             "diag": lambda x: torch.diag_embed(x) if x.dim() == 1 else torch.diagonal(x, dim1=-2, dim2=-1),
         })
         self.builtins.update({
-            "det": lambda a: torch.linalg.det(self.flt(a)),
+            "det": lambda a: (self.note_matrix(a), torch.linalg.det(self.flt(a)))[1],
             "Tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
             "tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
         })
@@ -479,6 +484,11 @@ class Interpreter:
                 fn = torch.logical_and if e.op == "and" else torch.logical_or
                 return fn(self.tensor(self.eval(e.left, env)), self.tensor(self.eval(e.right, env)))
             case A.Binary(op="@"):
+                left = A.strip(e.left)
+                if isinstance(left, A.Power) and _written_minus_one(left.exponent):
+                    base = self.tensor(self.eval(left.base, env))
+                    if base.dim() >= 2:  # LANGUAGE.md 6: `A^{-1} @ b` does not form the inverse: it solves
+                        return self.solve(base, self.tensor(self.eval(e.right, env)))
                 a, b = self.eval(e.left, env), self.eval(e.right, env)
                 if e.spelling == "\\cdot" and (a.dim() == 0 or b.dim() == 0):
                     return a * b
@@ -567,9 +577,32 @@ class Interpreter:
             return lambda *xs: fn(*(self.flt(x) for x in xs))
         return lambda *xs: fn(*(self.tensor(x) for x in xs))
 
+    def solve(self, a, b):
+        """A^{-1} @ b as torch.linalg.solve (b a vector or a matrix)."""
+        self.note_matrix(a)
+        a, b = self.flt(a), self.flt(b)
+        if b.dim() == 1:
+            return torch.linalg.solve(a, b.unsqueeze(-1)).squeeze(-1)
+        return torch.linalg.solve(a, b)
+
+    def note_matrix(self, a: torch.Tensor) -> None:
+        """Record n * cond(a) (the relative error a solve, inverse or determinant of it may
+        have, in units of the dtype's epsilon), where conditions are recorded (see run)."""
+        if self.conditions is None:
+            return
+        with torch.no_grad():
+            a = a.detach().double()
+            if not bool(torch.isfinite(a).all()):
+                self.conditions.append(math.inf)  # an infinite or NaN entry: infinitely ill-conditioned
+                return
+            cond = torch.linalg.cond(a)
+            cond = float(cond.max()) if cond.numel() else 1.0
+            self.conditions.append(a.shape[-1] * (cond if math.isfinite(cond) else math.inf))
+
     def power(self, e: A.Power, env):
         base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
         if base.dim() >= 2 and _written_minus_one(e.exponent):
+            self.note_matrix(base)
             return torch.linalg.inv(self.flt(base))  # A^{-1}: the matrix inverse
         if not base.is_floating_point() and not exp.is_floating_point():
             if bool((exp < 0).any()):

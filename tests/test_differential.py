@@ -255,6 +255,18 @@ def test_a_shared_inputs_gradient_summed_over_infinities_is_undefined_either_way
         assert not findings and stats.paths == 2, "\n\n".join(differential.reproduction(f) for f in findings)
 
 
+def test_a_solve_with_infinite_inputs_agrees_with_the_reference():
+    """Seeds 900272, 900987: `A^{-1} @ y` is a solve (LANGUAGE.md 6), in the reference too
+    (an inverse times y gave NaN gradients where the solve gives ±inf); the harness allows
+    n * cond(A) * eps where a matrix is ill-conditioned, and anything where it has an
+    infinite or NaN entry."""
+    src = module(r"\Return (A^{-1}) @ y, \det(A) \\", r"A \in \mathbb{R}^{n \times n}, y")
+    for A, y in ((torch.tensor([[2.0, 1.0], [1.0, 3.0]]), torch.tensor([float("inf"), 1.0])),
+                 (torch.tensor([[float("inf"), 0.0], [0.0, 1.0]]), torch.tensor([1.0, 2.0])),
+                 (torch.tensor([[1.0, 1.0], [1.0, 1.0001]]), torch.tensor([1.0, 2.0]))):
+        assert_agrees(src, {"A": A, "y": y})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
