@@ -871,7 +871,7 @@ class Interpreter:
         branch taken or not (docs/reference/choices.md#gradients-through-cases)."""
         out = []
         for row in e.rows:
-            if row.condition is not None and self.python_value(row.condition):
+            if row.condition is not None and self.python_value(row.condition, env):
                 if bool(self.tensor(self.eval(row.condition, env))):
                     if id(row) not in taken:
                         out.append(row)
@@ -881,25 +881,27 @@ class Interpreter:
                 out.append(row)
         return out
 
-    def python_value(self, e) -> bool:
+    def python_value(self, e, env) -> bool:
         """Whether compiled code knows e as a Python value (not a tensor)."""
         e = A.strip(e)
         match e:
-            case A.Num():
+            case A.Num() | A.Constant():
                 return True
             case A.Ref():
                 if e.symbol.kind == S.DIM or e.symbol in self.python_symbols:
                     return True
                 d = self.definitions.get(e.symbol)
-                return d is not None and e.symbol.kind != S.INDEX and self.python_value(d)
-            case A.Bars():
-                return True  # a length (|x| of a scalar, its absolute value, is rare in a test)
+                return d is not None and e.symbol.kind != S.INDEX and self.python_value(d, env)
+            case A.Bars():  # a length is a Python number; |s| of a scalar is its absolute value
+                x = self.probe(e.operand, env, [])
+                return x is None or not isinstance(x, torch.Tensor) or x.dim() >= 1 or \
+                    self.python_value(e.operand, env)
             case A.Unary() | A.Rounding():
-                return self.python_value(e.operand)
+                return self.python_value(e.operand, env)
             case A.Binary() | A.Compare():
-                return self.python_value(e.left) and self.python_value(e.right)
+                return self.python_value(e.left, env) and self.python_value(e.right, env)
             case A.Frac():
-                return self.python_value(e.numerator) and self.python_value(e.denominator)
+                return self.python_value(e.numerator, env) and self.python_value(e.denominator, env)
         return False
 
     def zero_link(self, e, env) -> torch.Tensor:
