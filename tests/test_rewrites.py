@@ -14,7 +14,7 @@ CASES = {
     "discounted_scan": (r"\Module{P}{r; \gamma} \Return \{ \sum_{i=0}^{|r|-1-t} \gamma^i * (r[t+i] * 1) \}_{t=0}^{|r|-1} \\ \EndModule",
                         {"r": torch.randn(6)}, [0.9], "kk.discounted_window("),
     "population_std": (r"\Module{P}{v} \Return \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - \Mean(v))^2}}{|v|}} \\ \EndModule",
-                       {"v": torch.randn(5)}, [], ".std(-1, correction=0)"),
+                       {"v": torch.randn(5)}, [], "kx.population_std("),
     "standardize": (r"\Module{P}{x} \Return \frac{x - \Mean(x)}{\Std(x)} \\ \EndModule", {"x": torch.randn(5)}, [],
                     "kk.standardize("),
     "layer_norm": (r"\Module{P}{x} \Return \frac{x - \Mean(x)}{\sqrt{\Var(x) + 10^{-5}}} \\ \EndModule",

@@ -396,6 +396,14 @@ def matmul_by_rank(a, b, ra: int, rb: int):
 _ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
 
 
+def population_std(x):
+    """The population standard deviation along the last axis, from the deviations from the
+    first element: equal elements give exactly 0 (the mean of equal floats need not be them),
+    as on every path and in the per-sample code (ops.std), so the gradient at zero variance is
+    torch's 0 everywhere rather than rounding noise divided by rounding noise."""
+    return (x - x[..., :1]).std(-1, correction=0)
+
+
 def trailing(op: str, x, rank: int, *extra):
     """A reduction over the last `rank` dimensions of x (softmax: along the last one)."""
     if op == "softmax":
@@ -430,7 +438,7 @@ def trailing(op: str, x, rank: int, *extra):
     if op == "var":
         return flat.var(-1, correction=0)
     if op == "std":
-        return flat.std(-1, correction=0)
+        return population_std(flat)
     if op == "logsumexp":
         return flat.logsumexp(-1)
     raise ValueError(op)

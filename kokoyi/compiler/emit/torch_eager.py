@@ -66,7 +66,7 @@ TEMPLATES = {
     "solve_vector": "torch.linalg.solve({0}, {1}.unsqueeze(-1)).squeeze(-1)",
     # recognised forms
     "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
-    "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",
+    "std_last": "kx.population_std({0})", "var_last": "{0}.var(-1, correction=0)",
     "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
     "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
     "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
