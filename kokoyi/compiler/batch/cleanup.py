@@ -145,7 +145,7 @@ def _reads_device(block: list) -> bool:
             return True
         if isinstance(s, K.If) and (_reads_device(s.then) or _reads_device(s.orelse)):
             return True
-        if isinstance(s, K.For) and _reads_device(s.body):
+        if isinstance(s, K.For) and (_reads_device(s.pre) or _reads_device(s.body)):
             return True
     return False
 
