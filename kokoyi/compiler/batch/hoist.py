@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch.cleanup import _refs
 from kokoyi.compiler.batch.layout import Val
 
 # Node kinds that do work worth doing once: everything else (arithmetic on the index, a
@@ -216,14 +217,6 @@ class Hoist:
         if isinstance(a, tuple):
             return tuple(self._copy_args(b, x) for x in a)
         return a
-
-
-def _refs(a, acc: set) -> None:
-    if isinstance(a, K.Ref):
-        acc.add(a.name)
-    elif isinstance(a, tuple):
-        for x in a:
-            _refs(x, acc)
 
 
 def _canonical(block: list):

@@ -13,6 +13,7 @@ import dataclasses
 
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.cleanup import EFFECTS
+from kokoyi.compiler.batch.cleanup import _refs as refs_into
 
 # Effects, or a value that changes while the loop runs (a recurrence's elements so far).
 STAYS = (EFFECTS - {"item"}) | {"earlier", "no_earlier", "read_states", "step_item"}
@@ -34,11 +35,8 @@ def assigned(block: list, acc: set) -> set:
 
 
 def _refs(a, acc: set) -> set:
-    if isinstance(a, K.Ref):
-        acc.add(a.name)
-    elif isinstance(a, tuple):
-        for x in a:
-            _refs(x, acc)
+    """acc with the names a statement's arguments read."""
+    refs_into(a, acc)
     return acc
 
 
