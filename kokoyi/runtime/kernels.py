@@ -403,6 +403,14 @@ def matmul_by_rank(a, b, ra: int, rb: int):
 _ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
 
 
+def population_std(x):
+    """The population standard deviation along the last axis, from the deviations from the
+    first element: equal elements give exactly 0 (the mean of equal floats need not be them),
+    as on every path and in the reference, so the gradient at zero variance is
+    torch's 0 everywhere rather than rounding noise divided by rounding noise."""
+    return (x - x[..., :1]).std(-1, correction=0)
+
+
 def trailing(op: str, x, rank: int, *extra):
     """A reduction over the last `rank` dimensions of x (softmax: along the last one)."""
     if op == "softmax":
@@ -437,7 +445,7 @@ def trailing(op: str, x, rank: int, *extra):
     if op == "var":
         return flat.var(-1, correction=0)
     if op == "std":
-        return flat.std(-1, correction=0)
+        return population_std(flat)
     if op == "logsumexp":
         return flat.logsumexp(-1)
     raise ValueError(op)
@@ -544,6 +552,34 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
 
 
 # ---- calls ----------------------------------------------------------------------------------
+class OpaqueRank(Exception):
+    """An opaque callable's result has another per-sample rank than its kernel assumed (the
+    runtime builds the kernel again with the rank learnt)."""
+
+    def __init__(self, where: str, rank: int) -> None:
+        super().__init__(f"{where}: the callable returned a value of per-sample rank {rank}")
+        self.where, self.rank = where, rank
+
+
+def call_each(f, args, flags, lead: int, rank: int, where: str):
+    """f on each element of the `lead` leading axes of the arguments that vary (flags), stacked."""
+    if not any(flags):
+        out = torch.as_tensor(f(*args))
+        if out.dim() != rank:
+            raise OpaqueRank(where, out.dim())
+        return out
+    shape = next(tuple(a.shape[:lead]) for a, varies in zip(args, flags) if varies)
+    flat = [a.reshape((-1,) + tuple(a.shape[lead:])) if varies else a for a, varies in zip(args, flags)]
+    outs = [torch.as_tensor(f(*[a[i] if varies else a for a, varies in zip(flat, flags)]))
+            for i in range(math.prod(shape))]
+    if not outs:
+        return torch.zeros(shape + (0,) * rank)
+    if outs[0].dim() != rank:
+        raise OpaqueRank(where, outs[0].dim())
+    out = torch.stack(outs)
+    return out.reshape(shape + tuple(out.shape[1:]))
+
+
 def call_flat(layer, x, lead: int):
     """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
     if lead <= 1:
@@ -584,3 +620,8 @@ def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
         return o.reshape(tuple(sizes) + tuple(o.shape[1:]))
 
     return back(out) if n_out == 1 else tuple(back(o) for o in out)
+
+
+# ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
+from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
+    column_blocks, fuse_layers, fuse_rows, fused_product, read_states, steps_cat)

@@ -7,7 +7,6 @@ compiled code into KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
-import contextlib
 import linecache
 import numbers
 import re
@@ -15,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
+from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime import batching
 from kokoyi.runtime.forward import ModuleForward
+from kokoyi.runtime.kernels import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 
@@ -44,14 +44,15 @@ class ModuleSpec:
         return f"\\Module{{{self.name}}}{{{inputs}{'; ' + params if self.params else ''}}}"
 
 
-def module(per_sample, *, name, inputs, params, param_hints, signature, where, source=None, param_specs=()):
+def module(python_name, *, name, inputs, params, param_hints, signature, where, source=None, namespace=None,
+           param_specs=()):
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
                       signature, where, tuple(InputSpec(*i) for i in param_specs))
-    specializations = Specializations(re.sub(r"_+per_sample$", "", per_sample.__name__))
+    specializations = Specializations(python_name)
     if source is not None:
         # Until kokoyi.symbol attaches the resolved module, the embedded source can supply it.
-        specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
+        specializations.attach_lazily(source[0], source[1], name, namespace if namespace is not None else {})
 
     annotated = any(i.dims is not None for i in spec.inputs + spec.param_specs)
     real_inputs = tuple(k for k, i in enumerate(spec.inputs) if i.field == "R")
@@ -101,11 +102,12 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 if out is not None:
                     return out
             if entry is FALLBACK:
-                # The per-sample code makes its float constants in torch's default dtype: for
-                # this call, the module's (LANGUAGE.md 6a).
-                with default_dtype(module_dtype(args, params)):
-                    return batching.run(per_sample, args, params, levels)
+                raise KokoyiUnsupportedError(f"{spec.where}: module `{spec.name}` cannot be compiled for this "
+                                             f"call: {'; '.join(specializations.unsupported[-1:])}")
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
+        except OpaqueRank as err:  # learnt: built again with that rank
+            specializations.learn(err)
+            return forward(self, *args, batch_level=batch_level)
         except KokoyiError as err:
             named = in_module(err, spec)
             if named is err:
@@ -117,26 +119,12 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 raise
             raise in_module(KokoyiRuntimeError(explained), spec) from err
 
-    forward.__name__ = forward.__qualname__ = re.sub(r"_+per_sample$", "", per_sample.__name__)
+    forward.__name__ = forward.__qualname__ = python_name
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
-    forward.__kokoyi_per_sample__ = per_sample
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return ModuleForward(forward, name, source)
-
-
-@contextlib.contextmanager
-def default_dtype(dtype):
-    previous = torch.get_default_dtype()
-    if dtype == previous:
-        yield
-        return
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def as_real(args, real_inputs, params) -> tuple:

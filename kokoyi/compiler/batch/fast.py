@@ -145,3 +145,14 @@ def _solve(b, e):
     if not (a.is_tensor and not a.python and a.rank >= 2 and rhs.is_tensor and not rhs.python and rhs.rank >= 1):
         return None
     return solve_rule(b, e, [a, rhs])
+
+
+@rule("lerp")
+def _lerp(b, e):
+    from kokoyi.compiler.batch.rules import _operands
+
+    x, y, a = (b.ev(v) for v in e.args)
+    if not all(v.is_tensor and v.kind == "float" for v in (x, y, a)) or x.python or y.python:
+        return None
+    codes, axes, rank = _operands(b, [x, y, a], "float")
+    return Val(b.emit("lerp", *codes, hint="v"), axes, rank, "float")

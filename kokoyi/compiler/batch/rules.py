@@ -315,8 +315,9 @@ def _concat(b, e, args):
         if v.rank == 0:
             v = Val(b.emit("view", v.code, items=(..., None), hint="v"), v.axes, 1, kind)
         parts.append(b.expand(v, axes))
-    return Val(b.emit("cat", tuple(parts), len(axes), hint="cat"), axes, 1 if all(a.rank <= 1 for a in args)
-               else max(a.rank for a in args), kind)
+    vectors = all(a.rank <= 1 for a in args)  # (then nothing can fail: an unused one may be dropped)
+    return Val(b.emit("cat", tuple(parts), len(axes), hint="cat", **({"vectors": True} if vectors else {})),
+               axes, 1 if vectors else max(a.rank for a in args), kind)
 
 
 def _function_value(b, e, args):

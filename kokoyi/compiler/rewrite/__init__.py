@@ -17,6 +17,7 @@ from kokoyi.compiler.rewrite import (
     discounted_scan,
     huber,
     leaky_relu,
+    lerp,
     pooling,
     population_std,
     solve,
@@ -25,7 +26,7 @@ from kokoyi.compiler.rewrite import (
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite, huber.rewrite)
+            solve.rewrite, lerp.rewrite, huber.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
