@@ -175,10 +175,9 @@ def forward_source(obj):
     """(source text, filename, module name) when obj's forward is a Kokoyi module symbol, else None."""
     for fwd in (getattr(type(obj), "forward", None), getattr(obj, "_forward", None)):
         spec = getattr(fwd, "__kokoyi_spec__", None)
-        per_sample = getattr(fwd, "__kokoyi_per_sample__", None)
-        if spec is not None and per_sample is not None:
-            g = per_sample.__globals__
-            return g["KOKOYI_SOURCE"], g["KOKOYI_FILENAME"], spec.name
+        source = getattr(fwd, "__kokoyi_source__", None)
+        if spec is not None and source is not None:
+            return source[0], source[1], spec.name
     return None
 
 

@@ -165,7 +165,7 @@ def test_a_module_called_on_integers_returns_floats_in_the_callers_dtype():
 
 
 def test_an_empty_sum_of_an_empty_minimum_has_the_bodys_shape():
-    """Seed 602588: the body of an empty sum is an empty minimum (an error wherever it is
+    r"""Seed 602588: the body of an empty sum is an empty \min (an error wherever it is
     computed); the sum is still zeros of x's shape, so c[1] reads in range."""
     src = module(r"c \gets \sum_{i=2}^{1} \min_{j=2}^{1} (x) \\" "\n" r"  \Return c, c[1] \\", "x")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0])})

@@ -37,6 +37,8 @@ def value_of_desc(desc: tuple, code, batched: bool) -> Val:
         return Val(code, what="kokoyi", info=desc)
     if kind in ("layer", "sequential"):
         return Val(code, what="layer", info=desc)
+    if kind == "opaque":  # a Python callable or module the compiler knows nothing of
+        return Val(code, what="opaque", info=desc)
     from kokoyi.compiler.batch.driver import Unsupported
 
     raise Unsupported(f"a parameter of type {desc[1] if len(desc) > 1 else kind}")
@@ -83,6 +85,8 @@ def apply(b, e: ir.Apply) -> Val:
         return _layer(b, e, f, args)
     if f.what == "kokoyi":
         return _module(b, e, f, args)
+    if f.what == "opaque":
+        return _opaque(b, e, f, args)
     raise b.unsupported("calling this value", e)
 
 
@@ -210,6 +214,24 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
         b.inlining.pop()
     # its floating results reach the caller in the caller's dtype (as a call's do)
     return _in_dtype(b, out) if own else out
+
+
+def _opaque(b, e, f: Val, args) -> Val:
+    """An opaque callable (a user's Python function or module), called on each element of the
+    arguments' leading axes. Its result's per-sample rank is learnt from a call (the runtime
+    builds the kernel again when the first guess, the arguments' largest rank, is wrong)."""
+    if not args or any(not a.is_tensor for a in args):
+        raise b.unsupported("an opaque callable called on other than numbers and tensors", e)
+    axes = b.union(*args)
+    codes, flags = [], []
+    for a in args:
+        varies = not a.python and bool(a.axes)
+        codes.append(b.expand(a, axes) if varies else a.code)
+        flags.append(varies)
+    site = b.site(e)
+    rank = b.opaque_ranks.get(site, max(0 if a.python else a.rank for a in args))
+    code = b.emit("call_each", f.code, tuple(codes), tuple(flags), len(axes), rank, site, hint="h")
+    return Val(code, axes, rank, "float")
 
 
 def _in_dtype(b, v: Val) -> Val:

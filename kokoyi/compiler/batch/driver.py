@@ -15,6 +15,7 @@ empty range, reads nothing); elsewhere its index is clamped and its value discar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
@@ -30,8 +31,12 @@ class Batcher:
     """Builds one kernel for one function and one call signature."""
 
     def __init__(self, fn: ir.Function, inputs: tuple, params: tuple, *, dtype: str, source,
-                 globals_info: dict, callee_outputs=None, lower_global=None, callee_ir=None) -> None:
+                 globals_info: dict, callee_outputs=None, lower_global=None, callee_ir=None,
+                 python_outputs: bool = False, opaque_ranks=None) -> None:
         self.fn = fn
+        self.python_outputs = python_outputs  # numbers stay Python numbers (functions, constants)
+        self.batch_loop = ""  # why the batch became a loop over samples
+        self.opaque_ranks = opaque_ranks or {}  # file:line:col of a call of an opaque callable -> result rank
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
         self.dtype = dtype  # the module's floating dtype, as code ("torch.float32")
@@ -57,11 +62,17 @@ class Batcher:
         self.inlining: list[str] = []
         self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
+        self.hoists: list = []  # recurrences being generated, innermost last (batch/hoist.py)
+        self.stacked: dict = {}  # a recurrence's stacked elements -> (list, sizes, rank, floating)
+        self.let_values: dict = {}  # a let's name -> the IR of its value (hoist.split_product)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
         name = self.ns.create(hint)
-        self.block.append(K.Assign(name, kernel_op, args, attrs, self.line))
+        s = K.Assign(name, kernel_op, args, attrs, self.line)
+        self.block.append(s)
+        for h in self.hoists:
+            h.note(s)
         return K.Ref(name)
 
     def do(self, kernel_op: str, /, *args, **attrs) -> None:
@@ -172,20 +183,63 @@ class Batcher:
             self.block.append(K.Assign("_B", "size", (batched[0], 0)))
             self.order.append(BATCH)
             self.sizes[BATCH] = K.Ref("_B")
-        out = self.ev(fn.body)
-        values = out.info if out.what == "tuple" else (out,)
+        mark = len(self.block)
+        try:
+            values = self._outputs(self.ev(fn.body))
+        except Unsupported as err:
+            if not batched:
+                raise
+            del self.block[mark:]
+            values = self._each_sample(batched)
+            self.batch_loop = str(err)
         codes, layouts = [], []
         for v in values:
-            if not v.is_tensor:
-                raise self.unsupported("returning something other than numbers and tensors", fn.body)
-            if v.python:
+            if v.python and not self.python_outputs:
                 v = Val(self.tensor(v), (), 0, v.kind)
             codes.append(v.code)
             layouts.append(v)
         self.block.append(K.Return(tuple(codes), self.line))
         from kokoyi.compiler.batch.cleanup import cleanup
+        from kokoyi.compiler.batch.fuse import fuse
+        from kokoyi.compiler.batch.licm import hoist_invariants
 
-        return cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts)))
+        k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
+        return cleanup(fuse(dataclasses.replace(k, body=hoist_invariants(k.body))))
+
+    def _outputs(self, out: Val) -> tuple:
+        values = out.info if out.what == "tuple" else (out,)
+        for v in values:
+            if not v.is_tensor:
+                raise self.unsupported("returning something other than numbers and tensors", self.fn.body)
+        return values
+
+    def _each_sample(self, batched: list) -> tuple:
+        """The body for one sample at a time, in a Python loop over the batch axis: what a
+        batch runs where the pass cannot vectorise the function over it (every construct
+        still has its kernel for one sample)."""
+        self.order.remove(BATCH)
+        b = K.Ref(self.ns.create("sample"))
+        outer = dict(self.env)
+        loop: list = []
+        with self.into(loop):
+            for name, v in outer.items():
+                if v.is_tensor and not v.python and BATCH in v.axes:
+                    self.env[name] = Val(self.emit("item", v.code, b, hint=name), (), v.rank, v.kind)
+            values = self._outputs(self.ev(self.fn.body))
+            lists = [K.Ref(self.ns.create("outputs")) for _ in values]
+            for items, v in zip(lists, values):
+                self.do("append", items, self.tensor(v))
+        for items in lists:
+            self.block.append(K.Assign(items.name, "new_list", ()))
+        self.block.append(K.For(b.name, 0, K.Ref("_B"), loop, self.line, self.site(self.fn.body)))
+        self.env = outer
+        out = []
+        for items, v in zip(lists, values):
+            rank = 0 if v.python else v.rank
+            code = self.emit("stack_states", items, 0, (K.Ref("_B"),), rank, v.kind == "float", self.dtype,
+                             hint="v")
+            out.append(Val(code, (BATCH,), rank, v.kind))
+        return tuple(out)
 
     # ---- expressions --------------------------------------------------------------------------
     def ev(self, e: ir.Expr) -> Val:
@@ -193,6 +247,12 @@ class Batcher:
         if line:
             saved, self.line = self.line, line
         try:
+            if self.hoists:
+                from kokoyi.compiler.batch.hoist import try_hoist
+
+                out = try_hoist(self, e)
+                if out is not None:
+                    return out
             method = getattr(self, "e_" + type(e).__name__, None)
             if method is None:
                 raise self.unsupported(f"the IR node {type(e).__name__}", e)
@@ -207,6 +267,8 @@ class Batcher:
 
     def e_Var(self, e: ir.Var) -> Val:
         v = self.env[e.name]
+        if self.hoists and self.hoists[-1].vector:
+            v = self.hoists[-1].translate(self, v)
         if self.row_masks and v.is_tensor and not v.python and v.kind == "float":
             from kokoyi.compiler.batch import gradients
 
@@ -223,14 +285,20 @@ class Batcher:
 
     def e_Let(self, e: ir.Let) -> Val:
         saved = self.env.get(e.name)
+        saved_ir = self.let_values.get(e.name)
         start = len(self.block)
         value = self.ev(e.value)
         self.env[e.name] = self._named(value, e.name, start)
+        self.let_values[e.name] = e.value
         try:
             return self.ev(e.body)
         finally:
             if saved is not None:
                 self.env[e.name] = saved
+            if saved_ir is None:
+                self.let_values.pop(e.name, None)
+            else:
+                self.let_values[e.name] = saved_ir
 
     def _named(self, v: Val, name: str, start: int) -> Val:
         """v, its temporary renamed after the let that binds it when the let's value made it
@@ -240,7 +308,11 @@ class Batcher:
         last = self.block[-1]
         if not (isinstance(last, K.Assign) and last.out == v.code.name):
             return v
-        last.out = self.ns.create(name)
+        old, last.out = last.out, self.ns.create(name)
+        for h in self.hoists:
+            h.rename(old, last.out)
+        if old in self.stacked:
+            self.stacked[last.out] = self.stacked.pop(old)
         return Val(K.Ref(last.out), v.axes, v.rank, v.kind, v.python, v.what, v.info)
 
     def e_Tuple(self, e: ir.Tuple) -> Val:
@@ -251,6 +323,13 @@ class Batcher:
 
     def e_Prim(self, e: ir.Prim) -> Val:
         from kokoyi.compiler.batch.rules import RULES
+
+        if self.hoists and e.op == "matmul":
+            from kokoyi.compiler.batch.hoist import split_product
+
+            out = split_product(self, e)
+            if out is not None:
+                return out
 
         rule = RULES.get(e.op)
         if rule is None:
