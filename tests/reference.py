@@ -909,7 +909,7 @@ class Interpreter:
         derivative in what computed them is NaN, as in torch)."""
         out = torch.zeros((), dtype=self.dtype)
         seen = set()
-        for n in A.walk(e):
+        for n in _differentiable_walk(e):
             if not isinstance(n, A.Ref) or n.symbol in seen:
                 continue
             seen.add(n.symbol)
@@ -999,6 +999,37 @@ def _written_minus_one(e) -> bool:
     while isinstance(one, (A.Paren, A.Group)):
         one = one.expr
     return isinstance(one, A.Num) and type(one.value) is int and one.value == 1
+
+
+def _differentiable_walk(e):
+    """e and its descendants through which a gradient can flow: not into conditions,
+    comparisons, indices, bounds, lengths, roundings, argmax/argmin or \\StopGrad."""
+    yield e
+    match e:
+        case A.Compare() | A.Indicator() | A.Rounding() | A.Bars() | A.Bound():
+            return
+        case A.Unary(op="not") | A.Binary(op="and" | "or"):
+            return
+        case A.BuiltinCall() if e.name in ("StopGrad", "OneHot"):
+            return
+        case A.BigOp() if e.op in ("argmax", "argmin"):
+            return
+        case A.Reduce() if e.op in ("argmax", "argmin"):
+            return
+        case A.CaseRow():
+            yield from _differentiable_walk(e.value)
+            return
+        case A.Index():
+            yield from _differentiable_walk(e.target)
+            return
+        case A.BigOp():
+            yield from _differentiable_walk(e.body)
+            return
+        case A.SetBuilder():
+            yield from _differentiable_walk(e.element)
+            return
+    for c in A.children(e):
+        yield from _differentiable_walk(c)
 
 
 def _group_members(stmts) -> set:

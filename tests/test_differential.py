@@ -267,6 +267,15 @@ def test_a_solve_with_infinite_inputs_agrees_with_the_reference():
         assert_agrees(src, {"A": A, "y": y})
 
 
+def test_a_statement_read_only_in_a_condition_of_a_discarded_row_gets_no_gradient():
+    """Seed 2000780: the discarded row reads b only in a condition (a truth value, no
+    gradient), so b's undefined derivative (sqrt at 0) reaches nothing: gradient 0."""
+    src = module(r"b \gets \sqrt{\|x\|_1} \\" "\n"
+                 r"  \Return \begin{cases} \begin{cases} 1.5 & b > s \\ s & \text{otherwise} \end{cases} & s > 0 \\ "
+                 r"s & \text{otherwise} \end{cases} \\", "x, s")
+    assert_agrees(src, {"x": torch.zeros(3), "s": torch.tensor(-0.25)})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 
