@@ -182,6 +182,27 @@ def read_static(x, lead: int, items: tuple, where: str, name: str, guards):
     return x[tuple(index)]
 
 
+def read_indices(x, items: tuple, where: str, name: str, guards):
+    """x[items] with tensors of indices among the items (torch's advanced indexing), checked
+    where the read applies (elsewhere out-of-range indices are clamped)."""
+    index = []
+    for axis, item in enumerate(items):
+        if isinstance(item, torch.Tensor) or (isinstance(item, int) and not isinstance(item, bool)):
+            size = x.shape[axis]
+            t = torch.as_tensor(item, device=x.device)
+            bad = (t < -size) | (t >= size)
+            if bool(bad.any()):
+                if _applies(guards):
+                    raise _out_of_range(where, name, int(t[bad][0] if t.dim() else t), size)
+                if size == 0:
+                    x = _with_one_element(x, axis)
+                    size = 1
+                t = torch.where(t < 0, t + size, t).clamp(0, size - 1)
+            item = t
+        index.append(item)
+    return x[tuple(index)]
+
+
 def affine_range(const: int, terms: tuple):
     """(smallest, largest) of const + sum of coef * u over u = lo..lo+n-1 for each (coef, lo, n)
     (an empty range of u: nothing is read, any pair inside the axis will do)."""
