@@ -187,18 +187,10 @@ def read_indices(x, items: tuple, where: str, name: str, guards):
     where the read applies (elsewhere out-of-range indices are clamped)."""
     index = []
     for axis, item in enumerate(items):
-        if isinstance(item, torch.Tensor) or (isinstance(item, int) and not isinstance(item, bool)):
+        if not isinstance(item, slice):
             size = x.shape[axis]
-            t = torch.as_tensor(item, device=x.device)
-            bad = (t < -size) | (t >= size)
-            if bool(bad.any()):
-                if _applies(guards):
-                    raise _out_of_range(where, name, int(t[bad][0] if t.dim() else t), size)
-                if size == 0:
-                    x = _with_one_element(x, axis)
-                    size = 1
-                t = torch.where(t < 0, t + size, t).clamp(0, size - 1)
-            item = t
+            item = _checked_indices(torch.as_tensor(item, device=x.device), size, where, name, guards)
+            x = _with_one_element(x, axis) if size == 0 else x
         index.append(item)
     return x[tuple(index)]
 
