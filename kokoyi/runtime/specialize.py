@@ -10,7 +10,6 @@ compile at all (an opaque parameter, say) is remembered, and the call is a locat
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import numbers
 
@@ -186,10 +185,10 @@ class Specializations:
         """The call-time passes' state for one call signature, after `at_call` (cached)."""
         from kokoyi.compiler.pipeline import CallState
 
-        options = dict(dtype=str(dtype), source=self.source, python_outputs=self.python_outputs,
-                       opaque_ranks=self.opaque_ranks,
-                       callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
-                       callee_ir=lambda desc: _callee_ir(desc, params))
+        options = {"dtype": str(dtype), "source": self.source, "python_outputs": self.python_outputs,
+                   "opaque_ranks": self.opaque_ranks,
+                   "callee_outputs": lambda desc, values: _callee_outputs(desc, values, params),
+                   "callee_ir": lambda desc: _callee_ir(desc, params)}
         return CallState(self.prepared_ir(), inputs, param_descs, name, self._globals_desc(), options)
 
     def kernel(self, name, inputs, param_descs, dtype, params):
