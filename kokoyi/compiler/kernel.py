@@ -9,7 +9,8 @@ results (`Ref`), Python constants, or tuples of these — with static attributes
 
     Assign(out, op, args, attrs)   out = op(args; attrs)
     If(cond, then, orelse)         a branch on a Python truth value known at run time
-    For(var, start, stop, body)    a recurrence's loop over its sequence axis
+    For(var, start, stop, body)    a recurrence's loop over its sequence axis (at least one step:
+                                   `pre`, its loop-invariant code, runs once before it)
     Return(values)
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ class For:
     body: list
     line: int = 0
     site: str = ""  # file:line:col of the recurrence (what torch.export's error names)
+    pre: list = field(default_factory=list)  # loop-invariant statements, run once before the loop
 
 
 @dataclass
@@ -92,6 +94,9 @@ def _dump_block(block: list, depth: int, lines: list) -> None:
                 lines.append(f"{pad}else:")
                 _dump_block(s.orelse, depth + 1, lines)
             case For():
+                if s.pre:
+                    lines.append(f"{pad}before {s.var}:")
+                    _dump_block(s.pre, depth + 1, lines)
                 lines.append(f"{pad}for {s.var} in {_arg(s.start)}..<{_arg(s.stop)}:")
                 _dump_block(s.body, depth + 1, lines)
             case Return():

@@ -59,6 +59,7 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
     real_inputs = tuple(k for k, i in enumerate(spec.inputs) if i.field == "R")
     n_inputs, n_params = len(spec.inputs), len(spec.params)
     zeros = (0,) * n_inputs
+    plans: dict = {}  # batch levels -> call_check(spec, levels)
 
     def has_getter(owner):
         return hasattr(owner, "get_parameters")
@@ -81,10 +82,15 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
                 levels = batching.check_batch_level(spec, args, batch_level)
             elif not any(levels):
                 levels = zeros
-        if annotated:
-            check_annotations(spec, args, levels, params)
-        if real_inputs:
-            args = as_real(args, real_inputs, params)
+        if annotated or real_inputs:
+            check = plans.get(levels)
+            if check is None:
+                check = plans[levels] = call_check(spec, levels)
+            if not check(args, params):  # not the ordinary call: the full checks, messages and conversions
+                if annotated:
+                    check_annotations(spec, args, levels, params)
+                if real_inputs:
+                    args = as_real(args, real_inputs, params)
         try:
             entry, cast = specializations.lookup(args, levels, params)
             if cast is not None:
@@ -175,6 +181,53 @@ def read_parameters(owner, spec: ModuleSpec) -> tuple:
                               f"({', '.join(spec.params)}) but get_parameters() returned {got}; "
                               f"declared as {spec.describe()}")
     return tuple(value)
+
+
+def call_check(spec: ModuleSpec, levels: tuple):
+    """A function (args, params) -> whether this call, at these batch levels, is the ordinary
+    one: every annotated input and parameter a tensor of its annotated rank, sizes and
+    integer-ness, and every input annotated \\mathbb{R} already floating-point. Generated once
+    per levels (plain comparisons, no loops); False sends the call through check_annotations
+    and as_real, which raise the messages or convert."""
+    lines, known = [], {}
+    checked = [(f"args[{k}]", level, inp) for k, (level, inp) in enumerate(zip(levels, spec.inputs))]
+    checked += [(f"params[{k}]", 0, inp) for k, inp in enumerate(spec.param_specs)]
+    for value, level, inp in checked:
+        if inp.dims is None and inp.field != "R":
+            continue
+        name = f"a{len(lines)}"
+        lines.append(f"{name} = {value}")
+        number = "isinstance({name}, Integral)" if inp.field in ("Z", "N") else "isinstance({name}, Number)"
+        if inp.dims == () or inp.dims is None:  # a Python number passes as it is
+            lines.append(f"if not isinstance({name}, Tensor):")
+            lines.append(f"    if not {number.format(name=name)}: return False")
+            lines.append("else:")
+            indent = "    "
+        else:
+            lines.append(f"if not isinstance({name}, Tensor): return False")
+            indent = ""
+        if inp.field == "R" and value.startswith("args"):
+            lines.append(f"{indent}if not {name}.is_floating_point(): return False")
+        elif inp.field in ("Z", "N"):
+            lines.append(f"{indent}if {name}.is_floating_point() or {name}.is_complex(): return False")
+        if inp.dims is None:
+            lines.append(f"{indent}pass")
+            continue
+        lines.append(f"{indent}if {name}.dim() != {level + len(inp.dims)}: return False")
+        if inp.dims:
+            lines.append(f"{indent}s = {name}.shape")
+        for axis, dim in enumerate(inp.dims, start=level):
+            if isinstance(dim, int):
+                lines.append(f"{indent}if s[{axis}] != {dim}: return False")
+            elif dim in known:
+                lines.append(f"{indent}if s[{axis}] != {known[dim]}: return False")
+            else:
+                known[dim] = f"d{len(known)}"
+                lines.append(f"{indent}{known[dim]} = s[{axis}]")
+    body = "".join(f"    {line}\n" for line in lines) + "    return True\n"
+    scope = {"Tensor": torch.Tensor, "Number": numbers.Number, "Integral": numbers.Integral}
+    exec(compile(f"def check(args, params):\n{body}", f"<kokoyi call check {spec.name}>", "exec"), scope)  # noqa: S102
+    return scope["check"]
 
 
 def check_annotations(spec: ModuleSpec, args, levels, params=()) -> None:

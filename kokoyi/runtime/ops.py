@@ -169,15 +169,21 @@ def any_trailing(mask, rank: int):
 
 
 # ---- layers --------------------------------------------------------------------------------------
+def plain_linear(layer) -> bool:
+    """A torch.nn.Linear itself with no hook on it or on every module (its parameters may be
+    used without calling it)."""
+    return not (type(layer) is not torch.nn.Linear or layer._forward_hooks or layer._forward_pre_hooks
+                or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks
+                or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks
+                or _nn_module._global_backward_pre_hooks)
+
+
 def linear_layer(layer, x):
     """layer(x) for a torch.nn.Linear, as F.linear on its parameters: the same computation
     without nn.Module.__call__ and __getattr__ (a third of the time of a small layer on one
     sample). A subclass, a layer with hooks, or any global module hook goes through
     layer(x) as usual, so hooks, pruning and spectral norm still apply."""
-    if (type(layer) is not torch.nn.Linear or layer._forward_hooks or layer._forward_pre_hooks
-            or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks
-            or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks
-            or _nn_module._global_backward_pre_hooks):
+    if not plain_linear(layer):
         return layer(x)
     p = layer._parameters
     try:

@@ -15,6 +15,7 @@ empty range, reads nothing); elsewhere its index is clamped and its value discar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
@@ -61,11 +62,17 @@ class Batcher:
         self.inlining: list[str] = []
         self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
+        self.hoists: list = []  # recurrences being generated, innermost last (batch/hoist.py)
+        self.stacked: dict = {}  # a recurrence's stacked elements -> (list, sizes, rank, floating)
+        self.let_values: dict = {}  # a let's name -> the IR of its value (hoist.split_product)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
         name = self.ns.create(hint)
-        self.block.append(K.Assign(name, kernel_op, args, attrs, self.line))
+        s = K.Assign(name, kernel_op, args, attrs, self.line)
+        self.block.append(s)
+        for h in self.hoists:
+            h.note(s)
         return K.Ref(name)
 
     def do(self, kernel_op: str, /, *args, **attrs) -> None:
@@ -193,8 +200,11 @@ class Batcher:
             layouts.append(v)
         self.block.append(K.Return(tuple(codes), self.line))
         from kokoyi.compiler.batch.cleanup import cleanup
+        from kokoyi.compiler.batch.fuse import fuse
+        from kokoyi.compiler.batch.licm import hoist_invariants
 
-        return cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
+        k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
+        return cleanup(fuse(dataclasses.replace(k, body=hoist_invariants(k.body))))
 
     def _outputs(self, out: Val) -> tuple:
         values = out.info if out.what == "tuple" else (out,)
@@ -237,6 +247,12 @@ class Batcher:
         if line:
             saved, self.line = self.line, line
         try:
+            if self.hoists:
+                from kokoyi.compiler.batch.hoist import try_hoist
+
+                out = try_hoist(self, e)
+                if out is not None:
+                    return out
             method = getattr(self, "e_" + type(e).__name__, None)
             if method is None:
                 raise self.unsupported(f"the IR node {type(e).__name__}", e)
@@ -251,6 +267,8 @@ class Batcher:
 
     def e_Var(self, e: ir.Var) -> Val:
         v = self.env[e.name]
+        if self.hoists and self.hoists[-1].vector:
+            v = self.hoists[-1].translate(self, v)
         if self.row_masks and v.is_tensor and not v.python and v.kind == "float":
             from kokoyi.compiler.batch import gradients
 
@@ -267,14 +285,20 @@ class Batcher:
 
     def e_Let(self, e: ir.Let) -> Val:
         saved = self.env.get(e.name)
+        saved_ir = self.let_values.get(e.name)
         start = len(self.block)
         value = self.ev(e.value)
         self.env[e.name] = self._named(value, e.name, start)
+        self.let_values[e.name] = e.value
         try:
             return self.ev(e.body)
         finally:
             if saved is not None:
                 self.env[e.name] = saved
+            if saved_ir is None:
+                self.let_values.pop(e.name, None)
+            else:
+                self.let_values[e.name] = saved_ir
 
     def _named(self, v: Val, name: str, start: int) -> Val:
         """v, its temporary renamed after the let that binds it when the let's value made it
@@ -284,7 +308,11 @@ class Batcher:
         last = self.block[-1]
         if not (isinstance(last, K.Assign) and last.out == v.code.name):
             return v
-        last.out = self.ns.create(name)
+        old, last.out = last.out, self.ns.create(name)
+        for h in self.hoists:
+            h.rename(old, last.out)
+        if old in self.stacked:
+            self.stacked[last.out] = self.stacked.pop(old)
         return Val(K.Ref(last.out), v.axes, v.rank, v.kind, v.python, v.what, v.info)
 
     def e_Tuple(self, e: ir.Tuple) -> Val:
@@ -295,6 +323,13 @@ class Batcher:
 
     def e_Prim(self, e: ir.Prim) -> Val:
         from kokoyi.compiler.batch.rules import RULES
+
+        if self.hoists and e.op == "matmul":
+            from kokoyi.compiler.batch.hoist import split_product
+
+            out = split_product(self, e)
+            if out is not None:
+                return out
 
         rule = RULES.get(e.op)
         if rule is None:

@@ -8,6 +8,7 @@ error there), and clamped elsewhere: a read in a row that does not apply reads n
 from __future__ import annotations
 
 from kokoyi.compiler import ir
+from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.layout import Val
 
 
@@ -60,6 +61,15 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
         axes = x.axes
         guards = _guards(b, axes)
         codes = tuple(("slice", i[1], i[2]) if isinstance(i, tuple) else i.code for i in items)
+        stacked = b.stacked.get(x.code.name) if isinstance(x.code, K.Ref) else None
+        if stacked is not None and not isinstance(items[0], tuple):
+            # an element of a finished recurrence: from its list (the stack may then go unused)
+            states, sizes, own_rank, floating = stacked
+            code = b.emit("read_states", states, codes[0], b.site(e), name, guards, sizes, own_rank, floating,
+                          b.dtype, hint="r")
+            if len(codes) == 1:
+                return Val(code, axes, rank, x.kind)
+            x, codes = Val(code, axes, x.rank - 1, x.kind), codes[1:]
         code = b.emit("read_static", x.code, x.lead, codes, b.site(e), name, guards, hint="r")
         return Val(code, axes, rank, x.kind)
     axes = b.union(x, *idx_vals)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.control import _widen
+from kokoyi.compiler.batch.hoist import Hoist
 from kokoyi.compiler.batch.layout import Val, promote
 
 
@@ -43,34 +44,44 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     for s in states:
         b.block.append(K.Assign(s.name, "new_list", ()))
     first = []
-    with b.into(first):
-        firsts = _step(b, names, axis, elements, Val(lo.code, kind="int", python=True), states, None, lo.code)
-    layouts = [_layout(v) for v in firsts]
-    for _ in range(8):  # widen the elements' layouts until the loop body keeps them
-        body = []
-        t = K.Ref(b.ns.create(axis.name))
-        b.lowest[t.name] = lo.code + 1  # (the loop starts after the first step)
-        with b.into(body):
-            values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, lo.code)
-            wider = [_merge(a, _layout(v)) for a, v in zip(layouts, values)]
-            if wider == layouts:
-                for s, v, lay in zip(states, values, layouts):
-                    b.do("append", s, _widen(b, v, *lay))
-                break
-        layouts = wider
-    else:
-        raise b.unsupported("a recurrence whose elements keep changing layout", e)
+    rest = b.emit("sub", n, 1, hint="rest", py=True)  # the steps of the loop
+    h = Hoist(b, axis, lo.code + 1, rest, names)
+    b.hoists.append(h)
+    try:
+        with b.into(first):
+            h.begin_step(b, None)
+            firsts = _step(b, names, axis, elements, Val(lo.code, kind="int", python=True), states, None, lo.code)
+        layouts = [_layout(v) for v in firsts]
+        for _ in range(8):  # widen the elements' layouts until the loop body keeps them
+            body = []
+            t = K.Ref(b.ns.create(axis.name))
+            b.lowest[t.name] = lo.code + 1  # (the loop starts after the first step)
+            with b.into(body):
+                h.begin_step(b, t.name)
+                values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, lo.code)
+                wider = [_merge(a, _layout(v)) for a, v in zip(layouts, values)]
+                if wider == layouts:
+                    for s, v, lay in zip(states, values, layouts):
+                        b.do("append", s, _widen(b, v, *lay))
+                    break
+            layouts = wider
+        else:
+            raise b.unsupported("a recurrence whose elements keep changing layout", e)
+    finally:
+        b.hoists.pop()
     with b.into(first):
         for s, v, lay in zip(states, firsts, layouts):
             b.do("append", s, _widen(b, v, *lay))
-        first.append(K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line,
-                           b.site(e)))
+        loop = K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line, b.site(e))
+        # what the loop's steps need, computed for all of them at once before it
+        first.append(K.If(b.emit("gt", rest, 0, hint="more", py=True), h.block + [loop], [], b.line))
     b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
     out = []
     for name, s, (axes, rank, kind) in zip(names, states, layouts):
         code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
                       b.dtype, hint=name)
         out.append(Val(code, axes, rank + 1, kind))
+        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
     return out
 
 

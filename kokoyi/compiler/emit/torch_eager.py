@@ -25,7 +25,7 @@ TEMPLATES = {
     "sqrt": "torch.sqrt({0})", "sigmoid": "torch.sigmoid({0})", "softplus": "torch.nn.functional.softplus({0})",
     "gelu": "torch.nn.functional.gelu({0})", "abs": "torch.abs({0})", "sign": "torch.sign({0})",
     "relu": "torch.relu({0})", "floor": "kx.floor_to_int({0})", "ceil": "kx.ceil_to_int({0})", "stop_grad": "{0}.detach()",
-    "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "kx.clamp({0}, {1}, {2})",
+    "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "torch.clamp({0}, {1}, {2})",
     "floor_int": "math.floor({0})", "ceil_int": "math.ceil({0})",
     "indicator_py": "(1.0 if {0} else 0.0)",
     # layouts
@@ -46,11 +46,16 @@ TEMPLATES = {
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "torch.where({1}, {0}, {0}.detach())", "no_row": "kx.no_row({0}, {1})",
-    "new_list": "[]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
+    "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
+    "column_blocks": "kx.column_blocks({0}, {1})", "fuse_rows": "kx.fuse_rows({0})",
+    "fuse_layers": "kx.fuse_layers({0})", "fused_product": "kx.fused_product({*})",
+    "steps_cat": "kx.steps_cat({0}, {1}, {2})",
+    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
+    "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
@@ -63,16 +68,18 @@ TEMPLATES = {
     "solve_vector": "torch.linalg.solve({0}, {1}.unsqueeze(-1)).squeeze(-1)",
     # recognised forms
     "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
-    "std_last": "{0}.std(-1, correction=0)", "var_last": "{0}.var(-1, correction=0)",
+    "std_last": "kx.population_std({0})", "var_last": "{0}.var(-1, correction=0)",
     "mean_last": "{0}.mean(-1)", "logsumexp_last": "{0}.logsumexp(-1)", "reduce_sum_last": "{0}.sum(-1)",
-    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)",
+    "reduce_max_last": "{0}.amax(-1)", "reduce_min_last": "{0}.amin(-1)", "nonempty_last": "kx.nonempty_last({0})",
     "softmax_last": "torch.softmax({0}, -1)", "log_softmax_last": "torch.log_softmax({0}, -1)",
-    "linear_layer": "kk.linear_layer({0}, {1})", "standardize": "kk.standardize({0})",
+    "linear_layer": "kk.linear_layer({0}, {1})", "lerp": "torch.lerp({0}, {1}, {2})", "standardize": "kk.standardize({0})",
     "layer_norm": "kk.layer_norm({0}, {1})", "leaky_max": "kk.leaky_max({0}, {1})",
     "pool2d": "kx.pool2d({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
+    "huber": "torch.nn.functional.huber_loss({0}, torch.zeros_like({0}), reduction='none', delta={1})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
+    "causal_attention": "kx.causal_attention({0}, {1}, {2}, {3})",
     # calls
     "call_layer": "{0}({1})", "call_each": "kx.call_each({0}, {1}, {2}, {3}, {4}, {5})", "call_flat": "kx.call_flat({0}, {1}, {2})",
     "call_cell": "kk.cell_layer({0}, {1}, {2})",
@@ -154,6 +161,8 @@ class Printer:
                         self.put(depth, "else:", s.line)
                         self.block(s.orelse, depth + 1)
                 case K.For():
+                    if s.pre:
+                        self.block(s.pre, depth)
                     self.put(depth, f"for {s.var} in kk.recurrence_steps({arg(s.start)}, {arg(s.stop)}, "
                                     f"{s.site!r}):", s.line)
                     self.block(s.body, depth + 1)

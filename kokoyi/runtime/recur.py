@@ -1,0 +1,194 @@
+"""Kernels of recurrences (kokoyi/compiler/batch/sequences.py, hoist.py, fuse.py).
+
+A recurrence keeps its elements in a Python list while its loop runs. An element read after
+the loop (`h[|x|-1]`) is read from that list, so the elements are stacked only where the
+whole sequence is read. Products of one value with several matrices in a loop's step are
+one product with the matrices concatenated (once per call, before the loop: gradients flow
+back to each matrix through the concatenation).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kokoyi.runtime.kernels import _applies, _out_of_range
+from kokoyi.runtime.ops import linear_layer, plain_linear
+
+
+def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype):
+    """Element k of a finished recurrence (what reading its stacked elements at k gives)."""
+    n = len(states)
+    if -n <= k < n:
+        return states[k]
+    if _applies(guards):
+        raise _out_of_range(where, name, k, n)
+    if n:
+        return states[0]
+    return torch.zeros(tuple(sizes) + (0,) * rank, dtype=dtype if floating else torch.int64)
+
+
+def column_blocks(w, sizes) -> tuple:
+    """w's columns cut into consecutive blocks of these sizes (views); one size may be None:
+    what the others leave."""
+    known = sum(s for s in sizes if s is not None)
+    sizes = [w.shape[-1] - known if s is None else s for s in sizes]
+    return w.split(sizes, -1)
+
+
+class Fused:
+    """Matrices with the same columns stacked into one, with their biases (or None) and their
+    numbers of rows: made once per call, before a loop whose steps multiply one value by each.
+
+    With autograd recording, a step's product is `_Step`: its backward gives the gradient of
+    the step's input, and adds the step's share of the stacked matrix's (and bias's) gradient
+    in place to one buffer; `_Deferred`, which autograd runs after every step's backward,
+    hands that buffer on as the matrix's gradient. Autograd would record an addition per step
+    and a node per step's gradient. The buffer is tagged with the backward pass that filled
+    it: one left by a pass that did not reach the matrix (a gradient of the inputs only) is
+    dropped by the next.
+    """
+
+    __slots__ = ("w", "b", "sizes", "wd", "wt", "token", "kept")  # kept: [pass id, dW, db] or []
+
+    def __init__(self, w, b, sizes) -> None:
+        self.w, self.b, self.sizes = w, b, sizes
+        self.wd = w.detach()
+        self.wt = self.wd.t()
+        self.kept: list = []
+        self.token = None
+        if torch.is_grad_enabled() and (w.requires_grad or (b is not None and b.requires_grad)) \
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+            self.token = _Deferred.apply(w, b, self)
+
+    def product(self, x, q):
+        """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
+        return self.whole(x, q).split(self.sizes, -1)
+
+    def whole(self, x, q):
+        """x @ w^T + b (+ q: a value per row, added inside the product)."""
+        if self.token is None or x.dim() < 1 or (q is not None and q.shape[:-1] != x.shape[:-1]):
+            out = F.linear(x, self.w, self.b)
+            return out if q is None else out + q
+        if x.dim() == 2:  # (one batch axis: the usual case)
+            return _Step.apply(x, q, self.token, self)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        q2 = None if q is None else q.reshape(-1, q.shape[-1])
+        out = _Step.apply(x2, q2, self.token, self)
+        return out.reshape(lead + out.shape[-1:])
+
+
+class _Deferred(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w, b, fused):
+        ctx.fused = fused
+        ctx.has_b = b is not None
+        return w.new_zeros(())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _):
+        acc = ctx.fused.kept
+        ctx.fused.kept = []
+        if not acc or acc[0] != torch._C._current_graph_task_id():
+            return None, None, None
+        return acc[1], (acc[2] if ctx.has_b else None), None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, q, token, fused):
+        ctx.fused = fused
+        ctx.has_q = q is not None
+        ctx.save_for_backward(x)
+        if q is None:
+            out = x @ fused.wt if fused.b is None else torch.addmm(fused.b.detach(), x, fused.wt)
+        else:
+            out = torch.addmm(q, x, fused.wt)
+            if fused.b is not None:
+                out.add_(fused.b.detach())
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        fused = ctx.fused
+        task = torch._C._current_graph_task_id()
+        acc = fused.kept
+        if acc and acc[0] == task:  # (the gradient so far, accumulated in place: no graph, no copies)
+            acc[1].addmm_(g.t(), x)
+            if fused.b is not None:
+                acc[2].add_(g.sum(0))
+        else:  # the first step of this backward pass (rows of another pass are dropped)
+            fused.kept = [task, g.t() @ x, g.sum(0) if fused.b is not None else None]
+        gx = g.mm(fused.wd) if ctx.needs_input_grad[0] else None
+        return gx, (g if ctx.has_q else None), None, None
+
+
+def fuse_rows(ws) -> Fused:
+    """Matrices with the same columns stacked (once per call, before a loop)."""
+    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws])
+
+
+def fuse_layers(layers) -> Fused | None:
+    """The weights and biases of torch.nn.Linear layers stacked (None unless every one is a
+    plain layer with a bias: kk.linear_layer's rule, hooks run per call)."""
+    if not all(plain_linear(layer) and isinstance(layer._parameters.get("weight"), torch.Tensor)
+               and isinstance(layer._parameters.get("bias"), torch.Tensor) for layer in layers):
+        return None
+    return Fused(torch.cat([layer._parameters["weight"] for layer in layers], 0),
+                 torch.cat([layer._parameters["bias"] for layer in layers], 0),
+                 [layer._parameters["weight"].shape[0] for layer in layers])
+
+
+def steps_cat(values, dim: int, fused: Fused | None):
+    """The values (None: zeros) concatenated along their last axis and unbound along `dim`: the
+    per-step terms a fused product adds (None where they do not line up)."""
+    if fused is None:
+        return None
+    # compared in a list, not a set: under torch.export the sizes are SymInts, not hashable
+    leads = [v.shape[:-1] for v in values if v is not None]
+    if not leads or any(s != leads[0] for s in leads[1:]):
+        return None
+    lead = leads[0]
+    like = next(v for v in values if v is not None)
+    parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
+    if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
+        return None
+    return torch.cat(parts, -1).unbind(dim)
+
+
+def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=()) -> tuple:
+    """x times each matrix of ms (F.linear) or through each layer, as one product split into
+    views; with `steps`, plus steps[k] (the concatenation of the terms qs added to each part:
+    None for a part that has none); then each part through its activation in `plan`
+    (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
+    if fused is not None and (qs is None or steps is not None):
+        if not any(plan):
+            return fused.product(x, None if steps is None else steps[k])
+        return _activate(fused.whole(x, None if steps is None else steps[k]), fused.sizes, plan)
+    if fused is not None:
+        outs = fused.product(x, None)
+    else:
+        outs = tuple(F.linear(x, m) if isinstance(m, torch.Tensor) else linear_layer(m, x) for m in ms)
+    if qs is not None:
+        outs = tuple(o if q is None else o + q for o, q in zip(outs, qs))
+    return tuple(o if a is None else getattr(torch, a)(o) for o, a in zip(outs, plan or (None,) * len(outs)))
+
+
+def _activate(whole, sizes, plan) -> tuple:
+    """whole's parts (of these sizes along the last axis), each run of consecutive parts with
+    the same activation passed through it in one call."""
+    runs: list = []  # [activation, [sizes]]
+    for n, a in zip(sizes, plan):
+        if runs and a is not None and runs[-1][0] == a:
+            runs[-1][1].append(n)
+        else:
+            runs.append([a, [n]])
+    out = []
+    for chunk, (a, ns) in zip(whole.split([sum(ns) for _, ns in runs], -1), runs):
+        if a is not None:
+            chunk = getattr(torch, a)(chunk)
+        out.extend(chunk.split(ns, -1) if len(ns) > 1 else (chunk,))
+    return tuple(out)
