@@ -18,7 +18,7 @@ import torch
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime import batching
 from kokoyi.runtime.forward import ModuleForward
-from kokoyi.runtime.kernels import OpaqueRank
+from kokoyi.runtime.calls import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 

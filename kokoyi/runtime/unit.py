@@ -16,7 +16,7 @@ import sys
 
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime.forward import FunctionSymbol
-from kokoyi.runtime.kernels import OpaqueRank
+from kokoyi.runtime.calls import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats
 
 INSTALLING: list = []  # compiled units (pipeline.UnitState) whose code SymbolTable.install is running
