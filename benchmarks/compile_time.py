@@ -2,7 +2,7 @@
 
 Compiling is kokoyi's front end and passes up to the generated Python
 (`kokoyi.compiler.pipeline.compile_unit`: parse, build, resolve, recurrences, ranks, lower,
-simplify, codegen), in a warm process (the parser is built before timing). Targets
+simplify, inline, rewrite, unit), in a warm process (the parser is built before timing). Targets
 (issue 14): 1,000 small modules in under 1 s, and 10x the source in at most 12x the time.
 
 * `one unit`: the 1,000 modules in one source text (a .kyi file of 1,000 modules);
@@ -77,7 +77,7 @@ def measure(n: int, repeats: int) -> list[dict]:
     rows.append({"case": f"{n // 10} modules, one unit", "s": t_small})
     rows.append({"case": f"scaling: {n} / {n // 10} modules (10x the source)", "ratio": t_one / t_small})
     t_front = best_of(lambda: compile_unit(big, "many.kyi", stop_after="simplify"), repeats)
-    rows.append({"case": f"{n} modules, one unit, up to simplify (no codegen)", "s": t_front})
+    rows.append({"case": f"{n} modules, one unit, up to simplify (no inline, rewrite, unit)", "s": t_front})
     import kokoyi
 
     kokoyi.compile(unit_of(1).replace("Layer", "Warm"), "warm.kyi")  # imports the runtime (and torch) first

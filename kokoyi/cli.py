@@ -236,25 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compile", help="compile a .kyi file to an importable Python module",
         description="Compile FILE to Python: one forward function per Kokoyi module (plus the "
-                    "functions and constants), with nn.Module templates in comments at the end.",
+                    "functions and constants; functions specialise per signature, as modules do), with "
+                    "nn.Module templates in comments at the end.",
         epilog=f"passes, in order:\n{passes}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE.kyi")
     p.add_argument("-o", "--output", metavar="OUT.py", help="write here instead of standard output")
     p.add_argument("--dump-after", metavar="PASS", choices=PASS_NAMES + CALL_PASS_NAMES,
                    help=f"print the IR after this pass instead of compiling ({', '.join(PASS_NAMES)}; "
-                        f"the call-time passes {', '.join(CALL_PASS_NAMES)} with --batch-level)")
+                        f"the call-time passes {', '.join(CALL_PASS_NAMES)}, for the signature that "
+                        f"--batch-level, --input-rank and --param give)")
     p.add_argument("--standalone", action="store_true",
-                   help="write plain PyTorch that needs neither kokoyi nor lark: runtime helpers, the per-sample "
-                        "code, and an nn.Module class per module")
+                   help="write plain PyTorch that needs neither kokoyi nor lark: runtime helpers, each module's "
+                        "kernels (one sample, and the batch levels asked for), and an nn.Module class per module")
     p.add_argument("--batch-level", action="append", default=[], metavar="NAME=L1,...",
-                   help="with --standalone: also emit batched code for module NAME called with these batch "
-                        "levels (0 or 1 per input); other levels use torch.func.vmap")
+                   help="with --standalone: also emit the kernel of module NAME called with these batch "
+                        "levels (0 or 1 per input); other levels loop over the samples")
     p.add_argument("--input-rank", action="append", default=[], metavar="NAME.INPUT=R",
-                   help="with --batch-level: per-sample rank of an unannotated input (R, R:int for integers, "
-                        "or number)")
+                   help="per-sample rank of an unannotated input (R, R:int for integers, or number)")
     p.add_argument("--param", action="append", default=[], metavar="NAME.PARAM=KIND",
-                   help="with --batch-level: kind of a parameter: number, int, tensorR, a torch.nn layer "
-                        "(Linear), a module of the file, [K1,K2,...] or K*N")
+                   help="kind of a parameter: number, int, tensorR, a torch.nn layer (Linear), a module of "
+                        "the file, [K1,K2,...] or K*N")
     p.set_defaults(run=cmd_compile)
 
     p = sub.add_parser("check", help="check .kyi files for errors",

@@ -27,7 +27,7 @@ import torch
 
 from kokoyi.errors import KokoyiError
 
-HELPER_MODULES = ("kokoyi.runtime.recur", "kokoyi.runtime.kernels", "kokoyi.runtime.scan", "kokoyi.runtime.ops", "kokoyi.runtime.device",
+HELPER_MODULES = ("kokoyi.runtime.recur", "kokoyi.runtime.calls", "kokoyi.runtime.kernels", "kokoyi.runtime.scan", "kokoyi.runtime.ops", "kokoyi.runtime.device",
                   "kokoyi.runtime.export")
 # Names the helpers import from kokoyi that the standalone file replaces by plain classes.
 STAND_INS = {
@@ -127,7 +127,7 @@ def _example_params(key: str, spec, table, signatures: dict[str, Signature]) -> 
     kinds = [_given(given, p, hint) for p, hint in zip(spec.params, spec.param_hints)]
     missing = [p for p, kind in zip(spec.params, kinds) if kind is None]
     if missing:
-        raise StandaloneError(f"batched code for module `{key}` needs the kind of parameter"
+        raise StandaloneError(f"module `{key}` needs the kind of parameter"
                               f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}: pass "
                               + " ".join(f"--param '{key}.{p}=KIND'" for p in missing))
     return tuple(parse_kind(kind, table, signatures) for kind in kinds)
@@ -149,7 +149,7 @@ def _input_descs(key: str, spec, sig: Signature) -> tuple:
         if given is None and inp.dims is not None:
             given = f"{len(inp.dims)}{':int' if inp.field in ('Z', 'N') else ''}"
         if given is None:
-            raise StandaloneError(f"batched code for module `{key}` needs the per-sample rank of input "
+            raise StandaloneError(f"module `{key}` needs the per-sample rank of input "
                                   f"`{inp.key}` (no annotation): pass --input-rank '{key}.{inp.key}=R'")
         if given in ("number", "int"):
             if level:

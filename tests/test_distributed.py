@@ -51,7 +51,7 @@ def test_ddp_gradients_equal_single_process(tmp_path, monkeypatch):
 
 
 def test_fsdp2_sharded_layers_keep_the_batched_code(tmp_path):
-    """fully_shard swaps each Linear for an FSDPLinear subclass: still batched without vmap."""
+    """fully_shard swaps each Linear for an FSDPLinear subclass: still batched without a loop over samples."""
     import warnings
 
     from torch.distributed.fsdp import fully_shard

@@ -5,8 +5,8 @@
 * each Kokoyi model (``seq2seq.kyi``) gives the values and gradients of hand-written
   PyTorch (``torch.gru_cell``, ``F.scaled_dot_product_attention``, ``F.cross_entropy``)
   on a small batch, and greedy decoding matches a Python loop;
-* batched calls (``batch_level``) equal the per-sample calls stacked, without falling
-  back to ``torch.func.vmap``.
+* batched calls (``batch_level``) equal the per-sample calls stacked, without a loop over
+  the samples (``KokoyiBatchLoop``).
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ def load_example(folder: str):
 
 
 @pytest.fixture(autouse=True)
-def no_vmap_fallback():
-    """A batched call that falls back to torch.func.vmap fails the test."""
+def no_batch_loop():
+    """A batched call that loops over its samples fails the test."""
     from kokoyi.runtime.specialize import KokoyiBatchLoop
 
     with warnings.catch_warnings():

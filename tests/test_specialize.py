@@ -537,3 +537,26 @@ def test_a_parameter_that_changes_rank_in_place_gets_new_code():
     W.data = torch.ones(2, 3)
     assert torch.equal(host(x), torch.full((2,), 6.0))
     assert torch.equal(host(torch.ones(4, 2), batch_level=[1]), torch.full((4, 2), 6.0))
+
+
+def test_a_module_that_cannot_be_vectorised_over_the_batch_loops_over_its_samples():
+    """A vector of indices per sample (h[:, k]) has no batched form: the kernel loops over the
+    samples (KokoyiBatchLoop says so), each sample the one-sample kernel's reads; data-dependent
+    slice bounds are read per call."""
+    kokoyi.compile(r"""
+\Module{M}{h, k, a}
+  \Return h[:, k] + \sum(h[a:a+2, 0]) \\
+\EndModule
+""", "cols.kyi")
+    forward = kokoyi.symbol["M"]
+    h = torch.arange(24.0).reshape(2, 3, 4)
+    k = torch.tensor([[3, 0], [1, 1]])
+    a = torch.tensor([0, 1])
+    with pytest.warns(KokoyiBatchLoop, match="a tensor of indices"):
+        got = Host(forward, None)(h, k, a, batch_level=[1, 1, 1])
+    for i in range(2):
+        want = h[i][:, k[i]] + h[i][int(a[i]):int(a[i]) + 2, 0].sum()
+        assert torch.equal(got[i], want)
+        assert torch.equal(Host(forward, None)(h[i], k[i], a[i]), want)
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"cols\.kyi:3:11: index 7"):
+        Host(forward, None)(h[0], torch.tensor([7, 0]), a[0])

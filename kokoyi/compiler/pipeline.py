@@ -9,16 +9,20 @@
     simplify     canonical IR: constants folded       kokoyi/compiler/passes/simplify.py
     inline       functions and trivial lets inlined   kokoyi/compiler/passes/inline.py
     rewrite      recognised forms as ir.Fast          kokoyi/compiler/rewrite/ (one file each)
-    codegen      AST -> Python source + line map      kokoyi/compiler/codegen/python.py
+    unit         IR -> the unit's Python module       kokoyi/compiler/emit/unit.py
 
-At call time, per call signature (kokoyi/runtime/specialize.py): `at_call` (top-level
-functions inlined, simplify, rewrite), then CALL_PASSES: `batch` (kokoyi/compiler/batch/:
-core IR -> kernel) and `emit` (kokoyi/compiler/emit/torch_eager.py: kernel -> Python). The
-per-sample `codegen` from the AST remains for the unit's importable module (issue 12 moves it
-onto the IR too).
+At call time, once per module or function and call signature (kokoyi/runtime/specialize.py
+runs them, and once per constant when its unit is installed), CALL_PASSES over a CallState:
 
-`compile_unit(..., dump_after="resolve")` prints the IR after that pass
-(`kyic compile --dump-after resolve`).
+    at_call      top-level functions inlined          kokoyi/compiler/passes/inline.py (+ simplify, rewrite)
+    batch        IR + signature -> kernel             kokoyi/compiler/batch/
+    emit         kernel -> Python + line map          kokoyi/compiler/emit/torch_eager.py
+
+Every kernel — one sample (batch level 0), a batch, a constant's value — comes out of these
+three passes: the only other implementation of the language is the tests' reference
+interpreter. `compile_unit(..., dump_after="resolve")` prints the IR after that pass
+(`kyic compile --dump-after resolve`); `kyic compile --dump-after batch --batch-level ...`
+the call-time ones (kokoyi/runtime/dumps.py).
 """
 from __future__ import annotations
 
@@ -124,6 +128,20 @@ def lower_item(item):
     return rewrite(simplify(inline(simplify(Lowering().item(item)))))
 
 
+def lower_global(globals_info: dict, key: str):
+    """The IR of top-level definition `key` (globals_info: key -> (Python name, description,
+    Symbol)), located in its own unit; None where it is not a compiled definition. What the
+    call-time passes inline for a late-bound top-level function."""
+    import dataclasses
+
+    info = globals_info.get(key)
+    sym = info[2] if info else None
+    item = sym.extra.get("item") if sym is not None else None
+    if item is None:
+        return None
+    return dataclasses.replace(lower_item(item), source=sym.extra.get("source"))
+
+
 def at_call(f, lookup):
     """The call-time IR passes before `batch`: top-level functions inlined (they are late
     bound, so only a call knows them: lookup gives their IR), then simplify and rewrite again."""
@@ -132,6 +150,51 @@ def at_call(f, lookup):
     from kokoyi.compiler.rewrite import rewrite
 
     return rewrite(simplify(inline(f, lookup)))
+
+
+@dataclass
+class CallState:
+    """What flows through the call-time passes: a definition's IR and one call signature."""
+
+    fn: Any  # ir.Function: after `lower` ... `rewrite`, then after `at_call`
+    inputs: tuple = ()  # per input: (description, batched)
+    params: tuple = ()  # per parameter: its description
+    name: str = "kernel"  # the kernel's Python name
+    globals_info: dict = field(default_factory=dict)  # key -> (Python name, description, Symbol)
+    options: dict = field(default_factory=dict)  # the rest of batch.Batcher's options
+    kernel: Any = None  # kernel.Kernel
+    code: str = ""
+    line_map: dict = field(default_factory=dict)
+
+
+def _at_call(cs: CallState) -> None:
+    cs.fn = at_call(cs.fn, lambda key: lower_global(cs.globals_info, key))
+
+
+def _batch(cs: CallState) -> None:
+    from kokoyi.compiler.batch import batch_function
+
+    cs.kernel = batch_function(cs.fn, cs.inputs, cs.params, cs.name, globals_info=cs.globals_info,
+                               lower_global=lambda key: lower_global(cs.globals_info, key), **cs.options)
+
+
+def _emit(cs: CallState) -> None:
+    from kokoyi.compiler.emit import torch_eager
+
+    cs.code, cs.line_map = torch_eager.emit(cs.kernel)
+
+
+def run_call_passes(cs: CallState, start_after: str | None = None, stop_after: str | None = None) -> CallState:
+    """CALL_PASSES in order over cs (from the one after start_after: a cached `at_call`
+    result; to stop_after). Raises batch.Unsupported where a signature cannot be compiled."""
+    started = start_after is None
+    for p in CALL_PASSES:
+        if started:
+            p.run(cs)
+        started = started or p.name == start_after
+        if p.name == stop_after:
+            break
+    return cs
 
 
 def _unit(state: UnitState) -> None:
@@ -143,7 +206,7 @@ def _unit(state: UnitState) -> None:
 @dataclass(frozen=True)
 class Pass:
     name: str
-    run: Callable[[UnitState], None] | None
+    run: Callable[[Any], None]  # on a UnitState (PASSES) or a CallState (CALL_PASSES)
     doc: str
     where: str = ""  # the module (or package) that does the work, for the docs
 
@@ -163,13 +226,15 @@ PASSES: tuple[Pass, ...] = (
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
 
-# Passes that run when a module is called, once per call signature (input ranks, dtypes, batch
-# levels, parameter kinds): kokoyi/runtime/specialize.py runs them, `kyic compile
-# --dump-after batch --batch-level NAME=L1,...` shows them.
+# Passes that run when a module or function is called, once per call signature (input ranks,
+# dtypes, batch levels, parameter kinds), over a CallState: kokoyi/runtime/specialize.py runs
+# them, `kyic compile --dump-after batch --batch-level NAME=L1,...` shows them.
 CALL_PASSES: tuple[Pass, ...] = (
-    Pass("batch", None, "core IR + call signature -> kernel: loop and batch axes as tensor axes, checked reads",
-         "kokoyi/compiler/batch/"),
-    Pass("emit", None, "kernel -> Python source calling torch (the torch_eager backend), with a line map",
+    Pass("at_call", _at_call, "top-level functions (late bound) inlined, then simplify and rewrite again",
+         "kokoyi/compiler/passes/inline.py"),
+    Pass("batch", _batch, "core IR + call signature -> kernel: loop and batch axes as tensor axes (Python "
+                          "loops where a construct has no vectorised form), checked reads", "kokoyi/compiler/batch/"),
+    Pass("emit", _emit, "kernel -> Python source calling torch (the torch_eager backend), with a line map",
          "kokoyi/compiler/emit/torch_eager.py"),
 )
 CALL_PASS_NAMES = tuple(p.name for p in CALL_PASSES)

@@ -1,13 +1,13 @@
-"""`kyic compile F --dump-after batch|emit --batch-level NAME=L1,...`: the call-time passes
-(kokoyi.compiler.pipeline.CALL_PASSES) for one call signature per module, as text."""
+"""`kyic compile F --dump-after at_call|batch|emit --batch-level NAME=L1,...`: the call-time
+passes (kokoyi.compiler.pipeline.CALL_PASSES) for one call signature per module, as text."""
 from __future__ import annotations
 
 
 def dump_call_pass(state, signatures: dict, pass_name: str) -> str:
-    """The kernel (after `batch`) or its Python source (after `emit`) of each module named in
-    signatures (every module at batch level 0 when none is)."""
-    from kokoyi.compiler import kernel
-    from kokoyi.compiler.emit import torch_eager
+    """The IR (after `at_call`), the kernel (after `batch`) or its Python source (after `emit`)
+    of each module named in signatures (every module at batch level 0 when none is)."""
+    from kokoyi.compiler import ir, kernel
+    from kokoyi.compiler.pipeline import run_call_passes
     from kokoyi.runtime.loader import install
     from kokoyi.runtime.specialize import module_dtype
     from kokoyi.runtime.symbols import SymbolTable
@@ -33,9 +33,13 @@ def dump_call_pass(state, signatures: dict, pass_name: str) -> str:
         if len(sig.levels) != len(spec.inputs) or any(k not in (0, 1) for k in sig.levels):
             raise StandaloneError(f"--batch-level {key}=...: give 0 or 1 for each of its {len(spec.inputs)} "
                                   f"inputs ({', '.join(i.key for i in spec.inputs)})")
-        params = _example_params(key, spec, table, signatures)
         specs = forward.__kokoyi_specializations__
-        k = specs.kernel(f"{specs.name}__batched", _input_descs(key, spec, sig), specs.param_descs(params),
-                         module_dtype((), params), params)
-        parts.append(kernel.dump(k) if pass_name == "batch" else torch_eager.emit(k)[0])
+        if pass_name == "at_call":  # (no signature needed)
+            parts.append(ir.dump(specs.prepared_ir()) + "\n")
+            continue
+        params = _example_params(key, spec, table, signatures)
+        cs = specs.call_state(f"{specs.name}__batched", _input_descs(key, spec, sig), specs.param_descs(params),
+                              module_dtype((), params), params)
+        run_call_passes(cs, start_after="at_call", stop_after=pass_name)
+        parts.append(kernel.dump(cs.kernel) if pass_name == "batch" else cs.code)
     return "\n".join(parts)

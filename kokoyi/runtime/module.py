@@ -1,9 +1,10 @@
-"""Module symbols: `forward(self, *inputs, batch_level=None)` around a per-sample function.
+"""Module symbols: `forward(self, *inputs, batch_level=None)` around a module's kernels.
 
 The wrapper checks the call (input and parameter counts, batch levels, annotated
 dimensions) before any tensor work, reads the parameters from `self.get_parameters()`,
-maps the per-sample function over the batch axes, and turns errors raised inside
-compiled code into KokoyiRuntimeErrors that name the `.kyi` line.
+runs the kernel specialised for the call's signature (one sample or a batch:
+kokoyi/runtime/specialize.py), and turns errors raised inside compiled code into
+KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime import batching
 from kokoyi.runtime.forward import ModuleForward
-from kokoyi.runtime.kernels import OpaqueRank
+from kokoyi.runtime.calls import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 

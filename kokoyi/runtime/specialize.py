@@ -10,7 +10,6 @@ compile at all (an opaque parameter, say) is remembered, and the call is a locat
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import numbers
 
@@ -156,24 +155,24 @@ class Specializations:
         """(function, output layouts, code, whether every output is a batched tensor: the
         one-batch-axis fast path in kokoyi.runtime.batching.single_axis, line map), or FALLBACK."""
         from kokoyi.compiler import batch
-        from kokoyi.compiler.emit import torch_eager
+        from kokoyi.compiler.pipeline import run_call_passes
         from kokoyi.runtime import kernels
         from kokoyi.runtime.module import register_code
 
         self._counter += 1
         name = f"{self.name}__batched_{self._counter}"
         try:
-            k = self.kernel(name, inputs, param_descs, dtype, params)
+            cs = run_call_passes(self.call_state(name, inputs, param_descs, dtype, params), start_after="at_call")
         except batch.Unsupported as err:
             self.unsupported.append(str(err))
             return FALLBACK
+        k, code, line_map = cs.kernel, cs.code, cs.line_map
         if k.batch_loop:
             import warnings
 
             warnings.warn(f"kokoyi: module `{_symbol_of(self.module_ast).key}` runs its batch as a Python loop "
                           f"over samples because the compiler cannot vectorise {k.batch_loop}", KokoyiBatchLoop,
                           stacklevel=4)
-        code, line_map = torch_eager.emit(k)
         digest = hashlib.sha256(code.encode()).hexdigest()[:12]
         filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
         register_code(filename, code, self.source.filename, line_map, ())
@@ -182,18 +181,23 @@ class Specializations:
         exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
         return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs), line_map
 
-    def kernel(self, name, inputs, param_descs, dtype, params):
-        """The core-IR back end's kernel for one call signature (kokoyi.compiler.kernel);
-        raises kokoyi.compiler.batch.Unsupported where it cannot batch this module yet."""
-        from kokoyi.compiler import batch
+    def call_state(self, name, inputs, param_descs, dtype, params):
+        """The call-time passes' state for one call signature, after `at_call` (cached)."""
+        from kokoyi.compiler.pipeline import CallState
 
-        fn, globals_info = self.prepared_ir(), self._globals_desc()
-        return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
-                                    globals_info=globals_info, python_outputs=self.python_outputs,
-                                    opaque_ranks=self.opaque_ranks,
-                                    callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
-                                    callee_ir=lambda desc: _callee_ir(desc, params),
-                                    lower_global=lambda key: _lower_global(globals_info, key))
+        options = {"dtype": str(dtype), "source": self.source, "python_outputs": self.python_outputs,
+                   "opaque_ranks": self.opaque_ranks,
+                   "callee_outputs": lambda desc, values: _callee_outputs(desc, values, params),
+                   "callee_ir": lambda desc: _callee_ir(desc, params)}
+        return CallState(self.prepared_ir(), inputs, param_descs, name, self._globals_desc(), options)
+
+    def kernel(self, name, inputs, param_descs, dtype, params):
+        """The kernel for one call signature (kokoyi.compiler.kernel); raises
+        kokoyi.compiler.batch.Unsupported where the module cannot be compiled for it."""
+        from kokoyi.compiler.pipeline import run_call_passes
+
+        cs = self.call_state(name, inputs, param_descs, dtype, params)
+        return run_call_passes(cs, start_after="at_call", stop_after="batch").kernel
 
     def learn(self, err) -> None:
         """An opaque callable returned another rank than its kernel assumed: the kernels are
@@ -210,15 +214,15 @@ class Specializations:
     def prepared_ir(self):
         """The module's IR after the call-time IR passes (what `batch` starts from), once per
         generation of the symbol table (a redefined top-level function clears it)."""
-        from kokoyi.compiler.pipeline import at_call
+        from kokoyi.compiler.pipeline import CallState, lower_item, run_call_passes
 
         if self._lazy is not None:
             self._load_lazy()
         if self._prepared is None:
             if self._ir is None:
-                self._ir = _lower_item(self.module_ast)
-            globals_info = self._globals_desc()
-            self._prepared = at_call(self._ir, lambda key: _lower_global(globals_info, key))
+                self._ir = lower_item(self.module_ast)
+            cs = CallState(self._ir, globals_info=self._globals_desc())
+            self._prepared = run_call_passes(cs, stop_after="at_call").fn
         return self._prepared
 
 
@@ -226,21 +230,6 @@ def _symbol_of(item):
     from kokoyi.compiler.pipeline import _symbol_of as of
 
     return of(item)
-
-
-def _lower_item(item):
-    from kokoyi.compiler.pipeline import lower_item
-
-    return lower_item(item)
-
-
-def _lower_global(globals_info, key):
-    info = globals_info.get(key)
-    sym = info[2] if info else None
-    item = sym.extra.get("item") if sym is not None else None
-    if item is None:
-        return None
-    return dataclasses.replace(_lower_item(item), source=sym.extra.get("source"))
 
 
 def describe(obj) -> tuple:

@@ -152,6 +152,9 @@ class SymbolTable(_Lookup):
             raise
         finally:
             INSTALLING.pop()
+        unit = self.namespace.get("KOKOYI_UNIT")
+        if unit is not None and unit._state is state:
+            unit._state = None  # (its constants are computed: the compiled unit need not stay alive)
         objects, names = {}, {}
         for sym in state.defined:
             name = generated.globals[sym.key]

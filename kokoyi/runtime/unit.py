@@ -12,9 +12,11 @@ a copy of the module imported on its own compiles its embedded source on first u
 """
 from __future__ import annotations
 
+import sys
+
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime.forward import FunctionSymbol
-from kokoyi.runtime.kernels import OpaqueRank
+from kokoyi.runtime.calls import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats
 
 INSTALLING: list = []  # compiled units (pipeline.UnitState) whose code SymbolTable.install is running
@@ -23,8 +25,10 @@ INSTALLING: list = []  # compiled units (pipeline.UnitState) whose code SymbolTa
 class Unit:
     """The unit a generated module came from: its source, and the namespace it runs in."""
 
-    def __init__(self, text: str, filename: str, namespace: dict) -> None:
-        self.text, self.filename, self.namespace = text, filename, namespace
+    def __init__(self, text: str, filename: str, namespace: dict | None = None) -> None:
+        # (the generated module's namespace: its caller's globals)
+        self.text, self.filename = text, filename
+        self.namespace = sys._getframe(1).f_globals if namespace is None else namespace
         self._state = None
         self.kernels: dict = {}  # constant key -> (code, line map, kernel name) of its kernel
         if INSTALLING and INSTALLING[-1].source.text == text and INSTALLING[-1].source.filename == filename:

@@ -190,7 +190,7 @@ class Batcher:
             if not batched:
                 raise
             del self.block[mark:]
-            values = self._each_sample(batched)
+            values = self._each_sample()
             self.batch_loop = str(err)
         codes, layouts = [], []
         for v in values:
@@ -213,7 +213,7 @@ class Batcher:
                 raise self.unsupported("returning something other than numbers and tensors", self.fn.body)
         return values
 
-    def _each_sample(self, batched: list) -> tuple:
+    def _each_sample(self) -> tuple:
         """The body for one sample at a time, in a Python loop over the batch axis: what a
         batch runs where the pass cannot vectorise the function over it (every construct
         still has its kernel for one sample)."""

@@ -39,19 +39,24 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
     items, idx_vals = [], []
     for item in index_items:
         if isinstance(item, ir.Slice):
-            lo = None if item.lower is None else b.ev(item.lower)
-            hi = None if item.upper is None else b.ev(item.upper)
-            if any(v is not None and not v.python for v in (lo, hi)):
-                raise b.unsupported("a slice whose bounds depend on an index", e)
-            items.append(("slice", None if lo is None else lo.code, None if hi is None else hi.code))
+            lo = None if item.lower is None else _slice_bound(b, e, b.ev(item.lower))
+            hi = None if item.upper is None else _slice_bound(b, e, b.ev(item.upper))
+            items.append(("slice", lo, hi))
         else:
             v = b.ev(item)
-            if v.kind == "float" or not v.is_tensor or v.rank != 0:
+            if v.kind == "float" or not v.is_tensor:
                 raise b.unsupported("an index that is not an integer", e)
             items.append(v)
             idx_vals.append(v)
-    rank = x.rank - len(idx_vals)
     name = b.spell(e.value)
+    if any(v.rank for v in idx_vals):  # tensors of indices: torch's advanced indexing, per sample
+        if x.axes or any(v.axes for v in idx_vals):
+            raise b.unsupported("a tensor of indices read in a loop or a batch", e)
+        codes = tuple(("slice", i[1], i[2]) if isinstance(i, tuple) else i.code for i in items)
+        code = b.emit("read_indices", x.code, codes, b.site(e), name, _guards(b, ()), hint="r")
+        rank = x.rank - len(items) + sum(isinstance(i, tuple) for i in items) + max(v.rank for v in idx_vals)
+        return Val(code, (), rank, x.kind)
+    rank = x.rank - len(idx_vals)
     if all(v.python for v in idx_vals):
         axes = x.axes
         guards = _guards(b, axes)
@@ -74,6 +79,15 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
     bounds = tuple(_known_range(b, item) for item in index_items)
     code = b.emit("gather", xc, len(axes), codes, b.site(e), name, guards, bounds, hint="r")
     return Val(code, axes, rank, x.kind)
+
+
+def _slice_bound(b, e, v: Val):
+    """A slice bound as a Python int: one read from the data must be one number per call."""
+    if v.python:
+        return v.code
+    if v.axes or v.rank or v.kind == "float":
+        raise b.unsupported("a slice whose bounds depend on an index", e)
+    return b.emit("int_of", v.code, hint="n")
 
 
 def _known_range(b, item):

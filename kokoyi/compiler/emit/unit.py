@@ -97,7 +97,7 @@ class UnitPrinter:
         # call signature from it (also in a copy of this file imported elsewhere).
         self.put(0, f"KOKOYI_SOURCE = {self.source.text!r}")
         self.put(0, f"KOKOYI_FILENAME = {self.source.filename!r}")
-        self.put(0, "KOKOYI_UNIT = ku.Unit(KOKOYI_SOURCE, KOKOYI_FILENAME, globals())")
+        self.put(0, "KOKOYI_UNIT = ku.Unit(KOKOYI_SOURCE, KOKOYI_FILENAME)")
         for item, fn in zip(prog.items, functions):
             self.source_line = 0
             self.put(0, "")

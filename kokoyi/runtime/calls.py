@@ -1,0 +1,77 @@
+"""Kernels of calls (re-exported by kokoyi.runtime.kernels as `kx.…`): layers and Kokoyi
+modules on arguments with leading axes, and opaque callables called on each element."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class OpaqueRank(Exception):
+    """An opaque callable's result has another per-sample rank than its kernel assumed (the
+    runtime builds the kernel again with the rank learnt)."""
+
+    def __init__(self, where: str, rank: int) -> None:
+        super().__init__(f"{where}: the callable returned a value of per-sample rank {rank}")
+        self.where, self.rank = where, rank
+
+
+def call_each(f, args, flags, lead: int, rank: int, where: str):
+    """f on each element of the `lead` leading axes of the arguments that vary (flags), stacked."""
+    if not any(flags):
+        out = torch.as_tensor(f(*args))
+        if out.dim() != rank:
+            raise OpaqueRank(where, out.dim())
+        return out
+    shape = next(tuple(a.shape[:lead]) for a, varies in zip(args, flags) if varies)
+    flat = [a.reshape((-1,) + tuple(a.shape[lead:])) if varies else a for a, varies in zip(args, flags)]
+    outs = [torch.as_tensor(f(*[a[i] if varies else a for a, varies in zip(flat, flags)]))
+            for i in range(math.prod(shape))]
+    if not outs:
+        return torch.zeros(shape + (0,) * rank)
+    if outs[0].dim() != rank:
+        raise OpaqueRank(where, outs[0].dim())
+    out = torch.stack(outs)
+    return out.reshape(shape + tuple(out.shape[1:]))
+
+
+def call_flat(layer, x, lead: int):
+    """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
+    if lead <= 1:
+        return layer(x)
+    shape = x.shape[:lead]
+    out = layer(x.reshape((-1,) + tuple(x.shape[lead:])))
+    return out.reshape(tuple(shape) + tuple(out.shape[1:]))
+
+
+def module_params(m, n: int) -> tuple:
+    """The n parameters of a Kokoyi module whose body the caller inlined (its forward's reader,
+    with its checks and messages; in a standalone file, get_parameters() itself)."""
+    read = getattr(type(m).forward, "__kokoyi_read_params__", None)
+    if read is not None:
+        return read(m)
+    if n == 0:
+        return ()
+    value = m.get_parameters()
+    return (value,) if n == 1 else tuple(value)
+
+
+def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
+    """A Kokoyi module on arguments whose leading axes (flags) are flattened into one batch axis
+    (no_grad: only \\StopGrad reads the result, so no graph is recorded)."""
+    if no_grad and torch.is_grad_enabled():
+        with torch.no_grad():
+            return call_module(m, args, flags, sizes, n_out)
+    if not any(flags):
+        return m(*args)
+    lead = len(sizes)
+    if lead == 1:
+        return m(*args, batch_level=[int(f) for f in flags])
+    size = math.prod(sizes)
+    flat = [a.reshape((size,) + tuple(a.shape[lead:])) if f else a for a, f in zip(args, flags)]
+    out = m(*flat, batch_level=[int(f) for f in flags])
+
+    def back(o):
+        return o.reshape(tuple(sizes) + tuple(o.shape[1:]))
+
+    return back(out) if n_out == 1 else tuple(back(o) for o in out)
