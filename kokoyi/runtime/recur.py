@@ -147,11 +147,11 @@ def steps_cat(values, dim: int, fused: Fused | None):
     per-step terms a fused product adds (None where they do not line up)."""
     if fused is None:
         return None
-    shapes = {v.shape[:-1] for v in values if v is not None}
-    if len(shapes) != 1:
+    given = [v for v in values if v is not None]
+    like = given[0]
+    lead = like.shape[:-1]
+    if any(v.shape[:-1] != lead for v in given[1:]):  # (compared, not hashed: sizes may be symbolic)
         return None
-    (lead,) = shapes
-    like = next(v for v in values if v is not None)
     parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
     if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
         return None
