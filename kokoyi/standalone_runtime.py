@@ -1,25 +1,25 @@
 """The module wrapper of standalone files (`kyic compile --standalone`): plain torch.
 
 `kyic compile --standalone` copies this file's code into its output, where it plays the
-part of kokoyi.runtime.module.module: it turns a per-sample function into
-`forward(self, *inputs, batch_level=None)`. A call with batch levels for which the file
-holds batched code runs that code; other batch levels map the per-sample function with
-torch.func.vmap. It must import nothing but torch and the standard library.
+part of kokoyi.runtime.module.module: it turns a module's kernels into
+`forward(self, *inputs, batch_level=None)`. A call on one sample runs the one-sample kernel;
+a batched call runs the kernel of its batch levels (several batch axes flattened into one),
+and where the file holds none, the one-sample kernel in a loop over the samples. It must
+import nothing but torch and the standard library.
 """
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 
 
-def module(per_sample, *, name, inputs, params, param_hints=(), signature="", where="", source=None,
+def module(python_name, *, name, inputs, params, param_hints=(), signature="", where="", sample,
            param_specs=()):
-    """forward(self, *inputs, batch_level=None) around per_sample (see the module docstring).
+    """forward(self, *inputs, batch_level=None) around the kernels (see the module docstring).
 
     `forward.batched` maps a tuple of batch levels (0 or 1 per input) to
-    (batched function, which outputs are batched, which outputs are Python numbers).
+    (batched kernel, which outputs are batched).
     """
     n_inputs, n_params = len(inputs), len(params)
     batched: dict = {}
@@ -35,13 +35,18 @@ def module(per_sample, *, name, inputs, params, param_hints=(), signature="", wh
             values = tuple(self.get_parameters())
         levels = _levels(batch_level, n_inputs)
         if not any(levels):
-            return _as_output(per_sample(*args, *values))
-        entry = batched.get(levels)
+            return _as_output(sample(*args, *values))
+        batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
+        size = math.prod(batch_shape)
+        flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
+        entry = batched.get(tuple(1 if k else 0 for k in levels))
         if entry is not None:
-            return _run_batched(entry, args, values, levels)
-        return _run_vmap(per_sample, args, values, levels)
+            out = _run_batched(entry, flat, values, size)
+        else:
+            out = _run_each(sample, flat, values, levels, size)
+        return _unflatten(out, batch_shape)
 
-    forward.__name__ = forward.__qualname__ = re.sub(r"_+per_sample$", "", per_sample.__name__)
+    forward.__name__ = forward.__qualname__ = python_name
     forward.__doc__ = f"Kokoyi module {signature} (compiled from {where})."
     forward.batched = batched
     return forward
@@ -66,10 +71,9 @@ def _as_output(x):
                                                                    else torch.get_default_dtype())
 
 
-def _run_batched(entry, args, values, levels):
-    """The batched code: one call; outputs that do not depend on the batch are repeated."""
-    function, out_batched, _ = entry
-    size = next(a.shape[0] for a, k in zip(args, levels) if k)
+def _run_batched(entry, args, values, size):
+    """The batched kernel: one call; outputs that do not depend on the batch are repeated."""
+    function, out_batched = entry
     out = function(*args, *values)
     outs = out if len(out_batched) > 1 else (out,)
     result = []
@@ -79,21 +83,15 @@ def _run_batched(entry, args, values, levels):
     return tuple(result) if len(out_batched) > 1 else result[0]
 
 
-def _run_vmap(per_sample, args, values, levels):
-    """per_sample mapped over the batch axes with torch.func.vmap (any batch levels)."""
-    batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
-    size = math.prod(batch_shape)
-    flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
-    in_dims = tuple(0 if k else None for k in levels)
+def _run_each(sample, args, values, levels, size):
+    """The one-sample kernel on each sample of the flattened batch, stacked."""
+    outs = [_as_output(sample(*[a[i] if k else a for a, k in zip(args, levels)], *values)) for i in range(size)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.stack([o[j] for o in outs]) for j in range(len(outs[0])))
+    return torch.stack(outs)
 
-    def sample(*xs):
-        return _as_output(per_sample(*xs, *values))
 
-    out = torch.func.vmap(sample, in_dims=in_dims)(*flat)
-
-    def unflatten(x):
-        if isinstance(x, tuple):
-            return tuple(unflatten(v) for v in x)
-        return x.reshape(tuple(batch_shape) + tuple(x.shape[1:]))
-
-    return unflatten(out)
+def _unflatten(x, batch_shape):
+    if isinstance(x, tuple):
+        return tuple(_unflatten(v, batch_shape) for v in x)
+    return x.reshape(tuple(batch_shape) + tuple(x.shape[1:]))

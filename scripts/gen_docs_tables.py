@@ -105,7 +105,7 @@ def builtins_functions() -> str:
 def builtins_reductions() -> str:
     from kokoyi.compiler import builtins as B
 
-    rows = ["| Kokoyi | renders as | runtime (`kokoyi.runtime.ops`) | per-sample result | example |",
+    rows = ["| Kokoyi | renders as | core-IR primitive | per-sample result | example |",
             "| --- | --- | --- | --- | --- |"]
     for name, (runtime, render) in B.REDUCTIONS.items():
         result = "an integer index into the flattened value" if name.startswith("arg") else "a scalar"
@@ -117,9 +117,10 @@ def builtins_reductions() -> str:
 def builtins_big_operators() -> str:
     from kokoyi.compiler import builtins as B
 
-    rows = ["| Kokoyi | renders as | runtime (`kokoyi.runtime.ops`) | empty range |",
+    rows = ["| Kokoyi | renders as | core IR | empty range |",
             "| --- | --- | --- | --- |"]
-    for name, (runtime, empty, render) in B.BIG_OPERATORS.items():
+    for name, (empty, render) in B.BIG_OPERATORS.items():
+        runtime = f"Reduce({name})"
         spelling = BIG_SPELLING.get(name, f"\\{name}")
         empty_text = f"`{empty}`" if empty is not None else "run-time error naming the source position"
         rows.append(f"| `{spelling}_{{i=a}}^{{b}} body` | `{render}` | `{runtime}` | {empty_text} |")

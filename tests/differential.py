@@ -26,6 +26,7 @@ language; such programs are counted as `invalid` and not compared.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -283,10 +284,12 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
 
     args, idxs = _draw(program, path, g)
     ref_outs, ref_errors = [], []
+    conditions: list = []  # n * cond(A) of the matrices the reference solved, inverted or took det of
     for idx in idxs or [()]:
         sample = [a if level == 0 else a[idx] for a, level in zip(args, path.levels)]
         try:
-            ref_outs.append(reference.run(program.source, program.module, sample, params, filename=FILENAME))
+            ref_outs.append(reference.run(program.source, program.module, sample, params, filename=FILENAME,
+                                          conditions=conditions))
         except reference.RefRuntimeError as err:
             ref_errors.append(err)
         except Exception:  # noqa: BLE001 - the program is outside the language the reference knows
@@ -318,8 +321,12 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
     if len(got_l) != len(want_l):
         return "shape", f"{len(got_l)} outputs, expected {len(want_l)}", args
     wide = None  # the reference in float64: where it disagrees with itself, the math is ill-conditioned
+    kappa = max(conditions, default=1.0)
     for i, (a, b) in enumerate(zip(got_l, want_l)):
         problem = _compare(a, b, f"output {i}")
+        if problem is not None and problem[0] == "value" and _within_conditioning(a, b, kappa):
+            stats.ill_conditioned += 1
+            return None
         if problem is not None and problem[0] == "value":
             wide = _wide(program, params, path, args, idxs) if wide is None else wide
             if wide and not close(b.detach(), wide[i].detach().to(b.dtype)):
@@ -328,10 +335,18 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
         if problem is not None:
             return (*problem, args)
     weights = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (), generator=g)))
-    problem = _check_gradients(got_l, want_l, args, params, weights.get_state())
+    # inputs shared by the samples of a batch (and parameters): their gradient is a sum over samples
+    shared = [level == 0 and bool(path.batch_shape) for level in path.levels]
+    problem = _check_gradients(got_l, want_l, args, params, weights.get_state(), shared, bool(path.batch_shape),
+                               kappa)
+    if problem is not None and kappa > 1.0 and _check_gradients(got_l, want_l, args, params, weights.get_state(),
+                                                                 shared, bool(path.batch_shape), kappa, True) is None:
+        stats.ill_conditioned += 1
+        return None
     if problem is not None:
         wide = _wide(program, params, path, args, idxs) if wide is None else wide
-        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state()):
+        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state(),
+                                                                  shared, bool(path.batch_shape)):
             stats.ill_conditioned += 1
             return None
     return problem
@@ -380,9 +395,37 @@ def _reference_in_float64(program: Program, params, path: Path, args, idxs):
     return _stack(outs, path.batch_shape)
 
 
-def _check_gradients(got, want, args, params, weight_state):
-    """None, or a finding when the gradients of a random weighted sum of got and of want differ."""
+def _within_conditioning(a, b, kappa: float) -> bool:
+    """Whether a and b (float tensors of one shape) differ by no more than linear algebra
+    on matrices of condition kappa (n * cond(A), recorded by the reference) can make them: a
+    relative kappa * eps of the dtype; an infinite or NaN matrix is infinitely ill-conditioned."""
+    if kappa <= 1.0 or not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape):
+        return False
+    if not (a.is_floating_point() and b.is_floating_point()) or a.dtype != b.dtype:
+        return False
+    if not math.isfinite(kappa):
+        return True
+    rtol = kappa * torch.finfo(b.dtype).eps
+    if rtol <= _tolerance(b.dtype)[0]:
+        return False
+    a, b = a.detach().double(), b.detach().double()
+    finite = b[torch.isfinite(b)]
+    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    return torch.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True)
+
+
+def _check_gradients(got, want, args, params, weight_state, shared=(), batched=False, kappa=1.0,
+                     conditioned=False):
+    """None, or a finding when the gradients of a random weighted sum of got and of want differ.
+
+    A gradient that is a sum over the samples of a batch (an input shared by them, flagged in
+    shared, or a parameter) may be a sum of infinities: the reference adds each sample's
+    (inf + -inf is NaN), a batch may add the samples' weights first (w1 + w2 times inf is
+    ±inf). Both are undefined: there, any non-finite value matches any other."""
     leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
+    flags = [f for a, f in zip(args, list(shared) + [False] * len(args))
+             if isinstance(a, torch.Tensor) and a.requires_grad]
+    flags += [batched] * (len(leaves) - len(flags))  # parameters: shared whenever there is a batch
     pairs = [(a, b) for a, b in zip(got, want) if isinstance(a, torch.Tensor) and b.is_floating_point()]
     if not leaves or not pairs:
         return None
@@ -399,6 +442,12 @@ def _check_gradients(got, want, args, params, weight_state):
             gs = [None] * len(leaves)
         grads.append([torch.zeros_like(leaf) if x is None else x for leaf, x in zip(leaves, gs)])
     for i, (a, b) in enumerate(zip(*grads)):
+        if tuple(a.shape) == tuple(b.shape) and flags[i]:
+            bad_a, bad_b = ~torch.isfinite(a), ~torch.isfinite(b)
+            if torch.equal(bad_a, bad_b):  # non-finite at the same places: compare the rest
+                a, b = torch.where(bad_a, 0, a), torch.where(bad_b, 0, b)
+        if conditioned and _within_conditioning(a, b, kappa):
+            continue
         if tuple(a.shape) != tuple(b.shape) or not close(a, b):
             which = [f"input {k}" for k, x in enumerate(args) if x is leaves[i]] or ["a parameter"]
             return "gradient", f"gradient of {which[0]}: differs\n got {a}\nwant {b}", args

@@ -26,8 +26,14 @@ Readings where the contract is silent, and limits:
 * with tensor conditions a row that applies somewhere is computed whole and its elements
   picked, so where the row's own derivative is infinite at elements it does not take, the
   gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
+  a row that applies nowhere is not computed, but when compiled code computes it (its condition
+  is data, not a Python value: see `computed_rows`) the float values it reads from outside get
+  a zero gradient from it, so 0 times an undefined derivative in what computed them is NaN
+  (docs/reference/choices.md#gradients-through-cases);
 * an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
-  at some index value, when that can be done), an empty set-builder has 0 elements of that shape;
+  at some index value, when that can be done: such a probe goes on past reads out of range,
+  reads of empty axes and empty maxima, taking zeros of their shapes), an empty set-builder
+  has 0 elements of that shape;
 * `\\max`/`\\min`/`\\argmax` over a range follow torch's amax/argmax (ties: the gradient is
   shared evenly, the first index wins); `\\OneHot(i, n)` of an i outside 0..n-1 is all zeros;
 * elements of a set-builder broadcast to one shape (a scalar base case of a vector recurrence);
@@ -36,6 +42,8 @@ Readings where the contract is silent, and limits:
   `\\where` bindings of a one-index set-builder definition are computed per element, when first
   read (so a row that does not apply never computes them); multi-index set-builders whose
   `\\where` uses their indices are not supported;
+* a Kokoyi module given as a parameter computes in its own dtype (contract 6a: its inputs' and
+  parameters'); its floating results are converted to the caller's dtype;
 * `A^{-1}` is the matrix inverse when A has rank >= 2 and the exponent is written -1; a matrix
   literal takes the module's floating dtype; `\\log_{b} x` is `log x / log b` (log2, log10 for 2, 10).
 """
@@ -103,6 +111,7 @@ class _Lazy:
 
     def local(self, t=None):
         env = dict(self.env)
+        self.interp.python_symbols.add(self.builder.bounds[0].var.symbol)
         if t is not None:
             env[self.builder.bounds[0].var.symbol] = torch.tensor(t)
         self.interp.bind_where(self.definition.where, env)
@@ -132,6 +141,13 @@ class _Lazy:
         return self.interp.stack(items, self.builder, self.local())
 
 
+class _PyNumber:
+    """A parameter given as a Python number (compiled code keeps it one)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
 class _Function:
     """A user function (top-level, local or a \\where binding) closed over its environment."""
 
@@ -159,21 +175,23 @@ def forward_source(obj):
     """(source text, filename, module name) when obj's forward is a Kokoyi module symbol, else None."""
     for fwd in (getattr(type(obj), "forward", None), getattr(obj, "_forward", None)):
         spec = getattr(fwd, "__kokoyi_spec__", None)
-        per_sample = getattr(fwd, "__kokoyi_per_sample__", None)
-        if spec is not None and per_sample is not None:
-            g = per_sample.__globals__
-            return g["KOKOYI_SOURCE"], g["KOKOYI_FILENAME"], spec.name
+        source = getattr(fwd, "__kokoyi_source__", None)
+        if spec is not None and source is not None:
+            return source[0], source[1], spec.name
     return None
 
 
-def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None, failed_reads=None):
+def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", sources=None, failed_reads=None,
+        conditions=None):
     """The per-sample output of module module_key of text on one sample's inputs args.
 
     params is what get_parameters() returns (one value for one parameter, a tuple or list for
     several). sources optionally maps module names to (text, filename) for Kokoyi modules given
     as parameters whose source cannot be found on the object. failed_reads, a list: reads out
     of range do not stop the run but add their positions to it (and read a clamped index), so
-    that every read that fails for this sample is known, not only the first.
+    that every read that fails for this sample is known, not only the first. conditions, a
+    list: n * cond(A) of every matrix A solved, inverted or whose determinant is taken is added
+    to it (inf for a matrix with an infinite or NaN entry): how ill-conditioned the math is.
     """
     from kokoyi.compiler.pipeline import compile_unit
 
@@ -196,6 +214,7 @@ def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", 
     dtype = module_dtype(args, params)
     interp = Interpreter(state.ast, filename, dtype, sources or {})
     interp.failed_reads = failed_reads
+    interp.conditions = conditions
     return interp.call_module(mod, tuple(args), params)
 
 
@@ -249,6 +268,11 @@ class Interpreter:
         self.prog, self.filename, self.dtype, self.sources = prog, filename, dtype, sources
         self.computing: list = []  # the groups whose elements are being computed, innermost last
         self.failed_reads = None  # a list: record reads out of range and go on (see run)
+        self.conditions = None  # a list: record n * cond(A) of each matrix solved, inverted or det'ed
+        # what compiled code knows as Python values (a cases over them is a branch, see cases):
+        # recurrence steps, parameters given as numbers; and every definition's value
+        self.python_symbols: set = set()
+        self.definitions: dict = {}
         self.globals: dict = {}
         for item in prog.items:
             match item:
@@ -264,7 +288,7 @@ class Interpreter:
             "Sigmoid": torch.sigmoid, "Softplus": F.softplus, "GELU": F.gelu,
             "Softmax": lambda x: torch.softmax(x, dim=-1), "LogSoftmax": lambda x: torch.log_softmax(x, dim=-1),
             "Mean": torch.mean, "Var": lambda x: torch.var(x, correction=0),
-            "Std": lambda x: torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
+            "Std": lambda x: torch.std(x - x.reshape(-1)[0], correction=0) if x.numel() else torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
             "MSE": lambda a, b: torch.mean((a - b) ** 2), "SmoothL1": _smooth_l1, "CrossEntropy": _cross_entropy,
         }
         self.float_args = set(self.builtins)  # these compute in the module's floating dtype
@@ -276,7 +300,7 @@ class Interpreter:
             "diag": lambda x: torch.diag_embed(x) if x.dim() == 1 else torch.diagonal(x, dim1=-2, dim2=-1),
         })
         self.builtins.update({
-            "det": lambda a: torch.linalg.det(self.flt(a)),
+            "det": lambda a: (self.note_matrix(a), torch.linalg.det(self.flt(a)))[1],
             "Tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
             "tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
         })
@@ -329,7 +353,11 @@ class Interpreter:
         for decl, value in zip(mod.inputs, args):
             env[decl.name.symbol] = self.input_value(decl, value)
         for decl, value in zip(mod.params, params):
-            env[decl.name.symbol] = self.param_value(value)
+            value = self.param_value(value)
+            if isinstance(value, _PyNumber):  # a number, not a tensor, in compiled code: its tests are Python's
+                self.python_symbols.add(decl.name.symbol)
+                value = value.value
+            env[decl.name.symbol] = value
         self.bind_dims(mod, env)
         return self.body(mod.body, env)
 
@@ -343,6 +371,8 @@ class Interpreter:
         return v
 
     def param_value(self, v):
+        if isinstance(v, (bool, int, float)):
+            return _PyNumber(self.num(v))
         if isinstance(v, torch.Tensor) and v.is_floating_point():
             return self.flt(v)
         if isinstance(v, (bool, int, float)):
@@ -389,6 +419,7 @@ class Interpreter:
             env[sym] = _Function(self, [p.symbol for p in d.params], d.where, d.value, env)
             return
         value = A.strip(d.value)
+        self.definitions[sym] = value
         if d.where and isinstance(value, A.SetBuilder) and len(value.bounds) == 1:
             lazy = _Lazy(self, d, dict(env))
             lazy.env[sym] = lazy  # it may read itself
@@ -416,6 +447,7 @@ class Interpreter:
 
     def recurrence(self, sym, builder: A.SetBuilder, env):
         bound = builder.bounds[0]
+        self.python_symbols.add(bound.var.symbol)
         lo, hi = self.bounds(bound, env)
         partial = _Partial(sym, lo)
         env[sym] = partial
@@ -451,6 +483,11 @@ class Interpreter:
                 fn = torch.logical_and if e.op == "and" else torch.logical_or
                 return fn(self.tensor(self.eval(e.left, env)), self.tensor(self.eval(e.right, env)))
             case A.Binary(op="@"):
+                left = A.strip(e.left)
+                if isinstance(left, A.Power) and _written_minus_one(left.exponent):
+                    base = self.tensor(self.eval(left.base, env))
+                    if base.dim() >= 2:  # LANGUAGE.md 6: `A^{-1} @ b` does not form the inverse: it solves
+                        return self.solve(base, self.tensor(self.eval(e.right, env)))
                 a, b = self.eval(e.left, env), self.eval(e.right, env)
                 if e.spelling == "\\cdot" and (a.dim() == 0 or b.dim() == 0):
                     return a * b
@@ -539,9 +576,32 @@ class Interpreter:
             return lambda *xs: fn(*(self.flt(x) for x in xs))
         return lambda *xs: fn(*(self.tensor(x) for x in xs))
 
+    def solve(self, a, b):
+        """A^{-1} @ b as torch.linalg.solve (b a vector or a matrix)."""
+        self.note_matrix(a)
+        a, b = self.flt(a), self.flt(b)
+        if b.dim() == 1:
+            return torch.linalg.solve(a, b.unsqueeze(-1)).squeeze(-1)
+        return torch.linalg.solve(a, b)
+
+    def note_matrix(self, a: torch.Tensor) -> None:
+        """Record n * cond(a) (the relative error a solve, inverse or determinant of it may
+        have, in units of the dtype's epsilon), where conditions are recorded (see run)."""
+        if self.conditions is None:
+            return
+        with torch.no_grad():
+            a = a.detach().double()
+            if not bool(torch.isfinite(a).all()):
+                self.conditions.append(math.inf)  # an infinite or NaN entry: infinitely ill-conditioned
+                return
+            cond = torch.linalg.cond(a)
+            cond = float(cond.max()) if cond.numel() else 1.0
+            self.conditions.append(a.shape[-1] * (cond if math.isfinite(cond) else math.inf))
+
     def power(self, e: A.Power, env):
         base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
         if base.dim() >= 2 and _written_minus_one(e.exponent):
+            self.note_matrix(base)
             return torch.linalg.inv(self.flt(base))  # A^{-1}: the matrix inverse
         if not base.is_floating_point() and not exp.is_floating_point():
             if bool((exp < 0).any()):
@@ -561,7 +621,11 @@ class Interpreter:
         if found is not None:  # a Kokoyi module given as a parameter: interpret its source too
             text, filename, name = found
             params = func.get_parameters() if hasattr(func, "get_parameters") else ()
-            return run(text, name, args, params, filename=filename, sources=self.sources)
+            out = run(text, name, args, params, filename=filename, sources=self.sources)
+            # it computes in its own dtype (LANGUAGE.md 6a); its floats reach the caller in the caller's
+            if isinstance(out, tuple):
+                return tuple(self.flt(o) if o.is_floating_point() else o for o in out)
+            return self.flt(out) if out.is_floating_point() else out
         return func(*args)
 
     # ---- indexing ----
@@ -615,10 +679,14 @@ class Interpreter:
             n = x.shape[axis]
             if bool(((i < -n) | (i >= n)).any()):
                 bad = i[(i < -n) | (i >= n)].reshape(-1)[0]
-                if self.failed_reads is None or n == 0:
+                if self.failed_reads is None:
                     raise RefRuntimeError([self.pos(e), self.pos(item)],
                                           f"index {int(bad)} is out of range for an axis of length {n}")
                 self.failed_reads += [self.pos(e), self.pos(item)]
+                if n == 0:  # nothing to clamp to: zeros of the shape the read has, and go on
+                    x = x.new_zeros(tuple(x.shape[:axis]) + tuple(i.shape) + tuple(x.shape[axis + 1:]))
+                    axis += i.dim()
+                    continue
                 i = i.clamp(-n, n - 1)
             if i.dim() == 0:
                 x = x.select(axis, int(i) % n)
@@ -655,7 +723,15 @@ class Interpreter:
             return out
         if not items:
             name = {"mean": "\\mathbb{E}"}.get(e.op, "\\" + e.op)
-            raise RefRuntimeError(self.pos(e), f"{name} over an empty range")
+            if self.failed_reads is None:
+                raise RefRuntimeError(self.pos(e), f"{name} over an empty range")
+            # going on past failures (see run; a probe of an empty range's shape): a value of
+            # the body's shape, so that what reads it can go on too
+            self.failed_reads.append(self.pos(e))
+            probe = self.probe(e.body, env, [e.bound])
+            dtype = torch.int64 if e.op in ("argmax", "argmin") else (
+                self.dtype if e.op == "mean" or probe is None else probe.dtype)
+            return torch.zeros(() if probe is None else probe.shape, dtype=dtype)
         items = self._promote(*items)
         shape = torch.broadcast_shapes(*(x.shape for x in items))
         stacked = torch.stack([x.expand(shape) for x in items])
@@ -764,6 +840,7 @@ class Interpreter:
             if bool(take.any()):
                 taken.append((row, take))
         values = [(self.tensor(self.eval(row.value, env)), take) for row, take in taken]
+        untaken = self.computed_rows(e, env, {id(row) for row, _ in taken})
         floating = any(self.is_float(row.value, env) for row in e.rows)
         if e.rows[-1].condition is not None and not all(_on_indices(r.condition) for r in e.rows):
             floating = True  # NaN may fill where no row applies: a float whether or not it does here
@@ -780,6 +857,68 @@ class Interpreter:
             values = values + [nan_row]
         if not values:  # (only when the shape is empty: nothing to compute)
             return torch.zeros(shape, dtype=self.dtype if floating else torch.int64)
+        out = self._select(values, shape, floating)
+        if out.is_floating_point():
+            for row in untaken:
+                out = out + self.zero_link(row.value, env)
+        return out
+
+    def computed_rows(self, e: A.Cases, env, taken: set) -> list:
+        """The rows of e that a compiled cases computes and that apply nowhere here: a row
+        whose condition is data (a tensor) is computed everywhere and selected, one whose
+        condition is a Python value (a test on the recurrence step, lengths, literals) is a
+        branch taken or not (docs/reference/choices.md#gradients-through-cases)."""
+        out = []
+        for row in e.rows:
+            if row.condition is not None and self.python_value(row.condition, env):
+                if bool(self.tensor(self.eval(row.condition, env))):
+                    if id(row) not in taken:
+                        out.append(row)
+                    break
+                continue
+            if id(row) not in taken:
+                out.append(row)
+        return out
+
+    def python_value(self, e, env) -> bool:
+        """Whether compiled code knows e as a Python value (not a tensor)."""
+        e = A.strip(e)
+        match e:
+            case A.Num() | A.Constant():
+                return True
+            case A.Ref():
+                if e.symbol.kind == S.DIM or e.symbol in self.python_symbols:
+                    return True
+                d = self.definitions.get(e.symbol)
+                return d is not None and e.symbol.kind != S.INDEX and self.python_value(d, env)
+            case A.Bars():  # a length is a Python number; |s| of a scalar is its absolute value
+                x = self.probe(e.operand, env, [])
+                return x is None or not isinstance(x, torch.Tensor) or x.dim() >= 1 or \
+                    self.python_value(e.operand, env)
+            case A.Unary() | A.Rounding():
+                return self.python_value(e.operand, env)
+            case A.Binary() | A.Compare():
+                return self.python_value(e.left, env) and self.python_value(e.right, env)
+            case A.Frac():
+                return self.python_value(e.numerator, env) and self.python_value(e.denominator, env)
+        return False
+
+    def zero_link(self, e, env) -> torch.Tensor:
+        """0, linked to every float value e reads from outside it: a row that compiled code
+        computes and discards passes them a zero gradient (and 0 times an undefined
+        derivative in what computed them is NaN, as in torch)."""
+        out = torch.zeros((), dtype=self.dtype)
+        seen = set()
+        for n in A.walk(e):
+            if not isinstance(n, A.Ref) or n.symbol in seen:
+                continue
+            seen.add(n.symbol)
+            v = env.get(n.symbol)
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
+                out = out + torch.where(torch.zeros((), dtype=torch.bool), v, 0).sum().to(self.dtype)
+        return out
+
+    def _select(self, values, shape, floating):
         dtype = self._promote(*(v for v, _ in values))[0].dtype
         if floating:
             dtype = torch.promote_types(dtype, self.dtype)

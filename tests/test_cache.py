@@ -54,12 +54,12 @@ def policy_output(unit) -> torch.Tensor:
 
 
 def forbid_codegen(monkeypatch):
-    import kokoyi.compiler.codegen.python as codegen
+    from kokoyi.compiler.emit import unit
 
     def generate(*args, **kwargs):
-        raise AssertionError("codegen ran on a cache hit")
+        raise AssertionError("the unit's module was generated on a cache hit")
 
-    monkeypatch.setattr(codegen, "generate", generate)
+    monkeypatch.setattr(unit, "generate", generate)
 
 
 def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):

@@ -139,6 +139,134 @@ def test_defect_8_zero_variance_std_gradient_agrees_on_every_path():
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads), grads
 
 
+# ---- kinds the long campaign found ------------------------------------------------------------
+
+
+def assert_agrees_with_module_q(source: str, inputs: dict):
+    """As assert_agrees, with the Kokoyi module Q of the source given as P's one parameter."""
+    prog = differential.program(source, inputs)
+    prog.params = [("kokoyi", "Q")]
+    findings, stats = differential.check(prog)
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.compiled and not stats.invalid and stats.paths >= 3, stats
+
+
+Q_MODULE = "\\Module{Q}{u}\n  \\Return \\tanh(u) * 2 + \\{ u[i] * i \\}_{i=0}^{|u|-1} \\\\\n\\EndModule\n"
+
+
+def test_a_module_called_on_integers_returns_floats_in_the_callers_dtype():
+    """Seed 506170: Q on integers computes in its own dtype (float32); P is float64, so Q's
+    result reaches P as float64 (LANGUAGE.md 6a) on every path, also beside a 0-d float64."""
+    src = Q_MODULE + (r"\Module{P}{x, y; q}" "\n"
+                      r"  \Return q(\{ \sum_{j=0}^{|x| - 1 - i} 1 \}_{i=0}^{1}), y[0] * q(\{ i \}_{i=0}^{2}) \\" "\n"
+                      r"\EndModule" "\n")
+    assert_agrees_with_module_q(src, {"x": torch.tensor([0.5, -1.0], dtype=torch.float64),
+                                      "y": torch.tensor([2.0, 1.0], dtype=torch.float64)})
+
+
+def test_an_empty_sum_of_an_empty_minimum_has_the_bodys_shape():
+    r"""Seed 602588: the body of an empty sum is an empty \min (an error wherever it is
+    computed); the sum is still zeros of x's shape, so c[1] reads in range."""
+    src = module(r"c \gets \sum_{i=2}^{1} \min_{j=2}^{1} (x) \\" "\n" r"  \Return c, c[1] \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0])})
+
+
+def test_every_failing_read_of_an_empty_axis_is_a_right_answer():
+    """Seed 1000745: x is empty, so each sample reads out of range in one of two rows; the
+    batched code may name either read (docs/reference/choices.md#which-error), and the
+    reference finds both (it goes on past a read of an empty axis)."""
+    src = module(r"\Return \{ \begin{cases} x[k] & X[i, 0] < 0 \\ x_{0} & \text{otherwise} \end{cases} \}_{i=0}^{2} \\",
+                 r"x, X, k \in \mathbb{Z}")
+    assert_agrees(src, {"x": torch.zeros(0), "X": torch.tensor([[1.0], [-1.0], [1.0]]), "k": torch.tensor(-1)})
+
+
+def test_std_of_equal_elements_is_exactly_zero_on_every_path():
+    """Seed 1101162: a matrix whose elements are all one float64 value: the mean of equal
+    floats need not be them, so a std from deviations from the mean is rounding noise and its
+    gradient noise over noise (one sample gave 4e-16 and a gradient of 0.67, a batch 0 and 0).
+    Deviations from the first element give 0 and the gradient 0
+    (docs/reference/choices.md#standard-deviation-at-zero-variance) on every path."""
+    import kokoyi
+    import reference
+    from kokoyi.test_utils import Host
+
+    src = module(r"\Return \Std(\abs(\{ \{ \LogSumExp(X) \}_{j=0}^{1} \}_{i=0}^{|X| - 1})) \\", "X")
+    X = torch.tensor([[-0.2700865002051136, -1.5506280150103178], [-1.0959179498864702, 1.656335087618835],
+                      [-0.20509916871372433, -0.7754303728607828]], dtype=torch.float64)
+    assert_agrees(src, {"X": X})
+    kokoyi.compile(src, filename="std.kyi")
+    for levels, value in ((None, X), ([1], X.expand(3, 3, 2)), ([2], X.expand(2, 2, 3, 2)), ("ref", X)):
+        value = value.clone().requires_grad_(True)
+        if levels == "ref":
+            out = reference.run(src, "P", [value], filename="std.kyi")
+        else:
+            out = Host(None, kokoyi.symbol["P"])(value, batch_level=levels)
+        out.sum().backward()
+        assert not out.detach().any() and not value.grad.any(), (levels, out, value.grad)
+
+
+def test_a_cases_with_no_row_for_a_step_inside_a_row_that_does_not_apply():
+    """Seed 1200241: the inner cases has no row at t = 1 (a test on the step alone: an error
+    where it applies); it sits in a row that applies where h[t-1, i] < s, so where that row
+    does not apply its value is discarded and the call goes on (it raised UnboundLocalError:
+    the value was made only in the branch where a row applies)."""
+    src = module(r"h \gets \{ \begin{cases} \{ 0.5 \}_{i=0}^{1} & t = 0 \\ \{ \begin{cases} \begin{cases} h[t-1][i] "
+                 r"& t \ne 1 \end{cases} & h_{t-1, i} < s \\ x[i] & \text{else} \end{cases} \}_{i=0}^{1} & \text{otherwise} "
+                 r"\end{cases} \}_{t=0}^{|x| - 1} \\" "\n" r"  \Return h \\", "x, s")
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.25)})  # no row applies at t = 1
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.75)})  # it does: an error
+
+
+def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_derivative():
+    """Seeds 500043 and 1200174: b is computed for real, with an undefined derivative in X
+    (log of a negative number); a row with a data condition reads it and applies nowhere
+    (here, in this sample). The row is computed and discarded, handing b a zero gradient,
+    and 0 * NaN is NaN: on every path, and in the reference
+    (docs/reference/choices.md#gradients-through-cases). Where the value is computed in the
+    row itself, nothing flows."""
+    src = module(r"b \gets (X[-1][-1]) \cdot (\log(x[0])) \\" "\n"
+                 r"  c \gets \{ 1 \}_{t=0}^{|x| - 1} \\" "\n"
+                 r"  \Return \begin{cases} b & c > \pi \\ x & \text{otherwise} \end{cases}, "
+                 r"\begin{cases} X[0, 0] * \log(x[1]) & x[1] > 0 \\ X[0, 0] & \text{otherwise} \end{cases} \\", "x, X")
+    for x0 in (-0.7, 0.7):
+        assert_agrees(src, {"x": torch.tensor([x0, -0.9], dtype=torch.float64),
+                            "X": torch.tensor([[2.1]], dtype=torch.float64)})
+
+
+def test_an_empty_product_of_vectors_is_the_ones_vector():
+    """The empty product of a vector body (whose elements are empty maxima, errors wherever
+    computed) is the ones vector of the body's shape on every path and in the reference
+    (docs/reference/choices.md#empty-sum-of-vectors); the reference gave a scalar."""
+    src = module(r"\Return \prod_{i=2}^{1} (\{ \max_{l=2}^{1} (1) \}_{j=0}^{|x|-1}) \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0, 3.0])})
+
+
+def test_a_shared_inputs_gradient_summed_over_infinities_is_undefined_either_way():
+    """Seed 800105: the cube root's derivative at -0.0 is infinite; x is shared by the samples
+    of a batch, so its gradient is a sum over them: the reference adds each sample's ±inf
+    (NaN), the module adds the samples' weights first (±inf). Both are undefined: the harness
+    takes any non-finite value for any other there, and still compares the finite rest."""
+    src = module(r"\Return \sqrt[3]{x_{-1}} + x[k] \\", r"x, k \in \mathbb{Z}")
+    prog = differential.program(src, {"x": torch.tensor([-1.0, 1.0, -0.0], dtype=torch.float64),
+                                      "k": torch.tensor(1)})
+    paths = [differential.Path("mixed levels", [0, 1], (3,)), differential.Path("batch level 1", [1, 1], (3,))]
+    for seed in range(4):
+        findings, stats = differential.check(prog, seed, paths=paths)
+        assert not findings and stats.paths == 2, "\n\n".join(differential.reproduction(f) for f in findings)
+
+
+def test_a_solve_with_infinite_inputs_agrees_with_the_reference():
+    """Seeds 900272, 900987: `A^{-1} @ y` is a solve (LANGUAGE.md 6), in the reference too
+    (an inverse times y gave NaN gradients where the solve gives ±inf); the harness allows
+    n * cond(A) * eps where a matrix is ill-conditioned, and anything where it has an
+    infinite or NaN entry."""
+    src = module(r"\Return (A^{-1}) @ y, \det(A) \\", r"A \in \mathbb{R}^{n \times n}, y")
+    for A, y in ((torch.tensor([[2.0, 1.0], [1.0, 3.0]]), torch.tensor([float("inf"), 1.0])),
+                 (torch.tensor([[float("inf"), 0.0], [0.0, 1.0]]), torch.tensor([1.0, 2.0])),
+                 (torch.tensor([[1.0, 1.0], [1.0, 1.0001]]), torch.tensor([1.0, 2.0]))):
+        assert_agrees(src, {"A": A, "y": y})
+
+
 # ---- the generator itself ---------------------------------------------------------------------
 
 

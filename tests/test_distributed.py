@@ -56,7 +56,7 @@ def test_fsdp2_sharded_layers_keep_the_batched_code(tmp_path):
 
     from torch.distributed.fsdp import fully_shard
 
-    from kokoyi.runtime.specialize import KokoyiVmapFallback
+    from kokoyi.runtime.specialize import KokoyiBatchLoop
 
     kokoyi.load(POLICY)
     torch.manual_seed(0)
@@ -71,7 +71,7 @@ def test_fsdp2_sharded_layers_keep_the_batched_code(tmp_path):
         assert type(linears[0]).__name__ == "FSDPLinear"
         s = torch.randn(6, 4)
         with warnings.catch_warnings():
-            warnings.simplefilter("error", KokoyiVmapFallback)
+            warnings.simplefilter("error", KokoyiBatchLoop)
             model(s, batch_level=[1])[:, 0].sum().backward()
         reference(s, batch_level=[1])[:, 0].sum().backward()
         for sharded, plain in zip(model.parameters(), reference.parameters()):

@@ -32,7 +32,7 @@ pytest.importorskip("tqdm")
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 import kokoyi
-from kokoyi.runtime.specialize import KokoyiVmapFallback
+from kokoyi.runtime.specialize import KokoyiBatchLoop
 
 
 def _load_train():
@@ -57,7 +57,7 @@ def _own_definitions():
     """kokoyi.symbol is one namespace per process: make sure names such as `Attention` are ours."""
     kokoyi.load(EXAMPLE / "seq2seq.kyi")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", KokoyiVmapFallback)
+        warnings.simplefilter("error", KokoyiBatchLoop)
         yield
 
 
@@ -327,7 +327,7 @@ def _run_script(kind: str, out: Path) -> dict:
            "--quiet", *TINY[kind]]
     proc = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{' '.join(cmd)}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert "KokoyiVmapFallback" not in proc.stderr
+    assert "KokoyiBatchLoop" not in proc.stderr
     assert "held-out token accuracy" in proc.stdout
     png = out / "curves.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,7 @@ Each script runs in a subprocess on a tiny budget and must write a sane ``summar
 and its PNGs; a tiny run repeated in-process must give the same numbers (determinism).
 Each Kokoyi model and loss must give the values and gradients of a few lines of
 hand-written torch on a small batch, and its batched call (``batch_level``) must equal
-the stacked per-sample calls, with no ``KokoyiVmapFallback``.
+the stacked per-sample calls, with no ``KokoyiBatchLoop``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def load_example(folder: str):
 @pytest.fixture(autouse=True)
 def no_vmap_fallback():
     """A batched call that falls back to torch.func.vmap fails the test."""
-    from kokoyi.runtime.specialize import KokoyiVmapFallback
+    from kokoyi.runtime.specialize import KokoyiBatchLoop
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error", KokoyiVmapFallback)
+        warnings.simplefilter("error", KokoyiBatchLoop)
         yield
 
 

@@ -188,7 +188,7 @@ def test_dump_after_each_pass(work, pass_name):
     expected = {"parse": "start", "build": "Module(", "resolve": "Ref(", "recurrences": "Ref(",
                 "ranks": "Ref(", "lower": "module PGLoss(logP, r; gamma):",
                 "simplify": "build[t in 0..sub(T, 1)]", "inline": "build[t in 0..sub(T, 1)]",
-                "rewrite": "discounted_window!(gamma, r, 0, sub(T, 1)", "codegen": "def PGLoss_per_sample("}[pass_name]
+                "rewrite": "discounted_window!(gamma, r, 0, sub(T, 1)", "unit": "PGLoss = KOKOYI_UNIT.module("}[pass_name]
     assert expected in done.stdout
 
 

@@ -132,7 +132,7 @@ def test_cell_magic_renders_shows_python_and_prints_the_template(executed_notebo
     assert r"&&\triangleright\ \text{affine map}" in latex
     assert r"\textbf{return}\ \alpha \circ \mathit{sq}(h) + h" in latex
     out = _text(cell, "stdout")
-    assert "def Net_per_sample(" in out  # --show-python
+    assert "Net = KOKOYI_UNIT.module(" in out  # --show-python
     assert "class Net(torch.nn.Module):" in out
     assert "    def get_parameters(self):\n        return (self.W, self.b)" in out
     assert "    forward = kokoyi.symbol['Net']" in out

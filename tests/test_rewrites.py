@@ -14,7 +14,7 @@ CASES = {
     "discounted_scan": (r"\Module{P}{r; \gamma} \Return \{ \sum_{i=0}^{|r|-1-t} \gamma^i * (r[t+i] * 1) \}_{t=0}^{|r|-1} \\ \EndModule",
                         {"r": torch.randn(6)}, [0.9], "kk.discounted_window("),
     "population_std": (r"\Module{P}{v} \Return \sqrt{\frac{\sum_{i=0}^{|v|-1}{(v[i] - \Mean(v))^2}}{|v|}} \\ \EndModule",
-                       {"v": torch.randn(5)}, [], ".std(-1, correction=0)"),
+                       {"v": torch.randn(5)}, [], "kx.population_std("),
     "standardize": (r"\Module{P}{x} \Return \frac{x - \Mean(x)}{\Std(x)} \\ \EndModule", {"x": torch.randn(5)}, [],
                     "kk.standardize("),
     "layer_norm": (r"\Module{P}{x} \Return \frac{x - \Mean(x)}{\sqrt{\Var(x) + 10^{-5}}} \\ \EndModule",
@@ -28,6 +28,10 @@ CASES = {
                     {"h": torch.randn(2, 5, 4)}, [], "kx.pool2d("),
     "cross_entropy": (r"\Module{P}{z, y \in \mathbb{Z}} m \gets \max(z) \\ \Return m + \log \sum_{k=0}^{|z|-1} \exp(z_k - m) - z_y \\ \EndModule",
                       {"z": torch.randn(4), "y": torch.tensor(2)}, [], "kx.cross_entropy_rows("),
+    "huber": (r"\Module{P}{q, y} \delta \gets q - y \\ \Return \begin{cases} \frac{1}{2} \delta^2 & \text{if } |\delta| < 1 \\ |\delta| - \frac{1}{2} & \text{otherwise} \end{cases} \\ \EndModule",
+              {"q": torch.tensor(0.3), "y": torch.tensor(2.0)}, [], "huber_loss("),
+    "huber_delta": (r"\Module{P}{x} \Return \begin{cases} \frac{x^2}{2} & \text{if } |x| \le 2 \\ 2 (|x| - 1) & \text{otherwise} \end{cases} \\ \EndModule",
+                    {"x": torch.tensor(-2.5)}, [], "huber_loss("),
     "contraction": (r"\Module{P}{x; V} \Return \{ \sum(V_k * x) \}_{k=0}^{|V|-1} \\ \EndModule",
                     {"x": torch.randn(3, 2)}, [torch.randn(4, 3, 2)], "kx.contract("),
     "attention": (r"""\Function{Attention}{Q, K, V, M}
@@ -37,6 +41,14 @@ CASES = {
   \Return \sum_{i=0}^{|W|-1} Attention(X @ W[i]^\top, X @ W[i]^\top, X, M) \\
 \EndModule""", {"X": torch.randn(3, 4), "M": torch.randn(3, 3)}, [torch.randn(2, 4, 4)],
     "scaled_dot_product_attention("),
+    "causal_attention": (r"""\Function{Attention}{Q, K, V, M}
+  \Return \Softmax(\frac{Q @ K^\top}{\sqrt{|K[0]|}} + M) @ V \\
+\EndFunction
+\Module{P}{X; W}
+  T \gets |X| \\
+  M \gets \{ \begin{cases} 0 & j \le i \\ -\infty & \text{otherwise} \end{cases} \}_{i=0, j=0}^{T-1, T-1} \\
+  \Return \sum_{i=0}^{|W|-1} Attention(X @ W[i]^\top, X @ W[i]^\top, X, M) \\
+\EndModule""", {"X": torch.randn(3, 4)}, [torch.randn(2, 4, 4)], "kx.causal_attention("),
 }
 
 

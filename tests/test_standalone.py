@@ -82,7 +82,7 @@ def test_policy_and_pgloss(tmp_path):
     pi, loss = Pi(linears), PGLoss()
     s, states = torch.randn(4), torch.randn(5, 4)
     log_p, r = torch.randn(3, 6), torch.rand(3, 6)
-    want = {"one": pi(s), "batch": pi(states, batch_level=[1]), "vmap": pi(states.reshape(5, 1, 4), batch_level=2),
+    want = {"one": pi(s), "batch": pi(states, batch_level=[1]), "two_levels": pi(states.reshape(5, 1, 4), batch_level=2),
             "loss": loss(log_p[0], r[0]), "losses": loss(log_p, r, batch_level=[1, 1])}
     run = """
 pi = sa.Pi(data["linears"])
@@ -90,7 +90,7 @@ loss = sa.PGLossModule(0.9)
 assert (1,) in sa.pi.batched and (1, 1) in sa.PGLoss.batched
 out["one"] = pi(data["s"])
 out["batch"] = pi(data["states"], batch_level=[1])
-out["vmap"] = pi(data["states"].reshape(5, 1, 4), batch_level=2)
+out["two_levels"] = pi(data["states"].reshape(5, 1, 4), batch_level=2)
 out["loss"] = loss(data["log_p"][0], data["r"][0])
 out["losses"] = loss(data["log_p"], data["r"], batch_level=[1, 1])
 """
@@ -131,9 +131,9 @@ out["one"] = loss(*(a[0] for a in data["args"])).detach()
 
 
 def test_a_batched_loss_over_per_sample_only_modules(tmp_path):
-    """DQNLoss batched, Q without batched code: the loss's batched code calls Q with
-    batch_level=[1], which the standalone wrapper maps with torch.func.vmap."""
-    path = standalone(tmp_path, EXAMPLES / "dqn" / "dqn.kyi", "--param=Q.Linears=Linear*2",
+    """DQNLoss batched, Q with its one-sample kernel only: the loss's batched kernel holds
+    Q's body inlined."""
+    path = standalone(tmp_path, EXAMPLES / "dqn" / "dqn.kyi", "--param=Q.Linears=Linear*2", "--input-rank=Q.s=1",
                       "--batch-level=DQNLoss=1,1,1,1,1", "--input-rank=DQNLoss.s=1", "--input-rank=DQNLoss.a=0:int",
                       "--input-rank=DQNLoss.r=0", "--input-rank=DQNLoss.s'=1", "--input-rank=DQNLoss.done=0",
                       "--param=DQNLoss.Q=Q", r"--param=DQNLoss.\hat{Q}=Q", r"--param=DQNLoss.\gamma=number")
@@ -166,17 +166,21 @@ cnn = sa.CNNModule(data["convs"], data["V"], data["b"])
 logits = cnn(data["x"], batch_level=[1])
 out["logits"] = logits.detach()
 out["loss"] = sa.CrossEntropyLossModule()(logits, data["y"], batch_level=[1, 1]).detach()
-out["vmap"] = cnn(data["x"][:, None], batch_level=2).detach()
+out["two_levels"] = cnn(data["x"][:, None], batch_level=2).detach()
 """
     got = run_child(tmp_path, path, {"run": run, "convs": model.Convs, "V": model.V.detach(), "b": model.b.detach(),
                                      "x": args[0], "y": y})
     torch.testing.assert_close(got["logits"], logits.detach())
     torch.testing.assert_close(got["loss"], torch.nn.functional.cross_entropy(logits, y, reduction="none").detach())
-    torch.testing.assert_close(got["vmap"], logits.detach()[:, None])
+    torch.testing.assert_close(got["two_levels"], logits.detach()[:, None])
 
 
-def test_per_sample_only_file_batches_with_vmap(tmp_path):
-    path = standalone(tmp_path, EXAMPLES / "policy_gradient" / "policy.kyi")
+def test_one_sample_file_loops_over_a_batch(tmp_path):
+    """Without batch levels a file holds each module's one-sample kernel; a batched call runs
+    it on each sample."""
+    path = standalone(tmp_path, EXAMPLES / "policy_gradient" / "policy.kyi", r"--input-rank=\pi.s=1",
+                      r"--param=\pi.Linears=Linear*2", "--input-rank=PGLoss.logP=1", "--input-rank=PGLoss.r=1",
+                      r"--param=PGLoss.\gamma=number")
     assert ".batched[" not in path.read_text()
     torch.manual_seed(0)
     linears = torch.nn.ModuleList([torch.nn.Linear(4, 8), torch.nn.Linear(8, 2)])

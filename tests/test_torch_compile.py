@@ -91,8 +91,8 @@ def test_generated_code_lives_in_an_importable_module():
     import kokoyi
 
     kokoyi.compile("\\Module{M}{x}\n\\Return 2 * x \\\\\n\\EndModule\n", filename="m.kyi")
-    per_sample = kokoyi.symbol["M"].__kokoyi_per_sample__
-    module = importlib.import_module(per_sample.__module__)
-    assert module.__dict__ is per_sample.__globals__
+    namespace = kokoyi.symbol.namespace
+    module = importlib.import_module(namespace["__name__"])
+    assert module.__dict__ is namespace and module.M is kokoyi.symbol["M"]
     kokoyi.symbol.clear()  # the cleared namespace is not kept in sys.modules
-    assert per_sample.__module__ not in sys.modules
+    assert namespace["__name__"] not in sys.modules

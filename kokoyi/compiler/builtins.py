@@ -1,8 +1,8 @@
 """Built-in functions, reductions and constants, kept as data.
 
 Each entry says how many arguments it takes, how the per-sample rank of its result follows
-from its arguments' ranks, which core-IR primitive it lowers to, which runtime function
-(kokoyi.runtime.ops) the old back end calls (None: not yet supported there), and how it
+from its arguments' ranks, which core-IR primitive it lowers to (and so which batch rule
+and which printer template it gets: kokoyi/compiler/batch/rules.py, emit/torch_eager.py), and how it
 renders. The docs' built-in table is generated from this module.
 """
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BuiltinFunction:
     name: str  # source word: `\Softmax` -> "Softmax"
-    runtime: str | None  # function in kokoyi.runtime.ops; None: the old back end lacks it
+    runtime: str | None  # its core-IR primitive, where `ir` does not name another one
     min_args: int
     max_args: int | None  # None: any number
     rank: str  # a key of RANK_RULES
     render: str  # LaTeX shown in notebooks and papers
     meaning: str  # one line for the docs: the PyTorch meaning, per sample
-    ir: str | None = None  # core-IR primitive (kokoyi/compiler/ir.py); None: same as runtime
+    ir: str | None = None  # core-IR primitive (kokoyi/compiler/ir.py) when not `runtime`
     form: str = "call"  # "call": `\word(x)` or the bare word; "subscript": `\mathbf{I}_{n}`
     spelling: str = ""  # how the source writes it when that is not the command `\name`
 
@@ -141,16 +141,16 @@ REDUCTIONS = {
     "argmin": ("reduce_argmin", r"\operatorname{argmin}"),
 }
 
-# Big operators over an index range: runtime function, value of an empty range (None:
-# an empty range is a run-time error), and rendering.
+# Big operators over an index range (an ir.Reduce over a vector axis): value of an empty
+# range (None: an empty range is a run-time error), and rendering.
 BIG_OPERATORS = {
-    "sum": ("range_sum", 0, r"\sum"),
-    "prod": ("range_prod", 1, r"\prod"),
-    "max": ("range_max", None, r"\max"),
-    "min": ("range_min", None, r"\min"),
-    "argmax": ("range_argmax", None, r"\operatorname*{argmax}"),
-    "argmin": ("range_argmin", None, r"\operatorname*{argmin}"),
-    "mean": ("range_mean", None, r"\mathbb{E}"),
+    "sum": (0, r"\sum"),
+    "prod": (1, r"\prod"),
+    "max": (None, r"\max"),
+    "min": (None, r"\min"),
+    "argmax": (None, r"\operatorname*{argmax}"),
+    "argmin": (None, r"\operatorname*{argmin}"),
+    "mean": (None, r"\mathbb{E}"),
 }
 
 # Constants, used where the name is not defined by the user.

@@ -231,25 +231,39 @@ def _collect(v, out) -> None:
             _collect(x, out)
 
 
+_FIELDS: dict = {}  # node class -> the names of its fields other than span
+
+
 def map_children(e, fn):
     """A copy of e with fn applied to each IR node under it (e itself when nothing changes)."""
-    changes = {}
-    for f in dataclasses.fields(e):
-        if f.name == "span":
-            continue
-        old = getattr(e, f.name)
+    names = _FIELDS.get(type(e))
+    if names is None:
+        names = _FIELDS[type(e)] = tuple(f.name for f in dataclasses.fields(e) if f.name != "span")
+    changes = None
+    for name in names:
+        old = getattr(e, name)
         new = _map(old, fn)
         if new is not old:
-            changes[f.name] = new
+            if changes is None:
+                changes = {}
+            changes[name] = new
     return dataclasses.replace(e, **changes) if changes else e
 
 
+_NODES = (Expr, Axis, Slice)
+
+
 def _map(v, fn):
-    if isinstance(v, (Expr, Axis, Slice)):
+    if isinstance(v, _NODES):
         return fn(v)
     if isinstance(v, tuple):
-        items = tuple(_map(x, fn) for x in v)
-        return v if all(a is b for a, b in zip(items, v)) else items
+        changed = False
+        items = []
+        for x in v:
+            y = _map(x, fn)
+            changed = changed or y is not x
+            items.append(y)
+        return tuple(items) if changed else v
     return v
 
 

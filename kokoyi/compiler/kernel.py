@@ -70,6 +70,7 @@ class Kernel:
     params: tuple[str, ...]
     body: list
     outputs: tuple = ()  # the layouts of the returned values (batch.layout.Val)
+    batch_loop: str = ""  # why the batch is a Python loop over samples ("": it is vectorised)
 
 
 def dump(k: Kernel) -> str:

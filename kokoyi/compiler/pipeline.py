@@ -43,7 +43,7 @@ class UnitState:
     ast: A.Program | None = None
     defined: list = field(default_factory=list)  # Symbols this unit defines, in order
     ir: list = field(default_factory=list)  # kokoyi.compiler.ir.Function per item, in order
-    generated: Any = None  # codegen.python.GeneratedUnit
+    generated: Any = None  # emit.unit.GeneratedUnit
 
 
 def _parse(state: UnitState) -> None:
@@ -134,10 +134,10 @@ def at_call(f, lookup):
     return rewrite(simplify(inline(f, lookup)))
 
 
-def _codegen(state: UnitState) -> None:
-    from kokoyi.compiler.codegen.python import generate
+def _unit(state: UnitState) -> None:
+    from kokoyi.compiler.emit.unit import generate
 
-    state.generated = generate(state.ast, state.source, state.global_names)
+    state.generated = generate(state.ast, state.ir, state.source, state.global_names)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,8 @@ PASSES: tuple[Pass, ...] = (
     Pass("simplify", _simplify, "canonical IR: constants folded, x * 1, x + 0 and double negation gone"),
     Pass("inline", _inline, "local functions and trivial lets inlined, so rewrites see one expression"),
     Pass("rewrite", _rewrite, "recognised forms (one rewrite per file) marked as ir.Fast", "kokoyi/compiler/rewrite/"),
-    Pass("codegen", _codegen, "AST -> Python source calling torch, with a line map"),
+    Pass("unit", _unit, "IR -> the unit's Python module: a declaration per definition, specialised per "
+                        "call signature by the call-time passes", "kokoyi/compiler/emit/unit.py"),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
 
@@ -178,7 +179,7 @@ def dump(state: UnitState, pass_name: str) -> str:
     """The IR after pass_name, as text."""
     if pass_name == "parse":
         return state.tree.pretty()
-    if pass_name == "codegen":
+    if pass_name == "unit":
         return state.generated.code
     if pass_name in ("lower", "simplify", "inline", "rewrite"):
         from kokoyi.compiler import ir

@@ -227,7 +227,7 @@ class LatexRenderer:
     def big_operator(self, e: A.BigOp) -> str:
         """`\\sum_{i=0}^{n}` and a space: a big operator without its body."""
         b = e.bound
-        return f"{B.BIG_OPERATORS[e.op][2]}_{{{self.name(b.var)}={self.expr(b.lower)}}}^{{{self.expr(b.upper)}}} "
+        return f"{B.BIG_OPERATORS[e.op][1]}_{{{self.name(b.var)}={self.expr(b.lower)}}}^{{{self.expr(b.upper)}}} "
 
     def builtin(self, name: str) -> str:
         fn = B.FUNCTIONS.get(name)

@@ -1,8 +1,8 @@
-"""`batch_level`: map a per-sample function over leading batch axes.
+"""`batch_level`: validated batch levels, and running a specialised function over them.
 
-The batch axes of all batched inputs are flattened into one, the per-sample function is
-mapped over it with torch.func.vmap, and the outputs get the batch shape back in front.
-Parameters are never batched.
+The batch axes of all batched inputs are flattened into one, the function specialised for
+one batch axis runs on them, and the outputs get the batch shape back in front. Parameters
+are never batched.
 """
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import math
 import numbers
 
 import torch
-from torch.func import vmap
 
 from kokoyi.errors import KokoyiTypeError
 from kokoyi.runtime.device import as_tensor
-
 
 _ZEROS = tuple((0,) * n for n in range(16))
 
@@ -87,25 +85,6 @@ def as_output(x):
     if isinstance(x, tuple):
         return tuple(as_output(v) for v in x)
     return as_tensor(x)
-
-
-def run(per_sample, args, params, levels):
-    """per_sample(*args, *params), mapped over the batch axes that levels give."""
-    if not any(levels):
-        return as_output(per_sample(*args, *params))
-    level = max(levels)
-    batch_shape = next(tuple(a.shape[:k]) for a, k in zip(args, levels) if k)
-    size = math.prod(batch_shape)
-    flat = [a.reshape((size,) + tuple(a.shape[k:])) if k else a for a, k in zip(args, levels)]
-    in_dims = tuple(0 if k else None for k in levels)
-
-    def sample(*xs):
-        return as_output(per_sample(*xs, *params))
-
-    out = vmap(sample, in_dims=in_dims)(*flat)
-    if level == 1 and len(batch_shape) == 1:
-        return out
-    return _unflatten(out, batch_shape)
 
 
 def run_specialized(fn, outputs, args, params, levels):

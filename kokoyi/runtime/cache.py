@@ -14,7 +14,7 @@ earlier units, so the cache key covers all four:
     environment_sha256  digest of the earlier units' symbols and Python names
 
 An entry is one JSON file holding those fields, the generated code, its sha256 and the
-rest of the codegen result (line map, Python names). Before use every field is checked;
+rest of the generated unit (line map, Python names). Before use every field is checked;
 an entry that is unreadable, corrupt, from another compiler or for other inputs is
 ignored, never executed, and replaced by a fresh one. Writing is atomic (temporary file,
 then rename) and best-effort: a read-only cache folder only costs the speed-up.
@@ -84,7 +84,7 @@ def _header(text: str, filename: str, env: dict, global_names: dict) -> dict:
 
 
 def _encode(generated) -> dict:
-    """The codegen result as JSON-able fields (line map keys are ints, so stored as pairs)."""
+    """The generated unit as JSON-able fields (line map keys are ints, so stored as pairs)."""
     fields = {}
     for f in dataclasses.fields(generated):
         value = getattr(generated, f.name)
@@ -96,7 +96,7 @@ def _encode(generated) -> dict:
 
 def _decode(fields: dict, defined_keys: set):
     """A GeneratedUnit from stored fields, or None when they do not fit the current compiler."""
-    from kokoyi.compiler.codegen.python import GeneratedUnit
+    from kokoyi.compiler.emit.unit import GeneratedUnit
 
     names = {f.name for f in dataclasses.fields(GeneratedUnit)}
     if not isinstance(fields, dict) or set(fields) != names:
@@ -116,7 +116,7 @@ def _decode(fields: dict, defined_keys: set):
 
 
 def read_entry(path: Path, header: dict, defined_keys: set):
-    """The cached codegen result at path if every check passes, else None.
+    """The cached generated unit at path if every check passes, else None.
 
     The digests in an entry can be computed by anyone, so an entry is used only when this
     user (or root) alone can have written it and its folder.
@@ -140,7 +140,7 @@ def read_entry(path: Path, header: dict, defined_keys: set):
 
 
 def write_entry(path: Path, header: dict, generated) -> bool:
-    """Store a codegen result atomically; False (and no exception) when that is not possible."""
+    """Store a generated unit atomically; False (and no exception) when that is not possible."""
     entry = dict(header, code_sha256=_sha256(generated.code), generated=_encode(generated))
     try:
         text = json.dumps(entry, indent=1, sort_keys=True)
@@ -173,7 +173,7 @@ def read_source(path: str) -> str:
 @gc_paused()  # as kokoyi.compile (kokoyi/compiler/gcpause.py)
 def load_cached(path: str):
     """Compile and register the file at path, reusing cached generated code when it is valid."""
-    from kokoyi.compiler.pipeline import PASSES, compile_unit
+    from kokoyi.compiler.pipeline import PASS_NAMES, PASSES, compile_unit
     from kokoyi.runtime.loader import install
     from kokoyi.runtime.symbols import symbol
 
@@ -188,7 +188,8 @@ def load_cached(path: str):
     if hit:
         state.generated = generated
     else:
-        next(p for p in PASSES if p.name == "codegen").run(state)
+        for p in PASSES[PASS_NAMES.index("ranks") + 1:]:  # lower ... unit
+            p.run(state)
         write_entry(entry, header, state.generated)
     unit = install(state)
     unit.from_cache = hit

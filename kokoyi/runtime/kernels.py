@@ -135,6 +135,12 @@ def reduce_axis(op: str, x, pos: int, mask, fill, lo):
     return index + lo
 
 
+def nonempty_last(x) -> None:
+    """What an unused `x.amax(-1)` checks (kokoyi/compiler/batch/cleanup.py): its axis is not empty."""
+    if x.dim() and x.shape[-1] == 0:
+        raise IndexError("amax(): Expected reduction dim -1 to have non-zero size.")
+
+
 def require_nonempty(n: int, mask, pos: int, rank: int, where: str, what: str, guards) -> None:
     """The located error where a \\max, \\argmax or \\mathbb{E} is evaluated over an empty range."""
     live = _live(guards)
@@ -306,7 +312,7 @@ def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str,
     Per indexed axis from `lead` on: ("at", k) takes entry k (the axis goes away); ("var", lo,
     n) takes lo..lo+n-1 (a narrow); ("windows", s, c, lo_u, n_u, lo_w, n_w) takes s*u + w + c
     for each u and w (an unfold: the u axis stays, the w axis goes last). Then the axes are
-    permuted. Out of range, indices follow Python (negative from the end) through
+    permuted (perm None: they are in place). Out of range, indices follow Python (negative from the end) through
     index_select, or are the located error where the read applies."""
     axis = lead
     for spec in specs:
@@ -335,7 +341,7 @@ def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str,
                     x = _with_one_element(x, axis)
                 x = x.index_select(axis, idx.reshape(-1)).unflatten(axis, (n_u, n_w)).movedim(axis + 1, -1)
         axis += 1
-    return x.permute(perm)
+    return x if perm is None else x.permute(perm)
 
 
 def any_over(g, dims):
@@ -396,6 +402,40 @@ def matmul_by_rank(a, b, ra: int, rb: int):
 _ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
 
 
+def population_std(x):
+    """The population standard deviation along the last axis, from the deviations from the
+    first element: equal elements give exactly 0 (the mean of equal floats need not be them),
+    as on every path and in the reference, so the gradient at zero variance is
+    torch's 0 everywhere rather than rounding noise divided by rounding noise."""
+    return (x - x[..., :1]).std(-1, correction=0)
+
+
+def causal_attention(q, k, v, mask):
+    """Scaled dot-product attention with a mask known to be 0 on and below the diagonal and
+    -inf above it (kokoyi/compiler/rewrite/attention.py): is_causal when the mask has the
+    scores' size (rows of q, rows of k), else the mask as it is (broadcast, or torch's error)."""
+    if mask.shape == (q.shape[-2], k.shape[-2]):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def matmul_rows(x, w, nr: int, perm):
+    """x @ w for every pair of x's matrices (leading axes L) and w's (leading axes R, none of
+    L): one F.linear of all rows of x against w's matrices side by side, (L, m, R, k), then
+    permuted (perm: None when already in place)."""
+    n, k = w.shape[-2], w.shape[-1]
+    lead = tuple(w.shape[:nr])
+    y = F.linear(x, w.transpose(-1, -2).reshape(math.prod(lead) * k, n))
+    y = y.unflatten(-1, lead + (k,))
+    return y if perm is None else y.permute(perm)
+
+
+def matmul_summed(x, w, pos: int):
+    """sum_s x[..s..] @ w[s] (axis `pos` of x is s, w has s leading): one product of x's rows,
+    their s matrices side by side, with w's stacked."""
+    return x.movedim(pos, -2).flatten(-2) @ w.flatten(0, 1)
+
+
 def trailing(op: str, x, rank: int, *extra):
     """A reduction over the last `rank` dimensions of x (softmax: along the last one)."""
     if op == "softmax":
@@ -430,7 +470,7 @@ def trailing(op: str, x, rank: int, *extra):
     if op == "var":
         return flat.var(-1, correction=0)
     if op == "std":
-        return flat.std(-1, correction=0)
+        return population_std(flat)
     if op == "logsumexp":
         return flat.logsumexp(-1)
     raise ValueError(op)
@@ -492,17 +532,36 @@ def cross_entropy_rows(z, y, upper: int, where: str, name: str):
     size = z.shape[-1]
     if upper >= size:
         raise _out_of_range(where, name, upper, size)
-    lead = z.shape[:-1]
-    y = torch.where(y < 0, y + size, y)  # Python's meaning of a negative index
     if upper == size - 1:
-        try:
-            out = F.cross_entropy(z.reshape(-1, size), y.reshape(-1), reduction="none")
-        except (IndexError, RuntimeError):
-            bad = (y < 0) | (y >= size)
-            raise _out_of_range(where, name, int(y[bad][0]) if bool(bad.any()) else -1, size) from None
-        return out.reshape(lead)
-    picked = gather(z, len(lead), (y,), where, name, ())
+        flat = z.dim() == 2  # one leading axis: F.cross_entropy's own layout, no reshapes
+        rows, labels = (z, y) if flat else (z.reshape(-1, size), y.reshape(-1))
+        if z.is_cpu:
+            # torch checks every label on the CPU: a negative one (Python's meaning: from the
+            # end) or one out of range fails, and only then are labels wrapped and checked here.
+            # No label can be mistaken for the ignored one (ignore_index is below any int64).
+            try:
+                out = F.cross_entropy(rows, labels, reduction="none", ignore_index=_NO_LABEL)
+            except (IndexError, RuntimeError):
+                out = _cross_entropy_wrapped(rows, labels, size, where, name)
+        else:
+            out = _cross_entropy_wrapped(rows, labels, size, where, name)
+        return out if flat else out.reshape(z.shape[:-1])
+    y = torch.where(y < 0, y + size, y)  # Python's meaning of a negative index
+    picked = gather(z, z.dim() - 1, (y,), where, name, ())
     return z[..., :upper + 1].logsumexp(-1) - picked
+
+
+_NO_LABEL = -(2 ** 63)
+
+
+def _cross_entropy_wrapped(rows, labels, size: int, where: str, name: str):
+    """The cross-entropy with Python's meaning of negative labels, any integer dtype, and the
+    located error naming the first label out of range."""
+    bad = (labels < -size) | (labels >= size)
+    if bool(bad.any()):
+        raise _out_of_range(where, name, int(labels[bad][0]), size)
+    labels = torch.where(labels < 0, labels + size, labels).long()
+    return F.cross_entropy(rows, labels, reduction="none", ignore_index=_NO_LABEL)
 
 
 def contract(v, x, rank: int, upper: int, where: str, name: str):
@@ -518,6 +577,34 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
 
 
 # ---- calls ----------------------------------------------------------------------------------
+class OpaqueRank(Exception):
+    """An opaque callable's result has another per-sample rank than its kernel assumed (the
+    runtime builds the kernel again with the rank learnt)."""
+
+    def __init__(self, where: str, rank: int) -> None:
+        super().__init__(f"{where}: the callable returned a value of per-sample rank {rank}")
+        self.where, self.rank = where, rank
+
+
+def call_each(f, args, flags, lead: int, rank: int, where: str):
+    """f on each element of the `lead` leading axes of the arguments that vary (flags), stacked."""
+    if not any(flags):
+        out = torch.as_tensor(f(*args))
+        if out.dim() != rank:
+            raise OpaqueRank(where, out.dim())
+        return out
+    shape = next(tuple(a.shape[:lead]) for a, varies in zip(args, flags) if varies)
+    flat = [a.reshape((-1,) + tuple(a.shape[lead:])) if varies else a for a, varies in zip(args, flags)]
+    outs = [torch.as_tensor(f(*[a[i] if varies else a for a, varies in zip(flat, flags)]))
+            for i in range(math.prod(shape))]
+    if not outs:
+        return torch.zeros(shape + (0,) * rank)
+    if outs[0].dim() != rank:
+        raise OpaqueRank(where, outs[0].dim())
+    out = torch.stack(outs)
+    return out.reshape(shape + tuple(out.shape[1:]))
+
+
 def call_flat(layer, x, lead: int):
     """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
     if lead <= 1:

@@ -136,3 +136,36 @@ def test_gather_does_not_expand_a_value_shared_across_lead_axes():
     g1, = torch.autograd.grad(got.sum(), x)
     g2, = torch.autograd.grad(want.sum(), x)
     assert torch.equal(g1, g2)
+
+
+def test_cross_entropy_rows_takes_labels_as_python_indices_of_any_integer_dtype():
+    z = torch.randn(4, 5)
+    wrapped = torch.tensor([0, 1, 4, 3])
+    want = torch.nn.functional.cross_entropy(z, wrapped, reduction="none")
+    for y in (torch.tensor([0, 1, -1, 3]), torch.tensor([0, 1, -1, -2], dtype=torch.int32), wrapped):
+        assert torch.allclose(kx.cross_entropy_rows(z, y, 4, "f:1:1", "z"), want)
+    # more leading axes, and one sample
+    assert torch.allclose(kx.cross_entropy_rows(z.reshape(2, 2, 5), wrapped.reshape(2, 2), 4, "f:1:1", "z"),
+                          want.reshape(2, 2))
+    assert torch.allclose(kx.cross_entropy_rows(z[2], torch.tensor(-1), 4, "f:1:1", "z"), want[2])
+    for bad in (5, -6):  # the first label out of range, as written
+        with pytest.raises(KokoyiRuntimeError, match=rf"f:1:1: index {bad} is out of range for `z`"):
+            kx.cross_entropy_rows(z, torch.tensor([0, bad, 1, 7]), 4, "f:1:1", "z")
+
+
+def test_an_unused_maximum_checks_only_that_its_axis_is_not_empty():
+    kx.nonempty_last(torch.zeros(3, 1))
+    kx.nonempty_last(torch.tensor(1.0))
+    with pytest.raises(IndexError, match="non-zero size"):
+        kx.nonempty_last(torch.zeros(3, 0))
+
+
+def test_causal_attention_is_is_causal_only_where_the_mask_has_the_scores_size():
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    i = torch.arange(3)
+    mask = torch.where(i[None, :] <= i[:, None], 0.0, -torch.inf)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(kx.causal_attention(q, k, v, mask), want, atol=1e-6)
+    row = mask[2:]  # one row: broadcast over the queries, as the written sum would
+    assert torch.allclose(kx.causal_attention(q, k, v, row),
+                          torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=row), atol=1e-6)

@@ -7,7 +7,6 @@ compiled code into KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
-import contextlib
 import linecache
 import numbers
 import re
@@ -15,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError
+from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime import batching
 from kokoyi.runtime.forward import ModuleForward
+from kokoyi.runtime.kernels import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
 
@@ -44,19 +44,21 @@ class ModuleSpec:
         return f"\\Module{{{self.name}}}{{{inputs}{'; ' + params if self.params else ''}}}"
 
 
-def module(per_sample, *, name, inputs, params, param_hints, signature, where, source=None, param_specs=()):
+def module(python_name, *, name, inputs, params, param_hints, signature, where, source=None, namespace=None,
+           param_specs=()):
     """The forward function of a compiled module (what kokoyi.symbol holds)."""
     spec = ModuleSpec(name, tuple(InputSpec(*i) for i in inputs), tuple(params), tuple(param_hints),
                       signature, where, tuple(InputSpec(*i) for i in param_specs))
-    specializations = Specializations(re.sub(r"_+per_sample$", "", per_sample.__name__))
+    specializations = Specializations(python_name)
     if source is not None:
         # Until kokoyi.symbol attaches the resolved module, the embedded source can supply it.
-        specializations.attach_lazily(source[0], source[1], name, per_sample.__globals__)
+        specializations.attach_lazily(source[0], source[1], name, namespace if namespace is not None else {})
 
     annotated = any(i.dims is not None for i in spec.inputs + spec.param_specs)
     real_inputs = tuple(k for k, i in enumerate(spec.inputs) if i.field == "R")
     n_inputs, n_params = len(spec.inputs), len(spec.params)
     zeros = (0,) * n_inputs
+    plans: dict = {}  # batch levels -> call_check(spec, levels)
 
     def has_getter(owner):
         return hasattr(owner, "get_parameters")
@@ -79,10 +81,15 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 levels = batching.check_batch_level(spec, args, batch_level)
             elif not any(levels):
                 levels = zeros
-        if annotated:
-            check_annotations(spec, args, levels, params)
-        if real_inputs:
-            args = as_real(args, real_inputs, params)
+        if annotated or real_inputs:
+            check = plans.get(levels)
+            if check is None:
+                check = plans[levels] = call_check(spec, levels)
+            if not check(args, params):  # not the ordinary call: the full checks, messages and conversions
+                if annotated:
+                    check_annotations(spec, args, levels, params)
+                if real_inputs:
+                    args = as_real(args, real_inputs, params)
         try:
             entry, cast = specializations.lookup(args, levels, params)
             if cast is not None:
@@ -95,11 +102,12 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 if out is not None:
                     return out
             if entry is FALLBACK:
-                # The per-sample code makes its float constants in torch's default dtype: for
-                # this call, the module's (LANGUAGE.md 6a).
-                with default_dtype(module_dtype(args, params)):
-                    return batching.run(per_sample, args, params, levels)
+                raise KokoyiUnsupportedError(f"{spec.where}: module `{spec.name}` cannot be compiled for this "
+                                             f"call: {'; '.join(specializations.unsupported[-1:])}")
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
+        except OpaqueRank as err:  # learnt: built again with that rank
+            specializations.learn(err)
+            return forward(self, *args, batch_level=batch_level)
         except KokoyiError as err:
             named = in_module(err, spec)
             if named is err:
@@ -111,26 +119,12 @@ def module(per_sample, *, name, inputs, params, param_hints, signature, where, s
                 raise
             raise in_module(KokoyiRuntimeError(explained), spec) from err
 
-    forward.__name__ = forward.__qualname__ = re.sub(r"_+per_sample$", "", per_sample.__name__)
+    forward.__name__ = forward.__qualname__ = python_name
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
-    forward.__kokoyi_per_sample__ = per_sample
     forward.__kokoyi_specializations__ = specializations
     forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
     return ModuleForward(forward, name, source)
-
-
-@contextlib.contextmanager
-def default_dtype(dtype):
-    previous = torch.get_default_dtype()
-    if dtype == previous:
-        yield
-        return
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def as_real(args, real_inputs, params) -> tuple:
@@ -186,6 +180,53 @@ def read_parameters(owner, spec: ModuleSpec) -> tuple:
                               f"({', '.join(spec.params)}) but get_parameters() returned {got}; "
                               f"declared as {spec.describe()}")
     return tuple(value)
+
+
+def call_check(spec: ModuleSpec, levels: tuple):
+    """A function (args, params) -> whether this call, at these batch levels, is the ordinary
+    one: every annotated input and parameter a tensor of its annotated rank, sizes and
+    integer-ness, and every input annotated \\mathbb{R} already floating-point. Generated once
+    per levels (plain comparisons, no loops); False sends the call through check_annotations
+    and as_real, which raise the messages or convert."""
+    lines, known = [], {}
+    checked = [(f"args[{k}]", level, inp) for k, (level, inp) in enumerate(zip(levels, spec.inputs))]
+    checked += [(f"params[{k}]", 0, inp) for k, inp in enumerate(spec.param_specs)]
+    for value, level, inp in checked:
+        if inp.dims is None and inp.field != "R":
+            continue
+        name = f"a{len(lines)}"
+        lines.append(f"{name} = {value}")
+        number = "isinstance({name}, Integral)" if inp.field in ("Z", "N") else "isinstance({name}, Number)"
+        if inp.dims == () or inp.dims is None:  # a Python number passes as it is
+            lines.append(f"if not isinstance({name}, Tensor):")
+            lines.append(f"    if not {number.format(name=name)}: return False")
+            lines.append("else:")
+            indent = "    "
+        else:
+            lines.append(f"if not isinstance({name}, Tensor): return False")
+            indent = ""
+        if inp.field == "R" and value.startswith("args"):
+            lines.append(f"{indent}if not {name}.is_floating_point(): return False")
+        elif inp.field in ("Z", "N"):
+            lines.append(f"{indent}if {name}.is_floating_point() or {name}.is_complex(): return False")
+        if inp.dims is None:
+            lines.append(f"{indent}pass")
+            continue
+        lines.append(f"{indent}if {name}.dim() != {level + len(inp.dims)}: return False")
+        if inp.dims:
+            lines.append(f"{indent}s = {name}.shape")
+        for axis, dim in enumerate(inp.dims, start=level):
+            if isinstance(dim, int):
+                lines.append(f"{indent}if s[{axis}] != {dim}: return False")
+            elif dim in known:
+                lines.append(f"{indent}if s[{axis}] != {known[dim]}: return False")
+            else:
+                known[dim] = f"d{len(known)}"
+                lines.append(f"{indent}{known[dim]} = s[{axis}]")
+    body = "".join(f"    {line}\n" for line in lines) + "    return True\n"
+    scope = {"Tensor": torch.Tensor, "Number": numbers.Number, "Integral": numbers.Integral}
+    exec(compile(f"def check(args, params):\n{body}", f"<kokoyi call check {spec.name}>", "exec"), scope)  # noqa: S102
+    return scope["check"]
 
 
 def check_annotations(spec: ModuleSpec, args, levels, params=()) -> None:

@@ -147,11 +147,12 @@ def steps_cat(values, dim: int, fused: Fused | None):
     per-step terms a fused product adds (None where they do not line up)."""
     if fused is None:
         return None
-    given = [v for v in values if v is not None]
-    like = given[0]
-    lead = like.shape[:-1]
-    if any(v.shape[:-1] != lead for v in given[1:]):  # (compared, not hashed: sizes may be symbolic)
+    # compared in a list, not a set: under torch.export the sizes are SymInts, not hashable
+    leads = [v.shape[:-1] for v in values if v is not None]
+    if not leads or any(s != leads[0] for s in leads[1:]):
         return None
+    lead = leads[0]
+    like = next(v for v in values if v is not None)
     parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
     if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
         return None

@@ -4,23 +4,23 @@ A signature is what fixes the generated code: each input's per-sample rank, inte
 whether it is batched, and a description of each parameter (tensor rank, number, layer
 type, Kokoyi module). The first call with a signature generates and compiles the code
 (the core-IR back end: kokoyi.compiler.pipeline.at_call, then the batch and emit passes);
-later calls reuse it. A signature the back end cannot batch is remembered as a fallback to
-torch.func.vmap, with one warning.
+later calls reuse it. What the batch pass cannot vectorise runs as a Python loop inside the
+kernel (over a set-builder's or big operator's axis, or over the batch); a signature it cannot
+compile at all (an opaque parameter, say) is remembered, and the call is a located error.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import numbers
-import warnings
 
 import torch
 
 FALLBACK = object()
 
 
-class KokoyiVmapFallback(UserWarning):
-    """A module call is batched with torch.func.vmap because the compiler could not batch it."""
+class KokoyiBatchLoop(UserWarning):
+    """A batched module call is a Python loop over its samples: the compiler cannot vectorise it."""
 
 
 class Specializations:
@@ -40,10 +40,11 @@ class Specializations:
         self._params_key = None
         self._params_desc = None
         self._counter = 0
-        self.enabled = True
         self._ir = None  # the module's core IR (kokoyi.compiler.ir.Function), lowered on first use
         self._prepared = None  # _ir after the call-time IR passes
-        self.unsupported: list[str] = []  # why the IR back end left signatures to the older one
+        self.unsupported: list[str] = []  # why signatures could not be compiled
+        self.python_outputs = False  # a function's or constant's numbers stay Python numbers
+        self.opaque_ranks: dict = {}  # call site of an opaque callable -> its result's per-sample rank
 
     def attach(self, module_ast, source, table) -> None:
         self.module_ast, self.source = module_ast, source
@@ -67,7 +68,7 @@ class Specializations:
         self._lazy = None
         state = compile_unit(text, filename)
         names = state.generated.globals
-        self.module_ast = next(i for i in state.ast.items if hasattr(i, "inputs") and i.name.symbol.key == key)
+        self.module_ast = next(i for i in state.ast.items if _symbol_of(i).key == key)
         self.source = state.source
         self.namespace = namespace
         symbols = {sym.key: sym for sym in state.defined}
@@ -124,7 +125,7 @@ class Specializations:
     def _lookup(self, args, levels, params, dtype):
         if self._lazy is not None:
             self._load_lazy()
-        if self.module_ast is None or not self.enabled:
+        if self.module_ast is None:
             return FALLBACK
         inputs = []
         for a, k in zip(args, levels):
@@ -153,7 +154,7 @@ class Specializations:
 
     def _build(self, inputs, param_descs, params, dtype):
         """(function, output layouts, code, whether every output is a batched tensor: the
-        one-batch-axis fast path in kokoyi.runtime.batching.single_axis), or FALLBACK."""
+        one-batch-axis fast path in kokoyi.runtime.batching.single_axis, line map), or FALLBACK."""
         from kokoyi.compiler import batch
         from kokoyi.compiler.emit import torch_eager
         from kokoyi.runtime import kernels
@@ -165,9 +166,13 @@ class Specializations:
             k = self.kernel(name, inputs, param_descs, dtype, params)
         except batch.Unsupported as err:
             self.unsupported.append(str(err))
-            warnings.warn(f"kokoyi: module `{self.module_ast.name.symbol.key}` is batched with torch.func.vmap "
-                          f"because the compiler cannot vectorise {err}", KokoyiVmapFallback, stacklevel=4)
             return FALLBACK
+        if k.batch_loop:
+            import warnings
+
+            warnings.warn(f"kokoyi: module `{_symbol_of(self.module_ast).key}` runs its batch as a Python loop "
+                          f"over samples because the compiler cannot vectorise {k.batch_loop}", KokoyiBatchLoop,
+                          stacklevel=4)
         code, line_map = torch_eager.emit(k)
         digest = hashlib.sha256(code.encode()).hexdigest()[:12]
         filename = f"<kokoyi:{self.source.filename}:{name}:{digest}>"
@@ -175,7 +180,7 @@ class Specializations:
         self.namespace.setdefault("kx", kernels)
         scratch: dict = {}
         exec(compile(code, filename, "exec"), self.namespace, scratch)  # noqa: S102 - generated code
-        return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs)
+        return scratch[name], k.outputs, code, all(v.batched and not v.python for v in k.outputs), line_map
 
     def kernel(self, name, inputs, param_descs, dtype, params):
         """The core-IR back end's kernel for one call signature (kokoyi.compiler.kernel);
@@ -184,10 +189,20 @@ class Specializations:
 
         fn, globals_info = self.prepared_ir(), self._globals_desc()
         return batch.batch_function(fn, inputs, param_descs, name, dtype=str(dtype), source=self.source,
-                                    globals_info=globals_info,
+                                    globals_info=globals_info, python_outputs=self.python_outputs,
+                                    opaque_ranks=self.opaque_ranks,
                                     callee_outputs=lambda desc, values: _callee_outputs(desc, values, params),
                                     callee_ir=lambda desc: _callee_ir(desc, params),
                                     lower_global=lambda key: _lower_global(globals_info, key))
+
+    def learn(self, err) -> None:
+        """An opaque callable returned another rank than its kernel assumed: the kernels are
+        built again with that rank (raises when it was already known: a rank that varies)."""
+        if self.opaque_ranks.get(err.where) == err.rank:
+            raise err
+        self.opaque_ranks[err.where] = err.rank
+        self.cache.clear()
+        self.fast.clear()
 
     def _globals_desc(self) -> dict:
         return {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
@@ -205,6 +220,12 @@ class Specializations:
             globals_info = self._globals_desc()
             self._prepared = at_call(self._ir, lambda key: _lower_global(globals_info, key))
         return self._prepared
+
+
+def _symbol_of(item):
+    from kokoyi.compiler.pipeline import _symbol_of as of
+
+    return of(item)
 
 
 def _lower_item(item):

@@ -12,6 +12,7 @@ import sys
 import types
 from collections.abc import Iterator, Mapping
 
+from kokoyi.compiler import ast as A
 from kokoyi.compiler import symbols as S
 from kokoyi.runtime.forward import FunctionSymbol
 from kokoyi.runtime.module import register_code
@@ -140,17 +141,22 @@ class SymbolTable(_Lookup):
         register_code(code_name, generated.code, state.source.filename, generated.line_map,
                       generated.index_sites)
         saved = dict(self.namespace)
+        from kokoyi.runtime.unit import INSTALLING
+
+        INSTALLING.append(state)
         try:
             exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only
         except BaseException:
             self.namespace.clear()
             self.namespace.update(saved)
             raise
+        finally:
+            INSTALLING.pop()
         objects, names = {}, {}
         for sym in state.defined:
             name = generated.globals[sym.key]
             objects[sym.key] = self.namespace[name]
-            if sym.kind == S.FUNCTION and callable(objects[sym.key]):  # pickles by key and source
+            if sym.kind == S.FUNCTION and callable(objects[sym.key]) and not isinstance(objects[sym.key], FunctionSymbol):
                 objects[sym.key] = FunctionSymbol(objects[sym.key], sym.key, (state.source.text, state.source.filename))
             names[sym.key] = name
         self._objects.update(objects)
@@ -158,7 +164,7 @@ class SymbolTable(_Lookup):
         self.generation += 1
         self._symbols.update({sym.key: sym for sym in state.defined})
         for item in state.ast.items:
-            obj = objects.get(item.name.symbol.key) if hasattr(item, "inputs") else None
+            obj = objects.get((item.target if isinstance(item, A.Definition) else item.name).symbol.key)
             if obj is not None and hasattr(obj, "__kokoyi_specializations__"):
                 obj.__kokoyi_specializations__.attach(item, state.source, self)
         return Unit(state.source.filename, generated.code, objects, names, generated.line_map)

@@ -74,7 +74,7 @@ def test_canonical_spelling():
 def test_compile_returns_the_units_names_and_python_source():
     unit = kokoyi.compile(r"a \gets 1 \\ \Module{M}{x} \Return x + a \\ \EndModule", "u.kyi")
     assert list(unit) == ["a", "M"] and unit["a"] == 1 and unit["M"] is kokoyi.symbol["M"]
-    assert unit.filename == "u.kyi" and "def M_per_sample" in unit.python_source
+    assert unit.filename == "u.kyi" and "M = KOKOYI_UNIT.module(" in unit.python_source
 
 
 def test_redefinition_across_units_replaces():

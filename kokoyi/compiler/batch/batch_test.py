@@ -139,3 +139,18 @@ def test_a_matrix_literal_stacks_its_entries_and_a_log_base_is_exact():
     (matrix,) = [s for s in k.body if isinstance(s, K.Assign) and s.op == "matrix"]
     assert matrix.args[1:3] == (2, 2)
     assert "log2" in ops(k)
+
+
+def test_the_prologue_and_unused_values_that_cannot_fail_are_dropped():
+    k = kernel(r"\Module{M}{z} s \gets \Softmax(z) \\ \Return \sum(z) \\ \EndModule", (BATCHED_VECTOR,))
+    assert ops(k) == ["reduce_sum_last"]  # no device, no batch size, no softmax
+    # a constant tensor is made on the device: the device stays
+    k = kernel(r"\Module{M}{z} \Return \begin{cases} 1 & \text{if } \sum(z) > 0 \\ z_0 & \text{otherwise} \end{cases} \\ \EndModule",
+               (BATCHED_VECTOR,))
+    assert "constant" in ops(k) and ops(k)[0] == "device_of"
+
+
+def test_an_unused_maximum_is_only_its_check_that_the_axis_is_not_empty():
+    k = kernel(r"\Module{M}{z} m \gets \max(z) \\ \Return \sum(z) \\ \EndModule", (BATCHED_VECTOR,))
+    assert ops(k) == ["nonempty_last", "reduce_sum_last"]
+    assert "kx.nonempty_last(z)" in torch_eager.emit(k)[0]

@@ -37,6 +37,8 @@ def value_of_desc(desc: tuple, code, batched: bool) -> Val:
         return Val(code, what="kokoyi", info=desc)
     if kind in ("layer", "sequential"):
         return Val(code, what="layer", info=desc)
+    if kind == "opaque":  # a Python callable or module the compiler knows nothing of
+        return Val(code, what="opaque", info=desc)
     from kokoyi.compiler.batch.driver import Unsupported
 
     raise Unsupported(f"a parameter of type {desc[1] if len(desc) > 1 else kind}")
@@ -83,6 +85,8 @@ def apply(b, e: ir.Apply) -> Val:
         return _layer(b, e, f, args)
     if f.what == "kokoyi":
         return _module(b, e, f, args)
+    if f.what == "opaque":
+        return _opaque(b, e, f, args)
     raise b.unsupported("calling this value", e)
 
 
@@ -167,6 +171,8 @@ def _module(b, e, f: Val, args) -> Val:
     vals = []
     for k, o in enumerate(outs):
         c = code if len(outs) == 1 else b.emit("item", code, k, hint="m")
+        if not o.integer:  # LANGUAGE.md 6a: the callee's floats reach the caller in the caller's dtype
+            c = b.emit("to", c, dtype=b.dtype, hint="m")
         vals.append(Val(c, axes, o.rank, "int" if o.integer else "float"))
     return vals[0] if len(vals) == 1 else Val(None, what="tuple", info=tuple(vals))
 
@@ -197,11 +203,41 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
     b.env = env
     # LANGUAGE.md 6a: the callee computes in its own dtype: the caller's when a float reaches
     # it (the caller's is the widest of everything, the callee's parameters included)
-    if not any(a.kind == "float" and not a.python for a in args):
+    own = not any(a.kind == "float" and not a.python for a in args) and own_dtype != saved_dtype
+    if own:
         b.dtype = own_dtype
     b.inlining.append(f.info[1])
     try:
-        return b.ev(ir.At(source, body, span=e.span))
+        out = b.ev(ir.At(source, body, span=e.span))
     finally:
         b.env, b.dtype = saved, saved_dtype
         b.inlining.pop()
+    # its floating results reach the caller in the caller's dtype (as a call's do)
+    return _in_dtype(b, out) if own else out
+
+
+def _opaque(b, e, f: Val, args) -> Val:
+    """An opaque callable (a user's Python function or module), called on each element of the
+    arguments' leading axes. Its result's per-sample rank is learnt from a call (the runtime
+    builds the kernel again when the first guess, the arguments' largest rank, is wrong)."""
+    if not args or any(not a.is_tensor for a in args):
+        raise b.unsupported("an opaque callable called on other than numbers and tensors", e)
+    axes = b.union(*args)
+    codes, flags = [], []
+    for a in args:
+        varies = not a.python and bool(a.axes)
+        codes.append(b.expand(a, axes) if varies else a.code)
+        flags.append(varies)
+    site = b.site(e)
+    rank = b.opaque_ranks.get(site, max(0 if a.python else a.rank for a in args))
+    code = b.emit("call_each", f.code, tuple(codes), tuple(flags), len(axes), rank, site, hint="h")
+    return Val(code, axes, rank, "float")
+
+
+def _in_dtype(b, v: Val) -> Val:
+    """v with every floating tensor in it converted to the module's dtype b.dtype."""
+    if v.what == "tuple":
+        return Val(None, what="tuple", info=tuple(_in_dtype(b, x) for x in v.info))
+    if not v.is_tensor or v.python or v.kind != "float":
+        return v
+    return Val(b.emit("to", v.code, dtype=b.dtype, hint="m"), v.axes, v.rank, v.kind)

@@ -17,7 +17,15 @@ EFFECTS = {"new_list", "append", "stack_states", "call_layer", "call_flat", "cal
 # Ops that cannot fail: an unused one is dropped. (Any other may raise, and the source's
 # statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
 DROPPABLE = {"not", "view", "to", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
-             "expand_lead", "unbind", "step_item", "stack_states"}
+             "expand_lead", "unbind", "step_item", "stack_states", "device_of", "reduce_sum_last", "mean_last",
+             "logsumexp_last", "softmax_last", "log_softmax_last", "std_last", "var_last"}
+# Reductions whose only failure is an empty axis: unused, they become that check alone (the
+# source's `m \gets \max(z)` still fails on an empty z, without computing the maximum).
+CHECK_ONLY = {"reduce_max_last": "nonempty_last", "reduce_min_last": "nonempty_last"}
+# Ops whose printed code reads the kernel's device `_dev` without a Ref to it.
+USES_DEVICE = {"constant", "number_tensor", "arange", "iota_from", "one_hot", "matrix", "eye"}
+# The prologue's names (the device, the batch size): dropped like any value when unused.
+PROLOGUE = {"_dev", "_B"}
 PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "ne", "and", "or", "not"}
 
 
@@ -25,6 +33,8 @@ def cleanup(k: K.Kernel) -> K.Kernel:
     body = _cse(k.body, {}, {})
     while True:
         used = _uses(body, set())
+        if _reads_device(body):
+            used.add("_dev")
         pruned = _dce(body, used)
         if _count(pruned) == _count(body):
             break
@@ -117,14 +127,27 @@ def _dce(block: list, used: set) -> list:
         match s:
             case K.Assign() if s.out is not None and s.out not in used and (
                     s.op in DROPPABLE or s.attrs.get("py") and s.op in PYTHON_DROPPABLE or s.attrs.get("vectors")) \
-                    and not s.out.startswith("_"):
+                    and (not s.out.startswith("_") or s.out in PROLOGUE):
                 continue
+            case K.Assign() if s.out is not None and s.out not in used and s.op in CHECK_ONLY and not s.attrs:
+                s = K.Assign(None, CHECK_ONLY[s.op], s.args, {}, s.line)
             case K.If():
                 s = dataclasses.replace(s, then=_dce(s.then, used), orelse=_dce(s.orelse, used))
             case K.For():
                 s = dataclasses.replace(s, pre=_dce(s.pre, used), body=_dce(s.body, used))
         out.append(s)
     return out
+
+
+def _reads_device(block: list) -> bool:
+    for s in block:
+        if isinstance(s, K.Assign) and s.op in USES_DEVICE:
+            return True
+        if isinstance(s, K.If) and (_reads_device(s.then) or _reads_device(s.orelse)):
+            return True
+        if isinstance(s, K.For) and (_reads_device(s.pre) or _reads_device(s.body)):
+            return True
+    return False
 
 
 def _count(block: list) -> int:

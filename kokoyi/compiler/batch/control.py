@@ -71,7 +71,7 @@ def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
             v = b.ev(v_ir)
         with b.into(orelse):
             w = _rows(b, e, rest, index_only)
-        return _branch(b, e, c, then, v, orelse, w, index_only)
+        return _branch(b, e, c, then, v, orelse, w, index_only, v_ir)
     guard = c if c.rank == 0 else Val(b.emit("any_trailing", c.code, c.rank, hint="g"), c.axes, 0, "bool")
     with b.guarded(guard), _row_mask(b, c, guard, [v_ir]):
         v = b.ev(v_ir)
@@ -129,7 +129,7 @@ def _where(b, e, c: Val, not_guard: Val, v: Val, w: Val | None, index_only: bool
     return Val(code, axes, rank, kind)
 
 
-def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index_only: bool) -> Val:
+def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index_only: bool, v_ir) -> Val:
     _check_value(b, e, v)
     if w is None:
         if not index_only:
@@ -139,8 +139,11 @@ def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index
 
             with b.into(orelse):
                 b.do("no_row", _guards(b, ()), b.site(e))
-            b.block.append(K.If(c.code, then, orelse, b.line))
-            return v
+                # where the guards do not hold (a row around it does not apply, an empty
+                # range) the call goes on and the value is discarded: the row's value stands
+                # in, of its layout, computed as a row that applies nowhere (reads unchecked)
+                with b.guarded(Val(False, kind="bool", python=True)):
+                    w = b.ev(v_ir)
     _check_value(b, e, w)
     out = b.ns.create("sel")
     if v.python and w.python:

@@ -31,8 +31,12 @@ class Batcher:
     """Builds one kernel for one function and one call signature."""
 
     def __init__(self, fn: ir.Function, inputs: tuple, params: tuple, *, dtype: str, source,
-                 globals_info: dict, callee_outputs=None, lower_global=None, callee_ir=None) -> None:
+                 globals_info: dict, callee_outputs=None, lower_global=None, callee_ir=None,
+                 python_outputs: bool = False, opaque_ranks=None) -> None:
         self.fn = fn
+        self.python_outputs = python_outputs  # numbers stay Python numbers (functions, constants)
+        self.batch_loop = ""  # why the batch became a loop over samples
+        self.opaque_ranks = opaque_ranks or {}  # file:line:col of a call of an opaque callable -> result rank
         self.input_descs = inputs  # per input: (desc, batched)
         self.param_descs = params
         self.dtype = dtype  # the module's floating dtype, as code ("torch.float32")
@@ -179,13 +183,18 @@ class Batcher:
             self.block.append(K.Assign("_B", "size", (batched[0], 0)))
             self.order.append(BATCH)
             self.sizes[BATCH] = K.Ref("_B")
-        out = self.ev(fn.body)
-        values = out.info if out.what == "tuple" else (out,)
+        mark = len(self.block)
+        try:
+            values = self._outputs(self.ev(fn.body))
+        except Unsupported as err:
+            if not batched:
+                raise
+            del self.block[mark:]
+            values = self._each_sample(batched)
+            self.batch_loop = str(err)
         codes, layouts = [], []
         for v in values:
-            if not v.is_tensor:
-                raise self.unsupported("returning something other than numbers and tensors", fn.body)
-            if v.python:
+            if v.python and not self.python_outputs:
                 v = Val(self.tensor(v), (), 0, v.kind)
             codes.append(v.code)
             layouts.append(v)
@@ -194,8 +203,43 @@ class Batcher:
         from kokoyi.compiler.batch.fuse import fuse
         from kokoyi.compiler.batch.licm import hoist_invariants
 
-        k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts)))
+        k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
         return cleanup(fuse(dataclasses.replace(k, body=hoist_invariants(k.body))))
+
+    def _outputs(self, out: Val) -> tuple:
+        values = out.info if out.what == "tuple" else (out,)
+        for v in values:
+            if not v.is_tensor:
+                raise self.unsupported("returning something other than numbers and tensors", self.fn.body)
+        return values
+
+    def _each_sample(self, batched: list) -> tuple:
+        """The body for one sample at a time, in a Python loop over the batch axis: what a
+        batch runs where the pass cannot vectorise the function over it (every construct
+        still has its kernel for one sample)."""
+        self.order.remove(BATCH)
+        b = K.Ref(self.ns.create("sample"))
+        outer = dict(self.env)
+        loop: list = []
+        with self.into(loop):
+            for name, v in outer.items():
+                if v.is_tensor and not v.python and BATCH in v.axes:
+                    self.env[name] = Val(self.emit("item", v.code, b, hint=name), (), v.rank, v.kind)
+            values = self._outputs(self.ev(self.fn.body))
+            lists = [K.Ref(self.ns.create("outputs")) for _ in values]
+            for items, v in zip(lists, values):
+                self.do("append", items, self.tensor(v))
+        for items in lists:
+            self.block.append(K.Assign(items.name, "new_list", ()))
+        self.block.append(K.For(b.name, 0, K.Ref("_B"), loop, self.line, self.site(self.fn.body)))
+        self.env = outer
+        out = []
+        for items, v in zip(lists, values):
+            rank = 0 if v.python else v.rank
+            code = self.emit("stack_states", items, 0, (K.Ref("_B"),), rank, v.kind == "float", self.dtype,
+                             hint="v")
+            out.append(Val(code, (BATCH,), rank, v.kind))
+        return tuple(out)
 
     # ---- expressions --------------------------------------------------------------------------
     def ev(self, e: ir.Expr) -> Val:

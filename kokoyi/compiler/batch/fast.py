@@ -97,6 +97,14 @@ def _cross_entropy(b, e):
     return Val(code, axes, 0, "float")
 
 
+@rule("huber")
+def _huber(b, e):
+    delta, d = (b.ev(a) for a in e.args)
+    if not (delta.is_tensor and not delta.python and delta.rank == 0 and delta.kind == "float" and d.python):
+        return None
+    return Val(b.emit("huber", delta.code, d.code, hint="huber"), delta.axes, 0, "float")
+
+
 @rule("contract")
 def _contract(b, e):
     v, x, upper = (b.ev(a) for a in e.args)
@@ -109,7 +117,7 @@ def _contract(b, e):
 
 @rule("attention")
 def _attention(b, e):
-    q, k, v, mask = (b.ev(a) for a in e.args)
+    q, k, v, mask = (b.ev(a) for a in e.args[:4])
     if not all(x.is_tensor and not x.python and x.rank == 2 and x.kind == "float" for x in (q, k, v)):
         return None
     if mask.python:
@@ -122,6 +130,9 @@ def _attention(b, e):
         return None
     axes = b.union(q, k, v, *([mask_code] if mask_code is not None else []))
     q_c, k_c, v_c = (b.expand(x, axes) if axes else x.code for x in (q, k, v))
+    if mask_code is not None and e.args[4].value and mask.rank == 2 and not mask.axes:
+        # the rewrite proved the mask causal: is_causal where it has the scores' size
+        return Val(b.emit("causal_attention", q_c, k_c, v_c, mask.code, hint="attended"), axes, 2, "float")
     m_c = None if mask_code is None else b.align(mask_code, axes, 2)
     return Val(b.emit("attention", q_c, k_c, v_c, m_c, hint="attended"), axes, 2, "float")
 

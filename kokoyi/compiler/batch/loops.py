@@ -71,7 +71,31 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
 
 
 def reduce(b, e: ir.Reduce) -> Val:
-    """A big operator: the body on the open axis, reduced over it."""
+    """A big operator: the body on the open axis, reduced over it; where that cannot be
+    vectorised, a Python loop over the axis (each_element)."""
+    return _vectorised_or_loop(b, e, _reduce, _reduce_loop)
+
+
+def build(b, e: ir.Build) -> Val:
+    """A set-builder: the body on the open axes, kept as leading per-sample axes; where that
+    cannot be vectorised, a Python loop over its first axis (each_element)."""
+    return _vectorised_or_loop(b, e, _build, _build_loop)
+
+
+def _vectorised_or_loop(b, e, vectorised, loop) -> Val:
+    from kokoyi.compiler.batch.driver import Unsupported
+
+    mark = len(b.block)
+    try:
+        return vectorised(b, e)
+    except Unsupported:
+        if b.probing:
+            raise
+        del b.block[mark:]
+        return loop(b, e)
+
+
+def _reduce(b, e: ir.Reduce) -> Val:
     with open_axis(b, e.axis) as (n, mask, lo):
         fused = _sum_of_products(b, e, mask)
         if fused is not None:
@@ -121,8 +145,7 @@ def _sum_of_products(b, e: ir.Reduce, mask):
     return einsum_matmul(b, left, right, promote([left.kind, right.kind]), summed=name)
 
 
-def build(b, e: ir.Build) -> Val:
-    """A set-builder: the body on the open axes, kept as leading per-sample axes."""
+def _build(b, e: ir.Build) -> Val:
     with contextlib.ExitStack() as stack:
         for axis in e.axes:
             stack.enter_context(open_axis(b, axis, ragged_ok=False))
@@ -134,3 +157,78 @@ def build(b, e: ir.Build) -> Val:
         x = b.expand(body, axes)
     outer = tuple(a for a in axes if a not in names)
     return Val(x, outer, body.rank + len(names), body.kind)
+
+
+# ---- a Python loop over the axis (what the vectorised forms above cannot do) ----------------
+def each_element(b, e, axis: ir.Axis, body) -> tuple:
+    """body() for each value of axis's index, a Python int, in a loop of the kernel: (the list
+    of the elements as tensors, their layout (axes, rank, kind), the number of elements, the
+    lower bound). The bounds must be one number per call (else Unsupported)."""
+    from kokoyi.compiler import kernel as K
+
+    lo = _python_int(b, _bound(b, b.ev(axis.lower), False), axis.lower)
+    hi = _python_int(b, _bound(b, b.ev(axis.upper), True), axis.upper)
+    n = b.emit("range_size", lo, hi, hint="n_" + axis.name)
+    items = K.Ref(b.ns.create(axis.name + "_items"))
+    b.block.append(K.Assign(items.name, "new_list", ()))
+    t = K.Ref(b.ns.create(axis.name))
+    loop: list = []
+    with b.into(loop):
+        b.iotas[axis.name] = Val(t, kind="int", python=True)
+        try:
+            v = body()
+        finally:
+            del b.iotas[axis.name]
+        if not v.is_tensor:
+            raise b.unsupported("a loop whose elements are not numbers", e)
+        b.do("append", items, b.tensor(v))
+    b.block.append(K.For(t.name, lo, b.emit("add", lo, n, hint="stop", py=True), loop, b.line, b.site(e)))
+    axes = () if v.python else v.axes
+    return items, (axes, 0 if v.python else v.rank, v.kind), n, lo
+
+
+def _python_int(b, v: Val, at: ir.Expr):
+    if v.python:
+        return v.code
+    if v.axes or v.rank or v.kind == "float":
+        raise b.unsupported("a loop whose bounds vary", at)
+    return b.emit("int_of", v.code, hint="n")  # a bound read from the data: one number per call
+
+
+def _stacked(b, items, layout) -> Val:
+    axes, rank, kind = layout
+    code = b.emit("stack_states", items, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
+                  b.dtype, hint="v")
+    return Val(code, axes, rank + 1, kind)
+
+
+def _build_loop(b, e: ir.Build) -> Val:
+    first, rest = e.axes[0], e.axes[1:]
+    inner = ir.Build(rest, e.body, span=e.span) if rest else e.body
+    items, layout, _, _ = each_element(b, e, first, lambda: b.ev(inner))
+    return _stacked(b, items, layout)
+
+
+def _reduce_loop(b, e: ir.Reduce) -> Val:
+    kinds = {"sum": None, "prod": None, "mean": "float"}
+
+    def element():
+        v = b.ev(e.body)
+        if not v.is_tensor:
+            raise b.unsupported(f"a \\{e.op} of a non-number", e)
+        kind = kinds.get(e.op, v.kind)
+        if e.op in ("sum", "prod") and v.kind == "bool":
+            kind = "int"
+        return Val(b.tensor(v, kind or v.kind), () if v.python else v.axes, 0 if v.python else v.rank,
+                   kind or v.kind)
+
+    items, layout, n, lo = each_element(b, e, e.axis, element)
+    x = _stacked(b, items, layout)
+    axes, rank, kind = layout
+    pos = len(axes)
+    if e.op in NONEMPTY:
+        from kokoyi.compiler.batch.indexing import _guards
+
+        b.do("require_nonempty", n, None, pos, rank, b.site(e), NONEMPTY[e.op], _guards(b, axes))
+    code = b.emit("reduce_axis", x.code, pos, None, FILL[e.op], lo, op=e.op, hint=e.op)
+    return Val(code, axes, rank, "int" if e.op in ("argmax", "argmin") else kind)

@@ -187,6 +187,19 @@ def einsum_matmul(b, left: Val, right: Val, kind: str, summed: str | None = None
         code = b.emit("linear", b.tensor(right, kind), b.tensor(left, kind), hint="v")
         return Val(code, right.axes, 1, kind)
     axes = b.union(left, right)
+    if kind == "float" and left.rank == 2 and right.rank == 2:
+        # Matrices: one matrix product whose rows are every row of every left matrix (what
+        # einsum does too, less its permutes and copies, forward and backward).
+        if summed is None and left.axes and right.axes and not set(left.axes) & set(right.axes):
+            current = list(left.axes) + ["m"] + list(right.axes) + ["k"]
+            perm = tuple(current.index(a) for a in list(axes) + ["m", "k"])
+            code = b.emit("matmul_rows", b.tensor(left, kind), b.tensor(right, kind), len(right.axes),
+                          None if perm == tuple(range(len(perm))) else perm, hint="v")
+            return Val(code, axes, 2, kind)
+        if summed is not None and right.axes == (summed,):
+            code = b.emit("matmul_summed", b.tensor(left, kind), b.tensor(right, kind), left.axes.index(summed),
+                          hint="v")
+            return Val(code, tuple(a for a in left.axes if a != summed), 2, kind)
     letters = dict(zip(axes, "abcdefghijopqrstuvwxyz"))
     own = {1: ("n",), 2: ("m", "n")}
     lsub = "".join(letters[a] for a in left.axes) + "".join(own[left.rank])
@@ -249,6 +262,20 @@ _FAMILIES = {
 for _op, _family in BATCHING.items():
     _FAMILIES[_family](_op)
 deftrailing("norm", "float")
+_clip_tensors = RULES["clip"]
+
+
+def _clip(b, e, args):
+    """clip(x, lo, hi) of a float tensor between two Python numbers: torch.clamp takes them as
+    they are (no tensor made per call; the same values and gradient, x's dtype)."""
+    x, lo, hi = args
+    if x.is_tensor and not x.python and x.kind == "float" and lo.python and hi.python \
+            and lo.kind != "bool" and hi.kind != "bool":
+        return Val(b.emit("clip", x.code, lo.code, hi.code, hint="v"), x.axes, x.rank, "float")
+    return _clip_tensors(b, e, args)
+
+
+RULES["clip"] = _clip
 
 
 def _pairwise_loss(op: str):

@@ -63,6 +63,8 @@ def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
     item_axes = [a for a in b.order if a in labels or a in windows]
     wanted = list(x.axes) + item_axes + [("rest", k) for k in range(rest)]
     perm = tuple(current.index(a) for a in wanted)
+    if perm == tuple(range(len(perm))):
+        perm = None  # already in place: no permute (a view, but also a node in the graph)
     guards = tuple(g.code for g in b.guards)
     code = b.emit("windows", x.code, x.lead, tuple(specs), perm, b.site(e), b.spell(e.value), guards, hint="w")
     return Val(code, tuple(x.axes) + tuple(item_axes), rest, x.kind)

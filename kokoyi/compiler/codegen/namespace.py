@@ -11,7 +11,7 @@ import keyword
 import re
 
 # Names generated code uses for itself; user names never take them.
-RESERVED = frozenset({"kk", "kx", "torch", "math", "kokoyi", "KOKOYI_SOURCE", "KOKOYI_FILENAME"})
+RESERVED = frozenset({"kk", "kx", "torch", "math", "kokoyi", "KOKOYI_SOURCE", "KOKOYI_FILENAME", "KOKOYI_UNIT"})
 TAKEN_BY_PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
 

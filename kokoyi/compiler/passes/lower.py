@@ -355,9 +355,17 @@ def _literal(e):
 def _on_indices(e) -> bool:
     """Whether e is built from integer literals, index variables and dimensions alone
     (arithmetic and comparisons of those): such conditions decide every element exactly."""
-    from kokoyi.compiler.codegen.python import is_static
-
-    return is_static(e)
+    e = A.strip(e)
+    match e:
+        case A.Num(value=int()):
+            return True
+        case A.Ref():
+            return e.symbol.kind in (S.INDEX, S.DIM)
+        case A.Unary():
+            return _on_indices(e.operand)
+        case A.Binary(op="+" | "-" | "*" | "and" | "or") | A.Compare():
+            return _on_indices(e.left) and _on_indices(e.right)
+    return False
 
 
 def _with_span(e: ir.Expr, span) -> ir.Expr:

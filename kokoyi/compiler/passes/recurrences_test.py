@@ -193,22 +193,22 @@ def test_a_group_member_with_an_index_based_where_lowers_to_one_group(tmp_path):
     assert select.otherwise.name == "z_t"
 
 
-def test_the_per_sample_generator_leaves_groups_to_the_batched_code():
-    """A unit with a group compiles; only a direct call of the per-sample function (the vmap
-    fallback) says, located at the group, that it does not compute groups."""
-    import pytest
+def test_a_group_runs_per_sample_and_batched():
+    """A recurrence group is one kernel at every batch level: one sample and a batch agree."""
     import torch
 
     import kokoyi
-    from kokoyi.errors import KokoyiUnsupportedError
     from kokoyi.test_utils import Host
 
     kokoyi.compile(group_source(FIRST + "h[t-1]" + LAST, "c[t]"), filename="g.kyi")
     forward = kokoyi.symbol["M"]
     h, c = Host(None, forward)(torch.tensor([1.0, 2.0, 3.0]))
     assert torch.equal(h, torch.tensor([1.0, 1.0, 1.0])) and torch.equal(c, h)
-    with pytest.raises(KokoyiUnsupportedError, match=r"g\.kyi:2:3: .*not yet supported"):
-        forward.__kokoyi_per_sample__(torch.tensor([1.0, 2.0]))
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    hb, cb = Host(None, forward)(x, batch_level=[1])
+    for k in range(2):
+        hk, ck = Host(None, forward)(x[k])
+        assert torch.equal(hb[k], hk) and torch.equal(cb[k], ck)
 
 
 def _ir_nodes(e):

@@ -15,6 +15,7 @@ from kokoyi.compiler.rewrite import (
     contraction,
     cross_entropy,
     discounted_scan,
+    huber,
     leaky_relu,
     lerp,
     pooling,
@@ -25,7 +26,7 @@ from kokoyi.compiler.rewrite import (
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite, lerp.rewrite)
+            solve.rewrite, lerp.rewrite, huber.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
@@ -36,6 +37,10 @@ def rewrite_expr(e, env: dict):
     """e with recognised forms marked, bottom-up; env: let-bound names -> their values (rules
     see through lets, so the source's names stay in the generated code)."""
     if isinstance(e, ir.Fast):
+        # A function's attention met again where it is inlined (at a call): its mask may be
+        # known there (a causal one, is_causal).
+        if e.op == "attention" and not e.args[4].value:
+            return attention.rewrite(e.original, env) or e
         return e
     if isinstance(e, ir.Let):
         value = rewrite_expr(e.value, env)

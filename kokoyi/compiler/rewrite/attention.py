@@ -1,5 +1,7 @@
 """`\\operatorname{softmax}(\\frac{Q @ K^\\top}{\\sqrt{|K[0]|}} + M) @ V`: scaled dot-product
-attention, one F.scaled_dot_product_attention (a zero mask is no mask)."""
+attention, one F.scaled_dot_product_attention (a zero mask is no mask; a causal mask,
+`\\{0 \\text{ if } j \\le i, -\\infty \\text{ otherwise}\\}_{i=0, j=0}`, is is_causal where its size is
+the scores', which the kernel checks)."""
 from __future__ import annotations
 
 from kokoyi.compiler import ir
@@ -30,6 +32,31 @@ def _scores(e, env):
     return q, k
 
 
+def _number(e):
+    if isinstance(e, ir.Lit) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool):
+        return float(e.value)
+    if isinstance(e, ir.Prim) and e.op == "neg" and len(e.args) == 1:
+        inner = _number(e.args[0])
+        return None if inner is None else -inner
+    return None
+
+
+def _is_causal(mask, env) -> bool:
+    """mask is {0 where j <= i, -inf otherwise} over i = 0.., j = 0.. (the rows, the columns)."""
+    mask = resolve(mask, env)
+    if not (isinstance(mask, ir.Build) and len(mask.axes) == 2 and all(is_lit(a.lower, 0) for a in mask.axes)):
+        return False
+    i, j = (ir.Iota(a) for a in mask.axes)
+    body = resolve(mask.body, env)
+    if not (isinstance(body, ir.Select) and len(body.rows) == 1 and body.otherwise is not None):
+        return False
+    (cond, value), = body.rows
+    cond = resolve(cond, env)
+    lower_triangle = isinstance(cond, ir.Prim) and (
+        (cond.op == "le" and cond.args == (j, i)) or (cond.op == "ge" and cond.args == (i, j)))
+    return lower_triangle and _number(value) == 0.0 and _number(body.otherwise) == float("-inf")
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "matmul"):
         return None
@@ -49,4 +76,4 @@ def rewrite(e, env):
     if found is None:
         return None
     q, k = found
-    return ir.Fast("attention", (q, k, v, mask), e, span=e.span)
+    return ir.Fast("attention", (q, k, v, mask, ir.Lit(_is_causal(mask, env))), e, span=e.span)
