@@ -649,4 +649,4 @@ def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
-    column_blocks, fuse_layers, fuse_rows, fused_product, read_states, steps_cat)
+    fuse_layers, fuse_rows, fused_product, read_states, steps_cat)

@@ -27,14 +27,6 @@ def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank
     return torch.zeros(tuple(sizes) + (0,) * rank, dtype=dtype if floating else torch.int64)
 
 
-def column_blocks(w, sizes) -> tuple:
-    """w's columns cut into consecutive blocks of these sizes (views); one size may be None:
-    what the others leave."""
-    known = sum(s for s in sizes if s is not None)
-    sizes = [w.shape[-1] - known if s is None else s for s in sizes]
-    return w.split(sizes, -1)
-
-
 class Fused:
     """Matrices with the same columns stacked into one (once per call, before a loop whose
     steps multiply one value by each), with their biases (or None) and their numbers of rows.
