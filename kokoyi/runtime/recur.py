@@ -27,103 +27,28 @@ def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank
     return torch.zeros(tuple(sizes) + (0,) * rank, dtype=dtype if floating else torch.int64)
 
 
-def column_blocks(w, sizes) -> tuple:
-    """w's columns cut into consecutive blocks of these sizes (views); one size may be None:
-    what the others leave."""
-    known = sum(s for s in sizes if s is not None)
-    sizes = [w.shape[-1] - known if s is None else s for s in sizes]
-    return w.split(sizes, -1)
-
-
 class Fused:
-    """Matrices with the same columns stacked into one, with their biases (or None) and their
-    numbers of rows: made once per call, before a loop whose steps multiply one value by each.
+    """Matrices with the same columns stacked into one (once per call, before a loop whose
+    steps multiply one value by each), with their biases (or None) and their numbers of rows.
+    Gradients reach each matrix through the concatenation."""
 
-    With autograd recording, a step's product is `_Step`: its backward gives the gradient of
-    the step's input, and adds the step's share of the stacked matrix's (and bias's) gradient
-    in place to one buffer; `_Deferred`, which autograd runs after every step's backward,
-    hands that buffer on as the matrix's gradient. Autograd would record an addition per step
-    and a node per step's gradient. The buffer is tagged with the backward pass that filled
-    it: one left by a pass that did not reach the matrix (a gradient of the inputs only) is
-    dropped by the next.
-    """
-
-    __slots__ = ("w", "b", "sizes", "wd", "wt", "token", "kept")  # kept: [pass id, dW, db] or []
+    __slots__ = ("w", "b", "sizes", "wt")
 
     def __init__(self, w, b, sizes) -> None:
         self.w, self.b, self.sizes = w, b, sizes
-        self.wd = w.detach()
-        self.wt = self.wd.t()
-        self.kept: list = []
-        self.token = None
-        if torch.is_grad_enabled() and (w.requires_grad or (b is not None and b.requires_grad)) \
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
-            self.token = _Deferred.apply(w, b, self)
+        self.wt = w.t()
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
         return self.whole(x, q).split(self.sizes, -1)
 
     def whole(self, x, q):
-        """x @ w^T + b (+ q: a value per row, added inside the product)."""
-        if self.token is None or x.dim() < 1 or (q is not None and q.shape[:-1] != x.shape[:-1]):
-            out = F.linear(x, self.w, self.b)
-            return out if q is None else out + q
-        if x.dim() == 2:  # (one batch axis: the usual case)
-            return _Step.apply(x, q, self.token, self)
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])
-        q2 = None if q is None else q.reshape(-1, q.shape[-1])
-        out = _Step.apply(x2, q2, self.token, self)
-        return out.reshape(lead + out.shape[-1:])
-
-
-class _Deferred(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, w, b, fused):
-        ctx.fused = fused
-        ctx.has_b = b is not None
-        return w.new_zeros(())
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, _):
-        acc = ctx.fused.kept
-        ctx.fused.kept = []
-        if not acc or acc[0] != torch._C._current_graph_task_id():
-            return None, None, None
-        return acc[1], (acc[2] if ctx.has_b else None), None
-
-
-class _Step(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, q, token, fused):
-        ctx.fused = fused
-        ctx.has_q = q is not None
-        ctx.save_for_backward(x)
-        if q is None:
-            out = x @ fused.wt if fused.b is None else torch.addmm(fused.b.detach(), x, fused.wt)
-        else:
-            out = torch.addmm(q, x, fused.wt)
-            if fused.b is not None:
-                out.add_(fused.b.detach())
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        fused = ctx.fused
-        task = torch._C._current_graph_task_id()
-        acc = fused.kept
-        if acc and acc[0] == task:  # (the gradient so far, accumulated in place: no graph, no copies)
-            acc[1].addmm_(g.t(), x)
-            if fused.b is not None:
-                acc[2].add_(g.sum(0))
-        else:  # the first step of this backward pass (rows of another pass are dropped)
-            fused.kept = [task, g.t() @ x, g.sum(0) if fused.b is not None else None]
-        gx = g.mm(fused.wd) if ctx.needs_input_grad[0] else None
-        return gx, (g if ctx.has_q else None), None, None
+        """x @ w^T + b (+ q: a value per row, added inside the product: one addmm)."""
+        if q is not None and x.dim() == 2 and q.shape == x.shape[:-1] + self.wt.shape[-1:]:
+            out = torch.addmm(q, x, self.wt)
+            return out if self.b is None else out + self.b
+        out = F.linear(x, self.w, self.b)
+        return out if q is None else out + q
 
 
 def fuse_rows(ws) -> Fused:

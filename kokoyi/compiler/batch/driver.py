@@ -64,7 +64,6 @@ class Batcher:
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
         self.hoists: list = []  # recurrences being generated, innermost last (batch/hoist.py)
         self.stacked: dict = {}  # a recurrence's stacked elements -> (list, sizes, rank, floating)
-        self.let_values: dict = {}  # a let's name -> the IR of its value (hoist.split_product)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:
@@ -285,20 +284,14 @@ class Batcher:
 
     def e_Let(self, e: ir.Let) -> Val:
         saved = self.env.get(e.name)
-        saved_ir = self.let_values.get(e.name)
         start = len(self.block)
         value = self.ev(e.value)
         self.env[e.name] = self._named(value, e.name, start)
-        self.let_values[e.name] = e.value
         try:
             return self.ev(e.body)
         finally:
             if saved is not None:
                 self.env[e.name] = saved
-            if saved_ir is None:
-                self.let_values.pop(e.name, None)
-            else:
-                self.let_values[e.name] = saved_ir
 
     def _named(self, v: Val, name: str, start: int) -> Val:
         """v, its temporary renamed after the let that binds it when the let's value made it
@@ -324,12 +317,6 @@ class Batcher:
     def e_Prim(self, e: ir.Prim) -> Val:
         from kokoyi.compiler.batch.rules import RULES
 
-        if self.hoists and e.op == "matmul":
-            from kokoyi.compiler.batch.hoist import split_product
-
-            out = split_product(self, e)
-            if out is not None:
-                return out
 
         rule = RULES.get(e.op)
         if rule is None:

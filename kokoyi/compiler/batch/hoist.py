@@ -17,8 +17,10 @@ the first step; the same code hoisted twice (the first step's and the loop's cop
 inlined cell) is computed once. Reads in hoisted code apply wherever the loop's steps do
 (all of lo..hi): a node under a condition or a mask made in the step is not hoisted.
 
-`split_product` does the same for the state-free parts of a concatenation multiplied by a
-matrix: `W @ Concat(h, x)` = `W_h @ h + W_x @ x`, with `W_x @ x` hoisted.
+(The column block of `W @ Concat(h[t-1], x[t])` that multiplies `x[t]` is not hoisted: measured
+on the LSTM, the all-steps product's copies — the terms concatenated, their gradients stacked
+per step — cost more than the per-step concatenation; the four gates' products are one per
+step anyway, batch/fuse.py.)
 """
 from __future__ import annotations
 
@@ -319,53 +321,3 @@ def try_hoist(b, e) -> Val | None:
     return None if v is None else per_step(b, v)
 
 
-
-def split_product(b, e: ir.Prim) -> Val | None:
-    """`W @ Concat(p_1, ..., p_k)` in a step where some parts are state-free: the sum of
-    `W_i @ p_i` over column blocks W_i of W, the state-free parts' products computed for all
-    steps before the loop (`W @ Concat(h[t-1], x[t])`: `W_x @ x` once, `W_h @ h[t-1]` per step)."""
-    from kokoyi.compiler.batch.rules import RULES
-
-    h = b.hoists[-1] if b.hoists else None
-    if h is None or h.vector or b.probing or h.t is None or e.op != "matmul" or not h.in_step(b):
-        return None
-    w_ir, v_ir = e.args
-    seen = set()
-    while isinstance(v_ir, ir.Var) and v_ir.name in b.let_values and v_ir.name not in seen:
-        seen.add(v_ir.name)
-        v_ir = b.let_values[v_ir.name]
-    if not (isinstance(v_ir, ir.Prim) and v_ir.op == "concat" and len(v_ir.args) >= 2):
-        return None
-    free = [h.free(b, p) for p in v_ir.args]
-    if not any(free) or free.count(False) != 1:
-        return None
-    w = b.ev(w_ir)
-    if not (w.is_tensor and not w.python and w.rank == 2 and h.usable(w) and h.axis.name not in w.axes
-            and not (isinstance(w.code, K.Ref) and w.code.name in h.all_steps)):
-        return None
-    parts = [b.ev(p) for p in v_ir.args]
-    if any(not p.is_tensor or p.python or p.rank != 1 for p in parts):
-        return None
-    kind = "float"
-    wide = [h.translate_now(b, p) if f else None for p, f in zip(parts, free)]
-    if any(f and x is None for x, f in zip(wide, free)):
-        return None
-    with b.into(h.block):
-        sizes = tuple(None if x is None else b.emit("size", x.code, x.lead, hint="n") for x in wide)
-        blocks = b.emit("column_blocks", b.tensor(w, kind), sizes, hint="W_cols")
-        cols = [Val(b.emit("item", blocks, i, hint="W_part"), w.axes, 2, kind) for i in range(len(parts))]
-
-    def hoisted():
-        total = None
-        for c, x in zip(cols, wide):
-            if x is not None:
-                p = RULES["matmul"](b, e, [c, x])
-                total = p if total is None else RULES["add"](b, ir.Prim("add", ()), [total, p])
-        return total
-
-    pre = all_steps(b, hoisted)
-    if pre is None:
-        return None
-    k = free.index(False)
-    own = RULES["matmul"](b, e, [cols[k], parts[k]])
-    return RULES["add"](b, ir.Prim("add", ()), [own, per_step(b, pre)])

@@ -45,15 +45,14 @@ def ops(block: list) -> list[str]:
     return out
 
 
-def test_an_lstm_step_makes_one_product_and_the_inputs_are_projected_before_the_loop():
+def test_an_lstm_step_makes_one_product_and_reads_its_input_from_before_the_loop():
     k = kernel(LSTM, (BATCHED_SEQUENCE,), (MATRIX,) * 4 + (("tensor", 1, False),) * 2)
     before, for_ = loop(k)
     step = ops(for_.body)
-    assert step.count("fused_product") == 1 and "linear" not in step and "cat" not in step, step
-    # x[t]'s block of each W @ Concat(h[t-1], x[t]): for all steps at once, before the loop
-    assert ops(before).count("linear") == 4 and "windows" in ops(before) and ops(before).count("column_blocks") == 4
-    # the four state blocks stacked once, and the inputs' products added inside the step's product
-    assert ops(for_.pre) == ["fuse_rows", "steps_cat"]
+    # the four gates' products of Concat(h[t-1], x[t]): one product with the stacked matrices
+    assert step.count("fused_product") == 1 and "linear" not in step and step.count("cat") == 1, step
+    assert "windows" in ops(before) and "unbind" in ops(before)  # x[t] for all steps, then a row per step
+    assert ops(for_.pre) == ["fuse_rows"]
     # the three sigmoid gates are next to each other in the product: one sigmoid for them (in it)
     assert "sigmoid" not in step and step.count("tanh") == 2 and step.count("mul") == 3
 

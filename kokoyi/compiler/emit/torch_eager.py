@@ -49,7 +49,7 @@ TEMPLATES = {
     "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
-    "column_blocks": "kx.column_blocks({0}, {1})", "fuse_rows": "kx.fuse_rows({0})",
+    "fuse_rows": "kx.fuse_rows({0})",
     "fuse_layers": "kx.fuse_layers({0})", "fused_product": "kx.fused_product({*})",
     "steps_cat": "kx.steps_cat({0}, {1}, {2})",
     "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
