@@ -217,6 +217,21 @@ def test_a_cases_with_no_row_for_a_step_inside_a_row_that_does_not_apply():
     assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5]), "s": torch.tensor(0.75)})  # it does: an error
 
 
+def test_a_value_joined_from_a_steps_branches_is_not_hoisted_before_the_loop():
+    """Seeds 4001693 and 4001203 (the 20-minute campaign on the merged code): z_t is a cases
+    on the step alone (a Python branch in the step, its value assigned on both sides), and
+    z_t * (...) does work; batch/hoist.py took the joined name, which no emitted statement
+    defined, for a value from before the recurrence and hoisted the product before the loop,
+    where the name is not yet bound (UnboundLocalError)."""
+    src = module(r"c \gets \{ \begin{cases} -1 & t = 0 \\ c[t-1] * 0.5 + z_{t} * (\begin{cases} x[k] & 0.25 \leq x[-2] "
+                 r"\\ y_{t} & \text{otherwise} \end{cases}) & \text{otherwise} \end{cases} \}_{t=0}^{1} \where z_{t} \gets "
+                 r"\begin{cases} h[t-1] & t \le N \\ 1 & \text{else} \end{cases} \\" "\n"
+                 r"  h \gets \{ 1 \}_{t=0}^{1} \\" "\n" r"  \Return c \\",
+                 r"x, y \in \mathbb{R}^{N}, k \in \mathbb{Z}")
+    assert_agrees(src, {"x": torch.tensor([-1.5, 0.2, 0.6, -2.2]), "y": torch.tensor([-1.0, 0.5, 2.0, 1.0]),
+                        "k": torch.tensor(1)})
+
+
 def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_derivative():
     """Seeds 500043 and 1200174: b is computed for real, with an undefined derivative in X
     (log of a negative number); a row with a data condition reads it and applies nowhere

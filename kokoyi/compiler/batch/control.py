@@ -151,6 +151,7 @@ def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index
         then.append(K.Assign(out, "copy", (v.code,)))
         orelse.append(K.Assign(out, "copy", (w.code,)))
         b.block.append(K.If(c.code, then, orelse, b.line))
+        b.joined(out)
         return Val(K.Ref(out), kind=kind, python=True)
     kind = "bool" if v.kind == w.kind == "bool" else promote([v.kind, w.kind])
     axes = b.union(v, w)
@@ -160,6 +161,7 @@ def _branch(b, e, c: Val, then: list, v: Val, orelse: list, w: Val | None, index
             code = _widen(b, x, axes, rank, kind)
             block.append(K.Assign(out, "copy", (code,)))
     b.block.append(K.If(c.code, then, orelse, b.line))
+    b.joined(out)
     return Val(K.Ref(out), axes, rank, kind)
 
 

@@ -74,6 +74,12 @@ class Batcher:
             h.note(s)
         return K.Ref(name)
 
+    def joined(self, name: str) -> None:
+        """`name` was assigned in the branches of an If just emitted (what a recurrence being
+        generated must not take for a value defined before it)."""
+        for h in self.hoists:
+            h.note_join(name)
+
     def do(self, kernel_op: str, /, *args, **attrs) -> None:
         self.block.append(K.Assign(None, kernel_op, args, attrs, self.line))
 

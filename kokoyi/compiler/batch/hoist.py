@@ -78,6 +78,14 @@ class Hoist:
         if (self.t is not None and self.t in refs) or refs & self.varying:
             self.varying.add(s.out)
 
+    def note_join(self, name: str) -> None:
+        """`name` is assigned on both sides of a branch made in the step (a cases' Python
+        condition): not an Assign the step emitted, so never hoisted, nor what reads it."""
+        if self.vector:
+            return
+        self.defs[name] = K.Assign(name, "copy", ())
+        self.varying.add(name)
+
     def rename(self, old: str, new: str) -> None:
         if old in self.defs:
             self.defs[new] = self.defs.pop(old)
