@@ -136,9 +136,24 @@ class _Lazy:
         return self.elements[t]
 
     def whole(self) -> torch.Tensor:
+        return self.finished().value
+
+    def finished(self) -> _Finished:
         lo, hi = self.bounds()
         items = [self.element(t) for t in range(lo, hi + 1)]
-        return self.interp.stack(items, self.builder, self.local())
+        return self.interp.finished(items, self.builder, self.local())
+
+
+class _Finished:
+    """A finished recurrence: its stacked value, and its elements as computed. Reading one
+    element `c[k]` reads only that element (each step is its own value, as in compiled code):
+    an element no one reads passes no gradient, even one whose value is NaN."""
+
+    def __init__(self, value: torch.Tensor, elements: list) -> None:
+        self.value, self.elements = value, elements
+
+    def whole(self) -> torch.Tensor:
+        return self.value
 
 
 class _PyNumber:
@@ -403,7 +418,7 @@ class Interpreter:
                             if lo <= t <= hi:
                                 lazy.element(t)
                     for j, lazy in zip(last, lazies):  # read afterwards as a whole vector, like any other
-                        env[stmts[j].target.symbol] = lazy.whole()
+                        env[stmts[j].target.symbol] = lazy.finished()
                 continue
             if isinstance(stmt, A.Return):
                 for b in stmt.where:
@@ -423,7 +438,7 @@ class Interpreter:
         if d.where and isinstance(value, A.SetBuilder) and len(value.bounds) == 1:
             lazy = _Lazy(self, d, dict(env))
             lazy.env[sym] = lazy  # it may read itself
-            env[sym] = lazy.whole()
+            env[sym] = lazy.finished()
             return
         for b in d.where:
             self.definition(b, env)
@@ -455,7 +470,11 @@ class Interpreter:
             env[bound.var.symbol] = torch.tensor(t)
             partial.elements.append(self.tensor(self.eval(builder.element, env)))
         env.pop(bound.var.symbol, None)
-        return self.stack(partial.elements, builder, env)
+        return self.finished(partial.elements, builder, env)
+
+    def finished(self, items, builder: A.SetBuilder, env) -> _Finished:
+        value = self.stack(items, builder, env)
+        return _Finished(value, [x.expand(value.shape[1:]) for x in self._promote(*items)] if items else [])
 
     # ---- expressions ----
     def eval(self, e, env):
@@ -472,7 +491,7 @@ class Interpreter:
                 value = env[e.symbol]
                 if isinstance(value, _Thunk):
                     return value.force()
-                return value.whole() if isinstance(value, _Lazy) else value
+                return value.whole() if isinstance(value, (_Lazy, _Finished)) else value
             case A.Unary(op="not"):
                 return torch.logical_not(self.eval(e.operand, env))
             case A.Unary(op="-"):
@@ -632,6 +651,13 @@ class Interpreter:
     def index(self, e: A.Index, env):
         target = A.strip(e.target)
         items = list(e.items)
+        finished = env.get(target.symbol) if isinstance(target, A.Ref) else None
+        if isinstance(finished, _Finished) and finished.elements and not isinstance(items[0], A.Slice):
+            k = self.tensor(self.eval(items[0], env))
+            if k.dim() == 0 and not k.is_floating_point() and k.dtype != torch.bool \
+                    and -len(finished.elements) <= int(k) < len(finished.elements):
+                x = finished.elements[int(k)]  # this element alone (a bad index: the whole, below)
+                return self._index_rest(e, x, items[1:], env)
         if isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Lazy):
             lazy = env[target.symbol]
             t = int(self.eval(items[0], env))
@@ -657,6 +683,10 @@ class Interpreter:
             items = items[1:]
         else:
             x = self.eval(e.target, env)
+        return self._index_rest(e, x, items, env)
+
+    def _index_rest(self, e: A.Index, x, items, env):
+        """x read with the index items left (slices, integers, tensors of indices)."""
         axis = 0
         for item in items:
             if isinstance(item, A.Slice):
@@ -914,6 +944,7 @@ class Interpreter:
                 continue
             seen.add(n.symbol)
             v = env.get(n.symbol)
+            v = v.whole() if isinstance(v, _Finished) else v
             if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
                 out = out + torch.where(torch.zeros((), dtype=torch.bool), v, 0).sum().to(self.dtype)
         return out
@@ -948,6 +979,8 @@ class Interpreter:
                 v = env.get(e.symbol)
                 if isinstance(v, _Partial):
                     return bool(v.elements) and v.elements[0].is_floating_point()
+                if isinstance(v, _Finished):
+                    return v.value.is_floating_point()
                 if isinstance(v, _Lazy):
                     return not v.elements or next(iter(v.elements.values())).is_floating_point()
                 if isinstance(v, _Thunk):

@@ -232,6 +232,17 @@ def test_a_value_joined_from_a_steps_branches_is_not_hoisted_before_the_loop():
                         "k": torch.tensor(1)})
 
 
+def test_a_recurrence_element_no_one_reads_passes_no_gradient():
+    """Seed 5001449: c[1], c[2] are NaN (z_t is the log of a negative number) and only c[0] is
+    read; each element of a recurrence is its own value (compiled code keeps only the states
+    read), so the gradient of s is finite on every path and in the reference, which read the
+    element from the stacked vector (whose backward hands the others a zero: 0 * NaN)."""
+    src = module(r"c \gets \{ \begin{cases} s & t = 0 \\ c[t-1] * 0.5 + z_{t} * s & \text{otherwise} \end{cases} "
+                 r"\}_{t=0}^{N - 1} \where z_{t} \gets \log(x[0]) \\" "\n" r"  \Return c[-3] \\",
+                 r"x \in \mathbb{R}^{N}, s")
+    assert_agrees(src, {"x": torch.tensor([-1.0, 2.0, 3.0]), "s": torch.tensor(1.5)})
+
+
 def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_derivative():
     """Seeds 500043 and 1200174: b is computed for real, with an undefined derivative in X
     (log of a negative number); a row with a data condition reads it and applies nowhere
