@@ -63,6 +63,7 @@ class Hoist:
         self.pending: list = []  # copies made while evaluating one node
         self.unbound: dict = {}  # all-steps value's name -> the list of its steps
         self._info: dict = {}
+        self.before = set(b.ns._used)  # names bound before the recurrence: all others are the step's
         with b.into(self.block):
             self.iota = Val(b.emit("arange", lo, n, hint=axis.name + "_all"), (axis.name,), 0, "int")
 
@@ -75,7 +76,9 @@ class Hoist:
         self.defs[s.out] = s
         if s.op == "earlier" or refs & self.state:
             self.state.add(s.out)
-        if (self.t is not None and self.t in refs) or refs & self.varying:
+        # a name the step bound without emitting it (an If's join, a list a loop fills) varies with it
+        unknown = any(r not in self.defs and r not in self.before for r in refs)
+        if (self.t is not None and self.t in refs) or refs & self.varying or unknown:
             self.varying.add(s.out)
 
     def note_join(self, name: str) -> None:
@@ -140,6 +143,8 @@ class Hoist:
         if v.what == "tuple":
             return all(self.usable(x) for x in v.info)
         code = v.code
+        if isinstance(code, K.Ref) and code.name not in self.defs and code.name not in self.before:
+            return False  # bound in the step without an emitted statement
         if isinstance(code, K.Ref) and code.name in self.defs:
             if code.name in self.all_steps:
                 return True
