@@ -20,7 +20,7 @@ import dataclasses
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.layout import BATCH, Val, union_axes
-from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.emit.namespace import Namespace
 
 
 class Unsupported(Exception):

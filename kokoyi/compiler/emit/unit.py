@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from kokoyi import __version__
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import ir
-from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.emit.namespace import Namespace
 from kokoyi.errors import Source
 
 

@@ -28,7 +28,7 @@ from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import ir
 from kokoyi.compiler import symbols as S
-from kokoyi.compiler.codegen.namespace import Namespace
+from kokoyi.compiler.emit.namespace import Namespace
 from kokoyi.compiler.passes.ranks import RankInference, is_cdot, is_minus_one
 from kokoyi.errors import Source
 

@@ -6,7 +6,7 @@ import keyword
 
 import pytest
 
-from kokoyi.compiler.codegen.namespace import RESERVED, Namespace, legal
+from kokoyi.compiler.emit.namespace import RESERVED, Namespace, legal
 
 
 @pytest.mark.parametrize(
