@@ -416,3 +416,14 @@ def test_the_reference_runs_round_two_programs():
             pass
         ran += 1
     assert ran >= 20
+
+
+def test_a_row_applies_only_where_no_earlier_row_did():
+    """Seed 6000638: the second row's condition holds only at elements the first row took, so
+    it applies nowhere and its computation (a square root of a negative y[1], read whole: not
+    element-wise) passes no gradient. Batched code judged each sample by "some element is
+    undecided" and "some element meets the condition" separately (any(~c1) & any(c2), not
+    any(~c1 & c2)), let the row's NaN derivative through, and guarded its reads the same way."""
+    src = module(r"\Return \begin{cases} x & x > 0 \\ \sqrt{y[1]} x & x > 0.5 \\ 2 x & \text{otherwise} \end{cases} \\",
+                 "x, y")
+    assert_agrees(src, {"x": torch.tensor([1.0, -1.0]), "y": torch.tensor([2.0, -1.0])})
