@@ -203,8 +203,9 @@ def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", 
     params is what get_parameters() returns (one value for one parameter, a tuple or list for
     several). sources optionally maps module names to (text, filename) for Kokoyi modules given
     as parameters whose source cannot be found on the object. failed_reads, a list: reads out
-    of range do not stop the run but add their positions to it (and read a clamped index), so
-    that every read that fails for this sample is known, not only the first. conditions, a
+    of range and cases with no row for an index do not stop the run but add their positions to
+    it (and read a clamped index, or take NaN), so that every failure of this sample is known,
+    not only the first. conditions, a
     list: n * cond(A) of every matrix A solved, inverted or whose determinant is taken is added
     to it (inf for a matrix with an infinite or NaN entry): how ill-conditioned the math is.
     """
@@ -881,7 +882,11 @@ class Interpreter:
             # docs/reference/choices.md#cases-without-otherwise: conditions on indices and
             # dimensions only make it an error; data-dependent ones leave NaN there.
             if all(_on_indices(row.condition) for row in e.rows if row.condition is not None):
-                raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+                if self.failed_reads is None:
+                    raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+                # going on past failures (see run): a later step may fail too, and compiled
+                # code, computing the steps' reads together, may meet that one first
+                self.failed_reads.append(self.pos(e))
             floating = True
             nan_row = (torch.tensor(math.nan, dtype=self.dtype), remaining)
             values = values + [nan_row]

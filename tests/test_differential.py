@@ -427,3 +427,14 @@ def test_a_row_applies_only_where_no_earlier_row_did():
     src = module(r"\Return \begin{cases} x & x > 0 \\ \sqrt{y[1]} x & x > 0.5 \\ 2 x & \text{otherwise} \end{cases} \\",
                  "x, y")
     assert_agrees(src, {"x": torch.tensor([1.0, -1.0]), "y": torch.tensor([2.0, -1.0])})
+
+
+def test_a_later_steps_failing_read_is_a_right_error_beside_an_earlier_step_with_no_row():
+    """Seed 6002665: step 1 has no row of the inner cases (a test on the step alone: an
+    error), and step 3 reads x[4], out of range. One step at a time stops at step 1; compiled
+    code reads x[t+1] for every step before the loop, so it meets step 3's read first. Both
+    fail for this sample, so either is a right answer (docs/reference/choices.md#which-error):
+    the reference, recording every failure, goes on past a cases with no row too."""
+    src = module(r"c \gets \{ \begin{cases} x[0] & t = 0 \\ c[t-1] * \begin{cases} x[t+1] & t \ne 1 \end{cases} "
+                 r"& \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \\" "\n" r"  \Return c \\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5, 3.0])})
