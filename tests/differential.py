@@ -15,7 +15,10 @@ inputs shared, others batched with one axis, now and then with two). On each pat
 
 A float32 difference in values or gradients is counted as ill-conditioned, not as a finding,
 when the reference itself changes as much in float64 (a gradient at a point where the math has
-none, a comparison of nearly equal values): rounding, not a defect.
+none, a comparison of nearly equal values): rounding, not a defect. So is any difference on a
+path where the reference compared two floats that differ by rounding alone (b <= c with c
+equal to b up to rounding: another order of summing may decide it the other way), or solved
+a matrix too ill-conditioned for the tolerance.
 
     findings, stats = check(program)             # a program_gen.Program
     print(reproduction(findings[0]))              # source, inputs, path and what differs
