@@ -472,3 +472,14 @@ def test_a_comparison_decided_by_rounding_is_ill_conditioned():
     findings, stats = differential.check(differential.program(src, {"x": x}, [torch.zeros(1, dtype=torch.float64)]))
     assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
     assert stats.paths >= 3 and stats.ill_conditioned >= 1, stats
+
+
+def test_a_sum_of_infinite_derivatives_in_one_sample_is_undefined_either_way():
+    """Seed 7000697: b is four copies of the cube root of x[1] = 0, whose derivative is
+    infinite, and the output reads each. The reference adds the copies' gradients one at a
+    time (w1 inf + w2 (-inf): NaN); compiled code computes the root once and broadcasts it, so
+    it adds the weights first (±inf). Both are undefined: the harness takes any non-finite
+    gradient for any other there, also for an input of one sample (as it did for one shared
+    by a batch's samples), and still compares the finite rest."""
+    src = module(r"b \gets \{ \sqrt[3]{x[1]} \}_{i=0}^{3} \\" "\n" r"  \Return \{ b_{3 - i} + x[0] \}_{i=0}^{3} \\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, 0.0], dtype=torch.float64)})
