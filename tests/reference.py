@@ -145,9 +145,11 @@ class _Lazy:
 
 
 class _Finished:
-    """A finished recurrence: its stacked value, and its elements as computed. Reading one
-    element `c[k]` reads only that element (each step is its own value, as in compiled code):
-    an element no one reads passes no gradient, even one whose value is NaN."""
+    """A finished recurrence: its stacked value, and its elements as computed. Once finished,
+    its elements are one vector, and reading it, whole or one element `c[k]`, reads that vector:
+    an element no one reads gets a zero gradient, and zero times an undefined derivative in
+    what computed it is NaN (compiled code computes the steps' values together, before the
+    loop: docs/reference/choices.md#gradients-through-cases)."""
 
     def __init__(self, value: torch.Tensor, elements: list) -> None:
         self.value, self.elements = value, elements
@@ -203,10 +205,12 @@ def run(text: str, module_key: str, args, params=(), filename: str = "ref.kyi", 
     params is what get_parameters() returns (one value for one parameter, a tuple or list for
     several). sources optionally maps module names to (text, filename) for Kokoyi modules given
     as parameters whose source cannot be found on the object. failed_reads, a list: reads out
-    of range do not stop the run but add their positions to it (and read a clamped index), so
-    that every read that fails for this sample is known, not only the first. conditions, a
+    of range and cases with no row for an index do not stop the run but add their positions to
+    it (and read a clamped index, or take NaN), so that every failure of this sample is known,
+    not only the first. conditions, a
     list: n * cond(A) of every matrix A solved, inverted or whose determinant is taken is added
-    to it (inf for a matrix with an infinite or NaN entry): how ill-conditioned the math is.
+    to it (inf for a matrix with an infinite or NaN entry, and for a comparison of floats that
+    differ by rounding alone): how ill-conditioned the math is.
     """
     from kokoyi.compiler.pipeline import compile_unit
 
@@ -528,6 +532,7 @@ class Interpreter:
                 return self.flt(self.eval(e.numerator, env)) / self.flt(self.eval(e.denominator, env))
             case A.Compare():
                 a, b = self.eval(e.left, env), self.eval(e.right, env)
+                self.note_tie(a, b)
                 return {"<": torch.lt, ">": torch.gt, "<=": torch.le, ">=": torch.ge, "==": torch.eq,
                         "!=": torch.ne}[e.op](a, b)
             case A.Power():
@@ -617,6 +622,23 @@ class Interpreter:
             cond = float(cond.max()) if cond.numel() else 1.0
             self.conditions.append(a.shape[-1] * (cond if math.isfinite(cond) else math.inf))
 
+    def note_tie(self, a, b) -> None:
+        """Where conditions are recorded (see run): a comparison of floats that differ by
+        rounding alone (not exactly equal: ties are compared) is decided by rounding, so what
+        follows from it may be anything: infinitely ill-conditioned. (b <= c with c = b times
+        a softmax's sum: one order of summing gives 1 + eps, another 1.)"""
+        if self.conditions is None or not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return
+        if not (a.is_floating_point() or b.is_floating_point()):
+            return
+        with torch.no_grad():
+            eps = torch.finfo(a.dtype if a.is_floating_point() else b.dtype).eps
+            a, b = a.detach().double(), b.detach().double()
+            gap = (a - b).abs()
+            near = (gap > 0) & (gap <= 64 * eps * torch.maximum(a.abs(), b.abs()).clamp(min=1.0))
+            if bool(near.any()):
+                self.conditions.append(math.inf)
+
     def power(self, e: A.Power, env):
         base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
         if base.dim() >= 2 and _written_minus_one(e.exponent):
@@ -651,13 +673,6 @@ class Interpreter:
     def index(self, e: A.Index, env):
         target = A.strip(e.target)
         items = list(e.items)
-        finished = env.get(target.symbol) if isinstance(target, A.Ref) else None
-        if isinstance(finished, _Finished) and finished.elements and not isinstance(items[0], A.Slice):
-            k = self.tensor(self.eval(items[0], env))
-            if k.dim() == 0 and not k.is_floating_point() and k.dtype != torch.bool \
-                    and -len(finished.elements) <= int(k) < len(finished.elements):
-                x = finished.elements[int(k)]  # this element alone (a bad index: the whole, below)
-                return self._index_rest(e, x, items[1:], env)
         if isinstance(target, A.Ref) and isinstance(env.get(target.symbol), _Lazy):
             lazy = env[target.symbol]
             t = int(self.eval(items[0], env))
@@ -881,7 +896,11 @@ class Interpreter:
             # docs/reference/choices.md#cases-without-otherwise: conditions on indices and
             # dimensions only make it an error; data-dependent ones leave NaN there.
             if all(_on_indices(row.condition) for row in e.rows if row.condition is not None):
-                raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+                if self.failed_reads is None:
+                    raise RefRuntimeError(self.pos(e), "no row of the cases applies")
+                # going on past failures (see run): a later step may fail too, and compiled
+                # code, computing the steps' reads together, may meet that one first
+                self.failed_reads.append(self.pos(e))
             floating = True
             nan_row = (torch.tensor(math.nan, dtype=self.dtype), remaining)
             values = values + [nan_row]

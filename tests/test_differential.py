@@ -232,15 +232,34 @@ def test_a_value_joined_from_a_steps_branches_is_not_hoisted_before_the_loop():
                         "k": torch.tensor(1)})
 
 
-def test_a_recurrence_element_no_one_reads_passes_no_gradient():
-    """Seed 5001449: c[1], c[2] are NaN (z_t is the log of a negative number) and only c[0] is
-    read; each element of a recurrence is its own value (compiled code keeps only the states
-    read), so the gradient of s is finite on every path and in the reference, which read the
-    element from the stacked vector (whose backward hands the others a zero: 0 * NaN)."""
+def test_a_recurrence_element_no_one_reads_passes_zero_times_its_derivative():
+    """Seed 5001449, settled again after seed 6002455: c[1], c[2] are NaN (z_t is the log of a
+    negative number) and only c[0] is read. A finished recurrence's elements are one vector
+    (compiled code computes its steps' values together, before the loop), so the others get a
+    zero gradient, and 0 * NaN is NaN: the gradient of s is NaN on every path and in the
+    reference (docs/reference/choices.md#gradients-through-cases)."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
     src = module(r"c \gets \{ \begin{cases} s & t = 0 \\ c[t-1] * 0.5 + z_{t} * s & \text{otherwise} \end{cases} "
                  r"\}_{t=0}^{N - 1} \where z_{t} \gets \log(x[0]) \\" "\n" r"  \Return c[-3] \\",
                  r"x \in \mathbb{R}^{N}, s")
     assert_agrees(src, {"x": torch.tensor([-1.0, 2.0, 3.0]), "s": torch.tensor(1.5)})
+    kokoyi.compile(src, filename="unread.kyi")
+    s = torch.tensor(1.5, requires_grad=True)
+    Host(None, kokoyi.symbol["P"])(torch.tensor([-1.0, 2.0, 3.0]), s).backward()
+    assert torch.isnan(s.grad), s.grad
+
+
+def test_the_steps_values_of_an_element_no_one_reads_count():
+    """Seed 6002455: c[3] is read by no one, and its step's value sqrt(x[3]) has an undefined
+    derivative at x[3] < 0. Compiled code computes sqrt(x[t]) for all steps at once before the
+    loop, so the unread step hands it a zero gradient: 0 * NaN is NaN at x[3]. The reference,
+    reading c[k] from the one vector of c's elements, gives the same (it gave 0, reading each
+    element alone), on every path (docs/reference/choices.md#gradients-through-cases)."""
+    src = module(r"c \gets \{ \begin{cases} 1 & t = 0 \\ c[t-1] * 0.5 + \sqrt{x[t]} & \text{otherwise} \end{cases} "
+                 r"\}_{t=0}^{|x| - 1} \\" "\n" r"  \Return \sum_{i=1}^{|x| - 1} c[|x| - 1 - i] \\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, 2.0, 3.0, -1.0])})
 
 
 def test_a_statement_read_by_a_row_that_applies_nowhere_passes_zero_times_its_derivative():
@@ -416,3 +435,51 @@ def test_the_reference_runs_round_two_programs():
             pass
         ran += 1
     assert ran >= 20
+
+
+def test_a_row_applies_only_where_no_earlier_row_did():
+    """Seed 6000638: the second row's condition holds only at elements the first row took, so
+    it applies nowhere and its computation (a square root of a negative y[1], read whole: not
+    element-wise) passes no gradient. Batched code judged each sample by "some element is
+    undecided" and "some element meets the condition" separately (any(~c1) & any(c2), not
+    any(~c1 & c2)), let the row's NaN derivative through, and guarded its reads the same way."""
+    src = module(r"\Return \begin{cases} x & x > 0 \\ \sqrt{y[1]} x & x > 0.5 \\ 2 x & \text{otherwise} \end{cases} \\",
+                 "x, y")
+    assert_agrees(src, {"x": torch.tensor([1.0, -1.0]), "y": torch.tensor([2.0, -1.0])})
+
+
+def test_a_later_steps_failing_read_is_a_right_error_beside_an_earlier_step_with_no_row():
+    """Seed 6002665: step 1 has no row of the inner cases (a test on the step alone: an
+    error), and step 3 reads x[4], out of range. One step at a time stops at step 1; compiled
+    code reads x[t+1] for every step before the loop, so it meets step 3's read first. Both
+    fail for this sample, so either is a right answer (docs/reference/choices.md#which-error):
+    the reference, recording every failure, goes on past a cases with no row too."""
+    src = module(r"c \gets \{ \begin{cases} x[0] & t = 0 \\ c[t-1] * \begin{cases} x[t+1] & t \ne 1 \end{cases} "
+                 r"& \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \\" "\n" r"  \Return c \\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 0.5, 3.0])})
+
+
+def test_a_comparison_decided_by_rounding_is_ill_conditioned():
+    """Seed 6002746: c is b times the sum of a softmax, 1 up to rounding, so b <= c is decided
+    by rounding: the module (a matmul) took b, the reference (another order of summing) x @ x,
+    and the reference in float64 (the module's dtype already: L is float64) agrees with itself.
+    The reference records a comparison of floats that differ by rounding alone as infinitely
+    ill-conditioned, and the harness counts the difference as such, not as a finding."""
+    src = (r"\Module{P}{x; L}" "\n" r"  b \gets x[-2] \\" "\n" r"  c \gets (\Softmax(x)) @ (\{ b \}_{i=0}^{|x| - 1}) \\" "\n"
+           r"  \eta \gets \{ \begin{cases} 1 & t < 1 \\ c & \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \\" "\n"
+           r"  \Return \begin{cases} b & b \leq \eta[-2] \\ x @ x & \text{otherwise} \end{cases} \\" "\n" r"\EndModule" "\n")
+    x = torch.tensor([-0.6375600695610046, 0.4836437404155731, -0.7529193758964539])
+    findings, stats = differential.check(differential.program(src, {"x": x}, [torch.zeros(1, dtype=torch.float64)]))
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.paths >= 3 and stats.ill_conditioned >= 1, stats
+
+
+def test_a_sum_of_infinite_derivatives_in_one_sample_is_undefined_either_way():
+    """Seed 7000697: b is four copies of the cube root of x[1] = 0, whose derivative is
+    infinite, and the output reads each. The reference adds the copies' gradients one at a
+    time (w1 inf + w2 (-inf): NaN); compiled code computes the root once and broadcasts it, so
+    it adds the weights first (±inf). Both are undefined: the harness takes any non-finite
+    gradient for any other there, also for an input of one sample (as it did for one shared
+    by a batch's samples), and still compares the finite rest."""
+    src = module(r"b \gets \{ \sqrt[3]{x[1]} \}_{i=0}^{3} \\" "\n" r"  \Return \{ b_{3 - i} + x[0] \}_{i=0}^{3} \\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, 0.0], dtype=torch.float64)})

@@ -16,15 +16,35 @@ from kokoyi.runtime.ops import linear_layer, plain_linear
 
 
 def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype):
-    """Element k of a finished recurrence (what reading its stacked elements at k gives)."""
+    """Element k of a finished recurrence (what reading its stacked elements at k gives,
+    gradients included: the other elements get a zero gradient, without the stack's copy)."""
     n = len(states)
     if -n <= k < n:
+        if n > 1 and torch.is_grad_enabled() and any(s.requires_grad for s in states):
+            return _OneOfAll.apply(k % n, *states)
         return states[k]
     if _applies(guards):
         raise _out_of_range(where, name, k, n)
     if n:
         return states[0]
     return torch.zeros(tuple(sizes) + (0,) * rank, dtype=dtype if floating else torch.int64)
+
+
+class _OneOfAll(torch.autograd.Function):
+    """states[k], handing every other state a zero gradient, as reading the stack would: a
+    finished recurrence's elements are one value (its steps' values are computed together,
+    before the loop, so an element no one reads is part of the computation all the same:
+    docs/reference/choices.md#gradients-through-cases)."""
+
+    @staticmethod
+    def forward(ctx, k, *states):
+        ctx.k, ctx.shapes = k, [s.shape for s in states]
+        return states[k].clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = grad.new_zeros(())
+        return (None,) + tuple(grad if i == ctx.k else zero.expand(shape) for i, shape in enumerate(ctx.shapes))
 
 
 class Fused:

@@ -52,7 +52,9 @@ def _with_kind(b, v: Val, kinds) -> Val:
     return v
 
 
-def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
+def _rows(b, e: ir.Select, rows: list, index_only: bool, undecided: Val | None = None) -> Val | None:
+    """The value of rows (and e's otherwise) where no earlier row applied; `undecided`: the
+    elements no earlier row with a tensor condition took (None: every element)."""
     if not rows:
         return None if e.otherwise is None else b.ev(e.otherwise)
     (c_ir, v_ir), rest = rows[0], rows[1:]
@@ -61,7 +63,7 @@ def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
         raise b.unsupported("a condition that is not a truth value", c_ir)
     if c.python and isinstance(c.code, bool):
         skipped = [v_ir] if not c.code else [v for _, v in rest] + ([e.otherwise] if e.otherwise is not None else [])
-        out = b.ev(v_ir) if c.code else _rows(b, e, rest, index_only)
+        out = b.ev(v_ir) if c.code else _rows(b, e, rest, index_only, undecided)
         if out is not None and out.is_tensor:
             out = _with_kind(b, out, [_kind_of(b, x) for x in skipped])
         return out
@@ -70,17 +72,38 @@ def _rows(b, e: ir.Select, rows: list, index_only: bool) -> Val | None:
         with b.into(then):
             v = b.ev(v_ir)
         with b.into(orelse):
-            w = _rows(b, e, rest, index_only)
+            w = _rows(b, e, rest, index_only, undecided)
         return _branch(b, e, c, then, v, orelse, w, index_only, v_ir)
-    guard = c if c.rank == 0 else Val(b.emit("any_trailing", c.code, c.rank, hint="g"), c.axes, 0, "bool")
-    with b.guarded(guard), _row_mask(b, c, guard, [v_ir]):
+    # The row applies where its condition holds among the elements still undecided: a sample
+    # applies when some element of it does both (not when one element is undecided and
+    # another meets the condition), for its guard and its gradient mask alike.
+    applies = _both(b, undecided, c)
+    guard = _some(b, applies)
+    with b.guarded(guard), _row_mask(b, applies, guard, [v_ir]):
         v = b.ev(v_ir)
     not_c = Val(b.emit("not", c.code, hint="g"), c.axes, c.rank, "bool")
-    not_guard = not_c if c.rank == 0 else Val(b.emit("any_trailing", not_c.code, c.rank, hint="g"), c.axes, 0, "bool")
+    left = _both(b, undecided, not_c)
+    not_guard = _some(b, left)
     later = [x for row in rest for x in row] + ([e.otherwise] if e.otherwise is not None else [])
-    with b.guarded(not_guard), _row_mask(b, not_c, not_guard, later):
-        w = _rows(b, e, rest, index_only)
+    with b.guarded(not_guard), _row_mask(b, left, not_guard, later):
+        w = _rows(b, e, rest, index_only, left)
     return _where(b, e, c, not_guard, v, w, index_only)
+
+
+def _both(b, undecided: Val | None, c: Val) -> Val:
+    """The elements where c holds among the undecided ones."""
+    if undecided is None:
+        return c
+    axes, rank = b.union(undecided, c), max(undecided.rank, c.rank)
+    code = b.emit("and", b.align(undecided, axes, rank), b.align(c, axes, rank), hint="applies")
+    return Val(code, axes, rank, "bool")
+
+
+def _some(b, elements: Val) -> Val:
+    """Per sample: whether some element of `elements` holds."""
+    if elements.rank == 0:
+        return elements
+    return Val(b.emit("any_trailing", elements.code, elements.rank, hint="g"), elements.axes, 0, "bool")
 
 
 @contextlib.contextmanager
