@@ -117,3 +117,41 @@ def _activate(whole, sizes, plan) -> tuple:
             chunk = getattr(torch, a)(chunk)
         out.extend(chunk.split(ns, -1) if len(ns) > 1 else (chunk,))
     return tuple(out)
+
+
+class Projected:
+    """The input's block of a fused product over the concatenation of a state and a step's
+    input (kokoyi/compiler/batch/project.py): the inputs of every step times their columns of
+    the stacked matrices (plus the biases), one row per step, and the state's columns."""
+
+    __slots__ = ("steps", "wh", "wht", "at")
+
+    def __init__(self, steps, wh, at: int) -> None:
+        self.steps, self.wh, self.wht, self.at = steps, wh, wh.t(), at
+
+
+def project_steps(fused: Fused | None, xs, dim: int, at: int, axis: int) -> Projected | None:
+    """xs (the inputs of all steps, unbound along dim: part `at` of each step's concatenation
+    along `axis`) times their block of fused's columns, once; None where the step must
+    concatenate (then projected_product does as fused_product did)."""
+    if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() < 2 or fused.w.dim() != 2:
+        return None
+    d = xs.dim()
+    if dim % d == d - 1 or axis not in (d - 2, -1) or xs.dtype != fused.w.dtype or not xs.is_floating_point():
+        return None  # the concatenation is not along the inputs' last axis, or it would promote
+    n, cols = xs.shape[-1], fused.w.shape[1]
+    if n >= cols:
+        return None
+    wx, wh = (fused.w[:, :n], fused.w[:, n:]) if at == 0 else (fused.w[:, cols - n:], fused.w[:, :cols - n])
+    return Projected(F.linear(xs, wx, fused.b).unbind(dim), wh, at)
+
+
+def projected_product(proj: Projected | None, k, parts: tuple, axis: int, fused, ms, plan) -> tuple:
+    """fused_product of torch.cat(parts, axis), the input's block read from proj (its row k):
+    one addmm of the state with its columns."""
+    if proj is not None:
+        h, q = parts[1 - proj.at], proj.steps[k]
+        if h.shape[:-1] == q.shape[:-1] and h.shape[-1] == proj.wh.shape[1] and h.dtype == q.dtype:
+            whole = torch.addmm(q, h, proj.wht) if h.dim() == 2 else F.linear(h, proj.wh) + q
+            return _activate(whole, fused.sizes, plan) if any(plan) else whole.split(fused.sizes, -1)
+    return fused_product(torch.cat(parts, axis), fused, ms, plan=plan)
