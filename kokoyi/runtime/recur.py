@@ -42,12 +42,14 @@ class Fused:
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
         return self.whole(x, q).split(self.sizes, -1)
 
-    def whole(self, x, q):
-        """x @ w^T + b (+ q: a value per row, added inside the product: one addmm)."""
+    def whole(self, x, q, biased: bool = False):
+        """x @ w^T + b (+ q: a value per row, added inside the product: one addmm; `biased`:
+        q already holds b, steps_cat added it once for all steps)."""
+        b = None if biased else self.b
         if q is not None and x.dim() == 2 and q.shape == x.shape[:-1] + self.wt.shape[-1:]:
             out = torch.addmm(q, x, self.wt)
-            return out if self.b is None else out + self.b
-        out = F.linear(x, self.w, self.b)
+            return out if b is None else out + b
+        out = F.linear(x, self.w, b)
         return out if q is None else out + q
 
 
@@ -68,8 +70,9 @@ def fuse_layers(layers) -> Fused | None:
 
 
 def steps_cat(values, dim: int, fused: Fused | None):
-    """The values (None: zeros) concatenated along their last axis and unbound along `dim`: the
-    per-step terms a fused product adds (None where they do not line up)."""
+    """The values (None: zeros) concatenated along their last axis, plus the fused layers'
+    biases (once for all steps, not once per step), and unbound along `dim`: the per-step terms
+    a fused product adds, bias included (None where they do not line up)."""
     if fused is None:
         return None
     # compared in a list, not a set: under torch.export the sizes are SymInts, not hashable
@@ -81,7 +84,8 @@ def steps_cat(values, dim: int, fused: Fused | None):
     parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
     if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
         return None
-    return torch.cat(parts, -1).unbind(dim)
+    whole = torch.cat(parts, -1)
+    return (whole if fused.b is None else whole + fused.b).unbind(dim)
 
 
 def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=()) -> tuple:
@@ -90,9 +94,8 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     None for a part that has none); then each part through its activation in `plan`
     (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
     if fused is not None and (qs is None or steps is not None):
-        if not any(plan):
-            return fused.product(x, None if steps is None else steps[k])
-        return _activate(fused.whole(x, None if steps is None else steps[k]), fused.sizes, plan)
+        whole = fused.whole(x, None) if steps is None else fused.whole(x, steps[k], biased=True)
+        return _activate(whole, fused.sizes, plan) if any(plan) else whole.split(fused.sizes, -1)
     if fused is not None:
         outs = fused.product(x, None)
     else:
