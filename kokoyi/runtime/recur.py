@@ -40,7 +40,7 @@ class Fused:
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
-        return self.whole(x, q).split(self.sizes, -1)
+        return self.whole(x, q).split_with_sizes(self.sizes, -1)
 
     def whole(self, x, q, biased: bool = False):
         """x @ w^T + b (+ q: a value per row, added inside the product: one addmm; `biased`:
@@ -95,7 +95,7 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
     if fused is not None and (qs is None or steps is not None):
         whole = fused.whole(x, None) if steps is None else fused.whole(x, steps[k], biased=True)
-        return _activate(whole, fused.sizes, plan) if any(plan) else whole.split(fused.sizes, -1)
+        return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
     if fused is not None:
         outs = fused.product(x, None)
     else:
@@ -105,22 +105,40 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     return tuple(o if a is None else getattr(torch, a)(o) for o, a in zip(outs, plan or (None,) * len(outs)))
 
 
+_RUNS: dict = {}  # (sizes, plan) -> [(activation or None, the run's size, its parts' sizes or None)]
+
+
+def _runs(sizes, plan) -> list:
+    """The runs of consecutive parts with the same activation (computed once per layout: a
+    step's Python work is part of its cost)."""
+    key = (tuple(sizes), plan)
+    runs = _RUNS.get(key)
+    if runs is None:
+        groups: list = []  # [activation, [sizes]]
+        for n, a in zip(sizes, plan):
+            if groups and a is not None and groups[-1][0] == a:
+                groups[-1][1].append(n)
+            else:
+                groups.append([a, [n]])
+        runs = _RUNS[key] = [(None if a is None else getattr(torch, a), sum(ns), ns if len(ns) > 1 else None)
+                             for a, ns in groups]
+    return runs
+
+
 def _activate(whole, sizes, plan) -> tuple:
     """whole's parts (of these sizes along the last axis), each run of consecutive parts with
     the same activation passed through it in one call."""
-    runs: list = []  # [activation, [sizes]]
-    for n, a in zip(sizes, plan):
-        if runs and a is not None and runs[-1][0] == a:
-            runs[-1][1].append(n)
+    runs = _runs(sizes, plan)
+    chunks = whole.split_with_sizes([n for _, n, _ in runs], -1) if len(runs) > 1 else (whole,)
+    out: list = []
+    for chunk, (act, _, ns) in zip(chunks, runs):
+        if act is not None:
+            chunk = act(chunk)
+        if ns is None:
+            out.append(chunk)
         else:
-            runs.append([a, [n]])
-    out = []
-    for chunk, (a, ns) in zip(whole.split([sum(ns) for _, ns in runs], -1), runs):
-        if a is not None:
-            chunk = getattr(torch, a)(chunk)
-        out.extend(chunk.split(ns, -1) if len(ns) > 1 else (chunk,))
+            out.extend(chunk.split_with_sizes(ns, -1))
     return tuple(out)
-
 
 class Projected:
     """The input's block of a fused product over the concatenation of a state and a step's
@@ -156,5 +174,5 @@ def projected_product(proj: Projected | None, k, parts: tuple, axis: int, fused,
         h, q = parts[1 - proj.at], proj.steps[k]
         if h.shape[:-1] == q.shape[:-1] and h.shape[-1] == proj.wh.shape[1] and h.dtype == q.dtype:
             whole = torch.addmm(q, h, proj.wht) if h.dim() == 2 else F.linear(h, proj.wh) + q
-            return _activate(whole, fused.sizes, plan) if any(plan) else whole.split(fused.sizes, -1)
+            return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
     return fused_product(torch.cat(parts, axis), fused, ms, plan=plan)
