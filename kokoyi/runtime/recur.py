@@ -60,14 +60,16 @@ class Fused:
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
-        return self.whole(x, q).split(self.sizes, -1)
+        return self.whole(x, q).split_with_sizes(self.sizes, -1)
 
-    def whole(self, x, q):
-        """x @ w^T + b (+ q: a value per row, added inside the product: one addmm)."""
+    def whole(self, x, q, biased: bool = False):
+        """x @ w^T + b (+ q: a value per row, added inside the product: one addmm; `biased`:
+        q already holds b, steps_cat added it once for all steps)."""
+        b = None if biased else self.b
         if q is not None and x.dim() == 2 and q.shape == x.shape[:-1] + self.wt.shape[-1:]:
             out = torch.addmm(q, x, self.wt)
-            return out if self.b is None else out + self.b
-        out = F.linear(x, self.w, self.b)
+            return out if b is None else out + b
+        out = F.linear(x, self.w, b)
         return out if q is None else out + q
 
 
@@ -88,8 +90,9 @@ def fuse_layers(layers) -> Fused | None:
 
 
 def steps_cat(values, dim: int, fused: Fused | None):
-    """The values (None: zeros) concatenated along their last axis and unbound along `dim`: the
-    per-step terms a fused product adds (None where they do not line up)."""
+    """The values (None: zeros) concatenated along their last axis, plus the fused layers'
+    biases (once for all steps, not once per step), and unbound along `dim`: the per-step terms
+    a fused product adds, bias included (None where they do not line up)."""
     if fused is None:
         return None
     # compared in a list, not a set: under torch.export the sizes are SymInts, not hashable
@@ -101,7 +104,8 @@ def steps_cat(values, dim: int, fused: Fused | None):
     parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
     if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
         return None
-    return torch.cat(parts, -1).unbind(dim)
+    whole = torch.cat(parts, -1)
+    return (whole if fused.b is None else whole + fused.b).unbind(dim)
 
 
 def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=()) -> tuple:
@@ -110,9 +114,8 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     None for a part that has none); then each part through its activation in `plan`
     (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
     if fused is not None and (qs is None or steps is not None):
-        if not any(plan):
-            return fused.product(x, None if steps is None else steps[k])
-        return _activate(fused.whole(x, None if steps is None else steps[k]), fused.sizes, plan)
+        whole = fused.whole(x, None) if steps is None else fused.whole(x, steps[k], biased=True)
+        return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
     if fused is not None:
         outs = fused.product(x, None)
     else:
@@ -122,18 +125,74 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     return tuple(o if a is None else getattr(torch, a)(o) for o, a in zip(outs, plan or (None,) * len(outs)))
 
 
+_RUNS: dict = {}  # (sizes, plan) -> [(activation or None, the run's size, its parts' sizes or None)]
+
+
+def _runs(sizes, plan) -> list:
+    """The runs of consecutive parts with the same activation (computed once per layout: a
+    step's Python work is part of its cost)."""
+    key = (tuple(sizes), plan)
+    runs = _RUNS.get(key)
+    if runs is None:
+        groups: list = []  # [activation, [sizes]]
+        for n, a in zip(sizes, plan):
+            if groups and a is not None and groups[-1][0] == a:
+                groups[-1][1].append(n)
+            else:
+                groups.append([a, [n]])
+        runs = _RUNS[key] = [(None if a is None else getattr(torch, a), sum(ns), ns if len(ns) > 1 else None)
+                             for a, ns in groups]
+    return runs
+
+
 def _activate(whole, sizes, plan) -> tuple:
     """whole's parts (of these sizes along the last axis), each run of consecutive parts with
     the same activation passed through it in one call."""
-    runs: list = []  # [activation, [sizes]]
-    for n, a in zip(sizes, plan):
-        if runs and a is not None and runs[-1][0] == a:
-            runs[-1][1].append(n)
+    runs = _runs(sizes, plan)
+    chunks = whole.split_with_sizes([n for _, n, _ in runs], -1) if len(runs) > 1 else (whole,)
+    out: list = []
+    for chunk, (act, _, ns) in zip(chunks, runs):
+        if act is not None:
+            chunk = act(chunk)
+        if ns is None:
+            out.append(chunk)
         else:
-            runs.append([a, [n]])
-    out = []
-    for chunk, (a, ns) in zip(whole.split([sum(ns) for _, ns in runs], -1), runs):
-        if a is not None:
-            chunk = getattr(torch, a)(chunk)
-        out.extend(chunk.split(ns, -1) if len(ns) > 1 else (chunk,))
+            out.extend(chunk.split_with_sizes(ns, -1))
     return tuple(out)
+
+class Projected:
+    """The input's block of a fused product over the concatenation of a state and a step's
+    input (kokoyi/compiler/batch/project.py): the inputs of every step times their columns of
+    the stacked matrices (plus the biases), one row per step, and the state's columns."""
+
+    __slots__ = ("steps", "wh", "wht", "at")
+
+    def __init__(self, steps, wh, at: int) -> None:
+        self.steps, self.wh, self.wht, self.at = steps, wh, wh.t(), at
+
+
+def project_steps(fused: Fused | None, xs, dim: int, at: int, axis: int) -> Projected | None:
+    """xs (the inputs of all steps, unbound along dim: part `at` of each step's concatenation
+    along `axis`) times their block of fused's columns, once; None where the step must
+    concatenate (then projected_product does as fused_product did)."""
+    if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() < 2 or fused.w.dim() != 2:
+        return None
+    d = xs.dim()
+    if dim % d == d - 1 or axis not in (d - 2, -1) or xs.dtype != fused.w.dtype or not xs.is_floating_point():
+        return None  # the concatenation is not along the inputs' last axis, or it would promote
+    n, cols = xs.shape[-1], fused.w.shape[1]
+    if n >= cols:
+        return None
+    wx, wh = (fused.w[:, :n], fused.w[:, n:]) if at == 0 else (fused.w[:, cols - n:], fused.w[:, :cols - n])
+    return Projected(F.linear(xs, wx, fused.b).unbind(dim), wh, at)
+
+
+def projected_product(proj: Projected | None, k, parts: tuple, axis: int, fused, ms, plan) -> tuple:
+    """fused_product of torch.cat(parts, axis), the input's block read from proj (its row k):
+    one addmm of the state with its columns."""
+    if proj is not None:
+        h, q = parts[1 - proj.at], proj.steps[k]
+        if h.shape[:-1] == q.shape[:-1] and h.shape[-1] == proj.wh.shape[1] and h.dtype == q.dtype:
+            whole = torch.addmm(q, h, proj.wht) if h.dim() == 2 else F.linear(h, proj.wh) + q
+            return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
+    return fused_product(torch.cat(parts, axis), fused, ms, plan=plan)
