@@ -36,6 +36,7 @@ class Specializations:
         self._generation = None
         self.cache: dict = {}
         self.fast: dict = {}  # (input dims and dtypes, levels, parameter identities) -> entry
+        self.guards: list = []  # call guards of the module's forward (kokoyi/runtime/guards.py)
         self._params_key = None
         self._params_desc = None
         self._counter = 0
@@ -55,6 +56,7 @@ class Specializations:
         self._ir = self._prepared = None
         self.cache.clear()
         self.fast.clear()
+        self.guards.clear()
 
     def attach_lazily(self, text: str, filename: str, key: str, namespace: dict) -> None:
         """Find the module in `text` on first use (generated files that run on their own)."""
@@ -91,6 +93,7 @@ class Specializations:
             self._prepared = None
             self.cache.clear()
             self.fast.clear()
+            self.guards.clear()
         # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
         # comprehension costs a function call).
         key = [levels, torch.get_default_dtype()]
@@ -207,6 +210,7 @@ class Specializations:
         self.opaque_ranks[err.where] = err.rank
         self.cache.clear()
         self.fast.clear()
+        self.guards.clear()
 
     def _globals_desc(self) -> dict:
         return {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
