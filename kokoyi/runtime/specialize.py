@@ -117,7 +117,10 @@ class Specializations:
                 return entry
         # The module dtype walks the layers' tensors: once per call that misses the fast key.
         dtype = module_dtype(args, params)
-        entry = (self._lookup(args, levels, params, dtype), _cast_to(args, params, dtype))
+        if torch.compiler.is_compiling():
+            entry = (self._lookup_traced(args, levels, params, dtype), _cast_to(args, params, dtype))
+        else:
+            entry = (self._lookup(args, levels, params, dtype), _cast_to(args, params, dtype))
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
@@ -144,11 +147,9 @@ class Specializations:
             self.cache[key] = entry
         return entry
 
-    # Code generation stays outside a torch.compile trace: a signature met for the first time
-    # under torch.compile is a graph break (an error with fullgraph=True) at this call.
-    _lookup = torch.compiler.disable(_lookup, reason=(
-        "kokoyi generates code for a call signature it has not seen: call the model once with "
-        "these input ranks and batch levels before compiling it with fullgraph=True"))
+    def _lookup_traced(self, args, levels, params, dtype):
+        """_lookup as torch.compile meets it: never traced (see _outside_trace)."""
+        return _outside_trace(self, args, levels, params, dtype)
 
     def output_layouts(self, inputs, param_descs, params):
         entry = self._build(inputs, param_descs, params, module_dtype((), params))
@@ -228,6 +229,17 @@ class Specializations:
             cs = CallState(self._ir, globals_info=self._globals_desc())
             self._prepared = run_call_passes(cs, stop_after="at_call").fn
         return self._prepared
+
+
+# Code generation stays outside a torch.compile trace: a signature met for the first time
+# under torch.compile is a graph break (an error with fullgraph=True) at this call. Disabled
+# lazily (torch's own _disable_dynamo): torch.compiler.disable itself imports torch._dynamo,
+# seconds of import that a process which never compiles should not pay.
+_outside_trace = torch._disable_dynamo(Specializations._lookup)
+_outside_trace._torchdynamo_disable = True  # what the tracer reads: a graph break, with this reason
+_outside_trace._torchdynamo_disable_msg = (
+    "kokoyi generates code for a call signature it has not seen: call the model once with "
+    "these input ranks and batch levels before compiling it with fullgraph=True")
 
 
 def _symbol_of(item):
