@@ -503,14 +503,17 @@ def pool2d(h, lead: int, kind: str, window, stride, uppers, where: str, name: st
     for want, have in zip(reach, shape):
         if want >= have:
             raise _out_of_range(where, name, want, have)
-    x = _flat_lead(h, lead, 3)[:, :n[0]]
+    x = _flat_lead(h, lead, 3)
+    if n[0] < shape[0]:  # (a slice of the whole axis is another autograd node, for nothing)
+        x = x[:, :n[0]]
     if kind == "max":
         out = F.max_pool2d(x, window, stride)
     else:
         out = F.avg_pool2d(x, window, stride)
         if kind == "sum":
             out = out * (window[0] * window[1])
-    out = out[:, :, :n[1], :n[2]]
+    if n[1] < out.shape[2] or n[2] < out.shape[3]:
+        out = out[:, :, :n[1], :n[2]]
     return out.reshape(tuple(h.shape[:lead]) + tuple(out.shape[1:])) if lead != 1 else out
 
 
@@ -557,9 +560,9 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
     (one matrix product when v[k] and x have one shape; else broadcast as written)."""
     if upper >= v.shape[0]:
         raise _out_of_range(where, name, upper, v.shape[0])
-    vk = v[:upper + 1]
+    vk = v[:upper + 1] if upper + 1 < v.shape[0] else v  # (the whole of v: no slice node)
     if tuple(vk.shape[1:]) == tuple(x.shape[x.dim() - rank:]):
-        return x.flatten(x.dim() - rank) @ vk.flatten(1).T
+        return F.linear(x.flatten(x.dim() - rank), vk.flatten(1))
     product = vk * x.unsqueeze(x.dim() - rank)
     return product.flatten(product.dim() - rank).sum(-1)
 

@@ -18,6 +18,7 @@ import torch
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime import batching
 from kokoyi.runtime.forward import ModuleForward
+from kokoyi.runtime.guards import MAX_GUARDS, make_guard
 from kokoyi.runtime.calls import OpaqueRank
 from kokoyi.runtime.specialize import FALLBACK, Specializations, cast_floats, module_dtype
 
@@ -64,6 +65,9 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
     def has_getter(owner):
         return hasattr(owner, "get_parameters")
 
+    guards = specializations.guards  # call guards (kokoyi/runtime/guards.py), newest first
+    replaced = [0]
+
     def forward(self, *args, batch_level=None):
         if len(args) != n_inputs:
             raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
@@ -73,6 +77,14 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             params = (self.get_parameters(),)
         else:
             params = read_parameters(self, spec)
+        for guard in guards:  # a call seen before: straight to its kernel
+            seen = guard(args, params, batch_level)
+            if seen is not None:
+                try:
+                    out = seen[0](*args, *params)
+                except Exception as err:  # noqa: BLE001 - the full path's handling, below
+                    return failed(err, self, args, batch_level)
+                return out if seen[1] or isinstance(out, torch.Tensor) else batching.as_output(out)
         if batch_level is None:
             levels = zeros
         else:
@@ -82,11 +94,13 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
                 levels = batching.check_batch_level(spec, args, batch_level)
             elif not any(levels):
                 levels = zeros
+        ordinary = True
         if annotated or real_inputs:
             check = plans.get(levels)
             if check is None:
                 check = plans[levels] = call_check(spec, levels)
             if not check(args, params):  # not the ordinary call: the full checks, messages and conversions
+                ordinary = False
                 if annotated:
                     check_annotations(spec, args, levels, params)
                 if real_inputs:
@@ -98,27 +112,49 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             if entry is not FALLBACK:
                 if levels is zeros:
                     out = entry[0](*args, *params)
+                    remember(ordinary and cast is None, levels, batch_level, args, params, (entry[0], False))
                     return out if isinstance(out, torch.Tensor) else batching.as_output(out)
                 out = batching.single_axis(entry, args, params, levels)
                 if out is not None:
+                    remember(ordinary and cast is None, levels, batch_level, args, params, (entry[0], True))
                     return out
             if entry is FALLBACK:
                 raise KokoyiUnsupportedError(f"{spec.where}: module `{spec.name}` cannot be compiled for this "
                                              f"call: {'; '.join(specializations.unsupported[-1:])}")
             return batching.run_specialized(entry[0], entry[1], args, params, levels)
-        except OpaqueRank as err:  # learnt: built again with that rank
+        except Exception as err:  # noqa: BLE001 - located, or re-raised as it is
+            return failed(err, self, args, batch_level)
+
+    def remember(ordinary, levels, batch_level, args, params, result):
+        """A guard for this call, once it ran its kernel as it is (no conversion, no check failed).
+        With MAX_GUARDS kept, every 16th such call replaces the oldest (calls whose parameters
+        are new objects each time never match; the signature used from then on gets its guard)."""
+        if not ordinary or torch.compiler.is_compiling():  # (no code generated inside a trace)
+            return
+        if len(guards) >= MAX_GUARDS:
+            replaced[0] += 1
+            if replaced[0] % 16:
+                return
+            guards.pop()
+        guard = make_guard(spec, levels, batch_level, args, params, specializations._table, result)
+        if guard is not None:
+            guards.insert(0, guard)
+
+    def failed(err, self, args, batch_level):
+        """An error raised inside the call: learnt from (an opaque callable's rank), or re-raised
+        naming the module and the .kyi line."""
+        if isinstance(err, OpaqueRank):  # learnt: built again with that rank
             specializations.learn(err)
             return forward(self, *args, batch_level=batch_level)
-        except KokoyiError as err:
+        if isinstance(err, KokoyiError):
             named = in_module(err, spec)
             if named is err:
-                raise
+                raise err
             raise named from None
-        except Exception as err:  # noqa: BLE001 - re-raised with the .kyi line
-            explained = explain(err)
-            if explained is None:
-                raise
-            raise in_module(KokoyiRuntimeError(explained), spec) from err
+        explained = explain(err)
+        if explained is None:
+            raise err
+        raise in_module(KokoyiRuntimeError(explained), spec) from err
 
     forward.__name__ = forward.__qualname__ = python_name
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."

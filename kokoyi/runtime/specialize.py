@@ -36,6 +36,7 @@ class Specializations:
         self._generation = None
         self.cache: dict = {}
         self.fast: dict = {}  # (input dims and dtypes, levels, parameter identities) -> entry
+        self.guards: list = []  # call guards of the module's forward (kokoyi/runtime/guards.py)
         self._params_key = None
         self._params_desc = None
         self._counter = 0
@@ -55,6 +56,7 @@ class Specializations:
         self._ir = self._prepared = None
         self.cache.clear()
         self.fast.clear()
+        self.guards.clear()
 
     def attach_lazily(self, text: str, filename: str, key: str, namespace: dict) -> None:
         """Find the module in `text` on first use (generated files that run on their own)."""
@@ -91,6 +93,7 @@ class Specializations:
             self._prepared = None
             self.cache.clear()
             self.fast.clear()
+            self.guards.clear()
         # The common case, all inputs tensors: one cheap key (plain loops: in Python 3.11 a
         # comprehension costs a function call).
         key = [levels, torch.get_default_dtype()]
@@ -114,7 +117,10 @@ class Specializations:
                 return entry
         # The module dtype walks the layers' tensors: once per call that misses the fast key.
         dtype = module_dtype(args, params)
-        entry = (self._lookup(args, levels, params, dtype), _cast_to(args, params, dtype))
+        if torch.compiler.is_compiling():
+            entry = (self._lookup_traced(args, levels, params, dtype), _cast_to(args, params, dtype))
+        else:
+            entry = (self._lookup(args, levels, params, dtype), _cast_to(args, params, dtype))
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
@@ -141,11 +147,9 @@ class Specializations:
             self.cache[key] = entry
         return entry
 
-    # Code generation stays outside a torch.compile trace: a signature met for the first time
-    # under torch.compile is a graph break (an error with fullgraph=True) at this call.
-    _lookup = torch.compiler.disable(_lookup, reason=(
-        "kokoyi generates code for a call signature it has not seen: call the model once with "
-        "these input ranks and batch levels before compiling it with fullgraph=True"))
+    def _lookup_traced(self, args, levels, params, dtype):
+        """_lookup as torch.compile meets it: never traced (see _outside_trace)."""
+        return _outside_trace(self, args, levels, params, dtype)
 
     def output_layouts(self, inputs, param_descs, params):
         entry = self._build(inputs, param_descs, params, module_dtype((), params))
@@ -207,6 +211,7 @@ class Specializations:
         self.opaque_ranks[err.where] = err.rank
         self.cache.clear()
         self.fast.clear()
+        self.guards.clear()
 
     def _globals_desc(self) -> dict:
         return {k: (n, describe(obj), sym) for k, (n, obj, sym) in self.globals_info().items()}
@@ -224,6 +229,17 @@ class Specializations:
             cs = CallState(self._ir, globals_info=self._globals_desc())
             self._prepared = run_call_passes(cs, stop_after="at_call").fn
         return self._prepared
+
+
+# Code generation stays outside a torch.compile trace: a signature met for the first time
+# under torch.compile is a graph break (an error with fullgraph=True) at this call. Disabled
+# lazily (torch's own _disable_dynamo): torch.compiler.disable itself imports torch._dynamo,
+# seconds of import that a process which never compiles should not pay.
+_outside_trace = torch._disable_dynamo(Specializations._lookup)
+_outside_trace._torchdynamo_disable = True  # what the tracer reads: a graph break, with this reason
+_outside_trace._torchdynamo_disable_msg = (
+    "kokoyi generates code for a call signature it has not seen: call the model once with "
+    "these input ranks and batch levels before compiling it with fullgraph=True")
 
 
 def _symbol_of(item):
