@@ -571,3 +571,7 @@ from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
     fuse_layers, fuse_rows, fused_product, read_states, steps_cat)
+
+
+# ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------
+from kokoyi.runtime.statics import static_values  # noqa: E402,F401  (kx.…)

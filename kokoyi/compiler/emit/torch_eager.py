@@ -151,6 +151,14 @@ class Printer:
             self.put(depth, "pass", 0)
         for s in stmts:
             match s:
+                case K.Assign() if s.op == "statics":  # batch/statics.py: a local function, its results kept
+                    fn, keys = s.attrs["fn"], ", ".join(arg(a) for a in s.args)
+                    self.put(depth, f"def {fn}({keys}):", s.line)
+                    self.block(s.attrs["body"], depth + 1)
+                    outs = s.attrs["outs"]
+                    self.put(depth + 1, f"return ({', '.join(outs)},)", 0)
+                    self.put(depth, f"{', '.join(outs)}, = kx.static_values({fn}, ({keys}{',' if len(s.args) == 1 else ''}))",
+                             s.line)
                 case K.Assign():
                     text = expression(s)
                     self.put(depth, f"{s.out} = {text}" if s.out else text, s.line)
