@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from kokoyi.errors import KokoyiRuntimeError
-from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_summed  # noqa: F401  (kx.…)
+from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_rows_t, matmul_summed  # noqa: F401  (kx.…)
 
 
 def _error(where: str, message: str) -> KokoyiRuntimeError:

@@ -209,9 +209,10 @@ class Batcher:
         from kokoyi.compiler.batch.licm import hoist_invariants
 
         from kokoyi.compiler.batch.statics import keep_statics
+        from kokoyi.compiler.batch.transposed import untranspose
 
         k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
-        return keep_statics(cleanup(fuse(dataclasses.replace(k, body=hoist_invariants(k.body)))))
+        return keep_statics(cleanup(untranspose(fuse(dataclasses.replace(k, body=hoist_invariants(k.body))))))
 
     def _outputs(self, out: Val) -> tuple:
         values = out.info if out.what == "tuple" else (out,)
