@@ -13,9 +13,10 @@ import kokoyi
 from kokoyi.test_utils import Host
 
 CASES = {
-    # each head's X @ W[i]^T: rows of every sample against every head's matrix
+    # each head's X @ W[i]^T: rows of every sample against every head's matrix, the matrices
+    # read as they are (F.linear's layout: batch/transposed.py)
     "per-head projections": (r"\Module{P}{X; W} \Return \{ X @ W[i]^\top \}_{i=0}^{|W|-1} \\ \EndModule",
-                             {"X": torch.randn(3, 4)}, [torch.randn(2, 5, 4)], "kx.matmul_rows("),
+                             {"X": torch.randn(3, 4)}, [torch.randn(2, 5, 4)], "kx.matmul_rows_t("),
     # with the head index first in the loop nest and a second loop axis on the left
     "two loops": (r"\Module{P}{X; W} \Return \{ \{ X[j] @ W[i] \}_{i=0}^{|W|-1} \}_{j=0}^{|X|-1} \\ \EndModule",
                   {"X": torch.randn(2, 3, 4)}, [torch.randn(2, 4, 5)], "kx.matmul_rows("),
@@ -51,3 +52,10 @@ def test_a_per_head_projection_keeps_the_batch_and_head_axes_in_place():
     g = torch.randn_like(out)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in
                zip(torch.autograd.grad(out, (X, W), g), torch.autograd.grad(want, (X, W), g)))
+    # W^T is never made: no transpose forward, none in the backward graph
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out = Host(W, kokoyi.symbol["P"])(X, batch_level=[1])
+        torch.autograd.grad(out, (X, W), g)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert "TransposeBackward0" not in counts, counts
+    assert counts.get("aten::transpose", 0) == counts.get("aten::t", 0), counts  # only torch's own (F.linear's t())

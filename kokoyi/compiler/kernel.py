@@ -84,6 +84,9 @@ def _dump_block(block: list, depth: int, lines: list) -> None:
     pad = "  " * depth
     for s in block:
         match s:
+            case Assign() if s.op == "statics":
+                lines.append(f"{pad}{', '.join(s.attrs['outs'])} = statics({', '.join(map(_arg, s.args))}):")
+                _dump_block(s.attrs["body"], depth + 1, lines)
             case Assign():
                 attrs = "".join(f" {k}={v!r}" for k, v in s.attrs.items())
                 lhs = f"{s.out} = " if s.out else ""

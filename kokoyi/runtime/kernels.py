@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from kokoyi.errors import KokoyiRuntimeError
-from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_summed  # noqa: F401  (kx.…)
+from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_rows_t, matmul_summed  # noqa: F401  (kx.…)
 
 
 def _error(where: str, message: str) -> KokoyiRuntimeError:
@@ -574,3 +574,7 @@ from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
     fuse_layers, fuse_rows, fused_product, project_steps, projected_product, read_states, steps_cat)
+
+
+# ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------
+from kokoyi.runtime.statics import static_values  # noqa: E402,F401  (kx.…)

@@ -137,9 +137,21 @@ def one_hot(i, n, device=None, dtype=None):
     return (torch.arange(int(n), device=i.device) == i.unsqueeze(-1)).to(dtype or torch.get_default_dtype())
 
 
+_NO_LABEL = -(2 ** 63)  # F.cross_entropy's ignore_index: below any int64 label, so none is ignored
+
+
 def cross_entropy(logits, label):
-    logp = torch.log_softmax(_float(logits), dim=-1)
-    label = torch.as_tensor(label, device=logp.device).long()
+    logits = _float(logits)
+    label = torch.as_tensor(label, device=logits.device).long()
+    if logits.dim() >= 2 and label.shape == logits.shape[:-1] and logits.numel() and not logits.is_complex():
+        # one label per row of logits: torch's fused loss (a bad label: the gather's own error below)
+        rows = logits if logits.dim() == 2 else logits.reshape(-1, logits.shape[-1])
+        try:
+            out = F.cross_entropy(rows, label.reshape(-1), reduction="none", ignore_index=_NO_LABEL)
+            return out if logits.dim() == 2 else out.view(label.shape)
+        except IndexError:
+            pass
+    logp = torch.log_softmax(logits, dim=-1)
     lead = torch.broadcast_shapes(logp.shape[:-1], label.shape)
     logp = logp.expand(tuple(lead) + (logp.shape[-1],))
     return -torch.gather(logp, -1, label.expand(lead).unsqueeze(-1)).squeeze(-1)

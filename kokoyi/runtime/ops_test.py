@@ -59,6 +59,23 @@ def test_losses():
     assert close(kk.cross_entropy(logits, 1), -torch.log_softmax(logits, -1)[1])
 
 
+def test_cross_entropy_of_rows_is_torchs_fused_loss_with_the_same_values_gradients_and_errors():
+    z = torch.randn(3, 4, 5, requires_grad=True)
+    y = torch.randint(0, 5, (3, 4))
+    written = -torch.gather(torch.log_softmax(z, -1), -1, y.unsqueeze(-1)).squeeze(-1)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        got = kk.cross_entropy(z, y)
+    assert "aten::nll_loss_forward" in {e.key for e in prof.key_averages()}
+    assert got.shape == (3, 4) and close(got, written)
+    assert close(torch.autograd.grad(got.sum(), z)[0], torch.autograd.grad(written.sum(), z)[0])
+    assert close(kk.cross_entropy(z[0], y[0]), written[0])  # (rows, classes) as it is
+    for bad in (-1, 5, -100):  # -100 is not torch's ignored label here: every label is checked
+        y_bad = y.clone()
+        y_bad[1, 2] = bad
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            kk.cross_entropy(z, y_bad)
+
+
 # ---- lengths, norms, transpose ----------------------------------------------------------------
 
 

@@ -29,6 +29,16 @@ def matmul_rows(x, w, nr: int, perm):
     return y if perm is None else y.permute(perm)
 
 
+def matmul_rows_t(x, w, nr: int, perm):
+    """matmul_rows(x, w^T): x @ w^T for every pair of x's matrices and w's (kokoyi/compiler/
+    batch/transposed.py): w's matrices are F.linear's (out, in) as they are."""
+    k, n = w.shape[-2], w.shape[-1]
+    lead = tuple(w.shape[:nr])
+    y = F.linear(x, w.reshape(math.prod(lead) * k, n))
+    y = y.unflatten(-1, lead + (k,))
+    return y if perm is None else y.permute(perm)
+
+
 def matmul_summed(x, w, pos: int):
     """sum_s x[..s..] @ w[s] (axis `pos` of x is s, w has s leading): one product of x's rows,
     their s matrices side by side, with w's stacked."""

@@ -27,6 +27,8 @@ def ops(k: K.Kernel) -> list[str]:
         for s in block:
             if isinstance(s, K.Assign):
                 out.append(s.op)
+                if s.op == "statics":  # values of sizes alone, kept across calls (batch/statics.py)
+                    walk(s.attrs["body"])
             elif isinstance(s, K.If):
                 walk(s.then)
                 walk(s.orelse)

@@ -16,7 +16,7 @@ from kokoyi.compiler import kernel as K
 EFFECTS = {"new_list", "append", "stack_states", "call_layer", "call_flat", "call_module", "item"}
 # Ops that cannot fail: an unused one is dropped. (Any other may raise, and the source's
 # statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
-DROPPABLE = {"not", "view", "to", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
+DROPPABLE = {"not", "view", "to", "transpose", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
              "expand_lead", "unbind", "step_item", "stack_states", "device_of", "reduce_sum_last", "mean_last",
              "logsumexp_last", "softmax_last", "log_softmax_last", "std_last", "var_last"}
 # Reductions whose only failure is an empty axis: unused, they become that check alone (the

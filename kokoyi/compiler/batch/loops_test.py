@@ -38,6 +38,8 @@ def ops(block: list) -> list[str]:
     for s in block:
         if isinstance(s, K.Assign):
             out.append(s.op)
+            if s.op == "statics":  # values of sizes alone, kept across calls (batch/statics.py)
+                out += ops(s.attrs["body"])
         elif isinstance(s, K.If):
             out += ops(s.then) + ops(s.orelse)
         elif isinstance(s, K.For):

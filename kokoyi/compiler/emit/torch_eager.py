@@ -56,7 +56,8 @@ TEMPLATES = {
     "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
-    "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",
+    "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})",
+    "matmul_rows_t": "kx.matmul_rows_t({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
     "trailing2": "kx.trailing2({op!r}, {*})", "cross_entropy": "kk.cross_entropy({0}, {1})",
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
@@ -152,6 +153,14 @@ class Printer:
             self.put(depth, "pass", 0)
         for s in stmts:
             match s:
+                case K.Assign() if s.op == "statics":  # batch/statics.py: a local function, its results kept
+                    fn, keys = s.attrs["fn"], ", ".join(arg(a) for a in s.args)
+                    self.put(depth, f"def {fn}({keys}):", s.line)
+                    self.block(s.attrs["body"], depth + 1)
+                    outs = s.attrs["outs"]
+                    self.put(depth + 1, f"return ({', '.join(outs)},)", 0)
+                    self.put(depth, f"{', '.join(outs)}, = kx.static_values({fn}, ({keys}{',' if len(s.args) == 1 else ''}))",
+                             s.line)
                 case K.Assign():
                     text = expression(s)
                     self.put(depth, f"{s.out} = {text}" if s.out else text, s.line)
