@@ -208,7 +208,6 @@ class Batcher:
         from kokoyi.compiler.batch.fuse import fuse
         from kokoyi.compiler.batch.licm import hoist_invariants
         from kokoyi.compiler.batch.project import project_inputs
-
         from kokoyi.compiler.batch.statics import keep_statics
         from kokoyi.compiler.batch.transposed import untranspose
 
