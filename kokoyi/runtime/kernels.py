@@ -573,7 +573,7 @@ from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, 
 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
-    fuse_layers, fuse_rows, fused_product, project_steps, projected_product, read_states, steps_cat)
+    fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, steps_cat)
 
 
 # ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------

@@ -196,3 +196,39 @@ def projected_product(proj: Projected | None, k, parts: tuple, axis: int, fused,
             whole = torch.addmm(q, h, proj.wht) if h.dim() == 2 else F.linear(h, proj.wh) + q
             return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
     return fused_product(torch.cat(parts, axis), fused, ms, plan=plan)
+
+
+
+_TORCH_ORDER = "ifgo"  # torch.nn.LSTM's gates: input, forget, cell, output
+
+
+def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: tuple, h_list: list,
+                  c_list: list, start: int, stop: int) -> bool:
+    """The steps start..stop-1 of a loop whose step is an LSTM cell (kokoyi/compiler/batch/lstm.py),
+    run as torch's LSTM over xs (the inputs of those steps, along dim: part `at` of each step's
+    concatenation with h) from the last elements of h_list and c_list: appends each step's h to
+    h_list and returns False; or returns True, nothing done, where the loop must run (no single
+    batch axis, other shapes or dtypes, tracing). c_list is read by nothing after the loop."""
+    if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() != 3 or dim not in (0, 1) \
+            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != start or len(c_list) != start \
+            or xs.shape[dim] != stop - start or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return True
+    h, c, w = h_list[-1], c_list[-1], fused.w
+    batch, n, (rows, cols) = xs.shape[1 - dim], xs.shape[-1], w.shape
+    hidden = rows // 4
+    if not (isinstance(h, torch.Tensor) and isinstance(c, torch.Tensor)) or h.shape != (batch, hidden) \
+            or c.shape != (batch, hidden) or 4 * hidden != rows or hidden + n != cols \
+            or not (xs.dtype == w.dtype == h.dtype == c.dtype) or xs.dtype not in (torch.float32, torch.float64) \
+            or sorted(roles) != sorted(_TORCH_ORDER):
+        return True
+    order = [roles.index(r) for r in _TORCH_ORDER]
+    w = w.view(4, hidden, cols)[order].reshape(rows, cols) if order != [0, 1, 2, 3] else w
+    wx, wh = (w[:, :n], w[:, n:]) if at == 0 else (w[:, hidden:], w[:, :hidden])
+    params = (wx, wh)
+    if fused.b is not None:
+        b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
+        params = (wx, wh, b, torch.zeros_like(b))
+    out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, fused.b is not None, 1, 0.0, False,
+                         False, dim == 1)[0]
+    h_list.extend(out.unbind(dim))
+    return False

@@ -207,13 +207,14 @@ class Batcher:
         from kokoyi.compiler.batch.cleanup import cleanup
         from kokoyi.compiler.batch.fuse import fuse
         from kokoyi.compiler.batch.licm import hoist_invariants
+        from kokoyi.compiler.batch.lstm import lstm_sequences
         from kokoyi.compiler.batch.project import project_inputs
         from kokoyi.compiler.batch.statics import keep_statics
         from kokoyi.compiler.batch.transposed import untranspose
 
         k = cleanup(K.Kernel(name, tuple(params), self.block, tuple(layouts), self.batch_loop))
-        return keep_statics(cleanup(untranspose(project_inputs(fuse(
-            dataclasses.replace(k, body=hoist_invariants(k.body)))))))
+        return keep_statics(cleanup(untranspose(lstm_sequences(project_inputs(fuse(
+            dataclasses.replace(k, body=hoist_invariants(k.body))))))))
 
     def _outputs(self, out: Val) -> tuple:
         values = out.info if out.what == "tuple" else (out,)
