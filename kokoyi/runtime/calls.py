@@ -2,9 +2,11 @@
 modules on arguments with leading axes, and opaque callables called on each element."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+from torch.nn.modules import module as _nn_module
 
 
 class OpaqueRank(Exception):
@@ -62,16 +64,38 @@ def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
     if no_grad and torch.is_grad_enabled():
         with torch.no_grad():
             return call_module(m, args, flags, sizes, n_out)
+    call = _direct(m)
     if not any(flags):
-        return m(*args)
+        return call(*args)
+    levels = _LEVELS.get(flags)
+    if levels is None:
+        levels = _LEVELS[flags] = tuple(int(f) for f in flags)
     lead = len(sizes)
     if lead == 1:
-        return m(*args, batch_level=[int(f) for f in flags])
+        return call(*args, batch_level=levels)
     size = math.prod(sizes)
     flat = [a.reshape((size,) + tuple(a.shape[lead:])) if f else a for a, f in zip(args, flags)]
-    out = m(*flat, batch_level=[int(f) for f in flags])
+    out = call(*flat, batch_level=levels)
 
     def back(o):
         return o.reshape(tuple(sizes) + tuple(o.shape[1:]))
 
     return back(out) if n_out == 1 else tuple(back(o) for o in out)
+
+
+_LEVELS: dict = {}  # flags -> batch levels (a tuple: the callee's call guard takes it as it is)
+
+
+def _direct(m):
+    """m's Kokoyi forward bound to m when calling m would only run it (nn.Module's own __call__,
+    not compiled with m.compile(), no hook on m or on every module, no TorchScript trace):
+    nn.Module.__call__'s checks skipped; else m itself."""
+    forward = getattr(type(m), "forward", None)
+    function = getattr(forward, "_function", None)
+    if (function is None or type(m).__call__ is not torch.nn.Module.__call__ or m._compiled_call_impl is not None
+            or m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+            or m._backward_pre_hooks or _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks
+            or _nn_module._global_backward_hooks or _nn_module._global_backward_pre_hooks
+            or torch._C._get_tracing_state()):
+        return m
+    return functools.partial(function, m)

@@ -567,6 +567,18 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
     return product.flatten(product.dim() - rank).sum(-1)
 
 
+def contract_add(v, x, rank: int, upper: int, where: str, name: str, b):
+    """contract(...) + b (kokoyi/compiler/batch/contract_bias.py): one F.linear with b as its
+    bias when b is a vector of the result's length (dtype and device of the operands)."""
+    if upper >= v.shape[0]:
+        raise _out_of_range(where, name, upper, v.shape[0])
+    vk = v[:upper + 1] if upper + 1 < v.shape[0] else v
+    if (isinstance(b, torch.Tensor) and b.dim() == 1 and b.shape[0] == vk.shape[0] and b.dtype == x.dtype
+            and vk.dtype == x.dtype and b.device == x.device and tuple(vk.shape[1:]) == tuple(x.shape[x.dim() - rank:])):
+        return F.linear(x.flatten(x.dim() - rank), vk.flatten(1), b)
+    return contract(v, x, rank, upper, where, name) + b
+
+
 # ---- calls: kokoyi/runtime/calls.py ------------------------------------------------------------
 from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, module_params  # noqa: E402,F401  (kx.…)
 

@@ -81,6 +81,7 @@ TEMPLATES = {
     "cross_entropy_rows": "kx.cross_entropy_rows({0}, {1}, {2}, {3}, {4})",
     "huber": "torch.nn.functional.huber_loss({0}, torch.zeros_like({0}), reduction='none', delta={1})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
+    "contract_add": "kx.contract_add({0}, {1}, {2}, {3}, {4}, {5}, {6})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",
     "causal_attention": "kx.causal_attention({0}, {1}, {2}, {3})",
     # calls
