@@ -189,6 +189,14 @@ def read_static(x, lead: int, items: tuple, where: str, name: str, guards):
     return x[tuple(index)]
 
 
+def check_static(x, lead: int, items: tuple, where: str, name: str, guards) -> None:
+    """read_static's range check alone (a read taken only for its size)."""
+    for axis, item in enumerate(items, start=lead):
+        size = x.shape[axis]
+        if not -size <= item < size and _applies(guards):
+            raise _out_of_range(where, name, item, size)
+
+
 def read_indices(x, items: tuple, where: str, name: str, guards):
     """x[items] with tensors of indices among the items (torch's advanced indexing), checked
     where the read applies (elsewhere out-of-range indices are clamped)."""

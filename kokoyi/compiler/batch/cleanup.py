@@ -11,6 +11,7 @@ import dataclasses
 
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.contract_bias import count_uses, fuse_contract_bias
+from kokoyi.compiler.batch.static_sizes import sizes_without_reads
 
 # Ops with effects, or whose result may differ between two calls with the same arguments
 # (a layer may be dropout; a list grows): never merged, never dropped.
@@ -40,7 +41,7 @@ def cleanup(k: K.Kernel) -> K.Kernel:
         if _count(pruned) == _count(body):
             break
         body = pruned
-    body = fuse_contract_bias(body, count_uses(body, {}))
+    body = fuse_contract_bias(sizes_without_reads(body), count_uses(body, {}))
     return dataclasses.replace(k, body=body)
 
 

@@ -40,6 +40,7 @@ TEMPLATES = {
     "require_nonempty": "kx.require_nonempty({0}, {1}, {2}, {3}, {4}, {5}, {6})",
     # reads
     "read_static": "kx.read_static({0}, {1}, {2}, {3}, {4}, {5})",
+    "check_static": "kx.check_static({0}, {1}, {2}, {3}, {4}, {5})",
     "read_indices": "kx.read_indices({0}, {1}, {2}, {3}, {4})",
     "gather": "kx.gather({0}, {1}, {2}, {3}, {4}, {5}, {6})", "affine_range": "kx.affine_range({0}, {1})",
     "windows": "kx.window_views({0}, {1}, {2}, {3}, {4}, {5}, {6})", "any_over": "kx.any_over({0}, {1})",
