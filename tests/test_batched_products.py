@@ -52,10 +52,17 @@ def test_a_per_head_projection_keeps_the_batch_and_head_axes_in_place():
     g = torch.randn_like(out)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in
                zip(torch.autograd.grad(out, (X, W), g), torch.autograd.grad(want, (X, W), g)))
-    # W^T is never made: no transpose forward, none in the backward graph
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        out = Host(W, kokoyi.symbol["P"])(X, batch_level=[1])
-        torch.autograd.grad(out, (X, W), g)
-    counts = {e.key: e.count for e in prof.key_averages()}
-    assert "TransposeBackward0" not in counts, counts
-    assert counts.get("aten::transpose", 0) == counts.get("aten::t", 0), counts  # only torch's own (F.linear's t())
+    # W^T is never made: W's gradient comes from the product through a view alone, no transpose
+    # (the source's ^T and matmul_rows's transpose back would be two, forward and backward)
+    out = Host(W, kokoyi.symbol["P"])(X, batch_level=[1])
+    readers, seen, stack = [], set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for nxt, _ in node.next_functions:
+            if nxt is not None and getattr(nxt, "variable", None) is W:
+                readers.append(type(node).__name__)
+            stack.append(nxt)
+    assert readers and all(r in ("ViewBackward0", "ReshapeAliasBackward0") for r in readers), readers

@@ -175,6 +175,27 @@ out["two_levels"] = cnn(data["x"][:, None], batch_level=2).detach()
     torch.testing.assert_close(got["two_levels"], logits.detach()[:, None])
 
 
+def test_values_of_sizes_alone_are_kept_by_the_files_own_helpers(tmp_path):
+    """A causal mask (kokoyi/compiler/batch/statics.py): the file calls its own copy of
+    kx.static_values (no kokoyi import) and gives the masked product on two lengths."""
+    kyi = tmp_path / "masked.kyi"
+    kyi.write_text(r"""\Module{M}{X}
+  T \gets |X| \\
+  M \gets \{ \begin{cases} 0 & j \le i \\ -\infty & \text{otherwise} \end{cases} \}_{i=0, j=0}^{T-1, T-1} \\
+  \Return \Softmax(X @ X^\top + M) @ X \\
+\EndModule
+""")
+    path = standalone(tmp_path, kyi, "--batch-level=M=1", "--input-rank=M.X=2")
+    assert "kx.static_values(" in path.read_text()
+    xs = [torch.randn(2, 5, 3), torch.randn(2, 7, 3), torch.randn(2, 5, 3)]
+    run = 'out["ys"] = [sa.MModule()(x, batch_level=[1]) for x in data["xs"]]'
+    got = run_child(tmp_path, path, {"run": run, "xs": xs})
+    for x, y in zip(xs, got["ys"]):
+        T = x.shape[1]
+        mask = torch.full((T, T), -torch.inf).triu(1)
+        torch.testing.assert_close(y, torch.softmax(x @ x.transpose(-1, -2) + mask, -1) @ x)
+
+
 def test_one_sample_file_loops_over_a_batch(tmp_path):
     """Without batch levels a file holds each module's one-sample kernel; a batched call runs
     it on each sample."""

@@ -141,16 +141,21 @@ _NO_LABEL = -(2 ** 63)  # F.cross_entropy's ignore_index: below any int64 label,
 
 
 def cross_entropy(logits, label):
+    if isinstance(logits, torch.Tensor) and isinstance(label, torch.Tensor) and logits.is_floating_point() \
+            and label.dtype == torch.int64 and logits.dim() == label.dim() + 1 >= 2 and logits.numel():
+        # one label per row of logits: torch's fused loss (a bad label: the gather's own error below)
+        n = logits.shape[-1]
+        if label.shape == logits.shape[:-1]:
+            try:
+                if logits.dim() == 2:
+                    return F.cross_entropy(logits, label, reduction="none", ignore_index=_NO_LABEL)
+                out = F.cross_entropy(logits.reshape(-1, n), label.reshape(-1), reduction="none",
+                                      ignore_index=_NO_LABEL)
+                return out.view(label.shape)
+            except IndexError:
+                pass
     logits = _float(logits)
     label = torch.as_tensor(label, device=logits.device).long()
-    if logits.dim() >= 2 and label.shape == logits.shape[:-1] and logits.numel() and not logits.is_complex():
-        # one label per row of logits: torch's fused loss (a bad label: the gather's own error below)
-        rows = logits if logits.dim() == 2 else logits.reshape(-1, logits.shape[-1])
-        try:
-            out = F.cross_entropy(rows, label.reshape(-1), reduction="none", ignore_index=_NO_LABEL)
-            return out if logits.dim() == 2 else out.view(label.shape)
-        except IndexError:
-            pass
     logp = torch.log_softmax(logits, dim=-1)
     lead = torch.broadcast_shapes(logp.shape[:-1], label.shape)
     logp = logp.expand(tuple(lead) + (logp.shape[-1],))
