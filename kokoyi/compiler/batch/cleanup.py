@@ -32,7 +32,7 @@ PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "n
 
 
 def cleanup(k: K.Kernel) -> K.Kernel:
-    body = _cse(k.body, {}, {})
+    body = _cse(k.body, {}, {}, _module_params(k.body, set()))
     while True:
         used = _uses(body, set())
         if _reads_device(body):
@@ -67,13 +67,35 @@ def _key(s: K.Assign):
         return None
 
 
-def _cse(block: list, seen: dict, rename: dict) -> list:
+def _module_params(block: list, acc: set) -> set:
+    """The names of modules' parameter tuples (kx.module_params): reading one of their items
+    gives the same value each time, so two reads of one item are one (unlike a growing list's)."""
+    for s in block:
+        match s:
+            case K.Assign() if s.op == "module_params" and s.out is not None:
+                acc.add(s.out)
+            case K.If():
+                _module_params(s.then, acc)
+                _module_params(s.orelse, acc)
+            case K.For():
+                _module_params(s.pre, acc)
+                _module_params(s.body, acc)
+    return acc
+
+
+def _pure(s: K.Assign, tuples: set) -> bool:
+    if s.op == "item":
+        return isinstance(s.args[0], K.Ref) and s.args[0].name in tuples and isinstance(s.args[1], int)
+    return s.op not in EFFECTS and s.op != "copy"  # a copy joins branches
+
+
+def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
     out = []
     for s in block:
         match s:
             case K.Assign():
                 s = dataclasses.replace(s, args=_sub(s.args, rename))
-                if s.out is not None and s.op not in EFFECTS and s.op != "copy":  # a copy joins branches
+                if s.out is not None and _pure(s, tuples):
                     key = _key(s)
                     if key is not None:
                         try:
@@ -86,13 +108,13 @@ def _cse(block: list, seen: dict, rename: dict) -> list:
                         seen[key] = s.out
                 out.append(s)
             case K.If():
-                out.append(dataclasses.replace(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename),
-                                               orelse=_cse(s.orelse, dict(seen), rename)))
+                out.append(dataclasses.replace(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename, tuples),
+                                               orelse=_cse(s.orelse, dict(seen), rename, tuples)))
             case K.For():
                 inner = dict(seen)
-                pre = _cse(s.pre, inner, rename)
+                pre = _cse(s.pre, inner, rename, tuples)
                 out.append(dataclasses.replace(s, start=_sub(s.start, rename), stop=_sub(s.stop, rename),
-                                               pre=pre, body=_cse(s.body, inner, rename)))
+                                               pre=pre, body=_cse(s.body, inner, rename, tuples)))
             case K.Return():
                 out.append(dataclasses.replace(s, values=_sub(s.values, rename)))
     return out

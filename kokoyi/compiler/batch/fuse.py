@@ -10,6 +10,10 @@ concatenated once and the addition is made inside the product (`addmm`); parts t
 through the same activation (an LSTM's sigmoid gates) are put next to each other and
 activated in one call. The runtime side is kokoyi/runtime/recur.py (`Fused`).
 
+Outside loops (a recurrence's first step, the inputs' projections for all steps that
+batch/hoist.py puts before the loop), products of one value with several layers or matrices
+of the same block are one product too (`_fuse_straight`): a GRU's three `W[k](E(x))`.
+
 Runs on the kernel after clean-up and loop-invariant code motion (licm.py): the matrices
 must be computed before the loop.
 """
@@ -57,18 +61,80 @@ def _definitions(block: list, acc: dict) -> None:
                 _definitions(s.body, acc)
 
 
-def _block(block: list, names, defs) -> list:
+def _block(block: list, names, defs, straight: bool = True) -> list:
     out = []
     for s in block:
         match s:
             case K.If():
                 s = dataclasses.replace(s, then=_block(s.then, names, defs), orelse=_block(s.orelse, names, defs))
             case K.For():
-                body = _block(s.body, names, defs)
+                body = _block(s.body, names, defs, straight=False)
                 pre, body = _fuse_products(list(s.pre), body, assigned(body, {s.var}), names, defs)
                 s = dataclasses.replace(s, pre=pre, body=body)
         out.append(s)
-    return out
+    return _fuse_straight(out, names) if straight else out
+
+
+def _fuse_straight(block: list, names) -> list:
+    """The block's products of one value with several layers or matrices (each product's
+    value used as it is) as one product, split into views: in a block that runs once (not a
+    loop's step), the stacking costs no more than the products it replaces. The layers'
+    statements that come after the first product (reads of a list of layers) move up to it."""
+    for _ in range(len(block)):
+        found = _straight_group(block)
+        if found is None:
+            return block
+        op, x, group, moved = found
+        at_x, at_w, fuse_op = PRODUCTS[op]
+        first = group[0]
+        ms = tuple(s.args[at_w] for s in group)
+        fused, parts = names.new("fused"), names.new("parts")
+        members, shift = {id(s) for s in group}, {id(s) for s in moved}
+        out = []
+        for s in block:
+            if s is first:
+                out.extend(moved)
+                out.append(K.Assign(fused, fuse_op, (ms,), {}, s.line))
+                out.append(K.Assign(parts, "fused_product", (K.Ref(x), K.Ref(fused), ms, None, 0, None, ()), {},
+                                    s.line))
+            if id(s) in members:
+                out.append(K.Assign(s.out, "item", (K.Ref(parts), group.index(s)), {}, s.line))
+            elif id(s) not in shift:
+                out.append(s)
+        block = out
+    return block
+
+
+def _straight_group(block: list):
+    """(op, input, its products, the layers' statements to move up) for the first group of at
+    least two products of one input with distinct layers all known at the first product."""
+    groups: dict = {}
+    for s in block:
+        if isinstance(s, K.Assign) and s.op in PRODUCTS and s.out is not None and not s.attrs:
+            at_x, at_w, _ = PRODUCTS[s.op]
+            x, w = s.args[at_x], s.args[at_w]
+            if isinstance(x, K.Ref) and isinstance(w, K.Ref) and len(s.args) == 2:
+                groups.setdefault((s.op, x.name), []).append(s)
+    for (op, x), group in groups.items():
+        layers = [s.args[PRODUCTS[op][1]].name for s in group]
+        if len(group) < 2 or len(set(layers)) < len(layers):
+            continue
+        start = next(i for i, s in enumerate(block) if s is group[0])
+        later = {s.out: s for s in block[start:] if isinstance(s, K.Assign) and s.out is not None}
+        after = assigned(block[start:], set())
+        moved = []
+        for name in layers:
+            s = later.get(name)
+            if s is None and name not in after:
+                continue
+            # a read of a layer from a list made before the first product moves up to it
+            if s is None or s.op not in ("item", "module_at") or any(n in after for n in _refs(s.args, set())):
+                moved = None
+                break
+            moved.append(s)
+        if moved is not None and x not in after:
+            return op, x, group, moved
+    return None
 
 
 def _groups(body: list, varying: set) -> dict:
