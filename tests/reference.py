@@ -863,6 +863,11 @@ class Interpreter:
                 out = self._maximum(out, x) if e.op == "max" else self._minimum(out, x)
             return out
         x = args[0]
+        if e.op == "prod" and x.is_floating_point():  # a loop of `*`: each factor's gradient the others' product
+            out = torch.ones((), dtype=x.dtype)
+            for factor in x.flatten():
+                out = out * factor
+            return out
         return {"sum": torch.sum, "prod": torch.prod, "max": torch.amax, "min": torch.amin,
                 "argmax": torch.argmax, "argmin": torch.argmin}[e.op](x)
 

@@ -448,6 +448,17 @@ def test_a_row_applies_only_where_no_earlier_row_did():
     assert_agrees(src, {"x": torch.tensor([1.0, -1.0]), "y": torch.tensor([2.0, -1.0])})
 
 
+def test_a_factors_gradient_is_the_product_of_the_others_when_the_product_is_nan():
+    """Seed 9005851: the product's one factor 1 - log(s) is NaN at a negative s, and its
+    gradient is the product of the other factors (1: there are none), so s gets log's -w/s as
+    from a loop of `*`. torch's prod divides the product by each factor in its backward
+    (NaN / NaN): batched code gave NaN. Products are pairwise multiplications now
+    (kokoyi/runtime/factors.py)."""
+    src = module(r"\Return \prod_{i=1}^{|x| - 1} ((1) - (\{ \log(s) \}_{j=0}^{1})) \\", "x, s")
+    assert_agrees(src, {"x": torch.tensor([0.0, -1.0]), "s": torch.tensor(-0.4949)})
+    assert_agrees(src, {"x": torch.tensor([0.0, -1.0, 2.0, 1.0]), "s": torch.tensor(-0.4949)})
+
+
 def test_a_later_steps_failing_read_is_a_right_error_beside_an_earlier_step_with_no_row():
     """Seed 6002665: step 1 has no row of the inner cases (a test on the step alone: an
     error), and step 3 reads x[4], out of range. One step at a time stops at step 1; compiled

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from kokoyi.errors import KokoyiRuntimeError
+from kokoyi.runtime.factors import multiply_along
 from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_rows_t, matmul_summed  # noqa: F401  (kx.…)
 
 
@@ -121,7 +122,7 @@ def reduce_axis(op: str, x, pos: int, mask, fill, lo):
     if op == "sum":
         return x.sum(pos)
     if op == "prod":
-        return x.prod(pos)
+        return multiply_along(x, pos)
     if op == "mean":
         count = mask.sum(pos) if mask is not None else x.shape[pos]
         return x.sum(pos) / count
@@ -452,7 +453,7 @@ def trailing(op: str, x, rank: int, *extra):
     if op == "reduce_sum":
         return flat.sum(-1)
     if op == "reduce_prod":
-        return flat.prod(-1)
+        return multiply_along(flat, -1)
     if op == "reduce_max":
         return flat.amax(-1)
     if op == "reduce_min":
