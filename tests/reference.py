@@ -104,6 +104,7 @@ class _Lazy:
         self.symbol = definition.target.symbol
         self.builder = A.strip(definition.value)
         self.elements: dict[int, torch.Tensor] = {}
+        self.probed: dict[int, torch.Tensor] = {}  # elements computed without gradient (see element)
         self.active: set[int] = set()
         # the members computed together (the recurrences pass's group), or this definition alone
         self.group = id(self.symbol.extra.get("group", self.symbol))
@@ -123,17 +124,22 @@ class _Lazy:
         return self.range
 
     def element(self, t: int) -> torch.Tensor:
-        if t not in self.elements:
+        if t in self.elements:
+            return self.elements[t]
+        # An element first computed without gradient (a probe of an empty range's shape) is kept
+        # apart: kept as the element, it would hand every later read a value with no gradient.
+        memo = self.elements if torch.is_grad_enabled() else self.probed
+        if t not in memo:
             if t in self.active:
                 raise AssertionError(f"element {t} of {self.symbol.key} reads itself")
             self.active.add(t)
             self.interp.computing.append(self.group)
             try:
-                self.elements[t] = self.interp.tensor(self.interp.eval(self.builder.element, self.local(t)))
+                memo[t] = self.interp.tensor(self.interp.eval(self.builder.element, self.local(t)))
             finally:
                 self.active.discard(t)
                 self.interp.computing.pop()
-        return self.elements[t]
+        return memo[t]
 
     def whole(self) -> torch.Tensor:
         return self.finished().value

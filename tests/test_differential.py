@@ -459,6 +459,27 @@ def test_a_factors_gradient_is_the_product_of_the_others_when_the_product_is_nan
     assert_agrees(src, {"x": torch.tensor([0.0, -1.0, 2.0, 1.0]), "s": torch.tensor(-0.4949)})
 
 
+def test_a_recurrence_element_first_computed_for_a_shape_keeps_its_gradient():
+    """Seed 9006105, a reference defect: the empty sum `\\sum_{i=2}^{1} (c_1[0])` computes its
+    body without gradient to learn its shape, and the reference kept that c_1[0] as the
+    element, so the norm of c_1 read later handed X no gradient (zeros where the module gave
+    X[0][0] its gradient). Elements computed without gradient are kept apart now."""
+    src = (r"\Module{P}{x, X, k \in \mathbb{Z}; W}" "\n"
+           r'c_{1} \gets \{ \begin{cases} \prod_{i=0}^{|x| - 1 - t} (\begin{cases} X[2t][0] & 2t < 2 \\ 3 & \text{otherwise} \end{cases}) & t = 0 \\ c_{1}[t-1] * 0.5 + z_{t} & \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \where z_{t} \gets h_{2}[t-1] \\' "\n"
+           r'h_{2} \gets \{ (1) \}_{t=0}^{|x| - 1} \\' "\n"
+           r'c_{3} \gets \{ \begin{cases} \sum_{i=2}^{1} (c_{1}[0]) & t = 0 \\ c_{3}[t-1] * 0.5 + z_{t} * (1) & \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \where z_{t} \gets \sign(1) \\' "\n"
+           r'h_{4} \gets \{ (1) \}_{t=0}^{|x| - 1} \\' "\n"
+           r'c_{5} \gets \{ (1) \}_{t=0}^{2} \where z_{t} \gets h_{6}[t-1] \\' "\n"
+           r'h_{6} \gets \{ (1) \}_{t=0}^{2} \\' "\n"
+           r'\Return (\{ \sqrt{2} \|c_{1}\|_1 \}_{i=0}^{|x| - 1}) + u \where u \gets h_{4}[-3] \\' "\n"
+           r"\EndModule" "\n")
+    inputs = {"x": torch.tensor([1.0226, 0.6107, 1.3554]),
+              "X": torch.tensor([[1.1548, 1.1039], [-0.1084, -0.3413]]), "k": torch.tensor(2)}
+    findings, stats = differential.check(differential.program(src, inputs, [torch.zeros(1, 3)]))
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.paths >= 3, stats
+
+
 def test_a_later_steps_failing_read_is_a_right_error_beside_an_earlier_step_with_no_row():
     """Seed 6002665: step 1 has no row of the inner cases (a test on the step alone: an
     error), and step 3 reads x[4], out of range. One step at a time stops at step 1; compiled
