@@ -51,14 +51,7 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
                 lines.append("b = s[0]")
             else:
                 lines.append("if s[0] != b: return None")
-        for axis, dim in sized:
-            if isinstance(dim, int):
-                lines.append(f"if s[{axis}] != {dim}: return None")
-            elif dim in known:
-                lines.append(f"if s[{axis}] != {known[dim]}: return None")
-            else:
-                known[dim] = f"d{len(known)}"
-                lines.append(f"{known[dim]} = s[{axis}]")
+        _size_checks(sized, known, lines)
     scope = {"Tensor": torch.Tensor, "get_default_dtype": torch.get_default_dtype,
              "DEFAULT": torch.get_default_dtype(), "TABLE": table, "RESULT": result}
     for k, a in enumerate(args):
@@ -72,14 +65,7 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
             lines.append(f"if {name}.dim() != {p.dim()} or {name}.dtype is not P{k}: return None")
             if inp is not None and inp.dims:
                 lines.append(f"s = {name}.shape")
-                for axis, dim in enumerate(inp.dims):
-                    if isinstance(dim, int):
-                        lines.append(f"if s[{axis}] != {dim}: return None")
-                    elif dim in known:
-                        lines.append(f"if s[{axis}] != {known[dim]}: return None")
-                    else:
-                        known[dim] = f"d{len(known)}"
-                        lines.append(f"{known[dim]} = s[{axis}]")
+                _size_checks(enumerate(inp.dims), known, lines)
         else:
             scope[f"T{k}"] = type(p)
             lines.append(f"if type({name}) is not T{k}: return None")
@@ -93,3 +79,16 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
     exec(compile(f"def guard(args, params, batch_level):\n{body}", f"<kokoyi call guard {spec.name}>", "exec"),  # noqa: S102
          scope)
     return scope["guard"]
+
+
+def _size_checks(sized, known: dict, lines: list) -> None:
+    """Lines checking the shape `s` against (axis, annotated size) pairs: a number equal, a
+    named size equal to where it was first seen (known: name -> local), else recorded."""
+    for axis, dim in sized:
+        if isinstance(dim, int):
+            lines.append(f"if s[{axis}] != {dim}: return None")
+        elif dim in known:
+            lines.append(f"if s[{axis}] != {known[dim]}: return None")
+        else:
+            known[dim] = f"d{len(known)}"
+            lines.append(f"{known[dim]} = s[{axis}]")

@@ -591,11 +591,9 @@ def contract_add(v, x, rank: int, upper: int, where: str, name: str, b):
 # ---- calls: kokoyi/runtime/calls.py ------------------------------------------------------------
 from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, module_params  # noqa: E402,F401  (kx.…)
 
-
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
     fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, steps_cat)
-
 
 # ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------
 from kokoyi.runtime.statics import static_values  # noqa: E402,F401  (kx.…)
