@@ -325,7 +325,7 @@ class Interpreter:
             "diag": lambda x: torch.diag_embed(x) if x.dim() == 1 else torch.diagonal(x, dim1=-2, dim2=-1),
         })
         self.builtins.update({
-            "det": lambda a: (self.note_matrix(a), torch.linalg.det(self.flt(a)))[1],
+            "det": self.det,
             "Tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
             "tr": lambda a: torch.diagonal(a, dim1=-2, dim2=-1).sum(-1),
         })
@@ -613,6 +613,20 @@ class Interpreter:
         if b.dim() == 1:
             return torch.linalg.solve(a, b.unsqueeze(-1)).squeeze(-1)
         return torch.linalg.solve(a, b)
+
+    def det(self, a):
+        """det(A), noting A's condition; a determinant out of the dtype's range (inf, or 0 from
+        a nonsingular A) is noted as infinitely ill-conditioned: compiled code takes log det(A)
+        as logdet(A), which never forms it, so where the reference's log det is ±inf the
+        module's finite value is the math's (docs/reference/language.md, "Linear algebra")."""
+        self.note_matrix(a)
+        d = torch.linalg.det(self.flt(a))
+        if self.conditions is not None:
+            with torch.no_grad():
+                out_of_range = ~torch.isfinite(d) | (d == 0)
+                if bool(torch.isfinite(a).all()) and bool(out_of_range.any()):
+                    self.conditions.append(math.inf)
+        return d
 
     def note_matrix(self, a: torch.Tensor) -> None:
         """Record n * cond(a) (the relative error a solve, inverse or determinant of it may

@@ -515,3 +515,21 @@ def test_a_sum_of_infinite_derivatives_in_one_sample_is_undefined_either_way():
     by a batch's samples), and still compares the finite rest."""
     src = module(r"b \gets \{ \sqrt[3]{x[1]} \}_{i=0}^{3} \\" "\n" r"  \Return \{ b_{3 - i} + x[0] \}_{i=0}^{3} \\", "x")
     assert_agrees(src, {"x": torch.tensor([1.0, 0.0], dtype=torch.float64)})
+
+
+def test_a_log_det_whose_det_overflows_is_the_log_determinant():
+    """Seed 9203277: log det(I + C C^T) with cosh entries near 1e200; compiled code takes
+    \\log \\det as logdet (LANGUAGE.md 6, docs/reference/language.md "Linear algebra"), finite,
+    where the reference's det overflows to inf first. The reference notes a determinant out of
+    the dtype's range as infinitely ill-conditioned, so the harness does not count the
+    difference; the module's value is the math's."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    src = module(r"\Return \log \det(A) \\", r"A \in \mathbb{R}^{n \times n}")
+    A = torch.diag(torch.tensor([1e200, 1e200, 1e-3], dtype=torch.float64))
+    findings, stats = differential.check(differential.program(src, {"A": A}))
+    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
+    assert stats.paths >= 3 and stats.ill_conditioned >= 1, stats
+    got = Host(None, kokoyi.symbol["P"])(A)
+    assert torch.isclose(got, 2 * torch.log(torch.tensor(1e200, dtype=torch.float64)) + torch.log(torch.tensor(1e-3)))
