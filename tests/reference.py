@@ -983,7 +983,7 @@ class Interpreter:
         derivative in what computed them is NaN, as in torch)."""
         out = torch.zeros((), dtype=self.dtype)
         seen = set()
-        for n in _differentiable_walk(e):
+        for n in _differentiable_walk(e, lambda b: self.known_empty(b, env)):
             if not isinstance(n, A.Ref) or n.symbol in seen:
                 continue
             seen.add(n.symbol)
@@ -992,6 +992,15 @@ class Interpreter:
             if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
                 out = out + torch.where(torch.zeros((), dtype=torch.bool), v, 0).sum().to(self.dtype)
         return out
+
+    def known_empty(self, b: A.Bound, env) -> bool:
+        """Whether b's range is empty here: a big operator or set-builder over it reads nothing,
+        so its body passes no gradient at all (docs/reference/choices.md#gradients-through-cases)."""
+        try:
+            lo, hi = self.bounds(b, env)
+        except Exception:  # noqa: BLE001 - not computable here: assume the body is computed
+            return False
+        return hi < lo
 
     def _select(self, values, shape, floating):
         dtype = self._promote(*(v for v, _ in values))[0].dtype
@@ -1078,9 +1087,10 @@ def _written_minus_one(e) -> bool:
     return isinstance(one, A.Num) and type(one.value) is int and one.value == 1
 
 
-def _differentiable_walk(e):
+def _differentiable_walk(e, empty=lambda bound: False):
     """e and its descendants through which a gradient can flow: not into conditions,
-    comparisons, indices, bounds, lengths, roundings, argmax/argmin or \\StopGrad."""
+    comparisons, indices, bounds, lengths, roundings, argmax/argmin or \\StopGrad, nor into
+    the body of a big operator or set-builder over a range empty(bound) says is empty."""
     yield e
     match e:
         case A.Compare() | A.Indicator() | A.Rounding() | A.Bars() | A.Bound():
@@ -1094,19 +1104,21 @@ def _differentiable_walk(e):
         case A.Reduce() if e.op in ("argmax", "argmin"):
             return
         case A.CaseRow():
-            yield from _differentiable_walk(e.value)
+            yield from _differentiable_walk(e.value, empty)
             return
         case A.Index():
-            yield from _differentiable_walk(e.target)
+            yield from _differentiable_walk(e.target, empty)
             return
         case A.BigOp():
-            yield from _differentiable_walk(e.body)
+            if not empty(e.bound):
+                yield from _differentiable_walk(e.body, empty)
             return
         case A.SetBuilder():
-            yield from _differentiable_walk(e.element)
+            if not any(empty(b) for b in e.bounds):
+                yield from _differentiable_walk(e.element, empty)
             return
     for c in A.children(e):
-        yield from _differentiable_walk(c)
+        yield from _differentiable_walk(c, empty)
 
 
 def _group_members(stmts) -> set:

@@ -533,3 +533,18 @@ def test_a_log_det_whose_det_overflows_is_the_log_determinant():
     assert stats.paths >= 3 and stats.ill_conditioned >= 1, stats
     got = Host(None, kokoyi.symbol["P"])(A)
     assert torch.isclose(got, 2 * torch.log(torch.tensor(1e200, dtype=torch.float64)) + torch.log(torch.tensor(1e-3)))
+
+
+def test_an_empty_sum_in_a_discarded_row_reads_nothing():
+    """Seed 9206831: the discarded row `\\sum_{i=2}^{1} h[i+1]` is an empty sum: it reads
+    nothing, so it hands h no gradient, and h[0] = sqrt(s) at a negative s (an undefined
+    derivative) does not make s's gradient NaN. The reference linked every value a discarded
+    row names (docs/reference/choices.md#gradients-through-cases), empty ranges too; compiled
+    code computes nothing over an empty range, with literal bounds or with data bounds (k)."""
+    for upper, k in (("1", 3), ("k", 1), ("k", 0)):
+        src = (r"\Module{P}{y, s, k \in \mathbb{Z}}" "\n"
+               r"  h \gets \{ \begin{cases} \sqrt{s} & t = 0 \\ 2 & \text{otherwise} \end{cases} \}_{t=0}^{|y| - 1} \\" "\n"
+               r"  \Return \begin{cases} 1 & s < \tanh(y[2]) \\ \sum_{i=2}^{" + upper + r"} h[i-2] & \text{else} \end{cases} \\"
+               "\n" r"\EndModule" "\n")
+        assert_agrees(src, {"y": torch.tensor([-0.45, -0.34, 0.39, -0.85, 1.2]), "s": torch.tensor(-1.04),
+                            "k": torch.tensor(k)})
