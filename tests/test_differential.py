@@ -548,3 +548,15 @@ def test_an_empty_sum_in_a_discarded_row_reads_nothing():
                "\n" r"\EndModule" "\n")
         assert_agrees(src, {"y": torch.tensor([-0.45, -0.34, 0.39, -0.85, 1.2]), "s": torch.tensor(-1.04),
                             "k": torch.tensor(k)})
+
+
+def test_a_loop_reads_nothing_outside_its_range():
+    """Seed 9300557: `\\prod_{j=i}^{0}` runs on the longest range (j = 0..0 for every i),
+    masked; for i = 1 the range is empty, but the body's square root was computed there at
+    X[-1, 2] = 0, whose infinite derivative times the mask's zero gradient made X's gradient NaN
+    there, where the math reads nothing (batch/gradients.py range_masked: inside a loop with a
+    varying range, reads pass gradient only inside it)."""
+    src = module(r"b \gets \{ \prod_{j=i}^{1 - 1} (\sqrt{X[1 - 1 - j, 2j]}) \}_{i=0}^{|y| - 1} \\" "\n"
+                 r"  \Return \LogSoftmax(b) \\", "y, X")
+    assert_agrees(src, {"y": torch.tensor([0.74, 0.15]), "X": torch.tensor([[-1.0, 0.0, 0.0]])})
+    assert_agrees(src, {"y": torch.tensor([0.74, 0.15]), "X": torch.tensor([[2.0, 0.5, -1.0]])})

@@ -59,6 +59,7 @@ class Batcher:
         self.line = 0
         self.recurrences: dict[str, Val] = {}  # name of a recurrence being computed -> its states
         self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
+        self.loop_masks: list[Val] = []  # inside loops with a dependent range: where it holds
         self.inlining: list[str] = []
         self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
@@ -279,10 +280,11 @@ class Batcher:
         v = self.env[e.name]
         if self.hoists and self.hoists[-1].vector:
             v = self.hoists[-1].translate(self, v)
-        if self.row_masks and v.is_tensor and not v.python and v.kind == "float":
+        if (self.row_masks or self.loop_masks) and v.is_tensor and not v.python and v.kind == "float":
             from kokoyi.compiler.batch import gradients
 
-            return gradients.masked(self, v)
+            v = gradients.masked(self, v) if self.row_masks else v
+            return gradients.range_masked(self, v) if self.loop_masks else v
         return v
 
     def e_Global(self, e: ir.Global) -> Val:

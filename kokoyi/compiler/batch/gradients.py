@@ -1,9 +1,17 @@
-"""No gradient through the elements a cases row does not supply (LANGUAGE.md 5).
+"""No gradient through the elements a cases row does not supply (LANGUAGE.md 5), nor through
+the positions of a loop outside its range.
 
 A row with a tensor condition is computed everywhere and selected; where it does not apply
 its value is discarded, but its local derivatives there may be undefined (`\\sqrt{x}` at
 x < 0: 0 * nan is nan in the backward pass). In such rows, when the row is element-wise,
 every tensor it reads passes its gradient only where the row applies.
+
+A loop whose range varies (`\\prod_{j=i}^{0}`) runs on the largest range, masked: its body is
+computed at positions outside the range too, and reduced or kept only where the range holds.
+What the body reads there would get a zero gradient, times the body's local derivative
+there (NaN at `\\sqrt{x}`, x < 0): inside such loops every float tensor read passes its
+gradient only where the loop's range holds (at some position of the loops it does not vary
+with), as the per-sample math reads nothing outside it.
 """
 from __future__ import annotations
 
@@ -73,3 +81,21 @@ def masked(b, v: Val) -> Val:
     x = v.code if axes == v.axes else b.expand(v, axes)
     code = b.emit("gradient_where", x, b.align(mask, axes, v.rank), hint=v.code.name if hasattr(v.code, "name") else "v")
     return Val(code, axes, v.rank, v.kind)
+
+
+def range_masked(b, v: Val) -> Val:
+    """v (a float tensor read inside loops with a dependent range) passing gradient only
+    where, for some position of the loops v does not vary with, every range holds."""
+    from kokoyi.compiler.batch.indexing import lined_up
+
+    if not any(set(m.axes) & set(v.axes) for m in b.loop_masks):
+        return v  # (some position of every range holds, or nothing is computed at all)
+    codes = [c for c in lined_up(b, b.loop_masks, v.axes) if not isinstance(c, bool)]
+    if not codes:
+        return v
+    mask = codes[0]
+    for c in codes[1:]:
+        mask = b.emit("and", mask, c, hint="in_range")
+    mask = b.align(Val(mask, v.axes, 0, "bool"), v.axes, v.rank)
+    code = b.emit("gradient_where", v.code, mask, hint=v.code.name if hasattr(v.code, "name") else "v")
+    return Val(code, v.axes, v.rank, v.kind)

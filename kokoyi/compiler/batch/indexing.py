@@ -78,7 +78,12 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
     guards = _guards(b, axes)
     bounds = tuple(_known_range(b, item) for item in index_items)
     code = b.emit("gather", xc, len(axes), codes, b.site(e), name, guards, bounds, hint="r")
-    return Val(code, axes, rank, x.kind)
+    read = Val(code, axes, rank, x.kind)
+    if b.loop_masks and x.kind == "float":
+        from kokoyi.compiler.batch import gradients
+
+        return gradients.range_masked(b, read)
+    return read
 
 
 def _slice_bound(b, e, v: Val):
@@ -106,11 +111,15 @@ def _known_range(b, item):
 
 
 def _guards(b, axes) -> tuple:
+    return lined_up(b, b.guards, axes)
+
+
+def lined_up(b, guards, axes) -> tuple:
     """The guards as code lined up with `axes`. Guards that vary with other axes too are
     combined first and then reduced over those (a read made once for all values of an axis
     applies if, for some value, every guard holds)."""
     out, wide = [], []
-    for g in b.guards:
+    for g in guards:
         if g.python:
             out.append(g.code)
         elif set(g.axes) <= set(axes):

@@ -61,10 +61,14 @@ def open_axis(b, axis: ir.Axis, ragged_ok: bool = True):
         mask = Val(b.emit("le", b.align(iota, full, 0), upper, hint="in_" + name), full, 0, "bool")
         guard = mask
     b.iotas[name] = iota
+    if mask is not None:
+        b.loop_masks.append(mask)
     try:
         with b.guarded(guard):
             yield n, mask, lo
     finally:
+        if mask is not None:
+            b.loop_masks.remove(mask)
         b.order.remove(name)
         del b.iotas[name]
         b.static_axes.pop(name, None)
