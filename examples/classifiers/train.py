@@ -76,6 +76,13 @@ class CrossEntropyLoss(torch.nn.Module):
     forward = kokoyi.symbol["CrossEntropyLoss"]
 
 
+class MeanCrossEntropyLoss(torch.nn.Module):
+    """The mean cross-entropy of a minibatch (logits (B, K), labels (B,)); the math is
+    ``\\Module{MeanCrossEntropyLoss}``: one ``F.cross_entropy`` with its mean inside."""
+
+    forward = kokoyi.symbol["MeanCrossEntropyLoss"]
+
+
 
 
 def build_model(name: str, hidden: int = 128) -> torch.nn.Module:

@@ -65,6 +65,26 @@ def load_modules(backend: str):
     return cartpole_twins.Q, cartpole_twins.DQNLoss
 
 
+def load_mean_loss():
+    """The Kokoyi module ``MeanDQNLoss``: the mean loss of a replay minibatch, called on it as
+    one sample (``DQNLoss`` with ``batch_level`` and ``.mean()`` computes the same)."""
+    import kokoyi
+
+    kokoyi.load(KYI)
+
+    class MeanDQNLoss(torch.nn.Module):
+        def __init__(self, Q, Q_hat, gamma):
+            super().__init__()
+            self.Q, self.Q_hat, self.gamma = Q, Q_hat, gamma
+
+        def get_parameters(self):
+            return self.Q, self.Q_hat, self.gamma
+
+        forward = kokoyi.symbol["MeanDQNLoss"]
+
+    return MeanDQNLoss
+
+
 class ReplayBuffer:
     """A fixed-size ring buffer of transitions (s, a, r, s', done), sampled uniformly."""
 

@@ -20,13 +20,14 @@ from kokoyi.compiler.rewrite import (
     lerp,
     pooling,
     population_std,
+    reduced_loss,
     solve,
     standardize,
 )
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite, lerp.rewrite, huber.rewrite)
+            solve.rewrite, lerp.rewrite, huber.rewrite, reduced_loss.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
