@@ -47,6 +47,10 @@ CASES = {
   \Return \sum_{i=0}^{|q|-1} Huber(q[i] - 2 y[i]) \\
 \EndModule""", {"q": torch.tensor([0.3, -2.0, 1.5, 0.1]), "y": torch.tensor([0.2, 0.4, -1.0, 3.0])}, [],
                   "kx.huber_reduced("),
+    "bce_logits": (r"\Module{P}{x, \eta} \Return \Softplus(\eta) - \eta * x \\ \EndModule",
+                   {"x": torch.rand(5), "eta": torch.randn(5) * 3}, [], "kx.bce_logits("),
+    "bce_logits_sum": (r"\Module{P}{x, \eta} \Return \sum_{i=0}^{|x|-1} (\Softplus(\eta_i) - x_i * \eta_i) \\ \EndModule",
+                       {"x": torch.rand(5), "eta": torch.randn(5) * 3}, [], "kx.bce_logits("),
     "contraction": (r"\Module{P}{x; V} \Return \{ \sum(V_k * x) \}_{k=0}^{|V|-1} \\ \EndModule",
                     {"x": torch.randn(3, 2)}, [torch.randn(4, 3, 2)], "kx.contract("),
     "attention": (r"""\Function{Attention}{Q, K, V, M}

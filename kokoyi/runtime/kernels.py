@@ -558,7 +558,8 @@ from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
     fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, steps_cat)
 
 # ---- losses: kokoyi/runtime/losses.py ----------------------------------------------------------------
-from kokoyi.runtime.losses import cross_entropy_reduced, cross_entropy_rows, huber_reduced, huber_rows  # noqa: E402,F401  (kx.…)
+from kokoyi.runtime.losses import (  # noqa: E402,F401  (kx.…)
+    bce_logits, cross_entropy_reduced, cross_entropy_rows, huber_reduced, huber_rows)
 
 # ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------
 from kokoyi.runtime.statics import static_values  # noqa: E402,F401  (kx.…)

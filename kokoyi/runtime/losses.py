@@ -79,3 +79,18 @@ def huber_reduced(p, q, d: float, op: str):
         return F.huber_loss(p, q, reduction=op, delta=d)
     rows = huber_rows(p, q, d)
     return rows.mean(-1) if op == "mean" else rows.sum(-1)
+
+
+def bce_logits(eta, x, op):
+    """softplus(eta) - x * eta per element (op None), or its mean or sum over the last axis:
+    F.binary_cross_entropy_with_logits, reduced inside it for one axis of values. (eta and x
+    come lined up; they broadcast, and their dtypes are promoted, as the product's would.)"""
+    if eta.dtype != x.dtype:
+        dtype = torch.promote_types(eta.dtype, x.dtype)
+        eta, x = eta.to(dtype), x.to(dtype)
+    if eta.shape != x.shape:  # (operands broadcast against each other)
+        eta, x = torch.broadcast_tensors(eta, x)
+    if op is not None and eta.dim() == 1 and eta.shape[0]:
+        return F.binary_cross_entropy_with_logits(eta, x, reduction=op)
+    out = F.binary_cross_entropy_with_logits(eta, x, reduction="none")
+    return out if op is None else out.mean(-1) if op == "mean" else out.sum(-1)

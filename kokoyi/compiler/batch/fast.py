@@ -132,6 +132,24 @@ def _difference(b, code):
     return code, None
 
 
+@rule("bce_logits")
+def _bce_logits(b, e):
+    from kokoyi.compiler.batch.rules import _operands
+
+    eta, x = (b.ev(a) for a in e.args)
+    if not all(v.is_tensor and not v.python and v.kind == "float" for v in (eta, x)):
+        return None
+    if eta.rank == 0 and x.rank == 0:
+        axes = b.union(eta, x)
+        eta_c, x_c = (b.expand(v, axes) if axes else v.code for v in (eta, x))
+        op = _reduction(b, e, axes)
+        if op is not None:
+            return Val(b.emit("bce_logits", eta_c, x_c, op, hint="loss"), axes[:-1], 0, "float")
+        return Val(b.emit("bce_logits", eta_c, x_c, None, hint="bce"), axes, 0, "float")
+    (eta_c, x_c), axes, rank = _operands(b, [eta, x], "float")
+    return Val(b.emit("bce_logits", eta_c, x_c, None, hint="bce"), axes, rank, "float")
+
+
 def _reduction(b, e, axes):
     """'mean' or 'sum' where this row loss is the end of a reduction's body that lets it reduce
     over the reduction's axis itself (reduced_loss below): the axis is its last one."""

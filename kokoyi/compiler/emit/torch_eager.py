@@ -83,6 +83,7 @@ TEMPLATES = {
     "huber": "torch.nn.functional.huber_loss({0}, torch.zeros_like({0}), reduction='none', delta={1})",
     "difference": "{0} - {1}", "huber_rows": "kx.huber_rows({0}, {1}, {2})", "huber_reduced": "kx.huber_reduced({0}, {1}, {2}, {3})",
     "cross_entropy_reduced": "kx.cross_entropy_reduced({0}, {1}, {2}, {3}, {4}, {5})",
+    "bce_logits": "kx.bce_logits({0}, {1}, {2})",
     "contract": "kx.contract({0}, {1}, {2}, {3}, {4}, {5})",
     "contract_add": "kx.contract_add({0}, {1}, {2}, {3}, {4}, {5}, {6})",
     "attention": "torch.nn.functional.scaled_dot_product_attention({0}, {1}, {2}, attn_mask={3})",

@@ -1,7 +1,7 @@
 """A mean or sum over an axis of a per-row loss, `\\mathbb{E}_{b=0}^{B-1} \\ell(z_b, y_b)` or
-`\\sum_b \\ell(...)` with ℓ a recognised cross-entropy or Huber loss (the minibatch loss as papers
+`\\sum_b \\ell(...)` with ℓ a recognised cross-entropy, Huber loss or binary cross-entropy of a logit (the minibatch loss as papers
 write it, 1/|B| Σ ℓ_i): the torch loss with reduction='mean' / 'sum' over that axis, one
-`nll_loss` or `huber_loss` with its reduction inside instead of the per-row losses, a `mean`
+`nll_loss`, `huber_loss` or `binary_cross_entropy_with_logits` with its reduction inside instead of the per-row losses, a `mean`
 and its backward.
 
 The rewrite only marks the reduction (`reduced_loss`, whose original is the reduction as
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 
-ROW_LOSSES = ("cross_entropy", "huber")
+ROW_LOSSES = ("cross_entropy", "huber", "bce_logits")
 
 
 def tail(e):
