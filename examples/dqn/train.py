@@ -70,16 +70,9 @@ def load_mean_loss():
     one sample (``DQNLoss`` with ``batch_level`` and ``.mean()`` computes the same)."""
     import kokoyi
 
-    kokoyi.load(KYI)
+    _, DQNLoss = load_modules("kokoyi")
 
-    class MeanDQNLoss(torch.nn.Module):
-        def __init__(self, Q, Q_hat, gamma):
-            super().__init__()
-            self.Q, self.Q_hat, self.gamma = Q, Q_hat, gamma
-
-        def get_parameters(self):
-            return self.Q, self.Q_hat, self.gamma
-
+    class MeanDQNLoss(DQNLoss):
         forward = kokoyi.symbol["MeanDQNLoss"]
 
     return MeanDQNLoss
