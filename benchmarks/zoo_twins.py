@@ -73,14 +73,14 @@ def classifier(kind: str, batch: int) -> Case:
     torch.manual_seed(0)
     ex = zoo_models.load_example("classifiers")
     model = ex.MLP(64, 128) if kind == "mlp" else ex.CNN(8, (16, 32))
-    loss_fn = ex.CrossEntropyLoss()
+    loss_fn = ex.MeanCrossEntropyLoss()  # the minibatch's mean, as the twin's F.cross_entropy
     g = _gen()
     images = torch.rand(batch, 1, 8, 8, generator=g)
     x = images.flatten(1) if kind == "mlp" else images
     y = torch.randint(0, 10, (batch,), generator=g)
 
     def kokoyi_loss():
-        return loss_fn(model(x, batch_level=[1]), y, batch_level=[1, 1]).mean()
+        return loss_fn(model(x, batch_level=[1]), y)
 
     def twin_loss():
         logits = mlp_logits(model.Linears, x) if kind == "mlp" else cnn_logits(model, x)
@@ -178,9 +178,9 @@ def gan(which: str, batch: int) -> Case:
 # ---- DQN and policy gradient (CartPole) ---------------------------------------------------
 def dqn(batch: int) -> Case:
     torch.manual_seed(0)
-    _, _, Q, DQNLoss = zoo_models.cartpole()
+    _, _, Q, _ = zoo_models.cartpole()
     q, q_hat = Q(4, 2, hidden=128), Q(4, 2, hidden=128)
-    loss = DQNLoss(q, q_hat, 0.99)
+    loss = zoo_models.load_example("dqn").load_mean_loss()(q, q_hat, 0.99)  # the minibatch's mean
     g = _gen()
     data = (torch.randn(batch, 4, generator=g), torch.randint(0, 2, (batch,), generator=g),
             torch.rand(batch, generator=g), torch.randn(batch, 4, generator=g),
@@ -198,7 +198,7 @@ def dqn(batch: int) -> Case:
         loss_f = DQNLossf(Qf(4, 2, hidden=128), Qf(4, 2, hidden=128), 0.99)
         return lambda: loss_f(*data, batch_level=[1] * 5)
 
-    return Case(lambda: loss(*data, batch_level=[1] * 5).mean(), twin_loss, _params(q), first_call=first_call,
+    return Case(lambda: loss(*data), twin_loss, _params(q), first_call=first_call,
                 models=[q, q_hat])
 
 

@@ -9,6 +9,7 @@ in a Jupyter kernel (nbclient + ipykernel) and must train, plot and play greedil
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
 import subprocess
@@ -101,6 +102,34 @@ def test_kokoyi_matches_twin():
                           cwd=REPO, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
+
+
+@needs_kokoyi
+def test_mean_dqn_loss_is_the_minibatch_mean_of_dqn_loss():
+    import torch
+
+    sys.path.insert(0, str(EXAMPLES / "dqn"))
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location("dqn_train_mean", EXAMPLES / "dqn" / "train.py")
+        train = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(train)
+    finally:
+        sys.path.remove(str(EXAMPLES / "dqn"))
+        sys.path.remove(str(EXAMPLES))
+    Q, DQNLoss = train.load_modules("kokoyi")
+    torch.manual_seed(0)
+    q, q_hat = Q(4, 2, 16), Q(4, 2, 16)
+    g = torch.Generator().manual_seed(1)
+    batch = (torch.randn(9, 4, generator=g) * 3, torch.randint(0, 2, (9,), generator=g), torch.rand(9, generator=g),
+             torch.randn(9, 4, generator=g), (torch.rand(9, generator=g) < 0.3).float())
+    want = DQNLoss(q, q_hat, 0.9)(*batch, batch_level=[1] * 5).mean()
+    got = train.load_mean_loss()(q, q_hat, 0.9)(*batch)
+    torch.testing.assert_close(got, want)
+    assert type(got.grad_fn).__name__ == "HuberLossBackward0"  # the mean inside torch's loss
+    params = list(q.parameters())
+    for a, b in zip(torch.autograd.grad(got, params), torch.autograd.grad(want, params)):
+        torch.testing.assert_close(a, b)
 
 
 @needs_kokoyi

@@ -233,6 +233,22 @@ def test_cross_entropy_matches_torch():
                                F.cross_entropy(big, torch.tensor([1, 2]), reduction="none"))
 
 
+def test_mean_cross_entropy_is_the_minibatch_mean_in_one_torch_loss():
+    import kokoyi
+
+    ex = load_example("classifiers")
+    mean = ex.MeanCrossEntropyLoss()
+    torch.manual_seed(0)
+    z = (torch.randn(6, 10) * 3).requires_grad_()
+    y = torch.tensor([0, 3, 9, 1, 1, 7])
+    same_values_and_grads(lambda: mean(z, y), lambda: F.cross_entropy(z, y), [z])
+    assert type(mean(z, y).grad_fn).__name__.startswith("NllLoss")  # the mean inside torch's loss
+    codes = [c[2] for c in kokoyi.symbol["MeanCrossEntropyLoss"].__kokoyi_specializations__.cache.values()]
+    assert codes and all("kx.cross_entropy_reduced(" in c for c in codes), codes
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match="over an empty range"):
+        mean(z[:0], y[:0])
+
+
 def test_vae_matches_torch():
     ex = load_example("vae")
     torch.manual_seed(0)

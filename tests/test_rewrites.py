@@ -29,9 +29,28 @@ CASES = {
     "cross_entropy": (r"\Module{P}{z, y \in \mathbb{Z}} m \gets \max(z) \\ \Return m + \log \sum_{k=0}^{|z|-1} \exp(z_k - m) - z_y \\ \EndModule",
                       {"z": torch.randn(4), "y": torch.tensor(2)}, [], "kx.cross_entropy_rows("),
     "huber": (r"\Module{P}{q, y} \delta \gets q - y \\ \Return \begin{cases} \frac{1}{2} \delta^2 & \text{if } |\delta| < 1 \\ |\delta| - \frac{1}{2} & \text{otherwise} \end{cases} \\ \EndModule",
-              {"q": torch.tensor(0.3), "y": torch.tensor(2.0)}, [], "huber_loss("),
+              {"q": torch.tensor(0.3), "y": torch.tensor(2.0)}, [], "kx.huber_rows(q, y, 1.0)"),
     "huber_delta": (r"\Module{P}{x} \Return \begin{cases} \frac{x^2}{2} & \text{if } |x| \le 2 \\ 2 (|x| - 1) & \text{otherwise} \end{cases} \\ \EndModule",
                     {"x": torch.tensor(-2.5)}, [], "huber_loss("),
+    # reduced_loss: the minibatch's mean or sum of row losses, reduced inside the torch loss
+    "cross_entropy_mean": (r"""\Function{CE}{z, y}
+  m \gets \max(z) \\
+  \Return m + \log \sum_{k=0}^{|z|-1} \exp(z_k - m) - z_y \\
+\EndFunction
+\Module{P}{Z, y \in \mathbb{Z}^{B}}
+  \Return \mathbb{E}_{b=0}^{B-1} CE(Z[b], y[b]) \\
+\EndModule""", {"Z": torch.randn(4, 5), "y": torch.tensor([0, 4, 2, 2])}, [], "kx.cross_entropy_reduced("),
+    "huber_sum": (r"""\Function{Huber}{\delta}
+  \Return \begin{cases} \frac{1}{2} \delta^2 & \text{if } |\delta| < 1 \\ |\delta| - \frac{1}{2} & \text{otherwise} \end{cases} \\
+\EndFunction
+\Module{P}{q, y}
+  \Return \sum_{i=0}^{|q|-1} Huber(q[i] - 2 y[i]) \\
+\EndModule""", {"q": torch.tensor([0.3, -2.0, 1.5, 0.1]), "y": torch.tensor([0.2, 0.4, -1.0, 3.0])}, [],
+                  "kx.huber_reduced("),
+    "bce_logits": (r"\Module{P}{x, \eta} \Return \Softplus(\eta) - \eta * x \\ \EndModule",
+                   {"x": torch.rand(5), "eta": torch.randn(5) * 3}, [], "kx.bce_logits("),
+    "bce_logits_sum": (r"\Module{P}{x, \eta} \Return \sum_{i=0}^{|x|-1} (\Softplus(\eta_i) - x_i * \eta_i) \\ \EndModule",
+                       {"x": torch.rand(5), "eta": torch.randn(5) * 3}, [], "kx.bce_logits("),
     "contraction": (r"\Module{P}{x; V} \Return \{ \sum(V_k * x) \}_{k=0}^{|V|-1} \\ \EndModule",
                     {"x": torch.randn(3, 2)}, [torch.randn(4, 3, 2)], "kx.contract("),
     "attention": (r"""\Function{Attention}{Q, K, V, M}

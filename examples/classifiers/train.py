@@ -3,8 +3,9 @@
     python examples/classifiers/train.py --model mlp --seed 0
     python examples/classifiers/train.py --model cnn --seed 0
 
-The networks ``MLP`` and ``CNN`` and the per-sample ``CrossEntropyLoss`` come from
-``classifiers.kyi``; they are called on minibatches with ``batch_level``.  The data are
+The networks ``MLP`` and ``CNN``, the per-sample ``CrossEntropyLoss`` and the minibatch's
+``MeanCrossEntropyLoss`` (the loss the step minimises, one ``F.cross_entropy`` with its mean
+inside) come from ``classifiers.kyi``; the models are called on minibatches with ``batch_level``.  The data are
 scikit-learn's 8x8 digits (``load_digits``, 1797 images shipped inside scikit-learn, so
 nothing is downloaded), pixels scaled to [0, 1], split 80/20 into train and test sets with
 a fixed seed (``--split-seed``, the same split for every ``--seed``).
@@ -74,6 +75,13 @@ class CrossEntropyLoss(torch.nn.Module):
     """-log softmax(z)[y] of one sample; the math is ``\\Module{CrossEntropyLoss}``."""
 
     forward = kokoyi.symbol["CrossEntropyLoss"]
+
+
+class MeanCrossEntropyLoss(torch.nn.Module):
+    """The mean cross-entropy of a minibatch (logits (B, K), labels (B,)); the math is
+    ``\\Module{MeanCrossEntropyLoss}``: one ``F.cross_entropy`` with its mean inside."""
+
+    forward = kokoyi.symbol["MeanCrossEntropyLoss"]
 
 
 
@@ -156,7 +164,7 @@ def main(argv=None) -> dict:
     x_tr, y_tr, x_te, y_te = load_digits_split(args.split_seed, images=True)
     x_tr, x_te = model_input(args.model, x_tr), model_input(args.model, x_te)
     model = build_model(args.model, args.hidden)
-    loss_fn = CrossEntropyLoss()
+    loss_fn, mean_loss = CrossEntropyLoss(), MeanCrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     order = torch.Generator().manual_seed(args.seed)
 
@@ -174,7 +182,7 @@ def main(argv=None) -> dict:
         for k in range(batches):
             idx = perm[k * args.batch_size:(k + 1) * args.batch_size]
             logits = model(x_tr[idx], batch_level=[1])
-            loss = loss_fn(logits, y_tr[idx], batch_level=[1, 1]).mean()
+            loss = mean_loss(logits, y_tr[idx])  # the minibatch's mean cross-entropy
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -65,6 +65,19 @@ def load_modules(backend: str):
     return cartpole_twins.Q, cartpole_twins.DQNLoss
 
 
+def load_mean_loss():
+    """The Kokoyi module ``MeanDQNLoss``: the mean loss of a replay minibatch, called on it as
+    one sample (``DQNLoss`` with ``batch_level`` and ``.mean()`` computes the same)."""
+    import kokoyi
+
+    _, DQNLoss = load_modules("kokoyi")
+
+    class MeanDQNLoss(DQNLoss):
+        forward = kokoyi.symbol["MeanDQNLoss"]
+
+    return MeanDQNLoss
+
+
 class ReplayBuffer:
     """A fixed-size ring buffer of transitions (s, a, r, s', done), sampled uniformly."""
 

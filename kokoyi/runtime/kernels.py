@@ -526,44 +526,6 @@ def pool2d(h, lead: int, kind: str, window, stride, uppers, where: str, name: st
     return out.reshape(tuple(h.shape[:lead]) + tuple(out.shape[1:])) if lead != 1 else out
 
 
-def cross_entropy_rows(z, y, upper: int, where: str, name: str):
-    """log sum_{k <= upper} exp(z[k]) - z[y] per row (z and y lined up on their leading axes):
-    F.cross_entropy when the sum runs over all of z."""
-    size = z.shape[-1]
-    if upper >= size:
-        raise _out_of_range(where, name, upper, size)
-    if upper == size - 1:
-        flat = z.dim() == 2  # one leading axis: F.cross_entropy's own layout, no reshapes
-        rows, labels = (z, y) if flat else (z.reshape(-1, size), y.reshape(-1))
-        if z.is_cpu:
-            # torch checks every label on the CPU: a negative one (Python's meaning: from the
-            # end) or one out of range fails, and only then are labels wrapped and checked here.
-            # No label can be mistaken for the ignored one (ignore_index is below any int64).
-            try:
-                out = F.cross_entropy(rows, labels, reduction="none", ignore_index=_NO_LABEL)
-            except (IndexError, RuntimeError):
-                out = _cross_entropy_wrapped(rows, labels, size, where, name)
-        else:
-            out = _cross_entropy_wrapped(rows, labels, size, where, name)
-        return out if flat else out.reshape(z.shape[:-1])
-    y = torch.where(y < 0, y + size, y)  # Python's meaning of a negative index
-    picked = gather(z, z.dim() - 1, (y,), where, name, ())
-    return z[..., :upper + 1].logsumexp(-1) - picked
-
-
-_NO_LABEL = -(2 ** 63)
-
-
-def _cross_entropy_wrapped(rows, labels, size: int, where: str, name: str):
-    """The cross-entropy with Python's meaning of negative labels, any integer dtype, and the
-    located error naming the first label out of range."""
-    bad = (labels < -size) | (labels >= size)
-    if bool(bad.any()):
-        raise _out_of_range(where, name, int(labels[bad][0]), size)
-    labels = torch.where(labels < 0, labels + size, labels).long()
-    return F.cross_entropy(rows, labels, reduction="none", ignore_index=_NO_LABEL)
-
-
 def contract(v, x, rank: int, upper: int, where: str, name: str):
     """{ sum(v[k] * x) }_{k=0..upper}: x's per-sample part contracted with each slice of v
     (one matrix product when v[k] and x have one shape; else broadcast as written)."""
@@ -594,6 +556,10 @@ from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
     fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, steps_cat)
+
+# ---- losses: kokoyi/runtime/losses.py ----------------------------------------------------------------
+from kokoyi.runtime.losses import (  # noqa: E402,F401  (kx.…)
+    bce_logits, cross_entropy_reduced, cross_entropy_rows, huber_reduced, huber_rows)
 
 # ---- values of sizes alone: kokoyi/runtime/statics.py ---------------------------------------------
 from kokoyi.runtime.statics import static_values  # noqa: E402,F401  (kx.…)

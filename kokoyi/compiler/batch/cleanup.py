@@ -20,7 +20,8 @@ EFFECTS = {"new_list", "append", "stack_states", "call_layer", "call_flat", "cal
 # statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
 DROPPABLE = {"not", "view", "to", "transpose", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",
              "expand_lead", "unbind", "step_item", "stack_states", "device_of", "reduce_sum_last", "mean_last",
-             "logsumexp_last", "softmax_last", "log_softmax_last", "std_last", "var_last"}
+             "logsumexp_last", "softmax_last", "log_softmax_last", "std_last", "var_last",
+             "difference"}  # (a Huber loss's p - q, batch/fast.py)
 # Reductions whose only failure is an empty axis: unused, they become that check alone (the
 # source's `m \gets \max(z)` still fails on an empty z, without computing the maximum).
 CHECK_ONLY = {"reduce_max_last": "nonempty_last", "reduce_min_last": "nonempty_last"}

@@ -93,6 +93,10 @@ def _cross_entropy(b, e):
     axes = b.union(z, y)
     zc = b.expand(z, axes) if axes else z.code
     yc = b.expand(Val(b.tensor(y, "int"), y.axes, 0, "int"), axes) if axes else b.tensor(y, "int")
+    op = _reduction(b, e, axes)
+    if op is not None:
+        code = b.emit("cross_entropy_reduced", zc, yc, upper.code, op, b.site(e), "z", hint="loss")
+        return Val(code, axes[:-1], 0, "float")
     code = b.emit("cross_entropy_rows", zc, yc, upper.code, b.site(e), "z", hint="ce")
     return Val(code, axes, 0, "float")
 
@@ -102,7 +106,77 @@ def _huber(b, e):
     delta, d = (b.ev(a) for a in e.args)
     if not (delta.is_tensor and not delta.python and delta.rank == 0 and delta.kind == "float" and d.python):
         return None
-    return Val(b.emit("huber", delta.code, d.code, hint="huber"), delta.axes, 0, "float")
+    p, q = _difference(b, delta.code)
+    op = _reduction(b, e, delta.axes)
+    if op is not None:
+        return Val(b.emit("huber_reduced", p, q, d.code, op, hint="loss"), delta.axes[:-1], 0, "float")
+    if q is None:
+        return Val(b.emit("huber", p, d.code, hint="huber"), delta.axes, 0, "float")
+    return Val(b.emit("huber_rows", p, q, d.code, hint="huber"), delta.axes, 0, "float")
+
+
+def _difference(b, code):
+    """(p, q) where this block computed code, a float with one value per element of its axes,
+    as the tensor p - q: torch's loss then takes q as its target (no difference nor zero
+    target made). The difference, of two aligned per-sample scalars, cannot fail: it becomes
+    a `difference`, which clean-up drops when nothing else reads it. Else (code, None)."""
+    from kokoyi.compiler import kernel as K
+
+    if isinstance(code, K.Ref):
+        for s in reversed(b.block):
+            if isinstance(s, K.Assign) and s.out == code.name:
+                if s.op in ("sub", "difference") and not s.attrs.get("py") and all(isinstance(a, K.Ref) for a in s.args):
+                    s.op = "difference"
+                    return s.args
+                break
+    return code, None
+
+
+@rule("bce_logits")
+def _bce_logits(b, e):
+    from kokoyi.compiler.batch.rules import _operands
+
+    eta, x = (b.ev(a) for a in e.args)
+    if not all(v.is_tensor and not v.python and v.kind == "float" for v in (eta, x)):
+        return None
+    if eta.rank == 0 and x.rank == 0:
+        axes = b.union(eta, x)
+        eta_c, x_c = (b.expand(v, axes) if axes else v.code for v in (eta, x))
+        op = _reduction(b, e, axes)
+        if op is not None:
+            return Val(b.emit("bce_logits", eta_c, x_c, op, hint="loss"), axes[:-1], 0, "float")
+        return Val(b.emit("bce_logits", eta_c, x_c, None, hint="bce"), axes, 0, "float")
+    (eta_c, x_c), axes, rank = _operands(b, [eta, x], "float")
+    return Val(b.emit("bce_logits", eta_c, x_c, None, hint="bce"), axes, rank, "float")
+
+
+def _reduction(b, e, axes):
+    """'mean' or 'sum' where this row loss is the end of a reduction's body that lets it reduce
+    over the reduction's axis itself (reduced_loss below): the axis is its last one."""
+    armed = getattr(b, "loss_reduction", None)
+    if not (armed and armed["armed"] and armed["loss"] is e and axes and axes[-1] == armed["axis"]):
+        return None
+    armed["armed"], armed["done"] = False, True
+    return armed["op"]
+
+
+@rule("reduced_loss")
+def _reduced_loss(b, e):
+    """A mean or sum of a row loss over an axis (kokoyi/compiler/rewrite/reduced_loss.py): the
+    reduction as written, whose rectangular range lets the loss at the end of its body reduce
+    over the axis (loops._reduce arms it; the row loss's rule above takes it)."""
+    from kokoyi.compiler.batch.loops import reduce
+    from kokoyi.compiler.rewrite.reduced_loss import tail
+
+    if b.hoists:
+        return None
+    saved = getattr(b, "loss_reduction", None)
+    b.loss_reduction = {"reduce": e.original, "loss": tail(e.original.body), "axis": e.original.axis.name,
+                        "op": e.original.op, "armed": False, "done": False}
+    try:
+        return reduce(b, e.original)
+    finally:
+        b.loss_reduction = saved
 
 
 @rule("contract")

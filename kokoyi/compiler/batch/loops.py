@@ -104,25 +104,38 @@ def _reduce(b, e: ir.Reduce) -> Val:
         fused = _sum_of_products(b, e, mask)
         if fused is not None:
             return fused
-        body = b.ev(e.body)
+        loss = getattr(b, "loss_reduction", None)
+        if loss is not None and loss["reduce"] is not e:
+            loss = None
+        if loss is not None:  # a row loss at the end of the body may reduce over the axis itself (batch/fast.py)
+            loss["armed"] = mask is None
+        try:
+            body = b.ev(e.body)
+        finally:
+            if loss is not None:
+                loss["armed"] = False
         if not body.is_tensor:
             raise b.unsupported(f"a \\{e.op} of a non-number", e)
-        axes = b.union(body, *([mask] if mask else []))
-        if e.axis.name not in axes:
-            axes = tuple(a for a in b.order if a in axes or a == e.axis.name)
-        kind = body.kind
-        if e.op in ("sum", "prod") and kind == "bool":
-            kind = "int"
-        if e.op == "mean":
-            kind = "float"
-        x = b.expand(Val(b.tensor(body, kind), body.axes, body.rank, kind), axes)
-        pos = axes.index(e.axis.name)
-        m = b.align(mask, axes, body.rank) if mask else None
-        m0 = b.align(mask, axes, 0) if mask else None
-        out_axes = tuple(a for a in axes if a != e.axis.name)
-        lo_code = None
-        if e.op in ("argmax", "argmin"):
-            lo_code = b.align(lo, out_axes, body.rank) if not lo.python else lo.code
+        reduced = loss is not None and loss["done"]
+        if not reduced:
+            axes = b.union(body, *([mask] if mask else []))
+            if e.axis.name not in axes:
+                axes = tuple(a for a in b.order if a in axes or a == e.axis.name)
+            kind = body.kind
+            if e.op in ("sum", "prod") and kind == "bool":
+                kind = "int"
+            if e.op == "mean":
+                kind = "float"
+            x = b.expand(Val(b.tensor(body, kind), body.axes, body.rank, kind), axes)
+            pos = axes.index(e.axis.name)
+            m = b.align(mask, axes, body.rank) if mask else None
+            m0 = b.align(mask, axes, 0) if mask else None
+            out_axes = tuple(a for a in axes if a != e.axis.name)
+            lo_code = None
+            if e.op in ("argmax", "argmin"):
+                lo_code = b.align(lo, out_axes, body.rank) if not lo.python else lo.code
+    if reduced:  # (its own axis closed again, as below)
+        return _reduced_loss(b, e, n, body)
     from kokoyi.compiler.batch.indexing import _guards
 
     guards = _guards(b, axes)  # (where the reduction is evaluated: its own axis is closed again)
@@ -131,6 +144,15 @@ def _reduce(b, e: ir.Reduce) -> Val:
     code = b.emit("reduce_axis", x, pos, m, FILL[e.op], lo_code, op=e.op, hint=e.op)
     out_kind = "int" if e.op in ("argmax", "argmin") else kind
     return Val(code, out_axes, body.rank, out_kind)
+
+
+def _reduced_loss(b, e: ir.Reduce, n, loss: Val) -> Val:
+    """A row loss that reduced over e's axis itself (batch/fast.py): only the empty range's check."""
+    from kokoyi.compiler.batch.indexing import _guards
+
+    if e.op in NONEMPTY:
+        b.do("require_nonempty", n, None, len(loss.axes), 0, b.site(e), NONEMPTY[e.op], _guards(b, loss.axes))
+    return loss
 
 
 def _sum_of_products(b, e: ir.Reduce, mask):

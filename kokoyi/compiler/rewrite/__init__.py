@@ -12,6 +12,7 @@ import dataclasses
 from kokoyi.compiler import ir
 from kokoyi.compiler.rewrite import (
     attention,
+    bce_logits,
     contraction,
     cross_entropy,
     discounted_scan,
@@ -20,13 +21,15 @@ from kokoyi.compiler.rewrite import (
     lerp,
     pooling,
     population_std,
+    reduced_loss,
     solve,
     standardize,
 )
 
 REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
             pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite, lerp.rewrite, huber.rewrite)
+            solve.rewrite, lerp.rewrite, huber.rewrite, bce_logits.rewrite,
+            reduced_loss.rewrite)
 
 
 def rewrite(f: ir.Function) -> ir.Function:
