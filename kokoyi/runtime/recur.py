@@ -52,11 +52,13 @@ class Fused:
     steps multiply one value by each), with their biases (or None) and their numbers of rows.
     Gradients reach each matrix through the concatenation."""
 
-    __slots__ = ("w", "b", "sizes", "wt")
+    __slots__ = ("w", "b", "sizes", "wt", "rows", "runs")
 
     def __init__(self, w, b, sizes) -> None:
         self.w, self.b, self.sizes = w, b, sizes
         self.wt = w.t()
+        self.rows = w.shape[0]
+        self.runs: dict = {}  # plan -> _runs(sizes, plan): looked up once per step, so kept here
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
@@ -66,7 +68,7 @@ class Fused:
         """x @ w^T + b (+ q: a value per row, added inside the product: one addmm; `biased`:
         q already holds b, steps_cat added it once for all steps)."""
         b = None if biased else self.b
-        if q is not None and x.dim() == 2 and q.shape == x.shape[:-1] + self.wt.shape[-1:]:
+        if q is not None and x.dim() == 2 and q.dim() == 2 and q.shape[1] == self.rows and q.shape[0] == x.shape[0]:
             out = torch.addmm(q, x, self.wt)
             return out if b is None else out + b
         out = F.linear(x, self.w, b)
@@ -81,18 +83,24 @@ def fuse_rows(ws) -> Fused:
 def fuse_layers(layers) -> Fused | None:
     """The weights and biases of torch.nn.Linear layers stacked (None unless every one is a
     plain layer with a bias: kk.linear_layer's rule, hooks run per call)."""
-    if not all(plain_linear(layer) and isinstance(layer._parameters.get("weight"), torch.Tensor)
-               and isinstance(layer._parameters.get("bias"), torch.Tensor) for layer in layers):
-        return None
-    return Fused(torch.cat([layer._parameters["weight"] for layer in layers], 0),
-                 torch.cat([layer._parameters["bias"] for layer in layers], 0),
-                 [layer._parameters["weight"].shape[0] for layer in layers])
+    ws, bs = [], []
+    for layer in layers:
+        if not plain_linear(layer):
+            return None
+        w, b = layer._parameters.get("weight"), layer._parameters.get("bias")
+        if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return None
+        ws.append(w)
+        bs.append(b)
+    return Fused(torch.cat(ws, 0), torch.cat(bs, 0), [w.shape[0] for w in ws])
 
 
 def steps_cat(values, dim: int, fused: Fused | None):
     """The values (None: zeros) concatenated along their last axis, plus the fused layers'
     biases (once for all steps, not once per step), and unbound along `dim`: the per-step terms
-    a fused product adds, bias included (None where they do not line up)."""
+    a fused product adds, bias included (None where they do not line up). A part with no
+    terms (a GRU's candidate gate, whose input term is added after the reset gate's product)
+    is an expanded zero, not a block of zeros."""
     if fused is None:
         return None
     # compared in a list, not a set: under torch.export the sizes are SymInts, not hashable
@@ -101,11 +109,16 @@ def steps_cat(values, dim: int, fused: Fused | None):
         return None
     lead = leads[0]
     like = next(v for v in values if v is not None)
-    parts = [like.new_zeros(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
+    zero = like.new_zeros(())  # a part without terms reads zeros: one element, expanded (no block written)
+    parts = [zero.expand(lead + (n,)) if v is None else v for v, n in zip(values, fused.sizes)]
     if any(p.shape[-1] != n for p, n in zip(parts, fused.sizes)):
         return None
     whole = torch.cat(parts, -1)
-    return (whole if fused.b is None else whole + fused.b).unbind(dim)
+    if fused.b is not None:
+        # the biases added in place: the concatenation is a new tensor no one else reads, and
+        # its backward keeps nothing (one block of all the steps written once, not twice)
+        whole = whole.add_(fused.b) if torch.result_type(whole, fused.b) == whole.dtype else whole + fused.b
+    return whole.unbind(dim)
 
 
 def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=()) -> tuple:
@@ -115,7 +128,7 @@ def fused_product(x, fused: Fused | None, ms, steps=None, k=0, qs=None, plan=())
     (torch.sigmoid, torch.tanh or None), consecutive parts with the same one at once."""
     if fused is not None and (qs is None or steps is not None):
         whole = fused.whole(x, None) if steps is None else fused.whole(x, steps[k], biased=True)
-        return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
+        return _activated(whole, fused, plan)
     if fused is not None:
         outs = fused.product(x, None)
     else:
@@ -145,10 +158,17 @@ def _runs(sizes, plan) -> list:
     return runs
 
 
-def _activate(whole, sizes, plan) -> tuple:
-    """whole's parts (of these sizes along the last axis), each run of consecutive parts with
-    the same activation passed through it in one call."""
-    runs = _runs(sizes, plan)
+def _activated(whole, fused: Fused, plan) -> tuple:
+    """whole's parts (fused's sizes), each through its activation in `plan` (or none)."""
+    runs = fused.runs.get(plan)
+    if runs is None:
+        runs = fused.runs[plan] = _runs(fused.sizes, plan) if any(plan) else ()
+    return _activate(whole, runs) if runs else whole.split_with_sizes(fused.sizes, -1)
+
+
+def _activate(whole, runs) -> tuple:
+    """whole's parts (along the last axis), each run of consecutive parts with the same
+    activation (`_runs`) passed through it in one call."""
     chunks = whole.split_with_sizes([n for _, n, _ in runs], -1) if len(runs) > 1 else (whole,)
     out: list = []
     for chunk, (act, _, ns) in zip(chunks, runs):
@@ -159,6 +179,7 @@ def _activate(whole, sizes, plan) -> tuple:
         else:
             out.extend(chunk.split_with_sizes(ns, -1))
     return tuple(out)
+
 
 class Projected:
     """The input's block of a fused product over the concatenation of a state and a step's
@@ -194,7 +215,7 @@ def projected_product(proj: Projected | None, k, parts: tuple, axis: int, fused,
         h, q = parts[1 - proj.at], proj.steps[k]
         if h.shape[:-1] == q.shape[:-1] and h.shape[-1] == proj.wh.shape[1] and h.dtype == q.dtype:
             whole = torch.addmm(q, h, proj.wht) if h.dim() == 2 else F.linear(h, proj.wh) + q
-            return _activate(whole, fused.sizes, plan) if any(plan) else whole.split_with_sizes(fused.sizes, -1)
+            return _activated(whole, fused, plan)
     return fused_product(torch.cat(parts, axis), fused, ms, plan=plan)
 
 
