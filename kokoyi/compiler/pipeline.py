@@ -53,18 +53,23 @@ class UnitState:
     # which simplify may fold); a module's or function's IR is lowered on its first call
     # (lower_item, as after kokoyi.load's cache hit). Its entry in `ir` is None.
     defer_ir: bool = False
+    keep_tree: bool = False  # parse makes the lark tree and build walks it (else parse builds the AST)
 
 
 def _parse(state: UnitState) -> None:
-    from kokoyi.compiler.parser import parse
+    from kokoyi.compiler.parser import parse, parse_ast
 
-    state.tree = parse(state.source)
+    if state.keep_tree:
+        state.tree = parse(state.source)
+    else:  # the AST built during the parse (the same AST, and the same errors)
+        state.ast = parse_ast(state.source)
 
 
 def _build(state: UnitState) -> None:
     from kokoyi.compiler.builder import build
 
-    state.ast = build(state.tree, state.source)
+    if state.ast is None:
+        state.ast = build(state.tree, state.source)
 
 
 def _resolve(state: UnitState) -> None:
@@ -289,7 +294,8 @@ def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=N
         if name is not None and name not in PASS_NAMES:
             raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
     state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}),
-                      defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"))
+                      defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"),
+                      keep_tree="parse" in (dump_after, stop_after))
     for p in PASSES:
         p.run(state)
         if p.name == dump_after:
