@@ -9,39 +9,68 @@ per rule, and then from a dict keyed by `id`.
 
 `install(lark_parser)` swaps it into a `Lark(parser="lalr")` object; everything else (the
 contextual lexer, the post-lexer, error recovery, interactive parsing) is lark's own.
+
+`FastParser.parse_building` runs the loop with other callbacks (kokoyi/compiler/parser.py
+passes the AST builder's methods, so no parse tree is made) and keeps, next to each value,
+the depth the parse tree would have under it.
 """
 from __future__ import annotations
 
 from lark.exceptions import UnexpectedToken
+from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_parser import _Parser
 from lark.parsers.lalr_parser_state import ParseConf, ParserState
 
 
+# How a rule's reduction adds to the parse tree's depth: it makes a node; it makes none (an
+# inlined `_rule`, whose children join its parent's); it makes one unless it has one child
+# (`?rule`: lark's ExpandSingleChild; the callback then sets `made[0]`); or it hands its one
+# child on unchanged (a `?rule` of one symbol that lark's tree builder keeps: a unit rule).
+NODE, INLINED, MAYBE, UNIT = 1, 0, 2, 3
+
+
+class TooDeep(Exception):
+    """The parse tree would nest deeper than the limit parse_building was given."""
+
+
 class FastParserState(ParserState):
-    """A ParserState whose feed_token finds reductions by rule identity."""
+    """A ParserState whose feed_token finds reductions by rule identity, hands a unit rule's
+    child on without calling its callback (about a third of the reductions), and keeps next
+    to each value the depth of the parse tree under it (when `kinds` says how rules add to it)."""
 
-    __slots__ = ("reductions",)
+    __slots__ = ("reductions", "depths", "kinds", "made", "limit")
 
-    def __init__(self, parse_conf, lexer, state_stack=None, value_stack=None, reductions=None):
+    def __init__(self, parse_conf, lexer, state_stack=None, value_stack=None, reductions=None,
+                 kinds=None, made=None, limit=None):
         super().__init__(parse_conf, lexer, state_stack, value_stack)
-        self.reductions = {} if reductions is None else reductions  # id(rule) -> (size, callback, origin)
+        self.reductions = {} if reductions is None else reductions  # id(rule) -> (size, callback, origin, kind, rule)
+        self.depths = [0] * len(self.value_stack)
+        self.kinds, self.made = kinds, made if made is not None else [False]
+        self.limit = float("inf") if limit is None else limit
 
     def copy(self, deepcopy_values=True):
         state = super().copy(deepcopy_values)
-        state.reductions = self.reductions
+        state.reductions, state.depths = self.reductions, list(self.depths)
+        state.kinds, state.made, state.limit = self.kinds, self.made, self.limit
         return state
 
     def _reduction(self, rule):
         callbacks = self.parse_conf.callbacks
         callback = callbacks[rule] if callbacks else list  # lark: no callbacks, the children themselves
-        entry = (len(rule.expansion), callback, rule.origin.name, rule)  # the entry keeps the rule (and its id) alive
+        size = len(rule.expansion)
+        if size == 1 and type(callback) is ExpandSingleChild:  # (no child filter: the child is kept)
+            kind = UNIT
+        else:
+            kind = NODE if self.kinds is None else self.kinds[rule]
+        entry = (size, callback, rule.origin.name, kind, rule)  # the entry keeps the rule (and its id) alive
         self.reductions[id(rule)] = entry
         return entry
 
     def feed_token(self, token, is_end=False):
         state_stack = self.state_stack
         value_stack = self.value_stack
+        depths = self.depths
         conf = self.parse_conf
         states = conf.states
         end_state = conf.end_state
@@ -59,18 +88,40 @@ class FastParserState(ParserState):
                 state_stack.append(arg)
                 callbacks = conf.callbacks
                 value_stack.append(token if kind not in callbacks else callbacks[kind](token))
+                depths.append(0)
                 return None
-            size, callback, origin, _ = reductions.get(id(arg)) or self._reduction(arg)
+            size, callback, origin, node, _ = reductions.get(id(arg)) or self._reduction(arg)
+            if node is UNIT:  # the child stays where it is, as the rule's value
+                new_state = state_stack[-1] = states[state_stack[-2]][origin][1]
+                if is_end and new_state == end_state:
+                    return value_stack[-1]
+                continue
             if size:
                 children = value_stack[-size:]
+                depth = max(depths[-size:]) if size > 1 else depths[-1]
                 del state_stack[-size:]
                 del value_stack[-size:]
+                del depths[-size:]
             else:
                 children = []
-            value = callback(children)
+                depth = 0
+            if node is NODE:
+                depth += 1
+                value = callback(children)
+            elif node is MAYBE:
+                made = self.made
+                made[0] = False
+                value = callback(children)
+                if made[0]:
+                    depth += 1
+            else:
+                value = callback(children)
+            if depth > self.limit:
+                raise TooDeep(depth)
             _action, new_state = states[state_stack[-1]][origin]
             state_stack.append(new_state)
             value_stack.append(value)
+            depths.append(depth)
             if is_end and new_state == end_state:
                 return value
 
@@ -87,6 +138,15 @@ class FastParser(_Parser):
             return super().parse(lexer, start, value_stack, state_stack, start_interactive)
         conf = ParseConf(self.parse_table, self.callbacks, start)
         return self.parse_from_state(FastParserState(conf, lexer, state_stack, value_stack, self.reductions))
+
+    def parse_building(self, lexer, start, callbacks, kinds, reductions, made, limit):
+        """The value the start rule's callback returns, parsing with `callbacks` (rule -> function
+        of the children, after lark's child filters) instead of the tree builder's. kinds: rule
+        -> NODE, INLINED or MAYBE (MAYBE callbacks set made[0] when they make a node);
+        reductions: a dict kept between calls with the same callbacks. Raises TooDeep where the
+        parse tree would nest more than `limit` levels, and lark's errors."""
+        conf = ParseConf(self.parse_table, callbacks, start)
+        return self.parse_from_state(FastParserState(conf, lexer, None, None, reductions, kinds, made, limit))
 
 
 def install(lark_parser) -> bool:

@@ -15,7 +15,7 @@ import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from kokoyi.compiler import keywords, lalr
+from kokoyi.compiler import fastlex, keywords, lalr
 from kokoyi.errors import KokoyiSyntaxError, Source, Span
 
 GRAMMAR_FILE = "grammar.lark"
@@ -310,6 +310,7 @@ def _lark(start: str = "start", strict: bool = False) -> Lark:
     )
     _private_tables(cache)
     lalr.install(parser)  # the same parse, with cheap rule lookups (kokoyi/compiler/lalr.py)
+    fastlex.install(parser)  # the same tokens, with fewer calls per token (kokoyi/compiler/fastlex.py)
     return parser
 
 
@@ -352,6 +353,83 @@ def parse(source: Source, start: str = "start") -> Tree:
         slot.current = previous
     _check_depth(tree, source)
     return tree
+
+
+class _Building:
+    """A parser's callbacks that build the AST during the LALR reductions (no parse tree).
+
+    They are the AST builder's methods (kokoyi/compiler/builder.py), each behind lark's own
+    child filters for its rule, so a reduction hands its method the children the builder's
+    walk of the parse tree would; an inlined `_rule` still makes the lark Tree its parent
+    splices. The builder's source is set per parse (like the post-lexer's, _PostLexSlot).
+    """
+
+    def __init__(self, parser: Lark) -> None:
+        from kokoyi.compiler.builder import AstBuilder
+
+        self.builder = AstBuilder(None)
+        self.made = [False]
+        self.callbacks: dict = {}
+        self.kinds: dict = {}
+        self.reductions: dict = {}
+        for rule, chain in parser._parse_tree_builder.rule_builders:
+            name = rule.alias or rule.options.template_source or rule.origin.name
+            if rule.origin.name.startswith("_"):
+                f, kind = functools.partial(Tree, name), lalr.INLINED
+            else:
+                f = getattr(self.builder, name, None) or self.builder._missing(name)
+                kind = lalr.MAYBE if rule.options.expand1 and not rule.alias else lalr.NODE
+                if kind == lalr.MAYBE:
+                    f = self._marking(f)
+            for wrapper in chain:
+                f = wrapper(f)
+            self.callbacks[rule] = f
+            self.kinds[rule] = kind
+
+    def _marking(self, method):
+        made = self.made
+
+        def node(children):
+            made[0] = True
+            return method(children)
+
+        return node
+
+
+@functools.lru_cache(maxsize=4)
+def _building(start: str) -> _Building | None:
+    parser = _lark(start)
+    if not isinstance(parser.parser.parser.parser, lalr.FastParser) or not hasattr(parser, "_parse_tree_builder"):
+        return None
+    return _Building(parser)
+
+
+def parse_ast(source: Source, start: str = "start"):
+    """The AST of source (kokoyi/compiler/builder.py), built while parsing.
+
+    Any error, and a parse tree deeper than MAX_DEPTH, parses again the other way (parse,
+    then builder.build), which raises what it always raised, in the same order: characters,
+    syntax, depth, then the first error of the builder's walk (the order of the reductions).
+    """
+    from kokoyi.compiler.builder import build
+
+    _check_characters(source)
+    building = _building(start)
+    if building is not None:
+        parser = _lark(start)
+        slot = parser.options.postlex
+        previous, previous_source = slot.current, building.builder.source
+        slot.current, building.builder.source = TexArguments(source), source
+        try:
+            frontend = parser.parser
+            return frontend.parser.parser.parse_building(
+                frontend._make_lexer_thread(source.text), frontend._verify_start(start), building.callbacks,
+                building.kinds, building.reductions, building.made, MAX_DEPTH)
+        except Exception:  # noqa: BLE001, S110 - reported by the other way below, as it always was
+            pass
+        finally:
+            slot.current, building.builder.source = previous, previous_source
+    return build(parse(source, start), source)
 
 
 # How deep a parse tree may nest. The later passes and the generated Python recurse once per

@@ -27,6 +27,7 @@ the call-time ones (kokoyi/runtime/dumps.py).
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,18 +49,27 @@ class UnitState:
     defined: list = field(default_factory=list)  # Symbols this unit defines, in order
     ir: list = field(default_factory=list)  # kokoyi.compiler.ir.Function per item, in order
     generated: Any = None  # emit.unit.GeneratedUnit
+    # True: lower ... rewrite only the items whose IR the unit's code needs now (constants,
+    # which simplify may fold); a module's or function's IR is lowered on its first call
+    # (lower_item, as after kokoyi.load's cache hit). Its entry in `ir` is None.
+    defer_ir: bool = False
+    keep_tree: bool = False  # parse makes the lark tree and build walks it (else parse builds the AST)
 
 
 def _parse(state: UnitState) -> None:
-    from kokoyi.compiler.parser import parse
+    from kokoyi.compiler.parser import parse, parse_ast
 
-    state.tree = parse(state.source)
+    if state.keep_tree:
+        state.tree = parse(state.source)
+    else:  # the AST built during the parse (the same AST, and the same errors)
+        state.ast = parse_ast(state.source)
 
 
 def _build(state: UnitState) -> None:
     from kokoyi.compiler.builder import build
 
-    state.ast = build(state.tree, state.source)
+    if state.ast is None:
+        state.ast = build(state.tree, state.source)
 
 
 def _resolve(state: UnitState) -> None:
@@ -83,31 +93,41 @@ def _ranks(state: UnitState) -> None:
     state.ast = infer_ranks(state.ast, state.source)
 
 
+def _needed_now(item) -> bool:
+    """Whether the unit's code needs item's IR (a constant's value may be folded into it)."""
+    return isinstance(item, A.Definition) and item.params is None
+
+
 def _lower(state: UnitState) -> None:
     from kokoyi.compiler.passes.lower import lower
 
-    state.ir = lower(state.ast)
+    state.ir = lower(state.ast, _needed_now if state.defer_ir else None)
+
+
+def _each(fns: list, fn_pass) -> list:
+    return [None if f is None else fn_pass(f) for f in fns]
 
 
 def _simplify(state: UnitState) -> None:
     from kokoyi.compiler.passes.simplify import simplify
 
-    state.ir = [simplify(f) for f in state.ir]
+    state.ir = _each(state.ir, simplify)
 
 
 def _inline(state: UnitState) -> None:
     from kokoyi.compiler.passes.inline import inline
 
-    state.ir = [inline(f) for f in state.ir]
+    state.ir = _each(state.ir, inline)
 
 
 def _rewrite(state: UnitState) -> None:
     from kokoyi.compiler.passes.simplify import simplify
     from kokoyi.compiler.rewrite import rewrite
 
-    state.ir = [rewrite(simplify(f)) for f in state.ir]
+    state.ir = _each(state.ir, lambda f: rewrite(simplify(f)))
     for item, fn in zip(state.ast.items, state.ir):
-        _symbol_of(item).extra["ir"] = fn  # what a call of it starts from (lower_item)
+        if fn is not None:
+            _symbol_of(item).extra["ir"] = fn  # what a call of it starts from (lower_item)
 
 
 def _symbol_of(item):
@@ -122,10 +142,16 @@ def lower_item(item):
     from kokoyi.compiler.passes.simplify import simplify
     from kokoyi.compiler.rewrite import rewrite
 
-    done = _symbol_of(item).extra.get("ir")
-    if done is not None:
-        return done
-    return rewrite(simplify(inline(simplify(Lowering().item(item)))))
+    sym = _symbol_of(item)
+    done = sym.extra.get("ir") or _LOWERED.get(sym)
+    if done is None:  # (a unit compiled with defer_ir, or loaded from the code cache)
+        done = _LOWERED[sym] = rewrite(simplify(inline(simplify(Lowering().item(item)))))
+    return done
+
+
+# Symbol -> its item's IR, lowered by lower_item on first use. Not in Symbol.extra, which the
+# code cache's key describes (kokoyi/runtime/cache.py): calling a module changes no key.
+_LOWERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def lower_global(globals_info: dict, key: str):
@@ -255,16 +281,21 @@ def dump(state: UnitState, pass_name: str) -> str:
 
 @gc_paused()  # the time stays linear in the source (kokoyi/compiler/gcpause.py)
 def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
-                 dump_after: str | None = None, out=None, stop_after: str | None = None) -> UnitState:
+                 dump_after: str | None = None, out=None, stop_after: str | None = None,
+                 defer_ir: bool = False) -> UnitState:
     """Run the passes over one unit. Raises KokoyiError on bad input; changes no global state.
 
     stop_after ends the run after that pass (the renderer needs only parse and build; the
-    code cache runs up to ranks and takes the generated code from the cache).
+    code cache runs up to ranks and takes the generated code from the cache). defer_ir
+    leaves the IR of modules and functions to their first call (UnitState.defer_ir): the
+    passes after ranks report no errors in the source, so the unit's errors are the same.
     """
     for name in (dump_after, stop_after):
         if name is not None and name not in PASS_NAMES:
             raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
-    state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}))
+    state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}),
+                      defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"),
+                      keep_tree="parse" in (dump_after, stop_after))
     for p in PASSES:
         p.run(state)
         if p.name == dump_after:

@@ -33,14 +33,16 @@ class GeneratedUnit:
 
 def safe_comment(text: str, limit: int = 200) -> str:
     """Source text made safe for one Python comment line: no line breaks of any kind."""
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch in "\r\n" or cat in ("Zl", "Zp", "Cc", "Cf") or ch in "\x0b\x0c\x1c\x1d\x1e\x85":
-            out.append(" " if ch in "\r\n\t" else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    text = re.sub(r"\s+", " ", "".join(out)).strip()
+    if not (text.isascii() and text.isprintable()):  # (else no character needs replacing)
+        out = []
+        for ch in text:
+            cat = unicodedata.category(ch)
+            if ch in "\r\n" or cat in ("Zl", "Zp", "Cc", "Cf") or ch in "\x0b\x0c\x1c\x1d\x1e\x85":
+                out.append(" " if ch in "\r\n\t" else f"\\u{ord(ch):04x}")
+            else:
+                out.append(ch)
+        text = "".join(out)
+    text = re.sub(r"\s+", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -372,7 +372,7 @@ def _with_span(e: ir.Expr, span) -> ir.Expr:
     return dataclasses.replace(e, span=span)
 
 
-def lower(prog: A.Program) -> list[ir.Function]:
-    """The unit's items as IR functions, in order."""
+def lower(prog: A.Program, only=None) -> list[ir.Function | None]:
+    """The unit's items as IR functions, in order (None for the items `only` rejects)."""
     lowering = Lowering()
-    return [lowering.item(item) for item in prog.items]
+    return [lowering.item(item) if only is None or only(item) else None for item in prog.items]
