@@ -216,11 +216,18 @@ class Function:
 def children(e) -> tuple:
     """The IR nodes directly under e (expressions, axes and slices), in field order."""
     out = []
-    for f in dataclasses.fields(e):
-        if f.name == "span":
-            continue
-        _collect(getattr(e, f.name), out)
+    for name in _field_names(type(e)):
+        _collect(getattr(e, name), out)
     return tuple(out)
+
+
+def walk(e):
+    """e and every IR node under it, pre-order (one stack, not a generator per level)."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(children(n)))
 
 
 def _collect(v, out) -> None:
@@ -231,23 +238,40 @@ def _collect(v, out) -> None:
             _collect(x, out)
 
 
-_FIELDS: dict = {}  # node class -> the names of its fields other than span
+_FIELDS: dict = {}  # node class -> the names of its fields that may hold IR nodes
+# Field annotations that never hold a node (names, operators, flags, literal values): the
+# traversals skip them.
+_NO_NODES = {"str", "bool", "int | float | bool", "tuple[str, ...]"}
+
+
+def _field_names(cls) -> tuple:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls)
+                                     if f.name != "span" and f.type not in _NO_NODES)
+    return names
 
 
 def map_children(e, fn):
     """A copy of e with fn applied to each IR node under it (e itself when nothing changes)."""
-    names = _FIELDS.get(type(e))
-    if names is None:
-        names = _FIELDS[type(e)] = tuple(f.name for f in dataclasses.fields(e) if f.name != "span")
     changes = None
-    for name in names:
+    for name in _field_names(type(e)):
         old = getattr(e, name)
         new = _map(old, fn)
         if new is not old:
             if changes is None:
                 changes = {}
             changes[name] = new
-    return dataclasses.replace(e, **changes) if changes else e
+    return with_fields(e, changes) if changes else e
+
+
+def with_fields(e, changes: dict):
+    """dataclasses.replace(e, **changes) without its per-call field walk and keyword __init__
+    (nodes have no __post_init__; a frozen node's copy is filled before anyone sees it)."""
+    copy = object.__new__(type(e))
+    copy.__dict__.update(e.__dict__)
+    copy.__dict__.update(changes)
+    return copy
 
 
 _NODES = (Expr, Axis, Slice)

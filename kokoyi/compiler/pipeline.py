@@ -134,24 +134,27 @@ def _symbol_of(item):
     return item.target.symbol if isinstance(item, A.Definition) else item.name.symbol
 
 
+# Symbol -> its item's IR after the compile-time IR passes, made at its first call where the
+# unit was compiled with defer_ir or came from kokoyi.load's cache (which skips them): every later call site of the same
+# definition (a top-level function inlined at each call, a module in each caller) reuses it.
+# Not in Symbol.extra: that is part of later units' cache keys (kokoyi/runtime/cache.py).
+_LOWERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def lower_item(item):
     """One resolved item as core IR after the compile-time IR passes (what a module call
     starts from: kokoyi/runtime/specialize.py)."""
+    sym = _symbol_of(item)
+    done = sym.extra.get("ir") or _LOWERED.get(sym)
+    if done is not None:
+        return done
     from kokoyi.compiler.passes.inline import inline
     from kokoyi.compiler.passes.lower import Lowering
     from kokoyi.compiler.passes.simplify import simplify
     from kokoyi.compiler.rewrite import rewrite
 
-    sym = _symbol_of(item)
-    done = sym.extra.get("ir") or _LOWERED.get(sym)
-    if done is None:  # (a unit compiled with defer_ir, or loaded from the code cache)
-        done = _LOWERED[sym] = rewrite(simplify(inline(simplify(Lowering().item(item)))))
+    done = _LOWERED[sym] = rewrite(simplify(inline(simplify(Lowering().item(item)))))
     return done
-
-
-# Symbol -> its item's IR, lowered by lower_item on first use. Not in Symbol.extra, which the
-# code cache's key describes (kokoyi/runtime/cache.py): calling a module changes no key.
-_LOWERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def lower_global(globals_info: dict, key: str):

@@ -15,6 +15,8 @@ import numbers
 
 import torch
 
+from kokoyi.compiler.gcpause import gc_paused
+
 FALLBACK = object()
 
 
@@ -155,6 +157,7 @@ class Specializations:
         entry = self._build(inputs, param_descs, params, module_dtype((), params))
         return None if entry is FALLBACK else entry[1]
 
+    @gc_paused()  # as kokoyi.compile: a collection mid-way would scan the process's (torch's) objects
     def _build(self, inputs, param_descs, params, dtype):
         """(function, output layouts, code, whether every output is a batched tensor: the
         one-batch-axis fast path in kokoyi.runtime.batching.single_axis, line map), or FALLBACK."""

@@ -47,10 +47,13 @@ def cleanup(k: K.Kernel) -> K.Kernel:
 
 
 def _sub(a, rename: dict):
+    """a with the renamed Refs in it replaced (a itself, not a copy, when none is)."""
     if isinstance(a, K.Ref):
-        return K.Ref(rename.get(a.name, a.name))
+        new = rename.get(a.name)
+        return a if new is None else K.Ref(new)
     if isinstance(a, tuple):
-        return tuple(_sub(x, rename) for x in a)
+        items = [_sub(x, rename) for x in a]
+        return a if all(x is y for x, y in zip(items, a)) else tuple(items)
     return a
 
 
@@ -95,7 +98,9 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
     for s in block:
         match s:
             case K.Assign():
-                s = dataclasses.replace(s, args=_sub(s.args, rename))
+                args = _sub(s.args, rename)
+                if args is not s.args:
+                    s = dataclasses.replace(s, args=args)
                 if s.out is not None and _pure(s, tuples):
                     key = _key(s)
                     if key is not None:

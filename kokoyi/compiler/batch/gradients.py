@@ -28,17 +28,11 @@ ELEMENTWISE = {"add", "sub", "mul", "div", "pow", "neg", "lt", "gt", "le", "ge",
 
 
 def _constant(e) -> bool:
-    return not any(isinstance(n, (ir.Var, ir.Iota, ir.Global)) for n in _walk(e))
-
-
-def _walk(e):
-    yield e
-    for c in ir.children(e):
-        yield from _walk(c)
+    return not any(isinstance(n, (ir.Var, ir.Iota, ir.Global)) for n in ir.walk(e))
 
 
 def may_have_undefined_derivative(e: ir.Expr) -> bool:
-    for n in _walk(e):
+    for n in ir.walk(e):
         if not isinstance(n, (ir.Prim, ir.Apply)) or _constant(n):
             continue
         if isinstance(n, ir.Apply):
@@ -55,7 +49,7 @@ def may_have_undefined_derivative(e: ir.Expr) -> bool:
 
 
 def elementwise(e: ir.Expr) -> bool:
-    for n in _walk(e):
+    for n in ir.walk(e):
         if isinstance(n, (ir.Var, ir.Lit, ir.Iota, ir.Global)):
             continue
         if isinstance(n, ir.Prim) and n.op in ELEMENTWISE:

@@ -7,6 +7,7 @@ generated code itself uses get a trailing underscore; collisions get `_1`, `_2`,
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 
@@ -15,6 +16,7 @@ RESERVED = frozenset({"kk", "kx", "torch", "math", "kokoyi", "KOKOYI_SOURCE", "K
 TAKEN_BY_PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
 
+@functools.lru_cache(maxsize=4096)  # (a pure function of the hint; kernels ask for the same few many times)
 def legal(hint: str) -> str:
     """hint made into an identifier, before uniqueness."""
     text = re.sub(r"[^A-Za-z0-9_]", "_", hint)
@@ -27,15 +29,21 @@ def legal(hint: str) -> str:
 
 
 class Namespace:
-    def __init__(self, taken=()) -> None:
+    def __init__(self, taken=(), suffixes=None) -> None:
         self._used: set[str] = set(taken)
+        # base -> the last suffix create() gave it: names are never released, so no suffix
+        # below it is free, and the search starts there (not at 1: a kernel's hundred `v`s)
+        self._suffix: dict[str, int] = dict(suffixes or {})
 
     def create(self, hint: str) -> str:
         base = legal(hint)
-        name, n = base, 0
-        while name in self._used:
-            n += 1
-            name = f"{base}_{n}"
+        name = base
+        if name in self._used:
+            n = self._suffix.get(base, 0)
+            while name in self._used:
+                n += 1
+                name = f"{base}_{n}"
+            self._suffix[base] = n
         self._used.add(name)
         return name
 
@@ -44,4 +52,4 @@ class Namespace:
 
     def child(self) -> Namespace:
         """A namespace that avoids every name taken here so far."""
-        return Namespace(self._used)
+        return Namespace(self._used, self._suffix)

@@ -34,13 +34,13 @@ def _inline(e, functions: dict, lookup, active: tuple):
         case ir.Let(value=ir.Lambda() | ir.Prim(op="function")):
             value = _inline(e.value, functions, lookup, active)
             body = _inline(e.body, {**functions, e.name: value}, lookup, active)
-            return body if not _reads(body, e.name) else dataclasses.replace(e, value=value, body=body)
+            return body if not _reads(body, e.name) else ir.with_fields(e, {"value": value, "body": body})
         case ir.Let():
             value = _inline(e.value, functions, lookup, active)
             body = _inline(e.body, {k: v for k, v in functions.items() if k != e.name}, lookup, active)
             if isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit)):
                 return substitute(body, {e.name: value})
-            return dataclasses.replace(e, value=value, body=body)
+            return ir.with_fields(e, {"value": value, "body": body})
         case ir.Apply():
             args = tuple(_inline(a, functions, lookup, active) for a in e.args)
             fn = e.fn
@@ -57,7 +57,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
                 return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
             if isinstance(fn, ir.Prim) and fn.op == "function":
                 return ir.Prim(fn.attrs[0], args, span=e.span)
-            return dataclasses.replace(e, fn=_inline(e.fn, functions, lookup, active), args=args)
+            return ir.with_fields(e, {"fn": _inline(e.fn, functions, lookup, active), "args": args})
     return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
 
@@ -118,22 +118,12 @@ def substitute(e, mapping: dict):
         case ir.Let():
             value = substitute(e.value, mapping)
             inner = {k: v for k, v in mapping.items() if k != e.name}
-            return dataclasses.replace(e, value=value, body=substitute(e.body, inner))
+            return ir.with_fields(e, {"value": value, "body": substitute(e.body, inner)})
         case ir.Lambda():
             inner = {k: v for k, v in mapping.items() if k not in e.params}
-            return dataclasses.replace(e, body=substitute(e.body, inner))
+            return ir.with_fields(e, {"body": substitute(e.body, inner)})
     return ir.map_children(e, lambda c: substitute(c, mapping))
 
 
-def _walk(e):
-    yield e
-    for c in ir.children(e):
-        yield from _walk(c)
-
-
-def _count(e, name: str) -> int:
-    return sum(1 for n in _walk(e) if isinstance(n, ir.Var) and n.name == name)
-
-
 def _reads(e, name: str) -> bool:
-    return _count(e, name) > 0
+    return any(isinstance(n, ir.Var) and n.name == name for n in ir.walk(e))

@@ -178,12 +178,12 @@ class Lowering:
         # no applying row reads is never computed (as one sample computes it: on demand).
         needed = set()
         for a in axes:
-            needed |= {n.name for n in _walk(a.lower) if isinstance(n, ir.Var)}
-            needed |= {n.name for n in _walk(a.upper) if isinstance(n, ir.Var)}
+            needed |= {n.name for n in ir.walk(a.lower) if isinstance(n, ir.Var)}
+            needed |= {n.name for n in ir.walk(a.upper) if isinstance(n, ir.Var)}
         outer, inner = [], []
         for name, value in reversed(lowered):
             if name in needed and not _reads(value, set(members), axes):
-                needed |= {n.name for n in _walk(value) if isinstance(n, ir.Var)}
+                needed |= {n.name for n in ir.walk(value) if isinstance(n, ir.Var)}
                 outer.append((name, value))
             else:
                 inner.append((name, value))
@@ -323,12 +323,6 @@ def _reads(e, names: set[str], axes) -> bool:
     return False
 
 
-def _walk(e):
-    yield e
-    for c in ir.children(e):
-        yield from _walk(c)
-
-
 def sink(name: str, value: ir.Expr, body: ir.Expr) -> ir.Expr:
     """`let name = value in body`, with the let moved into the rows of a select that read it
     (and past lets that do not), so a row that does not apply never computes it."""
@@ -369,7 +363,7 @@ def _on_indices(e) -> bool:
 
 
 def _with_span(e: ir.Expr, span) -> ir.Expr:
-    return dataclasses.replace(e, span=span)
+    return ir.with_fields(e, {"span": span})
 
 
 def lower(prog: A.Program, only=None) -> list[ir.Function | None]:

@@ -47,7 +47,7 @@ def rewrite_expr(e, env: dict):
         return e
     if isinstance(e, ir.Let):
         value = rewrite_expr(e.value, env)
-        return dataclasses.replace(e, value=value, body=rewrite_expr(e.body, {**env, e.name: value}))
+        return ir.with_fields(e, {"value": value, "body": rewrite_expr(e.body, {**env, e.name: value})})
     e = ir.map_children(e, lambda c: rewrite_expr(c, env))
     if isinstance(e, ir.Expr):
         for rule in REWRITES:
