@@ -22,7 +22,6 @@ from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_parser import _Parser
 from lark.parsers.lalr_parser_state import ParseConf, ParserState
 
-
 # How a rule's reduction adds to the parse tree's depth: it makes a node; it makes none (an
 # inlined `_rule`, whose children join its parent's); it makes one unless it has one child
 # (`?rule`: lark's ExpandSingleChild; the callback then sets `made[0]`); or it hands its one
