@@ -116,8 +116,10 @@ def steps_cat(values, dim: int, fused: Fused | None):
     whole = torch.cat(parts, -1)
     if fused.b is not None:
         # the biases added in place: the concatenation is a new tensor no one else reads, and
-        # its backward keeps nothing (one block of all the steps written once, not twice)
-        whole = whole.add_(fused.b) if torch.result_type(whole, fused.b) == whole.dtype else whole + fused.b
+        # its backward keeps nothing (one block of all the steps written once, not twice); of
+        # another dtype, out of place (it may promote). (Not torch.result_type: a graph break
+        # under torch.compile.)
+        whole = whole.add_(fused.b) if fused.b.dtype == whole.dtype else whole + fused.b
     return whole.unbind(dim)
 
 
