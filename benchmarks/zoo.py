@@ -27,7 +27,8 @@ Ratios are Kokoyi / twin (lower is better). One thread, one process.
     python benchmarks/zoo.py --first-calls       # only those
     python benchmarks/zoo.py --cases gru cnn+ce  # some cases
     python benchmarks/zoo.py --quick             # correctness of the twins only, no timing (CI)
-    python benchmarks/zoo.py --clock process     # CPU time of the process (a machine shared with other jobs)
+    python benchmarks/zoo.py --clock process     # CPU time of the process (a machine shared with other jobs;
+                                                 # first calls too: --first-calls --clock process)
     python benchmarks/zoo.py --profile gru       # where the Kokoyi side's time goes (torch profiler)
 """
 from __future__ import annotations
@@ -157,9 +158,10 @@ def first_call_ms(case: Case) -> float | None:
     if case.first_call is None:
         return None
     call = case.first_call()  # a fresh import: new module symbols with empty caches
-    start = time.perf_counter()
+    clock = _clock[0]
+    start = clock()
     call()
-    return (time.perf_counter() - start) * 1e3
+    return (clock() - start) * 1e3
 
 
 _pycache: list[str] = []  # the bytecode folder of this run's new interpreters, made on first use
@@ -182,9 +184,10 @@ def first_call_fresh_process(name: str, side: str = "kokoyi") -> float | None:
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = _pycache_folder()
+    clock = next(k for k, v in CLOCKS.items() if v is _clock[0])  # the child reads the same clock
     for _ in range(2):
-        proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side], capture_output=True,
-                              text=True, check=True, env=env)
+        proc = subprocess.run([sys.executable, __file__, "--first-call-of", name, side, "--clock", clock],
+                              capture_output=True, text=True, check=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -192,10 +195,11 @@ def _first_call_child(name: str, side: str) -> float | None:
     case = CASES[name][0](CASES[name][1])  # loads the example (compiles it), calls nothing
     if side == "kokoyi":
         return first_call_ms(case)
-    start = time.perf_counter()
+    clock = _clock[0]
+    start = clock()
     with torch.no_grad():
         case.twin()
-    return (time.perf_counter() - start) * 1e3
+    return (clock() - start) * 1e3
 
 
 def first_calls(names, repeats: int = 3) -> list[dict]:
@@ -278,7 +282,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--quick", action="store_true", help="check the twins only, time nothing")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clock", choices=list(CLOCKS), default="wall",
-                   help="step timings: elapsed time, or the CPU time of this process (for a shared machine)")
+                   help="step and first-call timings: elapsed time, or the CPU time of the process (for a shared machine)")
     p.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     p.add_argument("--profile", metavar="CASE", choices=list(CASES), help="profile the Kokoyi side of one case")
     p.add_argument("--batch", type=int, default=None, help="with --profile: the batch size")
