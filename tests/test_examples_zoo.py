@@ -218,12 +218,15 @@ def test_max_pool_matches_torch():
     torch.testing.assert_close(pool(None, h[0]), F.max_pool2d(h[0], 2))
 
 
-def test_cross_entropy_matches_torch():
-    ex = load_example("classifiers")
-    loss = ex.CrossEntropyLoss()
+def _logits_and_labels():
+    """Six samples of ten classes: logits (leaves) and labels."""
     torch.manual_seed(0)
-    z = (torch.randn(6, 10) * 3).requires_grad_()
-    y = torch.tensor([0, 3, 9, 1, 1, 7])
+    return (torch.randn(6, 10) * 3).requires_grad_(), torch.tensor([0, 3, 9, 1, 1, 7])
+
+
+def test_cross_entropy_matches_torch():
+    loss = load_example("classifiers").CrossEntropyLoss()
+    z, y = _logits_and_labels()
     same_values_and_grads(lambda: loss(z, y, batch_level=[1, 1]), lambda: F.cross_entropy(z, y, reduction="none"),
                           [z])
     assert_close_all(loss(z, y, batch_level=[1, 1]), stacked(loss, (z, y), 6))
@@ -236,11 +239,8 @@ def test_cross_entropy_matches_torch():
 def test_mean_cross_entropy_is_the_minibatch_mean_in_one_torch_loss():
     import kokoyi
 
-    ex = load_example("classifiers")
-    mean = ex.MeanCrossEntropyLoss()
-    torch.manual_seed(0)
-    z = (torch.randn(6, 10) * 3).requires_grad_()
-    y = torch.tensor([0, 3, 9, 1, 1, 7])
+    mean = load_example("classifiers").MeanCrossEntropyLoss()
+    z, y = _logits_and_labels()
     same_values_and_grads(lambda: mean(z, y), lambda: F.cross_entropy(z, y), [z])
     assert type(mean(z, y).grad_fn).__name__.startswith("NllLoss")  # the mean inside torch's loss
     codes = [c[2] for c in kokoyi.symbol["MeanCrossEntropyLoss"].__kokoyi_specializations__.cache.values()]
