@@ -64,6 +64,11 @@ def install(lark_parser) -> bool:
         return False
     if not all(type(sub) is BasicLexer for sub in lexer.lexers.values()):
         return False
+    # (pyproject allows lark 1.2, whose lexer state holds a str, not a TextSlice)
+    import lark.lexer
+
+    if not hasattr(lark.lexer, "TextSlice") or not all(hasattr(sub.scanner, "_mres") for sub in lexer.lexers.values()):
+        return False
     for sub in lexer.lexers.values():
         sub.__class__ = FastBasicLexer
     return True

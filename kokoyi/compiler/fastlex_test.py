@@ -1,0 +1,66 @@
+"""fastlex gives the parser the tokens lark's own lexer gives: same types, values and
+positions on every example, and the same errors on bad input."""
+from __future__ import annotations
+
+import contextlib
+import pathlib
+
+import pytest
+from lark import Token
+from lark.lexer import BasicLexer
+
+from kokoyi.compiler import fastlex, parser
+from kokoyi.errors import KokoyiSyntaxError, Source
+
+EXAMPLES = sorted(pathlib.Path(__file__).resolve().parents[2].joinpath("examples").glob("*/*.kyi"))
+BAD = [r"\Module{P}{x} \Return x + \\ \EndModule", "\\Module{P}{x}\n  \\Return x $ 2 \\\\\n\\EndModule\n",
+       r"\Module{P}{x} \Return \frac{x}{ \\ \EndModule", "\\Module{P}{x}\n  \\Return x \\\\\n"]
+
+
+def _sub_lexers():
+    return list(parser._lark("start").parser.lexer.lexer.lexers.values())
+
+
+@contextlib.contextmanager
+def _lark_lexer():
+    """The parser with lark's own BasicLexer for the duration."""
+    subs = _sub_lexers()
+    for sub in subs:
+        sub.__class__ = BasicLexer
+    try:
+        yield
+    finally:
+        for sub in subs:
+            sub.__class__ = fastlex.FastBasicLexer
+
+
+def _tokens(text: str):
+    tree = parser.parse(Source(text, "t.kyi"))
+    return [(t.type, str(t), t.start_pos, t.end_pos, t.line, t.column, t.end_line, t.end_column)
+            for t in tree.scan_values(lambda v: isinstance(v, Token))]
+
+
+def _error(text: str) -> str:
+    with pytest.raises(KokoyiSyntaxError) as err:
+        parser.parse(Source(text, "t.kyi"))
+    return str(err.value)
+
+
+def test_the_parser_uses_it():
+    assert all(type(sub) is fastlex.FastBasicLexer for sub in _sub_lexers())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_same_tokens_as_lark(path):
+    text = path.read_text()
+    fast = _tokens(text)
+    with _lark_lexer():
+        assert _tokens(text) == fast
+    assert len(fast) > 50
+
+
+@pytest.mark.parametrize("text", BAD)
+def test_same_errors_as_lark(text):
+    fast = _error(text)
+    with _lark_lexer():
+        assert _error(text) == fast
