@@ -62,6 +62,48 @@ class Return:
     line: int = 0
 
 
+def statements(block: list):
+    """Every statement of block and of the blocks nested in it (an If's branches, a For's
+    `pre` and body), each before its nested ones, in order."""
+    for s in block:
+        yield s
+        if isinstance(s, If):
+            yield from statements(s.then)
+            yield from statements(s.orelse)
+        elif isinstance(s, For):
+            yield from statements(s.pre)
+            yield from statements(s.body)
+
+
+def reads(s) -> tuple:
+    """What statement s reads: an Assign's arguments, an If's condition, a For's bounds, a
+    Return's values (Refs and constants, nested in tuples)."""
+    if isinstance(s, Assign):
+        return s.args
+    if isinstance(s, If):
+        return (s.cond,)
+    if isinstance(s, For):
+        return (s.start, s.stop)
+    if isinstance(s, Return):
+        return s.values
+    return ()
+
+
+def refs(a):
+    """The names of the Refs in a (nested tuples and lists), each time it occurs."""
+    if isinstance(a, Ref):
+        yield a.name
+    elif isinstance(a, (tuple, list)):
+        for x in a:
+            yield from refs(x)
+
+
+def names(a, acc: set) -> set:
+    """acc with the names of the Refs in a."""
+    acc.update(refs(a))
+    return acc
+
+
 @dataclass
 class Kernel:
     """One specialised function: its parameters (inputs then module parameters) and body."""

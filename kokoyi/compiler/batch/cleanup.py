@@ -74,16 +74,8 @@ def _key(s: K.Assign):
 def _module_params(block: list, acc: set) -> set:
     """The names of modules' parameter tuples (kx.module_params): reading one of their items
     gives the same value each time, so two reads of one item are one (unlike a growing list's)."""
-    for s in block:
-        match s:
-            case K.Assign() if s.op == "module_params" and s.out is not None:
-                acc.add(s.out)
-            case K.If():
-                _module_params(s.then, acc)
-                _module_params(s.orelse, acc)
-            case K.For():
-                _module_params(s.pre, acc)
-                _module_params(s.body, acc)
+    acc.update(s.out for s in K.statements(block)
+               if isinstance(s, K.Assign) and s.op == "module_params" and s.out is not None)
     return acc
 
 
@@ -126,29 +118,9 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
     return out
 
 
-def _refs(a, acc: set) -> None:
-    if isinstance(a, K.Ref):
-        acc.add(a.name)
-    elif isinstance(a, tuple):
-        for x in a:
-            _refs(x, acc)
-
-
 def _uses(block: list, acc: set) -> set:
-    for s in block:
-        match s:
-            case K.Assign():
-                _refs(s.args, acc)
-            case K.If():
-                _refs(s.cond, acc)
-                _uses(s.then, acc)
-                _uses(s.orelse, acc)
-            case K.For():
-                _refs((s.start, s.stop), acc)
-                _uses(s.pre, acc)
-                _uses(s.body, acc)
-            case K.Return():
-                _refs(s.values, acc)
+    for s in K.statements(block):
+        K.names(K.reads(s), acc)
     return acc
 
 

@@ -36,25 +36,7 @@ def fuse_contract_bias(block: list, uses: dict) -> list:
 
 def count_uses(block: list, counts: dict) -> dict:
     """How often each name is read in block (arguments, conditions, bounds, returns)."""
-    for s in block:
-        if isinstance(s, K.Assign):
-            _count(s.args, counts)
-        elif isinstance(s, K.If):
-            _count(s.cond, counts)
-            count_uses(s.then, counts)
-            count_uses(s.orelse, counts)
-        elif isinstance(s, K.For):
-            _count((s.start, s.stop), counts)
-            count_uses(s.pre, counts)
-            count_uses(s.body, counts)
-        elif isinstance(s, K.Return):
-            _count(s.values, counts)
+    for s in K.statements(block):
+        for name in K.refs(K.reads(s)):
+            counts[name] = counts.get(name, 0) + 1
     return counts
-
-
-def _count(a, counts: dict) -> None:
-    if isinstance(a, K.Ref):
-        counts[a.name] = counts.get(a.name, 0) + 1
-    elif isinstance(a, (tuple, list)):
-        for x in a:
-            _count(x, counts)

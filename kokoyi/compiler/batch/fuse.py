@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from kokoyi.compiler import kernel as K
-from kokoyi.compiler.batch.licm import _refs, assigned
+from kokoyi.compiler.batch.licm import assigned
 
 # op -> (position of the input, position of the matrix or layer, the runtime op that fuses them)
 PRODUCTS = {"linear": (0, 1, "fuse_rows"), "linear_layer": (1, 0, "fuse_layers")}
@@ -49,16 +49,9 @@ def fuse(k: K.Kernel) -> K.Kernel:
 
 
 def _definitions(block: list, acc: dict) -> None:
-    for s in block:
-        match s:
-            case K.Assign() if s.out is not None:
-                acc[s.out] = s
-            case K.If():
-                _definitions(s.then, acc)
-                _definitions(s.orelse, acc)
-            case K.For():
-                _definitions(s.pre, acc)
-                _definitions(s.body, acc)
+    for s in K.statements(block):
+        if isinstance(s, K.Assign) and s.out is not None:
+            acc[s.out] = s
 
 
 def _block(block: list, names, defs, straight: bool = True) -> list:
@@ -128,7 +121,7 @@ def _straight_group(block: list):
             if s is None and name not in after:
                 continue
             # a read of a layer from a list made before the first product moves up to it
-            if s is None or s.op not in ("item", "module_at") or any(n in after for n in _refs(s.args, set())):
+            if s is None or s.op not in ("item", "module_at") or any(n in after for n in K.refs(s.args)):
                 moved = None
                 break
             moved.append(s)
@@ -151,24 +144,9 @@ def _groups(body: list, varying: set) -> dict:
 
 def _uses(block: list, acc: dict) -> dict:
     """name -> the statements reading it (each once per reading statement)."""
-    for s in block:
-        match s:
-            case K.Assign():
-                for name in _refs(s.args, set()):
-                    acc.setdefault(name, []).append(s)
-            case K.If():
-                for name in _refs(s.cond, set()):
-                    acc.setdefault(name, []).append(s)
-                _uses(s.then, acc)
-                _uses(s.orelse, acc)
-            case K.For():
-                for name in _refs((s.start, s.stop), set()):
-                    acc.setdefault(name, []).append(s)
-                _uses(s.pre, acc)
-                _uses(s.body, acc)
-            case K.Return():
-                for name in _refs(s.values, set()):
-                    acc.setdefault(name, []).append(s)
+    for s in K.statements(block):
+        for name in K.names(K.reads(s), set()):
+            acc.setdefault(name, []).append(s)
     return acc
 
 

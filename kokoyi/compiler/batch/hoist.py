@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
-from kokoyi.compiler.batch.cleanup import _refs
 from kokoyi.compiler.batch.layout import Val
 
 # Node kinds that do work worth doing once: everything else (arithmetic on the index, a
@@ -72,7 +71,7 @@ class Hoist:
         if self.vector or s.out is None:
             return
         refs: set = set()
-        _refs(s.args, refs)
+        K.names(s.args, refs)
         self.defs[s.out] = s
         if s.op == "earlier" or refs & self.state:
             self.state.add(s.out)

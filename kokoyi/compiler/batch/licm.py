@@ -13,7 +13,6 @@ import dataclasses
 
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.cleanup import EFFECTS
-from kokoyi.compiler.batch.cleanup import _refs as refs_into
 
 # Effects, or a value that changes while the loop runs (a recurrence's elements so far).
 STAYS = (EFFECTS - {"item"}) | {"earlier", "no_earlier", "read_states", "step_item"}
@@ -34,12 +33,6 @@ def assigned(block: list, acc: set) -> set:
     return acc
 
 
-def _refs(a, acc: set) -> set:
-    """acc with the names a statement's arguments read."""
-    refs_into(a, acc)
-    return acc
-
-
 def hoist_invariants(block: list) -> list:
     """block with each For's invariant statements moved to its `pre` (inner loops first)."""
     out = []
@@ -53,7 +46,7 @@ def hoist_invariants(block: list) -> list:
                 pre, kept = list(s.pre), []
                 for t in body:
                     if isinstance(t, K.Assign) and t.out is not None and t.op not in STAYS \
-                            and not _refs(t.args, set()) & varying:
+                            and not K.names(t.args, set()) & varying:
                         pre.append(t)
                         varying.discard(t.out)
                     else:

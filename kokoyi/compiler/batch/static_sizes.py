@@ -62,38 +62,10 @@ def _block(block: list, other: set) -> list:
 
 
 def _other_uses(block: list, acc: set) -> None:
-    for s in block:
-        if isinstance(s, K.Assign):
-            _refs(s.args[1:] if s.op == "size" else s.args, acc)
-        elif isinstance(s, K.If):
-            _refs(s.cond, acc)
-            _other_uses(s.then, acc)
-            _other_uses(s.orelse, acc)
-        elif isinstance(s, K.For):
-            _refs((s.start, s.stop), acc)
-            _other_uses(s.pre, acc)
-            _other_uses(s.body, acc)
-        elif isinstance(s, K.Return):
-            _refs(s.values, acc)
+    for s in K.statements(block):
+        K.names(s.args[1:] if isinstance(s, K.Assign) and s.op == "size" else K.reads(s), acc)
 
 
 def _all_uses(block: list, acc: set) -> None:
-    for s in block:
-        if isinstance(s, K.Assign):
-            _refs(s.args, acc)
-        elif isinstance(s, K.If):
-            _refs(s.cond, acc)
-            _all_uses(s.then + s.orelse, acc)
-        elif isinstance(s, K.For):
-            _refs((s.start, s.stop), acc)
-            _all_uses(s.pre + s.body, acc)
-        elif isinstance(s, K.Return):
-            _refs(s.values, acc)
-
-
-def _refs(a, acc: set) -> None:
-    if isinstance(a, K.Ref):
-        acc.add(a.name)
-    elif isinstance(a, (tuple, list)):
-        for x in a:
-            _refs(x, acc)
+    for s in K.statements(block):
+        K.names(K.reads(s), acc)

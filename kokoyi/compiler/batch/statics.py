@@ -23,7 +23,6 @@ import dataclasses
 
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.cleanup import USES_DEVICE
-from kokoyi.compiler.batch.cleanup import _refs as refs_into
 
 # Ops that make a tensor from Python numbers (and the device) alone.
 CREATES = {"arange", "constant", "number_tensor", "iota_from", "eye"}
@@ -42,7 +41,7 @@ FRESH = (PURE - CREATES - {"to", "view", "transpose"}) | {
 
 def _reads(a) -> set:
     acc: set = set()
-    refs_into(a, acc)
+    K.names(a, acc)
     return acc
 
 
@@ -191,20 +190,9 @@ class _Placer:
 
 def _free(block: list, acc: set, static=()) -> set:
     """acc with the names the block's statements read (but those of `static`)."""
-    for s in block:
-        match s:
-            case K.Assign() if s.out not in static:
-                refs_into(s.args, acc)
-            case K.If():
-                refs_into(s.cond, acc)
-                _free(s.then, acc, static)
-                _free(s.orelse, acc, static)
-            case K.For():
-                refs_into((s.start, s.stop), acc)
-                _free(s.pre, acc, static)
-                _free(s.body, acc, static)
-            case K.Return():
-                refs_into(s.values, acc)
+    for s in K.statements(block):
+        if not (isinstance(s, K.Assign) and s.out in static):
+            K.names(K.reads(s), acc)
     return acc
 
 

@@ -26,16 +26,9 @@ def untranspose(k: K.Kernel) -> K.Kernel:
 
 def _count(block: list, acc: dict) -> None:
     """How many times each name is assigned (a join assigned in two branches is not one value)."""
-    for s in block:
-        match s:
-            case K.Assign() if s.out is not None:
-                acc[s.out] = acc.get(s.out, 0) + 1
-            case K.If():
-                _count(s.then, acc)
-                _count(s.orelse, acc)
-            case K.For():
-                _count(s.pre, acc)
-                _count(s.body, acc)
+    for s in K.statements(block):
+        if isinstance(s, K.Assign) and s.out is not None:
+            acc[s.out] = acc.get(s.out, 0) + 1
 
 
 def _block(block: list, defs: dict, counts: dict) -> list:
