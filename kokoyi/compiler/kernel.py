@@ -15,7 +15,7 @@ results (`Ref`), Python constants, or tuples of these — with static attributes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,27 @@ def statements(block: list):
     `pre` and body), each before its nested ones, in order."""
     for s in block:
         yield s
-        if isinstance(s, If):
-            yield from statements(s.then)
-            yield from statements(s.orelse)
-        elif isinstance(s, For):
-            yield from statements(s.pre)
-            yield from statements(s.body)
+        if isinstance(s, (If, For)):
+            yield from statements(nested(s))
+
+
+def with_blocks(s, fn):
+    """s with each block nested in it (an If's branches, a For's `pre` and body) replaced by
+    fn(block); other statements as they are."""
+    if isinstance(s, If):
+        return replace(s, then=fn(s.then), orelse=fn(s.orelse))
+    if isinstance(s, For):
+        return replace(s, pre=fn(s.pre), body=fn(s.body))
+    return s
+
+
+def nested(s) -> list:
+    """The statements of the blocks nested in s, in order (none for an Assign or a Return)."""
+    if isinstance(s, If):
+        return s.then + s.orelse
+    if isinstance(s, For):
+        return s.pre + s.body
+    return []
 
 
 def reads(s) -> tuple:

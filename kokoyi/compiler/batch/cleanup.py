@@ -134,10 +134,8 @@ def _dce(block: list, used: set) -> list:
                 continue
             case K.Assign() if s.out is not None and s.out not in used and s.op in CHECK_ONLY and not s.attrs:
                 s = K.Assign(None, CHECK_ONLY[s.op], s.args, {}, s.line)
-            case K.If():
-                s = dataclasses.replace(s, then=_dce(s.then, used), orelse=_dce(s.orelse, used))
-            case K.For():
-                s = dataclasses.replace(s, pre=_dce(s.pre, used), body=_dce(s.body, used))
+            case K.If() | K.For():
+                s = K.with_blocks(s, lambda b: _dce(b, used))
         out.append(s)
     return out
 

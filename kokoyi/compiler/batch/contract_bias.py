@@ -8,8 +8,6 @@ the statement right after it (so no other statement's error can come between the
 """
 from __future__ import annotations
 
-import dataclasses
-
 from kokoyi.compiler import kernel as K
 
 
@@ -17,10 +15,8 @@ def fuse_contract_bias(block: list, uses: dict) -> list:
     """block with each such pair of statements made one (uses: how often each name is read)."""
     out: list = []
     for s in block:
-        if isinstance(s, K.If):
-            s = dataclasses.replace(s, then=fuse_contract_bias(s.then, uses), orelse=fuse_contract_bias(s.orelse, uses))
-        elif isinstance(s, K.For):
-            s = dataclasses.replace(s, pre=fuse_contract_bias(s.pre, uses), body=fuse_contract_bias(s.body, uses))
+        if isinstance(s, (K.If, K.For)):
+            s = K.with_blocks(s, lambda b: fuse_contract_bias(b, uses))
         elif isinstance(s, K.Assign) and s.op == "add" and not s.attrs.get("py") and out:
             prev = out[-1]
             if (isinstance(prev, K.Assign) and prev.op == "contract" and prev.out is not None

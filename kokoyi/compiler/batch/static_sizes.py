@@ -8,8 +8,6 @@ drops those axes, so the read's axis a is x's axis a (a < lead) or a + m.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from kokoyi.compiler import kernel as K
 
 
@@ -23,20 +21,15 @@ def sizes_without_reads(block: list) -> list:
 def _block(block: list, other: set) -> list:
     nested: set = set()  # names read inside this block's branches and loops: kept as they are
     for s in block:
-        if isinstance(s, K.If):
-            _all_uses(s.then + s.orelse, nested)
-        elif isinstance(s, K.For):
-            _all_uses(s.pre + s.body, nested)
+        if isinstance(s, (K.If, K.For)):
+            _all_uses(K.nested(s), nested)
     other = other | nested
     reads: dict = {}  # read's name -> (x, axis offset after lead, lead)
     defined_after: dict = {}  # read's name -> names assigned since (x must not be one)
     out: list = []
     for s in block:
-        if isinstance(s, K.If):
-            out.append(dataclasses.replace(s, then=_block(s.then, other), orelse=_block(s.orelse, other)))
-            continue
-        if isinstance(s, K.For):
-            out.append(dataclasses.replace(s, pre=_block(s.pre, other), body=_block(s.body, other)))
+        if isinstance(s, (K.If, K.For)):
+            out.append(K.with_blocks(s, lambda b: _block(b, other)))
             continue
         if not isinstance(s, K.Assign):
             out.append(s)

@@ -39,9 +39,7 @@ def _block(block: list, defs: dict, counts: dict) -> list:
                     and defs[s.args[1].name].op == "transpose":
                 w = defs[s.args[1].name].args[0]
                 s = dataclasses.replace(s, op="matmul_rows_t", args=(s.args[0], w, *s.args[2:]))
-            case K.If():
-                s = dataclasses.replace(s, then=_block(s.then, defs, counts), orelse=_block(s.orelse, defs, counts))
-            case K.For():
-                s = dataclasses.replace(s, pre=_block(s.pre, defs, counts), body=_block(s.body, defs, counts))
+            case K.If() | K.For():
+                s = K.with_blocks(s, lambda b: _block(b, defs, counts))
         out.append(s)
     return out
