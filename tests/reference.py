@@ -1024,8 +1024,11 @@ class Interpreter:
         match e:
             case A.Num():
                 return isinstance(e.value, float)
-            case A.Constant() | A.Frac() | A.Sqrt() | A.Norm() | A.Indicator() | A.Call():
+            case A.Constant() | A.Frac() | A.Sqrt() | A.Norm() | A.Indicator():
                 return True
+            case A.Call():  # a function of integers may be an integer (sq(u) = u * u at 2): compute it
+                x = self.probe(e, env, [])
+                return x is None or x.is_floating_point()
             case A.Paren() | A.Group():
                 return self.is_float(e.expr, env)
             case A.Ref():

@@ -560,3 +560,15 @@ def test_a_loop_reads_nothing_outside_its_range():
                  r"  \Return \LogSoftmax(b) \\", "y, X")
     assert_agrees(src, {"y": torch.tensor([0.74, 0.15]), "X": torch.tensor([[-1.0, 0.0, 0.0]])})
     assert_agrees(src, {"y": torch.tensor([0.74, 0.15]), "X": torch.tensor([[2.0, 0.5, -1.0]])})
+
+
+def test_a_row_that_never_applies_calling_a_function_of_integers_is_an_integer():
+    """Seed 9801701: the row `sq(2)` never applies; the reference took any call for a float
+    (its kind of a value it does not compute) and so expected float64, where sq(u) = u * u of
+    an integer is an integer (contract 6a) and the module returned int64. The reference now
+    computes the call to learn its kind; with a float argument the output is a float."""
+    for arg in ("2", "0.5"):
+        src = (r"sq(u) \gets u * u \\" "\n" r"\Module{P}{x \in \mathbb{R}^{N}}" "\n"
+               r"  \Return \{ \begin{cases} sq(1) & i \le i \\ sq(" + arg + r") & \text{else} \end{cases} \}_{i=0}^{|x| - 1} \\"
+               "\n" r"\EndModule" "\n")
+        assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)})
