@@ -29,7 +29,8 @@ Readings where the contract is silent, and limits:
   a row that applies nowhere is not computed, but when compiled code computes it (its condition
   is data, not a Python value: see `computed_rows`) the float values it reads from outside get
   a zero gradient from it, so 0 times an undefined derivative in what computed them is NaN
-  (docs/reference/choices.md#gradients-through-cases);
+  (docs/reference/choices.md#gradients-through-cases); a big operator or set-builder over an
+  empty range reads nothing (`known_empty`);
 * an empty sum or product is 0 or 1 shaped like its body (the body computed without gradient
   at some index value, when that can be done: such a probe goes on past reads out of range,
   reads of empty axes and empty maxima, taking zeros of their shapes), an empty set-builder
