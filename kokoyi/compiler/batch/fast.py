@@ -153,7 +153,7 @@ def _bce_logits(b, e):
 def _reduction(b, e, axes):
     """'mean' or 'sum' where this row loss is the end of a reduction's body that lets it reduce
     over the reduction's axis itself (reduced_loss below): the axis is its last one."""
-    armed = getattr(b, "loss_reduction", None)
+    armed = b.loss_reduction
     if not (armed and armed["armed"] and armed["loss"] is e and axes and axes[-1] == armed["axis"]):
         return None
     armed["armed"], armed["done"] = False, True
@@ -170,7 +170,7 @@ def _reduced_loss(b, e):
 
     if b.hoists:
         return None
-    saved = getattr(b, "loss_reduction", None)
+    saved = b.loss_reduction
     b.loss_reduction = {"reduce": e.original, "loss": tail(e.original.body), "axis": e.original.axis.name,
                         "op": e.original.op, "armed": False, "done": False}
     try:

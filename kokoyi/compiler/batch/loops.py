@@ -104,7 +104,7 @@ def _reduce(b, e: ir.Reduce) -> Val:
         fused = _sum_of_products(b, e, mask)
         if fused is not None:
             return fused
-        loss = getattr(b, "loss_reduction", None)
+        loss = b.loss_reduction
         if loss is not None and loss["reduce"] is not e:
             loss = None
         if loss is not None:  # a row loss at the end of the body may reduce over the axis itself (batch/fast.py)
