@@ -1064,7 +1064,9 @@ class Interpreter:
             case A.Index():
                 return self.is_float(e.target, env)
             case A.BuiltinCall():
-                if e.name in ("abs", "sign", "ReLU", "maximum", "minimum", "clip", "StopGrad", "Concat"):
+                # these keep their operands' kind: the trace of integers is a sum of integers
+                if e.name in ("abs", "sign", "ReLU", "maximum", "minimum", "clip", "StopGrad", "Concat",
+                              "tr", "Tr", "diag"):
                     return any(self.is_float(a, env) for a in e.args)
                 return True
             case A.Reduce():

@@ -572,3 +572,15 @@ def test_a_row_that_never_applies_calling_a_function_of_integers_is_an_integer()
                r"  \Return \{ \begin{cases} sq(1) & i \le i \\ sq(" + arg + r") & \text{else} \end{cases} \}_{i=0}^{|x| - 1} \\"
                "\n" r"\EndModule" "\n")
         assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)})
+
+
+def test_the_trace_of_integers_is_an_integer():
+    """Seed 9904335: a recurrence of integers whose third row is the clipped trace of a 1×1
+    table of earlier elements. The module kept int64 (a trace is a sum of integer terms,
+    contract 6a); the reference's static kind took any trace for a float and expected
+    float64. With a float element the output is a float."""
+    for first in (r"\lfloor 1 \rfloor", "0.5"):
+        src = module(r"  h \gets \{ \begin{cases} " + first + r" & t = 0 \\ 3 & t = 1 \\ "
+                     r"\clip(\operatorname{tr}(\{ \{ h_{t-1} \}_{j=0}^{0} \}_{i=0}^{0}), -1, 1) & \text{otherwise} "
+                     r"\end{cases} \}_{t=0}^{|y| - 1} \\" "\n" r"  \Return h \\", r"y \in \mathbb{R}^{M}")
+        assert_agrees(src, {"y": torch.tensor([0.5, -1.0, 2.0, 1.0], dtype=torch.float64)})
