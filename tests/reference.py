@@ -24,8 +24,12 @@ Readings where the contract is silent, and limits:
 * conditions are lazy like the rows: a later row's condition is computed only where no earlier
   row applied (so it may guard its reads with the rows before it); `\\land`/`\\lor` are not;
 * with tensor conditions a row that applies somewhere is computed whole and its elements
-  picked, so where the row's own derivative is infinite at elements it does not take, the
-  gradient there is NaN (as torch.where's would be); with scalar conditions it is never computed;
+  picked; when the row is element-wise its float reads pass gradient only where it applies, so
+  its own derivatives elsewhere are discarded with its value (`\\sqrt{x}` for x > 0 gives 0, not
+  NaN, at x <= 0); a row that is not (an index, a call, a reduction in it) passes
+  each element's gradient through the whole row, so an infinite or undefined derivative at
+  elements it does not take makes NaN there (as torch.where's would); with scalar conditions
+  it is never computed;
   a row that applies nowhere is not computed, but when compiled code computes it (its condition
   is data, not a Python value: see `computed_rows`) the float values it reads from outside get
   a zero gradient from it, so 0 times an undefined derivative in what computed them is NaN
@@ -86,8 +90,9 @@ class _Partial:
 class _Thunk:
     """A `\\where` binding of a set-builder definition, computed when first read."""
 
-    def __init__(self, fn) -> None:
+    def __init__(self, fn, per_element: bool = False) -> None:
         self.fn, self.done, self.value = fn, False, None
+        self.per_element = per_element  # a set-builder definition's binding, computed per element
 
     def force(self):
         if not self.done:
@@ -116,7 +121,7 @@ class _Lazy:
         self.interp.python_symbols.add(self.builder.bounds[0].var.symbol)
         if t is not None:
             env[self.builder.bounds[0].var.symbol] = torch.tensor(t)
-        self.interp.bind_where(self.definition.where, env)
+        self.interp.bind_where(self.definition.where, env, per_element=True)
         return env
 
     def bounds(self) -> tuple[int, int]:
@@ -458,13 +463,13 @@ class Interpreter:
         else:
             env[sym] = self.eval(d.value, env)
 
-    def bind_where(self, bindings, env) -> None:
+    def bind_where(self, bindings, env, per_element: bool = False) -> None:
         """Bind `\\where` bindings in env, each computed when first read."""
         for b in bindings:
             if b.params is not None:
                 self.definition(b, env)
             else:
-                env[b.target.symbol] = _Thunk(lambda b=b: self._bound_value(b, env))
+                env[b.target.symbol] = _Thunk(lambda b=b: self._bound_value(b, env), per_element)
 
     def _bound_value(self, b: A.Definition, env):
         self.definition(b, env)
@@ -910,7 +915,7 @@ class Interpreter:
             remaining = ~cond if remaining is None else remaining & ~cond
             if bool(take.any()):
                 taken.append((row, take))
-        values = [(self.tensor(self.eval(row.value, env)), take) for row, take in taken]
+        values = [(self.row_value(e, row, take, env), take) for row, take in taken]
         untaken = self.computed_rows(e, env, {id(row) for row, _ in taken})
         floating = any(self.is_float(row.value, env) for row in e.rows)
         if e.rows[-1].condition is not None and not all(_on_indices(r.condition) for r in e.rows):
@@ -937,6 +942,47 @@ class Interpreter:
             for row in untaken:
                 out = out + self.zero_link(row.value, env)
         return out
+
+    def row_value(self, e: A.Cases, row: A.CaseRow, take: torch.Tensor, env) -> torch.Tensor:
+        """The row's value; when it is element-wise and applies to some elements only, its
+        float reads pass gradient only where it applies: its computation is discarded
+        elsewhere, derivatives and all (docs/reference/choices.md#gradients-through-cases)."""
+        if take.dim() == 0 or bool(take.all()) or not self.elementwise(row.value, e, env):
+            return self.tensor(self.eval(row.value, env))
+        local = dict(env)
+        for n in _differentiable_walk(row.value):
+            v = env.get(n.symbol) if isinstance(n, A.Ref) else None
+            v = v.force() if isinstance(v, _Thunk) else v.whole() if isinstance(v, _Finished) else v
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
+                local[n.symbol] = _gradient_where(v, take)
+        return self.tensor(self.eval(row.value, local))
+
+    def elementwise(self, value, e: A.Cases, env) -> bool:
+        """Whether each element of a row's value is computed from the same elements of what it
+        reads (compiled code's test, kokoyi/compiler/batch/gradients.py, on the lowered row: a
+        call, an index or a per-element `\\where` binding that the row alone reads make it not)."""
+        for n in _walk(value):
+            match n:
+                case A.Name() | A.Paren() | A.Group() | A.Num() | A.Constant() | A.Unary() | A.Compare() | A.Juxtapose() \
+                        | A.Frac() | A.Sqrt() | A.Rounding() | A.Indicator():
+                    continue
+                case A.Binary() if n.op != "@":
+                    continue
+                case A.Power() if not _written_minus_one(n.exponent):
+                    continue
+                case A.BuiltinCall() if n.name in _ELEMENTWISE_BUILTINS:
+                    continue
+                case A.Reduce() if len(n.args) > 1:
+                    continue
+                case A.Ref():
+                    v = env.get(n.symbol)
+                    if isinstance(v, _Thunk) and v.per_element and not any(
+                            isinstance(c, A.Ref) and c.symbol is n.symbol
+                            for r in e.rows if r.condition is not None for c in _walk(r.condition)):
+                        return False  # compiled code computes it inside the row
+                    continue
+            return False
+        return True
 
     def computed_rows(self, e: A.Cases, env, taken: set) -> list:
         """The rows of e that a compiled cases computes and that apply nowhere here: a row
@@ -1091,6 +1137,36 @@ def _written_minus_one(e) -> bool:
     while isinstance(one, (A.Paren, A.Group)):
         one = one.expr
     return isinstance(one, A.Num) and type(one.value) is int and one.value == 1
+
+
+_ELEMENTWISE_BUILTINS = {"exp", "Exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "sign",
+                          "ReLU", "Sigmoid", "Softplus", "GELU", "maximum", "minimum", "clip", "StopGrad"}
+
+
+def _walk(e):
+    """e and its descendants (AST nodes)."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        yield n
+        for v in vars(n).values():
+            if isinstance(v, A.Node):
+                stack.append(v)
+            elif isinstance(v, (list, tuple)):
+                stack.extend(x for x in v if isinstance(x, A.Node))
+
+
+def _gradient_where(v: torch.Tensor, take: torch.Tensor) -> torch.Tensor:
+    """v, passing gradient only where take holds at some element v is broadcast to."""
+    shape = torch.broadcast_shapes(v.shape, take.shape)
+    mask = take.expand(shape)
+    extra = len(shape) - v.dim()
+    if extra:
+        mask = mask.flatten(0, extra - 1).any(0) if extra > 1 else mask.any(0)
+    for axis, n in enumerate(v.shape):
+        if n == 1 and mask.shape[axis] != 1:
+            mask = mask.any(axis, keepdim=True)
+    return torch.where(mask, v, v.detach())
 
 
 def _differentiable_walk(e, empty=lambda bound: False):

@@ -584,3 +584,16 @@ def test_the_trace_of_integers_is_an_integer():
                      r"\clip(\operatorname{tr}(\{ \{ h_{t-1} \}_{j=0}^{0} \}_{i=0}^{0}), -1, 1) & \text{otherwise} "
                      r"\end{cases} \}_{t=0}^{|y| - 1} \\" "\n" r"  \Return h \\", r"y \in \mathbb{R}^{M}")
         assert_agrees(src, {"y": torch.tensor([0.5, -1.0, 2.0, 1.0], dtype=torch.float64)})
+
+
+def test_an_elementwise_row_discards_its_derivatives_where_it_does_not_apply():
+    """Seed 9901871: `\\sin(c_3 + w)` applied at some elements of a vector, with c_3 NaN.
+    Compiled code (every path) discards the row's computation where it does not apply,
+    derivatives and all (choices.md#gradients-through-cases: `\\sqrt{x}` for x > 0 has gradient
+    0 at x <= 0); the reference computed the row whole and picked elements, so 0 * cos(NaN)
+    made w's gradient NaN there. A row that is not element-wise (an index in it) keeps
+    torch.where's NaN on every path."""
+    nan = float("nan")
+    for row in (r"\sqrt{x}", r"\sin(x + w)", r"\sin(x + w) \cdot w[0]"):
+        src = module(r"\Return \begin{cases} " + row + r" & x > 0 \\ 0 & \text{otherwise} \end{cases} \\", "x, w")
+        assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 3.0]), "w": torch.tensor([nan, nan, 0.5])})
