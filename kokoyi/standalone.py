@@ -28,7 +28,7 @@ import torch
 from kokoyi.errors import KokoyiError
 
 HELPER_MODULES = ("kokoyi.runtime.recur", "kokoyi.runtime.calls", "kokoyi.runtime.kernels", "kokoyi.runtime.factors",
-                  "kokoyi.runtime.products", "kokoyi.runtime.losses",
+                  "kokoyi.runtime.products", "kokoyi.runtime.linalg", "kokoyi.runtime.losses",
                   "kokoyi.runtime.statics", "kokoyi.runtime.scan", "kokoyi.runtime.ops", "kokoyi.runtime.device",
                   "kokoyi.runtime.export")
 # Names the helpers import from kokoyi that the standalone file replaces by plain classes.

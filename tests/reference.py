@@ -617,8 +617,21 @@ class Interpreter:
         self.note_matrix(a)
         a, b = self.flt(a), self.flt(b)
         if b.dim() == 1:
-            return torch.linalg.solve(a, b.unsqueeze(-1)).squeeze(-1)
-        return torch.linalg.solve(a, b)
+            x, info = torch.linalg.solve_ex(a, b.unsqueeze(-1))
+            return self.singular_nan(x.squeeze(-1), info, 1)
+        x, info = torch.linalg.solve_ex(a, b)
+        return self.singular_nan(x, info, 2)
+
+    def singular_nan(self, x, info, trailing: int):
+        """x with NaN for each singular matrix (info > 0): it has no inverse, so neither
+        A^{-1} nor A^{-1} @ b exists (docs/reference/choices.md#singular-matrices); noted as
+        infinitely ill-conditioned (a nearly singular matrix's result is rounding)."""
+        bad = info != 0
+        if not bool(bad.any()):
+            return x
+        if self.conditions is not None:
+            self.conditions.append(math.inf)
+        return torch.where(bad.reshape(bad.shape + (1,) * trailing), math.nan, x)
 
     def det(self, a):
         """det(A), noting A's condition; a determinant out of the dtype's range (inf, or 0 from
@@ -669,7 +682,8 @@ class Interpreter:
         base, exp = self.eval(e.base, env), self.eval(e.exponent, env)
         if base.dim() >= 2 and _written_minus_one(e.exponent):
             self.note_matrix(base)
-            return torch.linalg.inv(self.flt(base))  # A^{-1}: the matrix inverse
+            x, info = torch.linalg.inv_ex(self.flt(base))  # A^{-1}: the matrix inverse
+            return self.singular_nan(x, info, 2)
         if not base.is_floating_point() and not exp.is_floating_point():
             if bool((exp < 0).any()):
                 return self.flt(base) ** exp  # an integer to a negative power is a float

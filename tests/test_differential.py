@@ -597,3 +597,24 @@ def test_an_elementwise_row_discards_its_derivatives_where_it_does_not_apply():
     for row in (r"\sqrt{x}", r"\sin(x + w)", r"\sin(x + w) \cdot w[0]"):
         src = module(r"\Return \begin{cases} " + row + r" & x > 0 \\ 0 & \text{otherwise} \end{cases} \\", "x, w")
         assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 3.0]), "w": torch.tensor([nan, nan, 0.5])})
+
+
+def test_a_singular_matrix_has_no_inverse_on_every_path():
+    """Seed 10100317 (a program the reference could not run: torch's solve raised on a singular
+    matrix). A singular matrix's A^{-1} and A^{-1} @ b are NaN on every path, no error, so a
+    batch holding one gives NaN for that sample alone and a row that does not apply may hold
+    one (choices.md#singular-matrices); the module used torch.linalg.solve, which raises for
+    the whole batch."""
+    singular = [[1.0, 2.0], [2.0, 4.0]]
+    src = module(r"\Return A^{-1} @ b, \begin{cases} \sum(A^{-1}) & s > 0 \\ s & \text{otherwise} \end{cases} \\",
+                 "A, b, s")
+    assert_agrees(src, {"A": torch.tensor(singular), "b": torch.tensor([1.0, 1.0]), "s": torch.tensor(-1.0)})
+    assert_agrees(src, {"A": torch.tensor(singular), "b": torch.tensor([1.0, 1.0]), "s": torch.tensor(2.0)})
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    kokoyi.compile(src, filename="singular.kyi")
+    A = torch.tensor([[[2.0, 0.0], [0.0, 4.0]], singular])
+    x, y = Host(None, kokoyi.symbol["P"])(A, torch.ones(2, 2), torch.tensor([1.0, -3.0]), batch_level=[1, 1, 1])
+    assert torch.allclose(x[0], torch.tensor([0.5, 0.25])) and bool(x[1].isnan().all())
+    assert torch.allclose(y, torch.tensor([0.75, -3.0]))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from kokoyi.errors import KokoyiRuntimeError
 from kokoyi.runtime.factors import multiply_along
+from kokoyi.runtime.linalg import inverse, solve, solve_vector  # noqa: F401  (kx.…)
 from kokoyi.runtime.products import causal_attention, matmul_rows, matmul_rows_t, matmul_summed  # noqa: F401  (kx.…)
 
 

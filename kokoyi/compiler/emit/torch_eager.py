@@ -65,11 +65,11 @@ TEMPLATES = {
     "one_hot": "kk.one_hot({0}, {1}, _dev, {2})", "cat": "torch.cat({0}, {1})",
     # round 2: log bases, matrix literals, linear algebra
     "log2": "torch.log2({0})", "log10": "torch.log10({0})",
-    "matrix": "kx.matrix({0}, {1}, {2}, {3}, {4}, _dev)", "inverse": "torch.linalg.inv({0})",
+    "matrix": "kx.matrix({0}, {1}, {2}, {3}, {4}, _dev)", "inverse": "kx.inverse({0})",
     "det": "torch.linalg.det({0})", "logdet": "torch.logdet({0})", "trace": "{0}.diagonal(0, -2, -1).sum(-1)",
     "diag_embed": "torch.diag_embed({0})", "diagonal": "{0}.diagonal(0, -2, -1)",
-    "eye": "torch.eye({0}, dtype={1}, device=_dev)", "solve": "torch.linalg.solve({0}, {1})",
-    "solve_vector": "torch.linalg.solve({0}, {1}.unsqueeze(-1)).squeeze(-1)",
+    "eye": "torch.eye({0}, dtype={1}, device=_dev)", "solve": "kx.solve({0}, {1})",
+    "solve_vector": "kx.solve_vector({0}, {1})",
     # recognised forms
     "discounted_window": "kk.discounted_window({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
     "std_last": "kx.population_std({0})", "var_last": "{0}.var(-1, correction=0)",
