@@ -31,6 +31,12 @@ class Span:
     end_line: int
     end_column: int
 
+    def __init__(self, line: int, column: int, end_line: int, end_column: int) -> None:
+        # (dataclass keeps this __init__: the frozen one sets each field through
+        # object.__setattr__, and the parser makes a few spans per token)
+        fields = self.__dict__
+        fields["line"], fields["column"], fields["end_line"], fields["end_column"] = line, column, end_line, end_column
+
     def to(self, other: Span) -> Span:
         """The span from the start of self to the end of other."""
         return Span(self.line, self.column, other.end_line, other.end_column)

@@ -333,10 +333,21 @@ def children(n: Node):
 
 
 def walk(n: Node):
-    """n and all its descendants, depth first, in source order."""
-    yield n
-    for c in children(n):
-        yield from walk(c)
+    """n and all its descendants, depth first, in source order (one generator, not one per node)."""
+    stack = [n]
+    while stack:
+        n = stack.pop()
+        yield n
+        kids = []
+        for name in _FIELD_NAMES.get(type(n)) or _field_names(type(n)):
+            v = getattr(n, name)
+            if isinstance(v, Node):
+                kids.append(v)
+            elif isinstance(v, tuple):
+                kids.extend([x for x in v if isinstance(x, Node)])
+        if kids:
+            kids.reverse()  # (they come off the stack in source order)
+            stack.extend(kids)
 
 
 def strip(e: Expr) -> Expr:
@@ -408,10 +419,18 @@ def map_children(n: Node, fn) -> Node:
             continue
         if new is not v:
             changes[name] = new
-    if not changes:
-        return n
-    # dataclasses.replace, without its per-call field walk (nodes have no __post_init__).
-    copy = object.__new__(type(n))
+    return replace(n, **changes) if changes else n
+
+
+def replace(n: Node, **changes) -> Node:
+    """dataclasses.replace(n, **changes) without its per-call field walk and keyword
+    __init__ (nodes have no __post_init__); an unknown field is a TypeError, as there."""
+    cls = type(n)
+    names = _FIELD_NAMES.get(cls) or _field_names(cls)
+    for name in changes:
+        if name not in names and name != "span":
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+    copy = object.__new__(cls)
     copy.__dict__.update(n.__dict__)
     copy.__dict__.update(changes)
     return copy

@@ -1,36 +1,53 @@
-"""lark's BasicLexer.next_token with its per-token costs cut (the contextual lexer's lexers).
+"""lark's contextual lexer with its per-token costs cut.
 
-Per token lark's loop calls three methods to match (`match`, the scanner property,
-`Scanner.match`), builds the Token through `__new__` and a class method, and moves its line
-counter with another call: about a third of the parse. `next_token` below does the same
-steps inline and returns the same tokens (type, value, positions, lexer callbacks); where
-nothing matches it hands over to lark's own, which raises lark's error.
+Per token lark's `ContextualLexer.lex` reads the parser's state through a property, calls
+the state's `BasicLexer.next_token`, which calls three methods to match (`match`, the
+scanner property, `Scanner.match`), builds the Token through `__new__` and a class method,
+and moves its line counter with another call: about a third of the parse. `lex` below
+does the same steps in one loop, with each parser state's regular expressions, ignored and
+newline types and callbacks looked up once per state, and yields the same tokens (type,
+value, positions, lexer callbacks). Where nothing matches it hands over to lark's own
+`lex`, which raises lark's errors from the same position.
 
-`install(lark_parser)` switches the contextual lexer's lexers to it (lark 1.3's layout;
-anything else is left alone).
+`install(lark_parser)` switches a Lark(lexer="contextual") object's lexer to it (lark 1.3's
+layout; anything else is left alone).
 """
 from __future__ import annotations
 
+from lark.exceptions import LexError
 from lark.lexer import BasicLexer, ContextualLexer, Token
 
 _new_str = str.__new__
 
 
-class FastBasicLexer(BasicLexer):
-    def next_token(self, lex_state, parser_state=None):
-        line_ctr = lex_state.line_ctr
-        text = lex_state.text
+class FastContextualLexer(ContextualLexer):
+    _tables: dict | None = None  # parser state -> (regexps, ignored types, newline types, callbacks)
+
+    def _build_tables(self) -> dict:
+        per_lexer = {}
+        for sub in self.lexers.values():
+            if id(sub) not in per_lexer:
+                scanner = sub.scanner  # (builds the callbacks too)
+                per_lexer[id(sub)] = (scanner._mres, sub.ignore_types, sub.newline_types, sub.callback)
+        self._tables = {state: per_lexer[id(sub)] for state, sub in self.lexers.items()}
+        return self._tables
+
+    def lex(self, lexer_state, parser_state):
+        tables = self._tables or self._build_tables()
+        line_ctr = lexer_state.line_ctr
+        text = lexer_state.text
         whole, end = text.text, text.end
-        mres = self.scanner._mres
-        ignore_types, newline_types, callback = self.ignore_types, self.newline_types, self.callback
+        stack = parser_state.state_stack  # (lark's parser_state.position is its last item)
         while line_ctr.char_pos < end:
+            mres, ignore_types, newline_types, callback = tables[stack[-1]]
             pos = line_ctr.char_pos
             for mre in mres:
                 m = mre.match(whole, pos, end)
                 if m:
                     break
-            else:
-                return BasicLexer.next_token(self, lex_state, parser_state)  # raises lark's error
+            else:  # nothing matches here: lark's own lexer raises its error (or the parser's)
+                yield from ContextualLexer.lex(self, lexer_state, parser_state)
+                return
             value, type_ = m.group(0), m.lastgroup
             ignored = type_ in ignore_types
             t = None
@@ -51,14 +68,13 @@ class FastBasicLexer(BasicLexer):
                     t = callback[type_](t)
                 if not ignored:
                     if not isinstance(t, Token):
-                        return BasicLexer.next_token(self, lex_state, parser_state)  # (lark's LexError)
-                    lex_state.last_token = t
-                    return t
-        raise EOFError(self)
+                        raise LexError("Callbacks must return a token (returned %r)" % t)
+                    lexer_state.last_token = t
+                    yield t
 
 
 def install(lark_parser) -> bool:
-    """Use FastBasicLexer for the contextual lexer's lexers of a Lark(lexer="contextual") object."""
+    """Use FastContextualLexer as the lexer of a Lark(lexer="contextual") object."""
     lexer = getattr(getattr(getattr(lark_parser, "parser", None), "lexer", None), "lexer", None)
     if type(lexer) is not ContextualLexer or getattr(lark_parser.lexer_conf, "use_bytes", False):
         return False
@@ -69,6 +85,5 @@ def install(lark_parser) -> bool:
 
     if not hasattr(lark.lexer, "TextSlice") or not all(hasattr(sub.scanner, "_mres") for sub in lexer.lexers.values()):
         return False
-    for sub in lexer.lexers.values():
-        sub.__class__ = FastBasicLexer
+    lexer.__class__ = FastContextualLexer
     return True

@@ -7,31 +7,30 @@ import pathlib
 
 import pytest
 from lark import Token
-from lark.lexer import BasicLexer
+from lark.lexer import ContextualLexer
 
 from kokoyi.compiler import fastlex, parser
 from kokoyi.errors import KokoyiSyntaxError, Source
 
 EXAMPLES = sorted(pathlib.Path(__file__).resolve().parents[2].joinpath("examples").glob("*/*.kyi"))
 BAD = [r"\Module{P}{x} \Return x + \\ \EndModule", "\\Module{P}{x}\n  \\Return x $ 2 \\\\\n\\EndModule\n",
-       r"\Module{P}{x} \Return \frac{x}{ \\ \EndModule", "\\Module{P}{x}\n  \\Return x \\\\\n"]
+       r"\Module{P}{x} \Return \frac{x}{ \\ \EndModule", "\\Module{P}{x}\n  \\Return x \\\\\n",
+       "\\Module{P}{x}\n  \\Return x ] \\\\\n\\EndModule\n", "y \\gets 1 \\\\\n% a comment\nz \\gets y # 2 \\\\\n"]
 
 
-def _sub_lexers():
-    return list(parser._lark("start").parser.lexer.lexer.lexers.values())
+def _contextual_lexer():
+    return parser._lark("start").parser.lexer.lexer
 
 
 @contextlib.contextmanager
 def _lark_lexer():
-    """The parser with lark's own BasicLexer for the duration."""
-    subs = _sub_lexers()
-    for sub in subs:
-        sub.__class__ = BasicLexer
+    """The parser with lark's own ContextualLexer for the duration."""
+    lexer = _contextual_lexer()
+    lexer.__class__ = ContextualLexer
     try:
         yield
     finally:
-        for sub in subs:
-            sub.__class__ = fastlex.FastBasicLexer
+        lexer.__class__ = fastlex.FastContextualLexer
 
 
 def _tokens(text: str):
@@ -47,7 +46,7 @@ def _error(text: str) -> str:
 
 
 def test_the_parser_uses_it():
-    assert all(type(sub) is fastlex.FastBasicLexer for sub in _sub_lexers())
+    assert type(_contextual_lexer()) is fastlex.FastContextualLexer
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

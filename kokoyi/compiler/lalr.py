@@ -38,19 +38,21 @@ class FastParserState(ParserState):
     child on without calling its callback (about a third of the reductions), and keeps next
     to each value the depth of the parse tree under it (when `kinds` says how rules add to it)."""
 
-    __slots__ = ("reductions", "depths", "kinds", "made", "limit")
+    __slots__ = ("reductions", "chains", "depths", "kinds", "made", "limit")
 
     def __init__(self, parse_conf, lexer, state_stack=None, value_stack=None, reductions=None,
-                 kinds=None, made=None, limit=None):
+                 kinds=None, made=None, limit=None, chains=None):
         super().__init__(parse_conf, lexer, state_stack, value_stack)
         self.reductions = {} if reductions is None else reductions  # id(rule) -> (size, callback, origin, kind, rule)
+        # (state below, state, token type) -> the state after the unit rules that token reduces there
+        self.chains = {} if chains is None else chains
         self.depths = [0] * len(self.value_stack)
         self.kinds, self.made = kinds, made if made is not None else [False]
         self.limit = float("inf") if limit is None else limit
 
     def copy(self, deepcopy_values=True):
         state = super().copy(deepcopy_values)
-        state.reductions, state.depths = self.reductions, list(self.depths)
+        state.reductions, state.chains, state.depths = self.reductions, self.chains, list(self.depths)
         state.kinds, state.made, state.limit = self.kinds, self.made, self.limit
         return state
 
@@ -66,6 +68,22 @@ class FastParserState(ParserState):
         self.reductions[id(rule)] = entry
         return entry
 
+    def _chain(self, below, state, kind):
+        """The state a token of type `kind` leaves on top of `below` after the unit rules it
+        reduces from `state` one after another (each replaces the top state by its goto from
+        `below`; a unit rule's value is its child, so the value stack does not change)."""
+        start, states, reductions = state, self.parse_conf.states, self.reductions
+        while True:
+            action, arg = states[state].get(kind, (Shift, None))  # (no action: the loop raises there)
+            if action is Shift:
+                break
+            entry = reductions.get(id(arg)) or self._reduction(arg)
+            if entry[3] is not UNIT:
+                break
+            state = states[below][entry[2]][1]
+        self.chains[below, start, kind] = state
+        return state
+
     def feed_token(self, token, is_end=False):
         state_stack = self.state_stack
         value_stack = self.value_stack
@@ -74,6 +92,7 @@ class FastParserState(ParserState):
         states = conf.states
         end_state = conf.end_state
         reductions = self.reductions
+        chains = self.chains
         kind = token.type
         while True:
             state = state_stack[-1]
@@ -91,9 +110,14 @@ class FastParserState(ParserState):
                 return None
             size, callback, origin, node, _ = reductions.get(id(arg)) or self._reduction(arg)
             if node is UNIT:  # the child stays where it is, as the rule's value
-                new_state = state_stack[-1] = states[state_stack[-2]][origin][1]
-                if is_end and new_state == end_state:
-                    return value_stack[-1]
+                if is_end:
+                    new_state = state_stack[-1] = states[state_stack[-2]][origin][1]
+                    if new_state == end_state:
+                        return value_stack[-1]
+                else:  # the whole chain of unit rules at once (about 2/3 of the reductions)
+                    below = state_stack[-2]
+                    top = chains.get((below, state, kind))
+                    state_stack[-1] = self._chain(below, state, kind) if top is None else top
                 continue
             if size:
                 children = value_stack[-size:]
@@ -131,21 +155,23 @@ class FastParser(_Parser):
     def __init__(self, parse_table, callbacks, debug=False):
         super().__init__(parse_table, callbacks, debug)
         self.reductions: dict = {}
+        self.chains: dict = {}
 
     def parse(self, lexer, start, value_stack=None, state_stack=None, start_interactive=False):
         if start_interactive:
             return super().parse(lexer, start, value_stack, state_stack, start_interactive)
         conf = ParseConf(self.parse_table, self.callbacks, start)
-        return self.parse_from_state(FastParserState(conf, lexer, state_stack, value_stack, self.reductions))
+        return self.parse_from_state(FastParserState(conf, lexer, state_stack, value_stack, self.reductions,
+                                                     chains=self.chains))
 
-    def parse_building(self, lexer, start, callbacks, kinds, reductions, made, limit):
+    def parse_building(self, lexer, start, callbacks, kinds, reductions, made, limit, chains=None):
         """The value the start rule's callback returns, parsing with `callbacks` (rule -> function
         of the children, after lark's child filters) instead of the tree builder's. kinds: rule
         -> NODE, INLINED or MAYBE (MAYBE callbacks set made[0] when they make a node);
-        reductions: a dict kept between calls with the same callbacks. Raises TooDeep where the
+        reductions and chains: dicts kept between calls with the same callbacks. Raises TooDeep where the
         parse tree would nest more than `limit` levels, and lark's errors."""
         conf = ParseConf(self.parse_table, callbacks, start)
-        return self.parse_from_state(FastParserState(conf, lexer, None, None, reductions, kinds, made, limit))
+        return self.parse_from_state(FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains))
 
 
 def install(lark_parser) -> bool:

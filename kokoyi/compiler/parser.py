@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import sys
+from collections import deque
 from collections.abc import Iterator
 from importlib import resources
 
@@ -119,7 +120,7 @@ class TexArguments:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self.recent: list[Token] = []  # the last two tokens handed to the parser
+        self.recent: deque[Token] = deque(maxlen=2)  # the last two tokens handed to the parser
         self.bars: list[list[str]] = [[]]  # per bracket level: the bars opened there, innermost last
         self.blocks: list[Token] = []  # \Module and \Function tokens not closed yet
 
@@ -135,7 +136,7 @@ class TexArguments:
             self.blocks.append(tok)
         elif kind in ("END_MODULE", "END_FUNCTION") and self.blocks:
             self.blocks.pop()
-        self.recent = [*self.recent[-1:], tok]
+        self.recent.append(tok)
         return tok
 
     def _bar(self, tok: Token) -> Token:
@@ -157,9 +158,14 @@ class TexArguments:
         frames: list[_Frame] = []
         depth = 0
         pending: list[Token] = []
+        recent = self.recent
         for raw in stream:
             token = self._keyword(raw) if raw.type == "CMD" else raw
             if token is None:
+                continue
+            if not frames and token.type not in _TRACKED:  # (most tokens: nothing to split, open or close)
+                recent.append(token)
+                yield token
                 continue
             pending.append(token)
             while pending:
@@ -198,7 +204,11 @@ class TexArguments:
 
     def _keyword(self, token: Token) -> Token | None:
         word = token.value[1:]
-        kind = keywords.classify(word)
+        kind = _CLASSIFIED.get(word)
+        if kind is None:
+            kind = keywords.classify(word)
+            if kind is not None and len(_CLASSIFIED) < 4096:
+                _CLASSIFIED[word] = kind
         if kind == "LAYOUT":
             return None
         if kind is None:
@@ -206,6 +216,14 @@ class TexArguments:
             hint = f" (did you mean `\\{near[0]}`?)" if near else ""
             raise KokoyiSyntaxError.at(self.source, _span(token), f"unknown command `{token.value}`{hint}")
         return Token.new_borrow_pos(kind, token.value, token)
+
+
+# What `\\word` is, for the words seen so far (keywords.classify, which tries each class in turn).
+_CLASSIFIED: dict[str, str] = {}
+# Token types the post-lexer tracks (brackets, bars, blocks) or that take TeX arguments; any
+# other token, with no macro waiting for its arguments, goes to the parser as it is.
+_TRACKED = frozenset({"LBRACE", "LSQB", "RBRACE", "RSQB", "BAR", "DNORM", "MODULE", "FUNCTION", "END_MODULE",
+                      "END_FUNCTION", *OPENING_BRACKETS, *CLOSING_BRACKETS, *keywords.TEX_ARGUMENTS})
 
 
 class _Frame:
@@ -372,6 +390,7 @@ class _Building:
         self.callbacks: dict = {}
         self.kinds: dict = {}
         self.reductions: dict = {}
+        self.chains: dict = {}
         for rule, chain in parser._parse_tree_builder.rule_builders:
             name = rule.alias or rule.options.template_source or rule.origin.name
             if rule.origin.name.startswith("_"):
@@ -424,7 +443,7 @@ def parse_ast(source: Source, start: str = "start"):
             frontend = parser.parser
             return frontend.parser.parser.parse_building(
                 frontend._make_lexer_thread(source.text), frontend._verify_start(start), building.callbacks,
-                building.kinds, building.reductions, building.made, MAX_DEPTH)
+                building.kinds, building.reductions, building.made, MAX_DEPTH, building.chains)
         except Exception:  # noqa: BLE001, S110 - reported by the other way below, as it always was
             pass
         finally:

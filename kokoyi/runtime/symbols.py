@@ -132,20 +132,26 @@ class SymbolTable(_Lookup):
         return dict(self._symbols), dict(self._names)
 
     def install(self, state) -> Unit:
-        """Run a compiled unit's code in the shared namespace and register what it defines."""
+        """Run a compiled unit's code in the shared namespace and register what it defines (a unit
+        whose code only declares runs its declarations instead: GeneratedUnit.declarations)."""
         generated = state.generated
-        digest = hashlib.sha256(generated.code.encode()).hexdigest()[:12]
         self._counter += 1
-        code_name = f"<kokoyi:{state.source.filename}:{self._counter}:{digest}>"
-        code = compile(generated.code, code_name, "exec")
-        register_code(code_name, generated.code, state.source.filename, generated.line_map,
-                      generated.index_sites)
+        declarations = getattr(generated, "declarations", None)
+        if declarations is None:  # (a unit that computes constants runs its code, so errors map to its lines)
+            digest = hashlib.sha256(generated.code.encode()).hexdigest()[:12]
+            code_name = f"<kokoyi:{state.source.filename}:{self._counter}:{digest}>"
+            code = compile(generated.code, code_name, "exec")
+            register_code(code_name, generated.code, state.source.filename, generated.line_map,
+                          generated.index_sites)
         saved = dict(self.namespace)
-        from kokoyi.runtime.unit import INSTALLING
+        from kokoyi.runtime.unit import INSTALLING, declare
 
         INSTALLING.append(state)
         try:
-            exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only
+            if declarations is None:
+                exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only
+            else:  # what the code does, without compiling it
+                declare(state.source.text, state.source.filename, declarations, self.namespace)
         except BaseException:
             self.namespace.clear()
             self.namespace.update(saved)

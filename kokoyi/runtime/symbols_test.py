@@ -137,3 +137,23 @@ def test_clear_forgets_everything():
     assert len(kokoyi.symbol) == 0 and "pi" not in kokoyi.symbol
     kokoyi.compile(r"\pi \gets 1 \\")
     assert kokoyi.symbol["pi"] == 1
+
+
+def test_a_unit_installed_by_its_declarations_that_fails_changes_nothing(monkeypatch):
+    """A unit whose code only declares is installed without running its code
+    (kokoyi.runtime.unit.declare); a failure there also leaves the table as it was."""
+    from kokoyi.runtime import unit as ku
+
+    kokoyi.compile(r"a \gets 1 \\ \Module{M}{x} \Return x + a \\ \EndModule", "good.kyi")
+    before = _snapshot()
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("broken declaration")
+
+    monkeypatch.setattr(ku.Unit, "function", broken)
+    with pytest.raises(KokoyiRuntimeError, match="broken declaration"):
+        kokoyi.compile(r"\Module{N}{x} \Return x \\ \EndModule" "\n" r"g(x) \gets x \\", "bad.kyi")
+    after = _snapshot()
+    for old, new in zip(before, after):
+        assert list(old) == list(new)
+        assert all(old[k] is new[k] for k in old)

@@ -107,6 +107,25 @@ class Unit:
         return entry[0]()
 
 
+def declare(text: str, filename: str, declarations: list, namespace: dict) -> None:
+    """Run a unit's declarations (GeneratedUnit.declarations) in namespace: what running the
+    unit's generated module there does (its imports, KOKOYI_SOURCE, KOKOYI_FILENAME,
+    KOKOYI_UNIT, then each definition), without compiling its code."""
+    import builtins
+    import math
+
+    import torch
+
+    from kokoyi.runtime import kernels, ops
+
+    namespace.setdefault("__builtins__", builtins.__dict__)  # (as exec would)
+    namespace.update(math=math, torch=torch, kx=kernels, kk=ops, ku=sys.modules[__name__],
+                     KOKOYI_SOURCE=text, KOKOYI_FILENAME=filename)
+    unit = namespace["KOKOYI_UNIT"] = Unit(text, filename, namespace)
+    for name, method, args, kwargs in declarations:
+        namespace[name] = args if method is None else getattr(unit, method)(*args, **kwargs)
+
+
 def _key(item) -> str:
     from kokoyi.compiler.pipeline import _symbol_of
 

@@ -156,3 +156,27 @@ def test_an_unused_maximum_is_only_its_check_that_the_axis_is_not_empty():
     k = kernel(r"\Module{M}{z} m \gets \max(z) \\ \Return \sum(z) \\ \EndModule", (BATCHED_VECTOR,))
     assert ops(k) == ["nonempty_last", "reduce_sum_last"]
     assert "kx.nonempty_last(z)" in torch_eager.emit(k)[0]
+
+
+def test_a_rule_never_changes_a_statement_it_emitted(monkeypatch):
+    """The huber rule turns the difference it reads into a `difference` statement that clean-up
+    drops (batch/fast.py `_difference`): a new statement in the old one's place; the one emitted
+    keeps its op."""
+    from kokoyi.compiler.batch import driver
+
+    emitted = []
+    emit = driver.Batcher.emit
+
+    def recording(self, *args, **kwargs):
+        ref = emit(self, *args, **kwargs)
+        emitted.append((self.block[-1], self.block[-1].op))
+        return ref
+
+    monkeypatch.setattr(driver.Batcher, "emit", recording)
+    text = (r"\Module{P}{q, y} \delta \gets q - y \\ \Return \begin{cases} \frac{1}{2} \delta^2 & \text{if } "
+            r"|\delta| < 1 \\ |\delta| - \frac{1}{2} & \text{otherwise} \end{cases} \\ \EndModule")
+    scalar = (("tensor", 0, False), False)
+    k = kernel(text, [scalar, scalar], name="P")
+    assert "huber_rows" in ops(k)
+    assert any(op == "sub" for _, op in emitted)
+    assert all(s.op == op for s, op in emitted)

@@ -76,6 +76,22 @@ class Batcher:
             h.note(s)
         return K.Ref(name)
 
+    def restate(self, s: K.Assign, **changes) -> K.Assign:
+        """A copy of s, a statement of the current block, with changes, in its place there (and
+        in the recurrences being generated, which noted s): a rule that takes a second look at
+        what it emitted builds a new statement rather than changing the one emitted."""
+        new = dataclasses.replace(s, **changes)
+        block = self.block
+        for i in range(len(block) - 1, -1, -1):
+            if block[i] is s:
+                block[i] = new
+                break
+        else:
+            raise ValueError("restate: the statement is not in the current block")
+        for h in self.hoists:
+            h.restated(s, new)
+        return new
+
     def joined(self, name: str) -> None:
         """`name` was assigned in the branches of an If just emitted (what a recurrence being
         generated must not take for a value defined before it)."""

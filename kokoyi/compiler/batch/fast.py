@@ -118,15 +118,17 @@ def _huber(b, e):
 def _difference(b, code):
     """(p, q) where this block computed code, a float with one value per element of its axes,
     as the tensor p - q: torch's loss then takes q as its target (no difference nor zero
-    target made). The difference, of two aligned per-sample scalars, cannot fail: it becomes
-    a `difference`, which clean-up drops when nothing else reads it. Else (code, None)."""
+    target made). The difference, of two aligned per-sample scalars, cannot fail: its
+    statement is replaced by a `difference` (b.restate), which clean-up drops when nothing
+    else reads it. Else (code, None)."""
     from kokoyi.compiler import kernel as K
 
     if isinstance(code, K.Ref):
         for s in reversed(b.block):
             if isinstance(s, K.Assign) and s.out == code.name:
                 if s.op in ("sub", "difference") and not s.attrs.get("py") and all(isinstance(a, K.Ref) for a in s.args):
-                    s.op = "difference"
+                    if s.op != "difference":
+                        b.restate(s, op="difference")
                     return s.args
                 break
     return code, None

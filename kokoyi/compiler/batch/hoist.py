@@ -80,6 +80,11 @@ class Hoist:
         if (self.t is not None and self.t in refs) or refs & self.varying or unknown:
             self.varying.add(s.out)
 
+    def restated(self, old: K.Assign, new: K.Assign) -> None:
+        """The step's statement old was replaced by new (Batcher.restate)."""
+        if self.defs.get(old.out) is old:
+            self.defs[old.out] = new
+
     def note_join(self, name: str) -> None:
         """`name` is assigned on both sides of a branch made in the step (a cases' Python
         condition): not an Assign the step emitted, so never hoisted, nor what reads it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kokoyi import __version__
 from kokoyi.compiler import ast as A
@@ -29,6 +30,11 @@ class GeneratedUnit:
     globals: dict[str, str]  # source key -> Python name of each top-level definition
     modules: list[str] = field(default_factory=list)  # Python names of module forwards
     index_sites: list = field(default_factory=list)  # [source line, spelling, file:line:col, 0]
+    # What running `code` does, as data, where it only declares (no constant is computed when the
+    # unit is installed): (python name, KOKOYI_UNIT method or None for a folded value, args,
+    # keyword args) per definition, which kokoyi.runtime.unit.declare runs without compiling the
+    # code. Not a field: the code cache stores the code, and a unit from it runs the code.
+    declarations: ClassVar[list | None] = None
 
 
 def safe_comment(text: str, limit: int = 200) -> str:
@@ -58,6 +64,7 @@ class UnitPrinter:
         self.ns = Namespace(global_names.values())
         self.new_globals: dict[str, str] = {}
         self.modules: list[str] = []
+        self.declarations: list | None = []  # None once a declaration computes something at install
 
     def put(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -80,7 +87,7 @@ class UnitPrinter:
         self.put(0, f"# {safe_comment(self.source.filename, 80)}:{span.line}: {safe_comment(text)}")
 
     def where(self, node: A.Node) -> str:
-        return repr(f"{self.source.filename}:{node.span.line}:{node.span.column}")
+        return f"{self.source.filename}:{node.span.line}:{node.span.column}"
 
     def program(self, prog: A.Program, functions: list[ir.Function]) -> GeneratedUnit:
         # Lines 1 and 2 are fixed text: Python reads them for an encoding declaration.
@@ -110,42 +117,52 @@ class UnitPrinter:
                 sym = _symbol(item)
                 self.comment(item, first_line_only=isinstance(item, A.Function))
                 name = self.global_name(sym.key, sym.hint)
-                self.put(0, f"{name} = KOKOYI_UNIT.function({sym.key!r}, {name!r}, {self.where(item)})")
+                self.declare(name, "function", (sym.key, name, self.where(item)))
             else:
                 sym = item.target.symbol
                 self.comment(item, first_line_only=False)
                 name = self.global_name(sym.key, sym.hint)
                 value = _folded(fn.body)
                 if value is None:
-                    value = f"KOKOYI_UNIT.constant({sym.key!r}, {name!r})"
-                self.put(0, f"{name} = {value}")
+                    self.declare(name, "constant", (sym.key, name))
+                    self.declarations = None  # (its kernel runs when the code runs)
+                else:
+                    self.put(0, f"{name} = {_literal(value)}")
+                    self.declare(name, None, value, printed=True)
         code = "\n".join(self.lines) + "\n"
-        return GeneratedUnit(code, self.line_map, self.new_globals, self.modules, [])
+        generated = GeneratedUnit(code, self.line_map, self.new_globals, self.modules, [])
+        generated.declarations = self.declarations
+        return generated
+
+    def declare(self, name: str, method: str | None, args, kwargs: dict | None = None, printed: bool = False) -> None:
+        """`name = KOKOYI_UNIT.method(*args, **kwargs)` (or `name = args` for a folded value):
+        printed, and kept as data (GeneratedUnit.declarations)."""
+        if not printed:
+            if kwargs is None:
+                self.put(0, f"{name} = KOKOYI_UNIT.{method}({', '.join(map(repr, args))})")
+            else:
+                self.put(0, f"{name} = KOKOYI_UNIT.{method}(")
+                for a in args:
+                    self.put(1, f"{a!r},")
+                for k, v in kwargs.items():
+                    self.put(1, f"{k}={v!r},")
+                self.put(0, ")")
+        if self.declarations is not None:
+            self.declarations.append((name, method, args, kwargs or {}))
 
     def module(self, mod: A.Module) -> None:
         sym = mod.name.symbol
         self.comment(mod, first_line_only=True)
         public = self.global_name(sym.key, sym.hint)
         local = Namespace(self.ns._used)
-        hints = [local.create(d.name.symbol.hint) for d in mod.params]
-        inputs = ", ".join(_spec(d) for d in mod.inputs)
-        params = ", ".join(repr(d.name.symbol.key) for d in mod.params)
-
-        def tup(items: str, n: int) -> str:
-            return f"({items}{',' if n == 1 else ''})"
-
-        self.put(0, f"{public} = KOKOYI_UNIT.module(")
-        self.put(1, f"{public!r},")
-        self.put(1, f"name={sym.key!r},")
-        self.put(1, f"inputs={tup(inputs, len(mod.inputs))},")
-        self.put(1, f"params={tup(params, len(mod.params))},")
-        self.put(1, f"param_hints={tup(', '.join(map(repr, hints)), len(hints))},")
+        spec = {"name": sym.key, "inputs": tuple(_spec(d) for d in mod.inputs),
+                "params": tuple(d.name.symbol.key for d in mod.params),
+                "param_hints": tuple(local.create(d.name.symbol.hint) for d in mod.params)}
         if any(d.annotation is not None for d in mod.params):
-            self.put(1, f"param_specs={tup(', '.join(_spec(d) for d in mod.params), len(mod.params))},")
-        header = self.source.line_text(mod.span.line).strip()
-        self.put(1, f"signature={safe_comment(header, 300)!r},")
-        self.put(1, f"where={self.where(mod)},")
-        self.put(0, ")")
+            spec["param_specs"] = tuple(_spec(d) for d in mod.params)
+        spec["signature"] = safe_comment(self.source.line_text(mod.span.line).strip(), 300)
+        spec["where"] = self.where(mod)
+        self.declare(public, "module", (public,), spec)
         self.modules.append(public)
 
 
@@ -153,22 +170,27 @@ def _symbol(item):
     return item.target.symbol if isinstance(item, A.Definition) else item.name.symbol
 
 
-def _spec(d: A.Decl) -> str:
+def _spec(d: A.Decl) -> tuple:
     ann = d.annotation
     if ann is None:
-        return f"({d.name.symbol.key!r}, None, None)"
+        return (d.name.symbol.key, None, None)
     dims = tuple(x.symbol.key if isinstance(x, A.Ref) else x.value for x in ann.dims)
-    return f"({d.name.symbol.key!r}, {ann.field!r}, {dims!r})"
+    return (d.name.symbol.key, ann.field, dims)
 
 
-def _folded(body: ir.Expr) -> str | None:
-    """A constant `simplify` folded to a number, as Python source (None: computed at install)."""
+def _folded(body: ir.Expr):
+    """The number a constant `simplify` folded to (None: computed at install)."""
     while isinstance(body, ir.At):
         body = body.body
     if isinstance(body, ir.Lit) and type(body.value) in (int, float, bool):
-        text = repr(body.value)
-        return text if text not in ("nan", "inf", "-inf") else f"float({text!r})"
+        return body.value
     return None
+
+
+def _literal(value) -> str:
+    """A folded number as Python source."""
+    text = repr(value)
+    return text if text not in ("nan", "inf", "-inf") else f"float({text!r})"
 
 
 def generate(prog: A.Program, functions: list[ir.Function], source: Source,

@@ -310,3 +310,44 @@ def test_matrix_product_of_integer_and_float_values(source):
     A = torch.tensor([[0, 0, 0], [0, 1, 2]])
     args = (torch.ones(3),) if "A" not in source else (torch.ones(3), A)
     assert kokoyi.symbol["M"](Host(), *args).tolist() == [0.0, 3.0]
+
+
+# ---- declarations as data ---------------------------------------------------------------------
+
+
+def _declared(namespace: dict) -> dict:
+    """What a unit's module bound, comparably: modules and values as they are, forwards by spec."""
+    out = {}
+    for name, value in namespace.items():
+        if name == "KOKOYI_UNIT":
+            value = (type(value), value.text, value.filename, value.namespace is namespace)
+        elif hasattr(value, "__kokoyi_spec__"):
+            value = (type(value), value.__kokoyi_key__, value.__kokoyi_spec__, value.__kokoyi_source__)
+        elif hasattr(value, "__kokoyi_key__"):
+            value = (type(value), value.__kokoyi_key__, value.__name__, value.__kokoyi_source__)
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("text", [SOURCE.replace("\\phi \\gets 1", "\\phi \\gets 1.5"),
+                                  "\\Module{A}{x \\in \\mathbb{R}^{3 \\times D}; W \\in \\mathbb{R}^{D \\times 2}}\n"
+                                  "\\Return x @ W \\\\\n\\EndModule\n"])
+def test_installing_by_the_declarations_does_what_the_code_does(text):
+    from kokoyi.compiler.pipeline import compile_unit
+    from kokoyi.runtime.unit import declare
+
+    generated = compile_unit(text, "d.kyi").generated
+    assert generated.declarations is not None
+    by_code, by_data = {}, {}
+    exec(compile(generated.code, "<d>", "exec"), by_code)  # noqa: S102
+    declare(text, "d.kyi", generated.declarations, by_data)
+    assert list(by_code) == list(by_data)
+    assert _declared(by_code) == _declared(by_data)
+    assert kokoyi.compile(text, "d.kyi").python_source == generated.code
+
+
+def test_a_unit_that_computes_a_constant_runs_its_code():
+    from kokoyi.compiler.pipeline import compile_unit
+
+    generated = compile_unit("v \\gets \\{ i \\}_{i=0}^{2} \\\\\n", "c.kyi").generated
+    assert generated.declarations is None and "KOKOYI_UNIT.constant(" in generated.code

@@ -8,9 +8,9 @@ definitions shadow them.
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler.ast import replace
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.spelling import spell
