@@ -62,6 +62,14 @@ else:
 
     model = M()
     x = torch.linspace(0, 1, 6).reshape(2, 3)
+    if case == "error":  # the message names the .kyi line; the traceback shows the kernel's code
+        import traceback
+        try:
+            model(x[0])
+        except kokoyi.KokoyiRuntimeError as err:
+            shown = "".join(traceback.format_exception(err.__cause__ or err.__context__))
+            print(json.dumps({**work, "error": str(err), "traceback": shown}))
+        sys.exit(0)
     out = model(x, batch_level=[1]) if case == "batched" else model(x[0])
 grads = torch.autograd.grad(out.sum(), [p for p in model.parameters()], allow_unused=True)
 print(json.dumps({**work, "out": out.tolist(),
@@ -145,3 +153,17 @@ def test_a_corrupt_entry_is_generated_again_and_replaced(tmp_path, files):
         again = run(cache, "sample", lib, model)
         assert again["passes"] > 0 and same(first, again), damage  # generated again, and stored
     assert run(cache, "sample", lib, model)["passes"] == 0  # replaced by a good entry
+
+
+def test_errors_in_a_cached_kernel_name_the_source_line_and_show_its_code(tmp_path):
+    model = tmp_path / "model.kyi"
+    model.write_text("\\Module{M}{x; W}\n\\Return x[3] * W \\\\\n\\EndModule\n")
+    cache = tmp_path / "cache"
+    first, second = run(cache, "error", model), run(cache, "error", model)
+    assert first["passes"] > 0 and second["passes"] == 0
+    assert f"{model}:2:" in second["error"] and "index 3 is out of range for `x`" in second["error"]
+    assert second["error"] == first["error"]
+    lines = second["traceback"].splitlines()
+    at = next(i for i, line in enumerate(lines) if 'File "<kokoyi:' in line)
+    assert lines[at + 1].strip(), "the kernel's line is shown (linecache)"
+    assert second["traceback"] == first["traceback"]

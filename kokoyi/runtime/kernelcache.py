@@ -58,7 +58,6 @@ class Output(NamedTuple):
     rank: int
     python: bool
     is_tensor: bool
-    lead: int
 
 
 class Stored(NamedTuple):
@@ -128,9 +127,10 @@ def key(specs, inputs, params, dtype) -> str | None:
 
 
 def _forward_identity(forward, obj):
-    """What names a Kokoyi module parameter in a key: its unit, key and dtype (its body is
-    inlined into the caller's kernel), where describe() has the process's id of its forward."""
-    from kokoyi.runtime.specialize import module_dtype
+    """What names a Kokoyi module parameter in a key: its unit, key, dtype and learnt ranks
+    (its body is inlined into the caller's kernel, or its outputs' layouts read), where
+    describe() has the process's id of its forward."""
+    from kokoyi.runtime.specialize import _symbol_of, module_dtype
 
     specs = forward.__kokoyi_specializations__
     owner = unit_identity(specs.source) if specs.module_ast is not None else None
@@ -140,7 +140,7 @@ def _forward_identity(forward, obj):
         dtype = module_dtype((), forward.__kokoyi_read_params__(obj))
     except Exception as err:  # noqa: BLE001 - its parameters cannot be read: not cached
         raise _Uncacheable(specs.name) from err
-    return owner, specs.name, str(dtype)
+    return owner, _symbol_of(specs.module_ast).key, specs.name, str(dtype), tuple(sorted(specs.opaque_ranks.items()))
 
 
 def _path(k: str) -> Path:
@@ -163,8 +163,7 @@ def read(k: str | None) -> Stored | None:
                 and entry.get("code_sha256") == _sha256(code)):
             return None
         line_map = {int(a): int(b) for a, b in entry["line_map"]}
-        outputs = tuple(Output(*(bool(v) for v in o[:2]), int(o[2]), *(bool(v) for v in o[3:5]), int(o[5]))
-                        for o in entry["outputs"])
+        outputs = tuple(Output(bool(b), bool(i), int(r), bool(p), bool(t)) for b, i, r, p, t in entry["outputs"])
         batch_loop = str(entry["batch_loop"])
         compiled = None
         blob = entry.get("bytecode")
@@ -186,7 +185,7 @@ def write(k: str | None, name: str, code: str, line_map: dict, outputs, batch_lo
         data = marshal.dumps(compiled)
         entry = {"format": FORMAT, "key": k, "name": name, "code": code, "code_sha256": _sha256(code),
                  "line_map": sorted([int(a), int(b)] for a, b in line_map.items()),
-                 "outputs": [[o.batched, o.integer, o.rank, o.python, o.is_tensor, o.lead] for o in outputs],
+                 "outputs": [[o.batched, o.integer, o.rank, o.python, o.is_tensor] for o in outputs],
                  "batch_loop": batch_loop,
                  "bytecode": {"magic": _magic(), "sha256": hashlib.sha256(data).hexdigest(),
                               "data": base64.b64encode(data).decode("ascii")}}
