@@ -24,7 +24,8 @@ Ratios are Kokoyi / twin (lower is better). One thread, one process.
 
     python benchmarks/zoo.py                     # everything, prints the table
     python benchmarks/zoo.py --fresh             # also first calls in new interpreters
-    python benchmarks/zoo.py --first-calls       # only those
+    python benchmarks/zoo.py --first-calls       # only those (kokoyi.load's and the kernel cache filled
+                                                 # by a first run; KOKOYI_KERNEL_CACHE=0: kernels generated)
     python benchmarks/zoo.py --cases gru cnn+ce  # some cases
     python benchmarks/zoo.py --quick             # correctness of the twins only, no timing (CI)
     python benchmarks/zoo.py --clock process     # CPU time of the process (a machine shared with other jobs;

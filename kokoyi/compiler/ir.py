@@ -255,7 +255,8 @@ def _field_names(cls) -> tuple:
 def map_children(e, fn):
     """A copy of e with fn applied to each IR node under it (e itself when nothing changes)."""
     changes = None
-    for name in _field_names(type(e)):
+    fields = _FIELDS.get(type(e)) or _field_names(type(e))
+    for name in fields:
         old = getattr(e, name)
         new = _map(old, fn)
         if new is not old:

@@ -114,8 +114,16 @@ def refs(a):
 
 
 def names(a, acc: set) -> set:
-    """acc with the names of the Refs in a."""
-    acc.update(refs(a))
+    """acc with the names of the Refs in a (what refs yields, without a generator per level:
+    the kernel passes call it for every statement they look at)."""
+    if isinstance(a, Ref):
+        acc.add(a.name)
+    elif isinstance(a, (tuple, list)):
+        for x in a:
+            if isinstance(x, Ref):
+                acc.add(x.name)
+            elif isinstance(x, (tuple, list)):
+                names(x, acc)
     return acc
 
 

@@ -63,7 +63,9 @@ def environment_fingerprint(env: dict, global_names: dict) -> str:
     for key in sorted(env):
         sym = env[key]
         described.append([key, sym.kind, sym.hint, sym.arity, sym.is_function, sym.rank, sym.integer,
-                          sym.global_name, sym.builtin, repr(sorted(sym.extra.items()))])
+                          sym.global_name, sym.builtin,
+                          # (not its IR: made from its item, and only in some processes)
+                          repr(sorted((k, v) for k, v in sym.extra.items() if k != "ir"))])
     payload = json.dumps([described, sorted(global_names.items())], default=repr)
     return _sha256(payload)
 
@@ -121,11 +123,10 @@ def read_entry(path: Path, header: dict, defined_keys: set):
     The digests in an entry can be computed by anyone, so an entry is used only when this
     user (or root) alone can have written it and its folder.
     """
+    text = read_trusted(path)
     try:
-        if not (trusted(os.stat(path.parent), folder_mode=True) and trusted(os.lstat(path), folder_mode=False)):
-            return None
-        entry = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        entry = json.loads(text) if text is not None else None
+    except ValueError:
         return None
     if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in header.items()):
         return None
@@ -144,6 +145,26 @@ def write_entry(path: Path, header: dict, generated) -> bool:
     entry = dict(header, code_sha256=_sha256(generated.code), generated=_encode(generated))
     try:
         text = json.dumps(entry, indent=1, sort_keys=True)
+    except (TypeError, ValueError):
+        return False
+    return write_atomic(path, text)
+
+
+def read_trusted(path: Path) -> str | None:
+    """The text of the file at path, or None when it cannot be read or someone other than
+    this user (or root) can have written it or its folder."""
+    try:
+        if not (trusted(os.stat(path.parent), folder_mode=True) and trusted(os.lstat(path), folder_mode=False)):
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+
+
+def write_atomic(path: Path, text: str) -> bool:
+    """Write text to path atomically (a temporary file, then a rename, so a reader sees the
+    old file or the new one, never a part); False (and no exception) when that is not possible."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
         try:
@@ -153,7 +174,7 @@ def write_entry(path: Path, header: dict, generated) -> bool:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except (OSError, TypeError, ValueError):
+    except (OSError, ValueError):
         return False
     return True
 
@@ -174,6 +195,7 @@ def read_source(path: str) -> str:
 def load_cached(path: str):
     """Compile and register the file at path, reusing cached generated code when it is valid."""
     from kokoyi.compiler.pipeline import PASS_NAMES, PASSES, compile_unit
+    from kokoyi.runtime.kernelcache import remember_unit
     from kokoyi.runtime.loader import install
     from kokoyi.runtime.symbols import symbol
 
@@ -184,6 +206,7 @@ def load_cached(path: str):
     folder = cache_dir()
     entry = _entry_path(folder, header)
     generated = read_entry(entry, header, {sym.key for sym in state.defined})
+    remember_unit(state.source, header)  # its kernels are cached too (kokoyi/runtime/kernelcache.py)
     hit = generated is not None
     if hit:
         state.generated = generated

@@ -55,7 +55,9 @@ def load(path: str | os.PathLike) -> Unit:
     The generated Python is cached on disk (in $KOKOYI_CACHE_DIR, else
     $XDG_CACHE_HOME/kokoyi, else ~/.cache/kokoyi), keyed by the file's content, its name,
     the compiler and the names earlier units defined, so loading an unchanged file again
-    skips code generation (see kokoyi.runtime.cache). Returns the Unit.
+    skips code generation (see kokoyi.runtime.cache). The kernels its modules' and
+    functions' calls generate are cached there too (kokoyi.runtime.kernelcache; off with
+    KOKOYI_KERNEL_CACHE=0). Returns the Unit.
     """
     from kokoyi.runtime.cache import load_cached
 

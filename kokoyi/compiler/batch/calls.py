@@ -10,18 +10,7 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 from kokoyi.compiler.batch.layout import BATCH, Val
-
-# torch layers that accept any number of leading axes and act on the trailing ones, with the
-# change of per-sample rank they make.
-TRANSPARENT_LAYERS = {
-    "Linear": 0, "Bilinear": 0, "LayerNorm": 0, "Embedding": 1, "ReLU": 0, "Tanh": 0, "Sigmoid": 0,
-    "GELU": 0, "Softplus": 0, "LeakyReLU": 0, "ELU": 0, "Dropout": 0, "Identity": 0, "Softmax": 0,
-    "LogSoftmax": 0, "SiLU": 0,
-}
-# Convolutions: the per-sample rank they take (C, ...), with one batch axis in front.
-CONV_LAYERS = {"Conv1d": 2, "Conv2d": 3, "Conv3d": 4, "ConvTranspose1d": 2, "ConvTranspose2d": 3}
-# Recurrent cells: cell(x, h) on per-sample vectors; batched, the leading axes are flattened.
-CELL_LAYERS = {"RNNCell", "GRUCell"}
+from kokoyi.compiler.layers import CELL_LAYERS, CONV_LAYERS, TRANSPARENT_LAYERS
 
 
 def value_of_desc(desc: tuple, code, batched: bool) -> Val:
