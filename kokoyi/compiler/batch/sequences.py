@@ -47,25 +47,45 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     states = [K.Ref(b.ns.create(name + "_steps")) for name in names]
     for s in states:
         b.block.append(K.Assign(s.name, "new_list", ()))
-    first = []
     initial = initial_elements(names, axis, elements, lo.code)
-    if initial is None:  # the first step apart, then a loop over the others
-        start, rest = lo.code + 1, b.emit("sub", n, 1, hint="rest", py=True)
-    else:  # the loop from the first step, each list starting with the element before it
-        elements, inits = initial
-        start, rest = lo.code, n
+    made = None if initial is None else _steps(b, e, names, axis, lo.code, n, states, initial)
+    if made is None:
+        made = _steps(b, e, names, axis, lo.code, n, states, (elements, {}))
+    first, layouts = made
+    b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
+    out = []
+    for name, s, (axes, rank, kind) in zip(names, states, layouts):
+        code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
+                      b.dtype, hint=name)
+        out.append(Val(code, axes, rank + 1, kind))
+        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
+    return out
+
+
+def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[list, list] | None:
+    """(the block that runs the steps where there are some, the elements' layouts). With initial
+    elements (`inits`: batch/initial.py), the loop runs from the first step, each member's list
+    headed by its initial element while it runs; None where an initial element has fewer axes
+    or dimensions than the elements (a parameter h_0 of a batched recurrence: its first step,
+    computed apart, multiplies h_0 once, not once per sample). Otherwise the first step is
+    computed apart and the loop runs over the others."""
+    elements, inits = initial
+    first: list = []
+    if inits:
+        start, rest = lo, n
         with b.into(first):
             firsts = [None if m not in inits else _tensor(b, b.ev(inits[m]), inits[m]) for m in names]
+    else:
+        start, rest = lo + 1, b.emit("sub", n, 1, hint="rest", py=True)
     # where a step's earlier read m[t - 1] finds its element in m's list
-    offsets = [lo.code - 1 if initial is not None and m in initial[1] else lo.code for m in names]
+    offsets = [lo - 1 if m in inits else lo for m in names]
     h = Hoist(b, axis, start, rest, names)
     b.hoists.append(h)
     try:
-        if initial is None:
+        if not inits:
             with b.into(first):
                 h.begin_step(b, None)
-                firsts = _step(b, names, axis, elements, Val(lo.code, kind="int", python=True), states, None,
-                               offsets)
+                firsts = _step(b, names, axis, elements, Val(lo, kind="int", python=True), states, None, offsets)
         layouts = [None if v is None else _layout(v) for v in firsts]
         for _ in range(8):  # widen the elements' layouts until the loop body keeps them
             body = []
@@ -76,6 +96,8 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
                 values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, offsets)
                 wider = [_layout(v) if a is None else _merge(a, _layout(v)) for a, v in zip(layouts, values)]
                 if wider == layouts:
+                    if inits and any(v is not None and _layout(v)[:2] != lay[:2] for v, lay in zip(firsts, layouts)):
+                        return None
                     for s, v, lay in zip(states, values, layouts):
                         b.do("append", s, _widen(b, v, *lay))
                     break
@@ -88,23 +110,16 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
         for s, v, lay in zip(states, firsts, layouts):
             if v is not None:
                 b.do("append", s, _widen(b, v, *lay))
-        loop = K.For(t.name, start, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line, b.site(e))
+        loop = K.For(t.name, start, b.emit("add", lo, n, hint="stop", py=True), body, b.line, b.site(e))
         # what the loop's steps need, computed for all of them at once before it
-        if initial is None:
+        if not inits:
             first.append(K.If(b.emit("gt", rest, 0, hint="more", py=True), h.block + [loop], [], b.line))
         else:
             first.extend(h.block + [loop])
             for s, v in zip(states, firsts):
                 if v is not None:
                     b.do("drop_first", s)  # the element before the first
-    b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
-    out = []
-    for name, s, (axes, rank, kind) in zip(names, states, layouts):
-        code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
-                      b.dtype, hint=name)
-        out.append(Val(code, axes, rank + 1, kind))
-        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
-    return out
+    return first, layouts
 
 
 def _tensor(b, v: Val, where) -> Val:
