@@ -11,7 +11,8 @@ general)`, and base is general with each read `m[t - 1]` of an earlier element o
 replaced by one expression per member (the same at every read) that depends neither on t, nor
 on a member, nor on anything bound inside the element. general reads no other earlier element
 (`m[t - 2]`, `m[0]`: their first reads would differ), and the current element `m[t]` of a
-member before it only where base reads it alike.
+member before it only where base reads it alike. (sequences.py applies it only where the
+initial elements have the elements' layout.)
 """
 from __future__ import annotations
 

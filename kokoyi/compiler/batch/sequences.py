@@ -8,7 +8,9 @@ generated again with wider layouts until they are stable; every element is then 
 its member's layout and appended, and each member is stacked on a new per-sample axis.
 Where the base case is the general case applied to an initial element (batch/initial.py),
 the loop starts at the first step instead: the initial elements decide the first layouts and
-head the members' lists while the loop runs (dropped after it).
+head the members' lists while the loop runs (dropped after it), where they already have the
+elements' layout (an initial element shared by the samples of a batched recurrence keeps the
+first step apart: computed once rather than once per sample).
 """
 from __future__ import annotations
 
