@@ -15,7 +15,7 @@ from kokoyi.compiler.batch.static_sizes import sizes_without_reads
 
 # Ops with effects, or whose result may differ between two calls with the same arguments
 # (a layer may be dropout; a list grows): never merged, never dropped.
-EFFECTS = {"new_list", "append", "stack_states", "call_layer", "call_flat", "call_module", "item"}
+EFFECTS = {"new_list", "append", "drop_first", "stack_states", "call_layer", "call_flat", "call_module", "item"}
 # Ops that cannot fail: an unused one is dropped. (Any other may raise, and the source's
 # statements are evaluated even when nothing reads them: LANGUAGE.md 7, an error is an error.)
 DROPPABLE = {"not", "view", "to", "transpose", "constant", "size", "range_size", "arange", "any_trailing", "any_over", "copy",

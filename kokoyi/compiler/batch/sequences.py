@@ -6,6 +6,11 @@ element of members before them, and earlier elements of any member). The first s
 generated apart — its base cases decide the elements' layouts — and the loop body is
 generated again with wider layouts until they are stable; every element is then widened to
 its member's layout and appended, and each member is stacked on a new per-sample axis.
+Where the base case is the general case applied to an initial element (batch/initial.py),
+the loop starts at the first step instead: the initial elements decide the first layouts and
+head the members' lists while the loop runs (dropped after it), where they already have the
+elements' layout (an initial element shared by the samples of a batched recurrence keeps the
+first step apart: computed once rather than once per sample).
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
 from kokoyi.compiler.batch.control import _widen
 from kokoyi.compiler.batch.hoist import Hoist
+from kokoyi.compiler.batch.initial import initial_elements
 from kokoyi.compiler.batch.layout import Val, promote
 
 
@@ -43,24 +49,57 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     states = [K.Ref(b.ns.create(name + "_steps")) for name in names]
     for s in states:
         b.block.append(K.Assign(s.name, "new_list", ()))
-    first = []
-    rest = b.emit("sub", n, 1, hint="rest", py=True)  # the steps of the loop
-    h = Hoist(b, axis, lo.code + 1, rest, names)
+    initial = initial_elements(names, axis, elements, lo.code)
+    made = None if initial is None else _steps(b, e, names, axis, lo.code, n, states, initial)
+    if made is None:
+        made = _steps(b, e, names, axis, lo.code, n, states, (elements, {}))
+    first, layouts = made
+    b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
+    out = []
+    for name, s, (axes, rank, kind) in zip(names, states, layouts):
+        code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
+                      b.dtype, hint=name)
+        out.append(Val(code, axes, rank + 1, kind))
+        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
+    return out
+
+
+def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[list, list] | None:
+    """(the block that runs the steps where there are some, the elements' layouts). With initial
+    elements (`inits`: batch/initial.py), the loop runs from the first step, each member's list
+    headed by its initial element while it runs; None where an initial element has fewer axes
+    or dimensions than the elements (a parameter h_0 of a batched recurrence: its first step,
+    computed apart, multiplies h_0 once, not once per sample). Otherwise the first step is
+    computed apart and the loop runs over the others."""
+    elements, inits = initial
+    first: list = []
+    if inits:
+        start, rest = lo, n
+        with b.into(first):
+            firsts = [None if m not in inits else _tensor(b, b.ev(inits[m]), inits[m]) for m in names]
+    else:
+        start, rest = lo + 1, b.emit("sub", n, 1, hint="rest", py=True)
+    # where a step's earlier read m[t - 1] finds its element in m's list
+    offsets = [lo - 1 if m in inits else lo for m in names]
+    h = Hoist(b, axis, start, rest, names)
     b.hoists.append(h)
     try:
-        with b.into(first):
-            h.begin_step(b, None)
-            firsts = _step(b, names, axis, elements, Val(lo.code, kind="int", python=True), states, None, lo.code)
-        layouts = [_layout(v) for v in firsts]
+        if not inits:
+            with b.into(first):
+                h.begin_step(b, None)
+                firsts = _step(b, names, axis, elements, Val(lo, kind="int", python=True), states, None, offsets)
+        layouts = [None if v is None else _layout(v) for v in firsts]
         for _ in range(8):  # widen the elements' layouts until the loop body keeps them
             body = []
             t = K.Ref(b.ns.create(axis.name))
-            b.lowest[t.name] = lo.code + 1  # (the loop starts after the first step)
+            b.lowest[t.name] = start
             with b.into(body):
                 h.begin_step(b, t.name)
-                values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, lo.code)
-                wider = [_merge(a, _layout(v)) for a, v in zip(layouts, values)]
+                values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, offsets)
+                wider = [_layout(v) if a is None else _merge(a, _layout(v)) for a, v in zip(layouts, values)]
                 if wider == layouts:
+                    if inits and any(v is not None and _layout(v)[:2] != lay[:2] for v, lay in zip(firsts, layouts)):
+                        return None
                     for s, v, lay in zip(states, values, layouts):
                         b.do("append", s, _widen(b, v, *lay))
                     break
@@ -71,18 +110,24 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
         b.hoists.pop()
     with b.into(first):
         for s, v, lay in zip(states, firsts, layouts):
-            b.do("append", s, _widen(b, v, *lay))
-        loop = K.For(t.name, lo.code + 1, b.emit("add", lo.code, n, hint="stop", py=True), body, b.line, b.site(e))
+            if v is not None:
+                b.do("append", s, _widen(b, v, *lay))
+        loop = K.For(t.name, start, b.emit("add", lo, n, hint="stop", py=True), body, b.line, b.site(e))
         # what the loop's steps need, computed for all of them at once before it
-        first.append(K.If(b.emit("gt", rest, 0, hint="more", py=True), h.block + [loop], [], b.line))
-    b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
-    out = []
-    for name, s, (axes, rank, kind) in zip(names, states, layouts):
-        code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
-                      b.dtype, hint=name)
-        out.append(Val(code, axes, rank + 1, kind))
-        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
-    return out
+        if not inits:
+            first.append(K.If(b.emit("gt", rest, 0, hint="more", py=True), h.block + [loop], [], b.line))
+        else:
+            first.extend(h.block + [loop])
+            for s, v in zip(states, firsts):
+                if v is not None:
+                    b.do("drop_first", s)  # the element before the first
+    return first, layouts
+
+
+def _tensor(b, v: Val, where) -> Val:
+    if not v.is_tensor:
+        raise b.unsupported("a recurrence whose elements are not numbers", where)
+    return v
 
 
 def _layout(v: Val) -> tuple:
@@ -96,19 +141,18 @@ def _merge(a: tuple, c: tuple) -> tuple:
     return (axes, max(a[1], c[1]), kind)
 
 
-def _step(b, names, axis, elements, t: Val, states, layouts, lo) -> list[Val]:
-    """The elements of every member at step t, in order (each may read the ones before)."""
+def _step(b, names, axis, elements, t: Val, states, layouts, offsets) -> list[Val]:
+    """The elements of every member at step t, in order (each may read the ones before);
+    an earlier read m[j] finds its element at j - offsets[i] in m's list."""
     b.iotas[axis.name] = t
     current: dict = {}
     for i, name in enumerate(names):
         b.recurrences[name] = Val(states[i], what="states",
-                                  info=(None if layouts is None else layouts[i], lo, axis, current))
+                                  info=(None if layouts is None else layouts[i], offsets[i], axis, current))
     try:
         out = []
         for name, element in zip(names, elements):
-            v = b.ev(element)
-            if not v.is_tensor:
-                raise b.unsupported("a recurrence whose elements are not numbers", element)
+            v = _tensor(b, b.ev(element), element)
             current[name] = v
             out.append(v)
         return out

@@ -47,7 +47,7 @@ TEMPLATES = {
     "any_trailing": "kk.any_trailing({0}, {1})", "list_item": "kx.list_item({0}, {1}, {2}, {3}, {4})",
     # cases and recurrences
     "where": "torch.where({0}, {1}, {2})", "gradient_where": "torch.where({1}, {0}, {0}.detach())", "no_row": "kx.no_row({0}, {1})",
-    "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
+    "new_list": "[]", "unbind": "{0}.unbind({1})", "step_item": "{0}[{1}]", "append": "{0}.append({1})", "drop_first": "del {0}[0]", "earlier": "kx.earlier_element({0}, {1}, {2}, {3})",
     "no_earlier": "kx.no_earlier({0}, {1}, {2})",
     "stack_states": "kx.stack_states({0}, {1}, {2}, {3}, {4}, {5})",
     "fuse_rows": "kx.fuse_rows({0})",
