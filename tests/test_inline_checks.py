@@ -31,17 +31,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_inline_checks_agree_with_the_math_on_every_path(name):
     source, inputs, params, fast = CASES[name]
-    findings, stats = differential.check(differential.program(source, inputs, params), seed=7)
-    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
-    assert stats.paths >= 3
-    kokoyi.compile(source, filename="inline.kyi")
-    forward = kokoyi.symbol["P"]
-    args = [v.expand((3,) + v.shape) for v in inputs.values()]
-    try:
-        Host(None, forward)(*args, batch_level=[1] * len(args))
-    except kokoyi.KokoyiRuntimeError:
-        pass  # (the error paths: the code is generated all the same)
-    codes = [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+    codes = differential.batched_code(source, inputs, params, "inline.kyi", seed=7, errors=True)
     assert codes and all(fast in code for code in codes), codes
 
 

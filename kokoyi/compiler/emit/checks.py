@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from kokoyi.compiler import kernel as K
 
-
 REDUCE = {"sum": "sum", "max": "amax", "min": "amin"}  # kx.reduce_axis's op -> its method on a non-empty axis
 
 
