@@ -89,6 +89,28 @@ def program(source: str, inputs: dict, params=(), module: str = "P") -> Program:
     return Program(source, module, specs, [("value", p) for p in params])
 
 
+def batched_code(source: str, inputs: dict, params=(), filename: str = FILENAME, seed: int = 0,
+                 errors: bool = False) -> list[str]:
+    """check() of a hand-written program (no findings, at least three paths), then the code
+    module P generates for a batch of three of every input: one source per specialisation
+    (errors: a KokoyiRuntimeError of that call is expected on some paths and let pass)."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    findings, stats = check(program(source, inputs, params), seed=seed)
+    assert not findings, "\n\n".join(reproduction(f) for f in findings)
+    assert stats.paths >= 3
+    kokoyi.compile(source, filename=filename)
+    forward = kokoyi.symbol["P"]
+    args = [torch.as_tensor(v).expand((3,) + tuple(torch.as_tensor(v).shape)) for v in inputs.values()]
+    try:
+        Host(params[0] if params else None, forward)(*args, batch_level=[1] * len(args))
+    except kokoyi.KokoyiRuntimeError:
+        if not errors:
+            raise
+    return [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+
+
 BATCH_SHAPES = {"one sample": (), "batch level 1": (3,), "batch level 2": (2, 2), "mixed levels": (3,),
                 "mixed levels 0/2": (2, 2)}
 

@@ -32,14 +32,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_products_over_different_axes_agree_with_the_math_on_every_path(name):
     source, inputs, params, fast = CASES[name]
-    findings, stats = differential.check(differential.program(source, inputs, params), seed=5)
-    assert not findings, "\n\n".join(differential.reproduction(f) for f in findings)
-    assert stats.paths >= 3
-    kokoyi.compile(source, filename="products.kyi")
-    forward = kokoyi.symbol["P"]
-    args = [v.expand((3,) + v.shape) for v in inputs.values()]
-    Host(params[0], forward)(*args, batch_level=[1] * len(args))
-    codes = [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+    codes = differential.batched_code(source, inputs, params, "products.kyi", seed=5)
     assert codes and all(fast in code for code in codes), codes
 
 

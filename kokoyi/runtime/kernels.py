@@ -505,14 +505,15 @@ def _flat_lead(x, lead: int, rest: int):
 def pool2d(h, lead: int, kind: str, window, stride, uppers, where: str, name: str):
     """{ op_{a<k, b<l} h[c, s i + a, t j + b] }_{c, i, j} for c, i, j = 0..uppers: F.max_pool2d
     (or the window's sum or mean) of h (C, H, W) per sample, with the reads' range checked."""
-    n = tuple(u + 1 for u in uppers)
+    n = (uppers[0] + 1, uppers[1] + 1, uppers[2] + 1)  # (no generators: this runs on every call)
+    if n[0] <= 0 or n[1] <= 0 or n[2] <= 0:
+        return h.new_zeros(tuple(h.shape[:lead]) + tuple(max(k, 0) for k in n))
     shape = h.shape[lead:]
     reach = (n[0] - 1, stride[0] * (n[1] - 1) + window[0] - 1, stride[1] * (n[2] - 1) + window[1] - 1)
-    if min(n) <= 0:
-        return h.new_zeros(tuple(h.shape[:lead]) + tuple(max(k, 0) for k in n))
-    for want, have in zip(reach, shape):
-        if want >= have:
-            raise _out_of_range(where, name, want, have)
+    if len(shape) < 3 or reach[0] >= shape[0] or reach[1] >= shape[1] or reach[2] >= shape[2]:
+        for want, have in zip(reach, shape):
+            if want >= have:
+                raise _out_of_range(where, name, want, have)
     x = _flat_lead(h, lead, 3)
     if n[0] < shape[0]:  # (a slice of the whole axis is another autograd node, for nothing)
         x = x[:, :n[0]]

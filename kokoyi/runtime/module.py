@@ -62,9 +62,6 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
     zeros = (0,) * n_inputs
     plans: dict = {}  # batch levels -> call_check(spec, levels)
 
-    def has_getter(owner):
-        return hasattr(owner, "get_parameters")
-
     guards = specializations.guards  # call guards (kokoyi/runtime/guards.py), newest first
     replaced = [0]
 
@@ -73,10 +70,12 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''}, got {len(args)}; "
                                   f"declared as {spec.describe()}")
-        if n_params == 1 and has_getter(self):
+        if n_params == 1 and hasattr(self, "get_parameters"):
             params = (self.get_parameters(),)
-        else:
+        elif n_params:
             params = read_parameters(self, spec)
+        else:
+            params = ()
         for guard in guards:  # a call seen before: straight to its kernel
             seen = guard(args, params, batch_level)
             if seen is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from kokoyi.compiler import kernel as K
+from kokoyi.compiler.emit import checks
 
 TEMPLATES = {
     # arithmetic and comparisons (Python numbers and tensors alike)
@@ -169,7 +170,8 @@ class Printer:
                              s.line)
                 case K.Assign():
                     text = expression(s)
-                    self.put(depth, f"{s.out} = {text}" if s.out else text, s.line)
+                    fast = checks.inline(s, text, arg)  # a checked helper's common case inline (emit/checks.py)
+                    self.put(depth, fast or (f"{s.out} = {text}" if s.out else text), s.line)
                 case K.If():
                     self.put(depth, f"if {arg(s.cond)}:", s.line)
                     self.block(s.then, depth + 1)

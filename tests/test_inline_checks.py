@@ -1,0 +1,85 @@
+"""Checked reads with their common case inline (kokoyi/compiler/emit/checks.py): the generated
+code compares sizes itself and calls the runtime's checked helper only when the comparison
+fails. Values, dtypes, errors and gradients on every path equal the reference interpreter's
+(whole axes, parts of an axis, axes too short, empty ranges), and the code uses the inline forms."""
+from __future__ import annotations
+
+import differential
+import pytest
+import torch
+
+import kokoyi
+from kokoyi.compiler import kernel as K
+from kokoyi.compiler.emit import torch_eager
+from kokoyi.test_utils import Host
+
+MEAN = r"\Module{P}{S, A} \Return \mathbb{E}_{b=0}^{|A|-1} (S[b] * A[b]) \\ \EndModule"
+CASES = {
+    # a big operator's rows of S and A: the whole axis of A; S as long (whole), longer (a
+    # narrow) or shorter (the located error), and an empty range (\mathbb{E}'s error)
+    "rows, S longer": (MEAN, {"S": torch.randn(4, 2), "A": torch.randn(3)}, [], "S if S.shape["),
+    "rows, S shorter": (MEAN, {"S": torch.randn(2, 2), "A": torch.randn(3)}, [], "S if S.shape["),
+    "rows, empty range": (MEAN, {"S": torch.randn(0, 2), "A": torch.randn(0)}, [], "if not n_b > 0: kx.require_nonempty("),
+    # a read at a literal index: the plain index where the axis has it, else the located error
+    "read at 1, too short": (r"\Module{P}{h} \Return h[1] * 2 \\ \EndModule", {"h": torch.randn(1, 2)}, [], "[:, 1] if "),
+    # an unused maximum is its check that the axis is not empty
+    "unused max": (r"\Module{P}{z} m \gets \max(z) \\ \Return z * 2 \\ \EndModule", {"z": torch.randn(3)}, [],
+                          "if 0 in "),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_inline_checks_agree_with_the_math_on_every_path(name):
+    source, inputs, params, fast = CASES[name]
+    codes = differential.batched_code(source, inputs, params, "inline.kyi", seed=7, errors=True)
+    assert codes and all(fast in code for code in codes), codes
+
+
+def test_the_located_errors_stay():
+    kokoyi.compile(MEAN, filename="inline.kyi")
+    host = Host(None, kokoyi.symbol["P"])
+    S, A = torch.randn(5, 4, 2), torch.randn(5, 4)
+    assert torch.allclose(host(S, A, batch_level=[1, 1]), (S * A.unsqueeze(2)).mean(1))
+    assert torch.allclose(host(S, A[:, :3], batch_level=[1, 1]), (S[:, :3] * A[:, :3].unsqueeze(2)).mean(1))
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"inline.kyi:1:\d+: index 2 is out of range for `S`"):
+        host(S[:, :2], A, batch_level=[1, 1])
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match="over an empty range"):
+        host(S[:, :0], A[:, :0], batch_level=[1, 1])
+
+
+def _printed(s: K.Assign) -> str:
+    return torch_eager.emit(K.Kernel("f", ("x", "n"), [s, K.Return((K.Ref("x"),))]))[0].splitlines()[1].strip()
+
+
+def test_only_the_forms_whose_common_case_is_plain_are_inlined():
+    x, n = K.Ref("x"), K.Ref("n")
+    whole = K.Assign("w", "windows", (x, 1, (("var", 0, n), ("var", 0, 4)), None, "f:1:1", "x", ()))
+    assert _printed(whole).startswith("w = x if x.shape[1] == n and x.shape[2] == 4 else kx.window_views(x, 1,")
+    for specs, perm in [((("var", 1, n),), None), ((("var", 0, n),), (1, 0)), ((("at", 0),), None),
+                        ((("windows", 2, 0, 0, n, 0, 2),), None)]:  # a part, permuted, an entry, windows
+        assert _printed(K.Assign("w", "windows", (x, 0, specs, perm, "f:1:1", "x", ()))).startswith("w = kx.window_views(")
+    assert _printed(K.Assign("r", "read_static", (x, 2, (0, -1), "f:1:1", "x", ()))) == (
+        "r = x[:, :, 0, -1] if x.shape[2] > 0 and x.shape[3] >= 1 else kx.read_static(x, 2, (0, -1), 'f:1:1', 'x', ())")
+    assert _printed(K.Assign("r", "read_static", (x, 0, (n,), "f:1:1", "x", ()))).startswith("r = kx.read_static(")
+    assert _printed(K.Assign(None, "check_static", (x, 1, (0, 2), "f:1:1", "x", ()))) == (
+        "if not x.shape[1] > 0 or not x.shape[2] > 2: kx.check_static(x, 1, (0, 2), 'f:1:1', 'x', ())")
+    assert _printed(K.Assign(None, "require_nonempty", (n, None, 0, 0, "f:1:1", "max", ()))).startswith(
+        "if not n > 0: kx.require_nonempty(n, None,")
+    g = K.Ref("g")  # under guards (or with a mask) the helper decides where the range is evaluated
+    assert _printed(K.Assign(None, "require_nonempty", (n, None, 0, 0, "f:1:1", "max", (g,)))).startswith("kx.require_nonempty(")
+    assert _printed(K.Assign(None, "require_nonempty", (n, g, 0, 0, "f:1:1", "max", ()))).startswith("kx.require_nonempty(")
+    assert _printed(K.Assign(None, "nonempty_last", (x,))) == "if 0 in x.shape: kx.nonempty_last(x)"
+    assert _printed(K.Assign("s", "reduce_axis", (x, 1, None, 0, None), {"op": "max"})) == (
+        "s = x.amax(1) if x.shape[1] else kx.reduce_axis('max', x, 1, None, 0, None)")
+    assert _printed(K.Assign("s", "reduce_axis", (x, 1, g, 0, None), {"op": "sum"})).startswith("s = kx.reduce_axis(")
+    assert _printed(K.Assign("s", "reduce_axis", (x, 1, None, 0, None), {"op": "argmax"})).startswith("s = kx.reduce_axis(")
+    assert _printed(K.Assign("y", "to", (x,), {"dtype": "torch.float64"})) == (
+        "y = x if x.dtype is torch.float64 else x.to(torch.float64)")
+
+
+def test_an_unused_maximum_over_an_empty_axis_is_still_an_error():
+    kokoyi.compile(CASES["unused max"][0], filename="inline.kyi")
+    host = Host(None, kokoyi.symbol["P"])
+    assert torch.equal(host(torch.ones(2, 3), batch_level=[1]), torch.full((2, 3), 2.0))
+    with pytest.raises(kokoyi.KokoyiRuntimeError, match="inline.kyi:1"):
+        host(torch.ones(2, 0), batch_level=[1])
