@@ -269,6 +269,7 @@ def check(program: Program, seed: int = 0, paths=None) -> tuple[list[Finding], S
         kokoyi.compile(program.source, filename=FILENAME)
     except kokoyi.KokoyiError as err:
         finding("compile", None, f"{type(err).__name__}: {err}")
+        stats.findings = len(findings)  # (counted: a generated program is well-formed, so the compiler must take it)
         return findings, stats
     stats.compiled = 1
     params = parameters(program, seed)

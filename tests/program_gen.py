@@ -436,7 +436,9 @@ class Generator:
             mv = self.pick(intvecs)
             return f"{v.text}[{mv.text}[{self.rng.randint(0, mv.shape[0] - 1)}]]"
         a, lo, hi = self.index_expr(n)
-        spelled = self.pick([f"{v.text}[{a}]", f"{v.text}[{a}]", f"{v.text}_{{{a}}}"]) if v.text.isalpha() else f"{v.text}[{a}]"
+        # (`h_{2}` is also how fresh() names a later definition, which would then be read instead)
+        subscript = v.text.isalpha() and not a.isdigit()
+        spelled = self.pick([f"{v.text}[{a}]", f"{v.text}[{a}]", f"{v.text}_{{{a}}}"]) if subscript else f"{v.text}[{a}]"
         return self.guarded(spelled, self.guards(a, lo, hi, n, v.text), depth)
 
     def guards(self, a, lo, hi, n, name):

@@ -339,6 +339,20 @@ def test_generator_is_deterministic_and_mostly_well_formed():
     assert parsed >= 57, f"only {parsed} of 60 generated programs pass the front end"
 
 
+def test_generated_reads_never_spell_a_later_definition_s_name():
+    """Seed 10302121: a read of h at 2 spelled `h_{2}` named the recurrence `h_{2}` the
+    generator was defining (its fresh names are `h_{2}`, `c_{1}`, ...), a self-reference the
+    front end rightly rejects. Literal indices are spelled with brackets; the compile finding
+    is counted among the findings."""
+    from kokoyi.compiler.pipeline import compile_unit
+
+    prog = program_gen.generate(10302121, 3, round2=True)
+    compile_unit(prog.source, "gen.kyi", stop_after="resolve")
+    bad = differential.program(module(r"a \gets a \\" "\n" r"  \Return a \\", "x"), {"x": torch.tensor([1.0])})
+    findings, stats = differential.check(bad)
+    assert [f.kind for f in findings] == ["compile"] and stats.findings == 1
+
+
 def test_checker_reports_a_wrong_value():
     """The oracle can fail: a module that differs from its source is caught on every path."""
     prog = differential.program(module(r"\Return x * 2 \\", "x"), {"x": torch.tensor([1.0, 2.0])})
