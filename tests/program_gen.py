@@ -346,6 +346,7 @@ class Generator:
         else:
             saved = self.vars
             prev = [Var(self.pick([f"{name}[{t}-1]", f"{name}_{{{t}-1}}"]), "f", ())]
+            earlier = prev[0].text
             if order == 2:
                 prev.append(Var(f"{name}[{t}-2]", "f", ()))
             self.vars = self.vars + prev
@@ -358,6 +359,13 @@ class Generator:
                            f"{step} & \\text{{otherwise}} \\end{{cases}}")
             elif self.chance(0.05):  # no base case: reading element -1 is a run-time error
                 element = step
+            elif earlier in step and self.chance(0.5):
+                # the general case from an initial element (batch/initial.py starts the loop at t = 0)
+                self.loops.pop()
+                initial = self.scalar(0)
+                self.loops.append(Loop(t, 0, n - 1))
+                first = step.replace(earlier, f"({initial})")
+                element = f"\\begin{{cases}} {first} & {t} = 0 \\\\ {step} & \\text{{otherwise}} \\end{{cases}}"
             else:
                 element = f"\\begin{{cases}} {base} & {t} < 1 \\\\ {step} & \\text{{otherwise}} \\end{{cases}}"
             shape = (n,)

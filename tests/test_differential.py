@@ -632,3 +632,18 @@ def test_a_singular_matrix_has_no_inverse_on_every_path():
     x, y = Host(None, kokoyi.symbol["P"])(A, torch.ones(2, 2), torch.tensor([1.0, -3.0]), batch_level=[1, 1, 1])
     assert torch.allclose(x[0], torch.tensor([0.5, 0.25])) and bool(x[1].isnan().all())
     assert torch.allclose(y, torch.tensor([0.75, -3.0]))
+
+
+def test_generator_writes_recurrences_started_from_an_initial_element():
+    """The generator writes `h[t] = cases(f(init) if t = 0; f(h[t-1]) otherwise)`, the form
+    batch/initial.py runs as one loop from the first step, so campaigns compare that path too."""
+    import linecache
+
+    from kokoyi.runtime import module as runtime_module
+
+    prog = program_gen.generate(11500004, 3, round2=False)
+    before = set(runtime_module.LINE_MAPS)
+    findings, stats = differential.check(prog, 11500004)
+    assert not findings and stats.paths >= 3, stats
+    new = [k for k in runtime_module.LINE_MAPS if k not in before and k in linecache.cache]
+    assert any("del " in "".join(linecache.cache[k][2]) for k in new)  # the initial element dropped after the loop
