@@ -319,7 +319,7 @@ class Interpreter:
             "Sigmoid": torch.sigmoid, "Softplus": F.softplus, "GELU": F.gelu,
             "Softmax": lambda x: torch.softmax(x, dim=-1), "LogSoftmax": lambda x: torch.log_softmax(x, dim=-1),
             "Mean": torch.mean, "Var": lambda x: torch.var(x, correction=0),
-            "Std": lambda x: torch.std(x - x.reshape(-1)[0], correction=0) if x.numel() else torch.std(x, correction=0), "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
+            "Std": self._std, "LogSumExp": lambda x: torch.logsumexp(x.reshape(-1), 0),
             "MSE": lambda a, b: torch.mean((a - b) ** 2), "SmoothL1": _smooth_l1, "CrossEntropy": _cross_entropy,
         }
         self.float_args = set(self.builtins)  # these compute in the module's floating dtype
@@ -373,6 +373,21 @@ class Interpreter:
     def _minimum(self, a, b):
         a, b = self._promote(a, b)
         return torch.minimum(a, b)
+
+    def _std(self, x):
+        """The population std from the deviations from x's first element (choices.md#standard-
+        deviation-at-zero-variance). Deviations that are rounding alone (elements equal in the
+        math, computed in different orders) make its gradient rounding noise over rounding
+        noise, where equal elements give the subgradient 0: noted infinitely ill-conditioned."""
+        if not x.numel():
+            return torch.std(x, correction=0)
+        d = x - x.reshape(-1)[0]
+        if self.conditions is not None and x.is_floating_point():
+            with torch.no_grad():
+                spread, scale = float(d.abs().max()), float(x.abs().max())
+                if 0 < spread <= 64 * torch.finfo(x.dtype).eps * scale:
+                    self.conditions.append(math.inf)
+        return torch.std(d, correction=0)
 
     def _clip(self, x, lo, hi):
         x, lo, hi = self._promote(x, lo, hi)

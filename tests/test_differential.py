@@ -6,6 +6,7 @@ The long campaign is `python scripts/fuzz_campaign.py --differential --minutes 2
 """
 from __future__ import annotations
 
+import math
 import os
 
 import differential
@@ -647,3 +648,30 @@ def test_generator_writes_recurrences_started_from_an_initial_element():
     assert not findings and stats.paths >= 3, stats
     new = [k for k in runtime_module.LINE_MAPS if k not in before and k in linecache.cache]
     assert any("del " in "".join(linecache.cache[k][2]) for k in new)  # the initial element dropped after the loop
+
+
+def test_a_std_of_elements_equal_but_for_rounding_is_ill_conditioned():
+    """Seed 11000659: the std of (I + S S^T)^{-1} @ c·1, whose elements are equal in the math
+    (zero variance: the documented subgradient 0, choices.md#standard-deviation-at-zero-variance),
+    times cbrt(log(s)) = NaN. The solve's rounding left the reference's elements an ULP apart,
+    so its std had a rounding-over-rounding gradient and NaN times it was NaN; the module's
+    were equal and gave 0. The reference now notes deviations of rounding size as infinitely
+    ill-conditioned, as it does for comparisons decided by rounding."""
+    import reference
+
+    src = module(r"\Return \Std((\mathbf{I}_{|x|} + (\{ s \}_{i=0, j=0}^{|x| - 1, |x| - 1}) @ (\{ s \}_{i=0, j=0}^{|x| - 1, |x| - 1})^\top)^{-1}"
+                 r" @ (\{ \prod(\{ \sqrt{2} \|y\|_1 \}_{j=0}^{|y| - 1}) \}_{i=0}^{|x| - 1})) \cdot \sqrt[3]{\log(s)} \\", "x, y, s")
+    f64 = torch.float64
+    x = torch.tensor([0.7935338020324707, 0.03709502890706062], dtype=f64)
+    y = torch.tensor([-1.2209027649647224, 0.21405014027717753, -0.8825364714270231, 1.1706226785129825,
+                      -1.1566545923906884], dtype=f64)
+    s = torch.tensor(-0.3942965567111969, dtype=f64)
+    conditions: list = []
+    reference.run(src, "P", (x, y, s), (), filename="t.kyi", conditions=conditions)
+    assert math.inf in conditions
+    # the same elements exactly equal (no solve): a well-conditioned zero variance, compared as usual
+    conditions.clear()
+    plain = module(r"\Return \Std(\{ \prod(\{ \sqrt{2} \|y\|_1 \}_{j=0}^{|y| - 1}) \}_{i=0}^{|x| - 1}) \cdot \sqrt[3]{\log(s)} \\", "x, y, s")
+    reference.run(plain, "P", (x, y, s), (), filename="t.kyi", conditions=conditions)
+    assert math.inf not in conditions
+    assert_agrees(plain, {"x": x, "y": y, "s": s})
