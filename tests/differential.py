@@ -28,6 +28,7 @@ language; such programs are counted as `invalid` and not compared.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
@@ -368,7 +369,8 @@ def _check_path(program: Program, host, params, path: Path, g, stats: Stats):
         return None
     if problem is not None:
         wide = _wide(program, params, path, args, idxs) if wide is None else wide
-        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, params, weights.get_state()):
+        if wide and len(wide) == len(want_l) and _check_gradients(wide, want_l, args, _own_leaves(params),
+                                                                  weights.get_state()):
             stats.ill_conditioned += 1
             return None
     return problem
@@ -391,27 +393,45 @@ def _wide(program, params, path, args, idxs) -> list:
     return [] if out is None else _flat(out)
 
 
+def _own_leaves(params):
+    """params, or () where _reference_in_float64 runs copies of their layers (the gradients of
+    the second opinion are then compared for the inputs alone)."""
+    ps = params if isinstance(params, tuple) else (params,)
+    return () if any(isinstance(p, torch.nn.Module) for p in ps) else params
+
+
 def _reference_in_float64(program: Program, params, path: Path, args, idxs):
     """A second opinion of the reference: its output with every float input (and tensor
     parameter) in float64 — or, for a program in float64 already, with the inputs moved by a
-    relative 1e-12 (rounding-sized): where that changes a value or gradient beyond the
-    tolerance, the math is ill-conditioned there (a standard deviation at zero variance)."""
+    relative 1e-12 (rounding-sized), and for one whose float32 layers cannot take float64,
+    by a few float32 roundings: where that changes a value or gradient beyond the tolerance,
+    the math is ill-conditioned there (a standard deviation at zero variance, a gradient that
+    is two equal terms cancelling)."""
     if all(not a.is_floating_point() or a.dtype == torch.float64 for a in args):
-        g = torch.Generator().manual_seed(12)
-        wide_args = [a + a.detach() * 1e-12 * torch.randn(a.shape, generator=g, dtype=a.dtype)
-                     if a.is_floating_point() else a for a in args]
-    else:
-        wide_args = [a.double() if a.is_floating_point() else a for a in args]
-    wide_params = params
-    if isinstance(params, (torch.Tensor, tuple)):
-        ps = params if isinstance(params, tuple) else (params,)
-        ps = tuple(p.double() if isinstance(p, torch.Tensor) and p.is_floating_point() else p for p in ps)
-        wide_params = ps if isinstance(params, tuple) else ps[0]
+        return _run_reference(program, params, path, _moved(args, 1e-12), idxs)
+    wide_args = [a.double() if a.is_floating_point() else a for a in args]
+    ps = params if isinstance(params, tuple) else (params,)
+    try:  # layers in float64: copies (whose parameters are other leaves: see _wide)
+        ps = tuple(p.double() if isinstance(p, torch.Tensor) and p.is_floating_point()
+                   else copy.deepcopy(p).double() if isinstance(p, torch.nn.Module) else p for p in ps)
+    except Exception:  # noqa: BLE001 - a parameter that cannot be copied: no second opinion
+        return None
+    return _run_reference(program, ps if isinstance(params, tuple) else ps[0], path, wide_args, idxs)
+
+
+def _moved(args, relative: float) -> list:
+    """The float inputs moved by a random relative `relative` (rounding-sized)."""
+    g = torch.Generator().manual_seed(12)
+    return [a + a.detach() * relative * torch.randn(a.shape, generator=g, dtype=a.dtype)
+            if a.is_floating_point() else a for a in args]
+
+
+def _run_reference(program: Program, params, path: Path, args, idxs):
     outs = []
     try:
         for idx in idxs or [()]:
-            sample = [a if level == 0 else a[idx] for a, level in zip(wide_args, path.levels)]
-            outs.append(reference.run(program.source, program.module, sample, wide_params, filename=FILENAME))
+            sample = [a if level == 0 else a[idx] for a, level in zip(args, path.levels)]
+            outs.append(reference.run(program.source, program.module, sample, params, filename=FILENAME))
     except Exception:  # noqa: BLE001 - (a float32 layer cannot take float64): no second opinion
         return None
     return _stack(outs, path.batch_shape)

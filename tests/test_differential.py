@@ -675,3 +675,21 @@ def test_a_std_of_elements_equal_but_for_rounding_is_ill_conditioned():
     reference.run(plain, "P", (x, y, s), (), filename="t.kyi", conditions=conditions)
     assert math.inf not in conditions
     assert_agrees(plain, {"x": x, "y": y, "s": s})
+
+
+def test_the_float64_second_opinion_runs_float32_layers_as_float64_copies():
+    """Seed 12000976: a float32 program with float32 layers whose gradient for x is two equal
+    terms cancelling (-625 w + 625 w): the module gave exactly 0, the float32 reference ±1e-5
+    of rounding. The float64 second opinion, which shows such a difference to be rounding,
+    could not run (a float32 layer cannot take float64): it now runs float64 copies of the
+    layers (their gradients not compared) and leaves the originals as they were."""
+    seed = 12000976
+    prog = program_gen.generate(seed, 3, round2=False)
+    findings, stats = differential.check(prog, seed)
+    assert not findings and stats.ill_conditioned >= 1, stats
+    layer = torch.nn.Linear(2, 1)
+    src = module(r"\Return L(x) \\", "x; L")
+    path = differential.Path("one sample", [0], ())
+    out = differential._reference_in_float64(differential.program(src, {"x": torch.ones(2)}), layer, path,
+                                             [torch.ones(2)], None)
+    assert out.dtype == torch.float64 and layer.weight.dtype == torch.float32
