@@ -403,15 +403,14 @@ def _own_leaves(params):
 def _reference_in_float64(program: Program, params, path: Path, args, idxs):
     """A second opinion of the reference: its output with every float input (and tensor
     parameter) in float64 — or, for a program in float64 already, with the inputs moved by a
-    relative 1e-12 (rounding-sized), and for one whose float32 layers cannot take float64,
-    by a few float32 roundings: where that changes a value or gradient beyond the tolerance,
-    the math is ill-conditioned there (a standard deviation at zero variance, a gradient that
-    is two equal terms cancelling)."""
+    relative 1e-12 (rounding-sized); layers run as float64 copies. Where that changes a value
+    or gradient beyond the tolerance, the math is ill-conditioned there (a standard deviation
+    at zero variance, a gradient that is two equal terms cancelling)."""
     if all(not a.is_floating_point() or a.dtype == torch.float64 for a in args):
         return _run_reference(program, params, path, _moved(args, 1e-12), idxs)
     wide_args = [a.double() if a.is_floating_point() else a for a in args]
     ps = params if isinstance(params, tuple) else (params,)
-    try:  # layers in float64: copies (whose parameters are other leaves: see _wide)
+    try:  # layers in float64: copies (whose parameters are other leaves: see _own_leaves)
         ps = tuple(p.double() if isinstance(p, torch.Tensor) and p.is_floating_point()
                    else copy.deepcopy(p).double() if isinstance(p, torch.nn.Module) else p for p in ps)
     except Exception:  # noqa: BLE001 - a parameter that cannot be copied: no second opinion
@@ -432,7 +431,7 @@ def _run_reference(program: Program, params, path: Path, args, idxs):
         for idx in idxs or [()]:
             sample = [a if level == 0 else a[idx] for a, level in zip(args, path.levels)]
             outs.append(reference.run(program.source, program.module, sample, params, filename=FILENAME))
-    except Exception:  # noqa: BLE001 - (a float32 layer cannot take float64): no second opinion
+    except Exception:  # noqa: BLE001 - (a parameter that cannot run in float64): no second opinion
         return None
     return _stack(outs, path.batch_shape)
 

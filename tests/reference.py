@@ -990,7 +990,7 @@ class Interpreter:
         """Whether each element of a row's value is computed from the same elements of what it
         reads (compiled code's test, kokoyi/compiler/batch/gradients.py, on the lowered row: a
         call, an index or a per-element `\\where` binding that the row alone reads make it not)."""
-        for n in _walk(value):
+        for n in A.walk(value):
             match n:
                 case A.Name() | A.Paren() | A.Group() | A.Num() | A.Constant() | A.Unary() | A.Compare() | A.Juxtapose() \
                         | A.Frac() | A.Sqrt() | A.Rounding() | A.Indicator():
@@ -1007,7 +1007,7 @@ class Interpreter:
                     v = env.get(n.symbol)
                     if isinstance(v, _Thunk) and v.per_element and not any(
                             isinstance(c, A.Ref) and c.symbol is n.symbol
-                            for r in e.rows if r.condition is not None for c in _walk(r.condition)):
+                            for r in e.rows if r.condition is not None for c in A.walk(r.condition)):
                         return False  # compiled code computes it inside the row
                     continue
             return False
@@ -1170,19 +1170,6 @@ def _written_minus_one(e) -> bool:
 
 _ELEMENTWISE_BUILTINS = {"exp", "Exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "sign",
                           "ReLU", "Sigmoid", "Softplus", "GELU", "maximum", "minimum", "clip", "StopGrad"}
-
-
-def _walk(e):
-    """e and its descendants (AST nodes)."""
-    stack = [e]
-    while stack:
-        n = stack.pop()
-        yield n
-        for v in vars(n).values():
-            if isinstance(v, A.Node):
-                stack.append(v)
-            elif isinstance(v, (list, tuple)):
-                stack.extend(x for x in v if isinstance(x, A.Node))
 
 
 def _gradient_where(v: torch.Tensor, take: torch.Tensor) -> torch.Tensor:
