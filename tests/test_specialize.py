@@ -560,3 +560,58 @@ def test_a_module_that_cannot_be_vectorised_over_the_batch_loops_over_its_sample
         assert torch.equal(Host(forward, None)(h[i], k[i], a[i]), want)
     with pytest.raises(kokoyi.KokoyiRuntimeError, match=r"cols\.kyi:3:11: index 7"):
         Host(forward, None)(h[0], torch.tensor([7, 0]), a[0])
+
+
+def test_a_layer_converted_after_a_call_changes_the_module_s_dtype():
+    """`model.double()` after a first call converts the layers' tensors in place, under the same
+    layer objects: the call guard and the specialisation key (which name layers by identity)
+    must see it. The module then computes in float64 (LANGUAGE.md 6a: the widest of its inputs
+    and parameters), also through a nested Kokoyi module; before, the float32 kernel ran again
+    and torch raised a dtype mismatch."""
+    import gc
+    import weakref
+
+    kokoyi.compile(r"""\Module{Inner}{x \in \mathbb{R}^{2}; L}
+  \Return L(x) + \{ 2 \}_{i=0}^{0} \\
+\EndModule
+\Module{Outer}{x \in \mathbb{R}^{2}; q}
+  \Return q(x) * 1.5 \\
+\EndModule
+""", filename="convert.kyi")
+
+    class Inner(torch.nn.Module):
+        forward = kokoyi.symbol["Inner"]
+
+        def __init__(self):
+            super().__init__()
+            self.L = kokoyi.nn.Linear(2, 1)
+
+        def get_parameters(self):
+            return self.L
+
+    class Outer(torch.nn.Module):
+        forward = kokoyi.symbol["Outer"]
+
+        def __init__(self):
+            super().__init__()
+            self.q = Inner()
+
+        def get_parameters(self):
+            return self.q
+
+    x = torch.tensor([1.0, -2.0])
+    for model, name in ((Inner(), "Inner"), (Outer(), "Outer")):
+        assert model(x).dtype == torch.float32 and model(x).dtype == torch.float32  # (the second: the guard)
+        want = model(x).double()
+        model.double()
+        for _ in range(2):
+            out = model(x)
+            assert out.dtype == torch.float64, name
+            torch.testing.assert_close(out, want)
+        batched = model(x.expand(3, 2), batch_level=[1])
+        assert batched.dtype == torch.float64 and batched.shape == (3, 1)
+    # the guards and keys hold the layers' tensors weakly
+    weights = weakref.ref(model.q.L.weight)
+    del model, out, batched, want  # (the outputs' graphs hold the weights too)
+    gc.collect()
+    assert weights() is None

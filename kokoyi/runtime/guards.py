@@ -12,6 +12,8 @@ has already seen, and errors stay those of the full path.
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 MAX_GUARDS = 4  # signatures kept per module (a model called on a batch and on one sample, say)
@@ -71,6 +73,10 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
             lines.append(f"if type({name}) is not T{k}: return None")
         if inp is not None and inp.dims is not None and not isinstance(p, torch.Tensor):
             return None  # an annotated parameter given as a number: the full path decides
+    layers = layer_dtypes(params)
+    if layers:
+        scope["LAYERS"], scope["same_dtypes"] = layers, same_dtypes
+        lines.append("if not same_dtypes(LAYERS): return None")
     lines.append("if get_default_dtype() is not DEFAULT: return None")
     if table is not None:
         lines.append(f"if TABLE.generation != {table.generation}: return None")
@@ -92,3 +98,32 @@ def _size_checks(sized, known: dict, lines: list) -> None:
         else:
             known[dim] = f"d{len(known)}"
             lines.append(f"{known[dim]} = s[{axis}]")
+
+
+def tensors_of(params):
+    """The tensors of parameters: tensors themselves, and the parameters and buffers of layers."""
+    for p in params:
+        if isinstance(p, torch.nn.Module):
+            yield from p.parameters()
+            yield from p.buffers()
+        elif isinstance(p, (list, tuple)):
+            yield from tensors_of(p)
+        else:
+            yield p
+
+
+def layer_dtypes(params) -> tuple:
+    """(weak reference, dtype) of each floating tensor of the layers among params. They decide
+    the module's dtype (LANGUAGE.md 6a) under the same layer objects: `.double()` converts
+    them in place. Weak: a cached call must not keep a dropped model's weights alive."""
+    return tuple((weakref.ref(t), t.dtype) for p in params if not isinstance(p, torch.Tensor)
+                 for t in tensors_of((p,)) if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def same_dtypes(layer_tensors) -> bool:
+    """Whether the tensors layer_dtypes recorded are alive with the dtypes recorded."""
+    for ref, dtype in layer_tensors:
+        t = ref()
+        if t is None or t.dtype is not dtype:
+            return False
+    return True

@@ -16,6 +16,7 @@ import numbers
 import torch
 
 from kokoyi.compiler.gcpause import gc_paused
+from kokoyi.runtime.guards import layer_dtypes, same_dtypes, tensors_of as _tensors
 
 FALLBACK = object()
 
@@ -114,9 +115,11 @@ class Specializations:
                 else:
                     key.append(type(p))
             fast = tuple(key)
-            entry = self.fast.get(fast)
-            if entry is not None:
-                return entry
+            hit = self.fast.get(fast)
+            if hit is not None:
+                entry, layer_tensors = hit
+                if same_dtypes(layer_tensors):  # (`.double()` converts a layer's tensors in place)
+                    return entry
         # The module dtype walks the layers' tensors: once per call that misses the fast key.
         dtype = module_dtype(args, params)
         if torch.compiler.is_compiling():
@@ -126,7 +129,8 @@ class Specializations:
         if fast is not None:
             if len(self.fast) > 256:
                 self.fast.clear()
-            self.fast[fast] = entry
+            # the key holds the layers' identities only: a hit checks their tensors' dtypes
+            self.fast[fast] = (entry, layer_dtypes(params))
         return entry
 
     def _lookup(self, args, levels, params, dtype):
@@ -334,18 +338,6 @@ def module_dtype(args, params) -> torch.dtype:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             found = x.dtype if found is None else torch.promote_types(found, x.dtype)
     return found or torch.get_default_dtype()
-
-
-def _tensors(params):
-    """The tensors of parameters: tensors themselves, and the parameters and buffers of layers."""
-    for p in params:
-        if isinstance(p, torch.nn.Module):
-            yield from p.parameters()
-            yield from p.buffers()
-        elif isinstance(p, (list, tuple)):
-            yield from _tensors(p)
-        else:
-            yield p
 
 
 def _callee_outputs(desc, values, outer_params):
