@@ -693,3 +693,14 @@ def test_the_float64_second_opinion_runs_float32_layers_as_float64_copies():
     out = differential._reference_in_float64(differential.program(src, {"x": torch.ones(2)}), layer, path,
                                              [torch.ones(2)], None)
     assert out.dtype == torch.float64 and layer.weight.dtype == torch.float32
+
+
+def test_a_recurrence_from_an_initial_element_of_another_kind_keeps_its_own():
+    """Seed 14000756: `h[t] = \\lceil \\mathbb{1}[h[t-1] \\geq x[t]] \\cdot 3 \\rceil` from the initial
+    element 0.5 is a recurrence of integers, but the loop started at the first step from the
+    float 0.5 (batch/initial.py), which set the elements' kind: float32 on every path. An
+    initial element of another kind than the steps' now keeps the first step apart."""
+    src = module(r"h \gets \{ \begin{cases} \lceil \mathbb{1}[(0.5) \geq x[t]] * (3) \rceil & t = 0 \\ "
+                 r"\lceil \mathbb{1}[h[t-1] \geq x[t]] * (3) \rceil & \text{otherwise} \end{cases} \}_{t=0}^{3} \\"
+                 "\n" r"  \Return h[1], h \\", r"x \in \mathbb{R}^{N}")
+    assert_agrees(src, {"x": torch.tensor([-0.17, 1.3, -1.1, 0.17])})

@@ -98,7 +98,10 @@ def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[lis
                 values = _step(b, names, axis, elements, Val(t, kind="int", python=True), states, layouts, offsets)
                 wider = [_layout(v) if a is None else _merge(a, _layout(v)) for a, v in zip(layouts, values)]
                 if wider == layouts:
-                    if inits and any(v is not None and _layout(v)[:2] != lay[:2] for v, lay in zip(firsts, layouts)):
+                    # (an initial element of another kind would set the elements' kind: `\lceil
+                    # \mathbb{1}[h[t-1] \geq x[t]] \rceil` from 0.5 is an integer all the same)
+                    if inits and any(v is not None and (_layout(v)[:2] != lay[:2] or v.kind != w.kind)
+                                     for v, lay, w in zip(firsts, layouts, values)):
                         return None
                     for s, v, lay in zip(states, values, layouts):
                         b.do("append", s, _widen(b, v, *lay))
