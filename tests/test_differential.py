@@ -704,3 +704,34 @@ def test_a_recurrence_from_an_initial_element_of_another_kind_keeps_its_own():
                  r"\lceil \mathbb{1}[h[t-1] \geq x[t]] * (3) \rceil & \text{otherwise} \end{cases} \}_{t=0}^{3} \\"
                  "\n" r"  \Return h[1], h \\", r"x \in \mathbb{R}^{N}")
     assert_agrees(src, {"x": torch.tensor([-0.17, 1.3, -1.1, 0.17])})
+
+
+@pytest.mark.parametrize("body, x", [
+    # a row that does not apply to the sample (seed 14001156's shape)
+    (r"\Return \begin{cases} L(\{ \log(x[i]) \}_{i=0}^{0}) & x[0] > 0 \\ \{ 0 \}_{i=0}^{0} & \text{otherwise} \end{cases} \\",
+     [-2.0, 3.0, 1.0]),
+    # a row that applies at some positions of a set-builder, not at others
+    (r"\Return \{ \begin{cases} L(\{ \log(x[i]) \}_{k=0}^{0})[0] & x[i] > 0 \\ 0 & \text{otherwise} \end{cases} \}_{i=0}^{|x|-1} \\",
+     [-2.0, 3.0, 1.0]),
+    # positions outside a dependent range (j > i): computed on the longest range, masked
+    (r"\Return \sum_{i=0}^{|x|-1} \sum_{j=0}^{i} L(\{ \log(x[j] - x[i] + 0.5) \}_{k=0}^{0})[0] \\",
+     [3.0, 2.0, 1.0]),
+])
+def test_a_layer_s_weights_get_nothing_from_what_a_row_or_range_discards(body, x):
+    """Seed 14001156: a layer called inside a row that does not apply, on a NaN. The math never
+    computes the row, so the weights get nothing from it; compiled code computed it and
+    selected, and its read masks reach reads, not the layer's own weights: dW = 0 * NaN = NaN
+    on every path. The layer now takes zeros where a row or a range discards it."""
+    import kokoyi
+    from kokoyi.test_utils import Host
+
+    layer = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(0.7)
+        layer.bias.fill_(-0.2)
+    src = module(body, "x; L")
+    assert_agrees(src, {"x": torch.tensor(x)}, [layer])
+    kokoyi.compile(src, filename="layer_discarded.kyi")
+    out = Host(layer, kokoyi.symbol["P"])(torch.tensor(x))
+    (grad,) = torch.autograd.grad(out.sum(), [layer.weight])
+    assert torch.isfinite(grad).all()

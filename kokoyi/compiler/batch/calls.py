@@ -112,6 +112,7 @@ def _layer(b, e, f: Val, args) -> Val:
     (x,) = args
     if not x.is_tensor:
         raise b.unsupported("a layer called on a non-number", e)
+    x = _discarded_as_zero(b, x)
     rank = x.rank + _layer_rank(b, e, desc, x)
     code = b.tensor(x, "int" if desc == ("layer", "Embedding") else None)
     if desc[0] == "layer" and desc[1] in CONV_LAYERS:  # one batch axis in front of (C, ...) only
@@ -126,6 +127,7 @@ def _cell(b, e, f: Val, args) -> Val:
     of both lined up and flattened into the cell's one batch axis."""
     if len(args) != 2 or any(not a.is_tensor or a.python or a.rank != 1 for a in args):
         raise b.unsupported(f"`{f.info[1]}` called on other than two vectors", e)
+    args = [_discarded_as_zero(b, a) for a in args]
     axes = b.union(*args)
     x, h = (b.align(Val(b.tensor(a, "float"), a.axes, 1, "float"), axes, 1, exact=True) for a in args)
     return Val(b.emit("call_cell", f.code, x, h, hint="h"), axes, 1, "float")
@@ -142,6 +144,7 @@ def _module(b, e, f: Val, args) -> Val:
     for a in args:
         if not a.is_tensor:
             raise b.unsupported("a Kokoyi module called on a non-number", e)
+    args = [_discarded_as_zero(b, a) for a in args]
     axes = b.union(*args)
     codes, layouts = [], []
     for a in args:
@@ -211,6 +214,7 @@ def _opaque(b, e, f: Val, args) -> Val:
     builds the kernel again when the first guess, the arguments' largest rank, is wrong)."""
     if not args or any(not a.is_tensor for a in args):
         raise b.unsupported("an opaque callable called on other than numbers and tensors", e)
+    args = [_discarded_as_zero(b, a) for a in args]
     axes = b.union(*args)
     codes, flags = [], []
     for a in args:
@@ -221,6 +225,14 @@ def _opaque(b, e, f: Val, args) -> Val:
     rank = b.opaque_ranks.get(site, max(0 if a.python else a.rank for a in args))
     code = b.emit("call_each", f.code, tuple(codes), tuple(flags), len(axes), rank, site, hint="h")
     return Val(code, axes, rank, "float")
+
+
+def _discarded_as_zero(b, v: Val) -> Val:
+    """v as a callee with weights of its own takes it: zeros where a row or a range discards
+    the call (under \\StopGrad nothing reaches a gradient, so v as it is)."""
+    from kokoyi.compiler.batch.gradients import zero_where_discarded
+
+    return v if b.no_grad else zero_where_discarded(b, v)
 
 
 def _in_dtype(b, v: Val) -> Val:

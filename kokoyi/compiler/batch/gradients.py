@@ -12,6 +12,10 @@ What the body reads there would get a zero gradient, times the body's local deri
 there (NaN at `\\sqrt{x}`, x < 0): inside such loops every float tensor read passes its
 gradient only where the loop's range holds (at some position of the loops it does not vary
 with), as the per-sample math reads nothing outside it.
+
+A callee with weights of its own (a torch layer, a Kokoyi module called through its
+forward, an opaque callable) is out of reach of those read masks: in such rows and loops it
+takes zeros where its result is discarded, so that no NaN there reaches its weights.
 """
 from __future__ import annotations
 
@@ -58,11 +62,11 @@ def elementwise(e: ir.Expr) -> bool:
     return True
 
 
-def masked(b, v: Val) -> Val:
-    """v (a float tensor read inside rows with row masks) passing gradient only where the
-    rows apply."""
+def _rows_mask(b, v: Val) -> tuple[tuple, object]:
+    """Where the enclosing rows all apply, lined up with v over the union of their axes
+    (a mask finer than v, a vector condition over a scalar read: any over the rest)."""
     masks = []
-    for m in b.row_masks:  # a mask finer than v (a vector condition, a scalar read): any over the rest
+    for m in b.row_masks:
         if m.rank > v.rank:
             m = Val(b.emit("any_trailing", m.code, m.rank - v.rank, hint="applies"), m.axes, v.rank, "bool")
         masks.append(m)
@@ -72,24 +76,64 @@ def masked(b, v: Val) -> Val:
         rank = max(mask.rank, m.rank)
         mask = Val(b.emit("and", b.align(mask, axes, rank), b.align(m, axes, rank), hint="applies"), axes, rank, "bool")
     axes = b.union(v, mask)
+    return axes, b.align(mask, axes, v.rank)
+
+
+def _range_mask(b, v: Val):
+    """Where, for some position of the loops v does not vary with, every enclosing dependent
+    range holds, lined up with v; None when v varies with none of those loops (some position of
+    every range holds, or nothing is computed at all)."""
+    from kokoyi.compiler.batch.indexing import lined_up
+
+    if not any(set(m.axes) & set(v.axes) for m in b.loop_masks):
+        return None
+    codes = [c for c in lined_up(b, b.loop_masks, v.axes) if not isinstance(c, bool)]
+    if not codes:
+        return None
+    mask = codes[0]
+    for c in codes[1:]:
+        mask = b.emit("and", mask, c, hint="in_range")
+    return b.align(Val(mask, v.axes, 0, "bool"), v.axes, v.rank)
+
+
+def _hint(v: Val) -> str:
+    return v.code.name if hasattr(v.code, "name") else "v"
+
+
+def masked(b, v: Val) -> Val:
+    """v (a float tensor read inside rows with row masks) passing gradient only where the
+    rows apply."""
+    axes, mask = _rows_mask(b, v)
     x = v.code if axes == v.axes else b.expand(v, axes)
-    code = b.emit("gradient_where", x, b.align(mask, axes, v.rank), hint=v.code.name if hasattr(v.code, "name") else "v")
-    return Val(code, axes, v.rank, v.kind)
+    return Val(b.emit("gradient_where", x, mask, hint=_hint(v)), axes, v.rank, v.kind)
 
 
 def range_masked(b, v: Val) -> Val:
     """v (a float tensor read inside loops with a dependent range) passing gradient only
     where, for some position of the loops v does not vary with, every range holds."""
-    from kokoyi.compiler.batch.indexing import lined_up
-
-    if not any(set(m.axes) & set(v.axes) for m in b.loop_masks):
-        return v  # (some position of every range holds, or nothing is computed at all)
-    codes = [c for c in lined_up(b, b.loop_masks, v.axes) if not isinstance(c, bool)]
-    if not codes:
+    mask = _range_mask(b, v)
+    if mask is None:
         return v
-    mask = codes[0]
-    for c in codes[1:]:
-        mask = b.emit("and", mask, c, hint="in_range")
-    mask = b.align(Val(mask, v.axes, 0, "bool"), v.axes, v.rank)
-    code = b.emit("gradient_where", v.code, mask, hint=v.code.name if hasattr(v.code, "name") else "v")
-    return Val(code, v.axes, v.rank, v.kind)
+    return Val(b.emit("gradient_where", v.code, mask, hint=_hint(v)), v.axes, v.rank, v.kind)
+
+
+def zero_where_discarded(b, v: Val) -> Val:
+    """v, a float argument of a call whose own parameters no read mask reaches (a torch layer,
+    a Kokoyi module called through its forward, an opaque callable), as zeros where the
+    enclosing rows do not apply and outside the enclosing loops' ranges.
+
+    What the call computes there is discarded, so its value does not matter; but a NaN or an
+    infinity there would reach the gradients of the callee's weights as 0 * NaN (a linear
+    layer's dW sums the rows' outer products, discarded rows included), where the math, which
+    never computes those rows, gives those rows nothing."""
+    if not (b.row_masks or b.loop_masks) or not v.is_tensor or v.python or v.kind != "float":
+        return v
+    if b.row_masks:
+        axes, mask = _rows_mask(b, v)
+        x = v.code if axes == v.axes else b.expand(v, axes)
+        v = Val(b.emit("where", mask, x, 0.0, hint=_hint(v)), axes, v.rank, v.kind)
+    if b.loop_masks:
+        mask = _range_mask(b, v)
+        if mask is not None:
+            v = Val(b.emit("where", mask, v.code, 0.0, hint=_hint(v)), v.axes, v.rank, v.kind)
+    return v
