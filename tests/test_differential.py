@@ -751,3 +751,31 @@ def test_a_gradient_as_near_the_float64_reference_as_the_float32_one_is_rounding
     assert differential._rounding_explains(want + 1e-5, want, truth)
     assert not differential._rounding_explains(want + 1e-3, want, truth)
     assert differential._rounding_explains(want + 1e-3, want + 4e-4, truth)
+
+
+def test_a_recurrence_s_first_step_error_names_the_base_case():
+    """Seed 16002957: the first step's cases (`1` where t > 0, no other row) apply to no row, so
+    the reference raises at the base case's cases; the module ran its loop from the first step
+    with the general case (the same up to h[-1] read as the initial element) and named the
+    general case's position. The initial-element form now keeps the first step apart where a
+    node that can raise is not one node in both cases (batch/initial.py _may_fail)."""
+    src = module(r"h \gets \{ \begin{cases} \begin{cases} 1 & t > 0 \end{cases} & t = 0 \\ "
+                 r"\begin{cases} h[t-1] & t > 0 \end{cases} & \text{otherwise} \end{cases} \}_{t=0}^{2} \\"
+                 "\n  \\Return h \\\\", "x")
+    assert_agrees(src, {"x": torch.tensor([1.0, -2.0, 3.0])})
+    assert_agrees(src.replace(r"\begin{cases} 1 & t > 0 \end{cases}", r"x[t+2]").replace(
+        r"\begin{cases} h[t-1] & t > 0 \end{cases}", r"x[t+2] + h[t-1]"), {"x": torch.tensor([1.0, -2.0])})
+
+
+def test_an_integer_to_a_negative_power_is_a_float_operand_of_a_product():
+    """Seed 16005713: `(j + 1)^{-1}` is a float (contract section 5), but the batch pass called it
+    an integer, so `@` with a matrix of integers took no conversion and torch refused long @ double.
+    A negative number as the exponent now makes the kind float; for an exponent known at run
+    time, `@` of integers promotes at run time (kx.matmul_ints)."""
+    src = module(r"\Return \ReLU(\{ \{ c \}_{i=0}^{0} \}_{i=0}^{2}) @ \{ (j + 1)^{-1} \}_{i=0, j=0}^{0, 2} "
+                 r"\where c \gets \lceil \sum_{i=1}^{2} 1 \rceil \\", r"x \in \mathbb{R}^{N}")
+    assert_agrees(src, {"x": torch.zeros(2, dtype=torch.float64)})
+    src = module(r"\Return \{ \{ i \}_{j=0}^{1} \}_{i=0}^{1} @ \{ \{ (j + 1)^{k} \}_{j=0}^{1} \}_{i=0}^{1} \\",
+                 r"k \in \mathbb{Z}")
+    assert_agrees(src, {"k": torch.tensor(-1)})
+    assert_agrees(src, {"k": torch.tensor(2)})

@@ -9,7 +9,9 @@ call, and the first step's input projections join the other steps', computed for
 `initial_elements` matches the form: every element is `cases(t = lo -> base; otherwise ->
 general)`, and base is general with each read `m[t - 1]` of an earlier element of a member m
 replaced by one expression per member (the same at every read) that depends neither on t, nor
-on a member, nor on anything bound inside the element. general reads no other earlier element
+on a member, nor on anything bound inside the element, and whose nodes that can raise a located
+error at run time are the same nodes in both (an inlined callee's): base's error at the first
+step names base's position, which general's would not. general reads no other earlier element
 (`m[t - 2]`, `m[0]`: their first reads would differ), and the current element `m[t]` of a
 member before it only where base reads it alike. (sequences.py applies it only where the
 initial elements have the elements' layout.)
@@ -61,6 +63,8 @@ class _Match:
             return general.items == (ir.Iota(self.axis),) and base == general  # the current element
         if type(base) is not type(general) or (isinstance(general, ir.Var) and general.name in self.names):
             return False
+        if isinstance(general, ir.Expr) and base.span != general.span and _may_fail(general, self.axis):
+            return False  # its error at the first step would name general's position, not base's
         return all(self._field(getattr(base, f.name), getattr(general, f.name))
                    for f in dataclasses.fields(general) if f.name != "span")
 
@@ -70,6 +74,20 @@ class _Match:
         if isinstance(g, tuple):
             return isinstance(a, tuple) and len(a) == len(g) and all(self._field(x, y) for x, y in zip(a, g))
         return a == g
+
+
+def _may_fail(e, axis: ir.Axis) -> bool:
+    """Whether e itself can raise a located runtime error (a read out of range, no row of cases
+    applying, an extremum of nothing, a nested recurrence's reads, a recognised form's checks)
+    other than a read v[t] of every step of a range 0..|v|-1, which cannot."""
+    if isinstance(e, ir.Take):
+        return not (e.items == (ir.Iota(axis),) and axis.lower == ir.Lit(0)
+                    and axis.upper == ir.Prim("sub", (ir.Prim("bars", (e.value,)), ir.Lit(1))))
+    if isinstance(e, ir.Select):
+        return e.otherwise is None
+    if isinstance(e, ir.Reduce):
+        return e.op in ("max", "min", "argmax", "argmin", "mean")
+    return isinstance(e, (ir.Fast, ir.Recur, ir.RecurGroup))
 
 
 def _bound(e, out: set) -> None:

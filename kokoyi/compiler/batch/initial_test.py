@@ -58,11 +58,22 @@ def test_the_form_is_matched_with_one_initial_element_per_member():
     r"\begin{cases} \tanh(x[t] + h_0 + h_0) & t = 0 \\ \tanh(x[t] + h[t-1] + h[t-2]) & \text{otherwise} \end{cases}",
     r"\begin{cases} \tanh(x[t] + x[t]) & t = 0 \\ \tanh(x[t] + h[t-1]) & \text{otherwise} \end{cases}",  # reads t
     r"\begin{cases} \tanh(x[t] + h_0) & t = 1 \\ \tanh(x[t] + h[t-1]) & \text{otherwise} \end{cases}",
+    # nodes that can raise at the first step: base's error names base's position, general's would not
+    r"\begin{cases} \begin{cases} h_0 & t > 0 \end{cases} & t = 0 \\ \begin{cases} h[t-1] & t > 0 \end{cases} & \text{otherwise} \end{cases}",
+    r"\begin{cases} x[t+1] + h_0 & t = 0 \\ x[t+1] + h[t-1] & \text{otherwise} \end{cases}",
+    r"\begin{cases} \max_{j=0}^{t-1} x[j] + h_0 & t = 0 \\ \max_{j=0}^{t-1} x[j] + h[t-1] & \text{otherwise} \end{cases}",
 ])
 def test_other_forms_keep_the_first_step_apart(element):
     text = (r"\Module{M}{x; h_0}" "\n  h \\gets \\{ " + element + r" \}_{t=0}^{|x|-1} \\" "\n"
             r"  \Return h \\" "\n" r"\EndModule")
     assert _matched(text) is None
+
+
+def test_reads_of_every_step_of_their_range_do_not_keep_the_first_step_apart():
+    """x[t] over t = 0..|x|-1 cannot fail, so its two positions do not matter (the GRU's E(u[t]))."""
+    text = CELL.replace(r"\tanh(W @ x[t] + U @ h_0)", r"\tanh(W @ x[t] + U @ h_0) + x[t]").replace(
+        r"\tanh(W @ x[t] + U @ h[t-1])", r"\tanh(W @ x[t] + U @ h[t-1]) + x[t]")
+    assert _matched(text) is not None
 
 
 def test_the_loop_starts_at_the_first_step():

@@ -119,9 +119,11 @@ def _pow(b, e, args):
     codes, axes, rank = _operands(b, args, "int")
     if isinstance(exp.code, int) and exp.code >= 0:
         return Val(b.emit("pow", *codes, hint="v"), axes, rank, "int")
-    # A float where some exponent is negative (data-dependent): the kind says int, and every
-    # rule that needs a float converts anyway.
-    return Val(b.emit("int_power", *codes, b.dtype, hint="v"), axes, rank, "int")
+    # A float where some exponent is negative: always for a negative number (i^{-1}); for one
+    # known at run time the kind says int, and the rules of integers that torch does not
+    # promote (@) convert at run time (kx.matmul_ints).
+    negative = isinstance(exp.code, int) and exp.code < 0
+    return Val(b.emit("int_power", *codes, b.dtype, hint="v"), axes, rank, "float" if negative else "int")
 
 
 RULES["pow"] = _pow
@@ -170,13 +172,14 @@ def _matmul(b, e, args):
     if left.rank == 0 or right.rank == 0:
         raise b.unsupported("@ of a scalar", e)
     kind = promote([left.kind, right.kind])
-    if left.axes != right.axes and left.rank <= 2 and right.rank <= 2:
+    if kind == "float" and left.axes != right.axes and left.rank <= 2 and right.rank <= 2:
         return einsum_matmul(b, left, right, kind)
     axes = b.union(left, right)
     lc = b.align(Val(b.tensor(left, kind), left.axes, left.rank, kind), axes, left.rank)
     rc = b.align(Val(b.tensor(right, kind), right.axes, right.rank, kind), axes, right.rank)
     rank = left.rank + right.rank - 2
-    return Val(b.emit("matmul", lc, rc, left.rank, right.rank, hint="v"), axes, rank, kind)
+    op = "matmul" if kind == "float" else "matmul_ints"  # (an integer power may be a float: _pow)
+    return Val(b.emit(op, lc, rc, left.rank, right.rank, hint="v"), axes, rank, kind)
 
 
 def einsum_matmul(b, left: Val, right: Val, kind: str, summed: str | None = None) -> Val:

@@ -58,7 +58,8 @@ TEMPLATES = {
     "lstm_sequence": "kx.lstm_sequence({*})",
     "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
-    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "einsum": "torch.einsum({0}, {1}, {2})",
+    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "matmul_ints": "kx.matmul_ints({0}, {1}, {2}, {3})",
+    "einsum": "torch.einsum({0}, {1}, {2})",
     "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})",
     "matmul_rows_t": "kx.matmul_rows_t({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",
     "linear": "torch.nn.functional.linear({0}, {1})", "trailing": "kx.trailing({op!r}, {*})",
