@@ -779,3 +779,16 @@ def test_an_integer_to_a_negative_power_is_a_float_operand_of_a_product():
                  r"k \in \mathbb{Z}")
     assert_agrees(src, {"k": torch.tensor(-1)})
     assert_agrees(src, {"k": torch.tensor(2)})
+
+
+def test_an_unread_step_of_a_group_member_passes_no_gradient_through_a_square_root():
+    """Seed 16008063: in a group, c reads h[t-1], so h's last element is read by no one. The
+    steps' `\\sqrt{x[t-1]}` was computed for all steps before the loop, so that element's step
+    handed the square roots a zero gradient: 0 * NaN at x = -1, where the math (and the
+    reference, step by step) passes nothing back. Hoisting now leaves a primitive whose
+    derivative may be undefined in its step (its read is still hoisted)."""
+    src = module(r"c \gets \{ \begin{cases} 4 & t = 0 \\ c[t-1] * 0.5 + z_{t} & \text{otherwise} \end{cases} "
+                 r"\}_{t=0}^{|x| - 1} \where z_{t} \gets h[t-1] \\" "\n"
+                 r"  h \gets \{ \begin{cases} x[0] & t = 0 \\ \tanh(c[t]) + \sqrt{x_{t - 1}} & \text{otherwise} "
+                 r"\end{cases} \}_{t=0}^{|x| - 1} \\" "\n  \\Return c[0] + c[2] \\\\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, -1.0], dtype=torch.float64)})

@@ -35,12 +35,16 @@ def _constant(e) -> bool:
     return not any(isinstance(n, (ir.Var, ir.Iota, ir.Global)) for n in ir.walk(e))
 
 
-def may_have_undefined_derivative(e: ir.Expr) -> bool:
+def may_have_undefined_derivative(e: ir.Expr, calls: bool = True) -> bool:
+    """Whether some primitive of e (or, with calls, a call) may have an undefined or infinite
+    local derivative at the values it gets."""
     for n in ir.walk(e):
         if not isinstance(n, (ir.Prim, ir.Apply)) or _constant(n):
             continue
         if isinstance(n, ir.Apply):
-            return True
+            if calls:
+                return True
+            continue
         if n.op == "div" and not _constant(n.args[1]):
             return True
         if n.op == "pow":

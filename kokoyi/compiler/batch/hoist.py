@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 from kokoyi.compiler import kernel as K
+from kokoyi.compiler.batch.gradients import may_have_undefined_derivative
 from kokoyi.compiler.batch.layout import Val
 
 # Node kinds that do work worth doing once: everything else (arithmetic on the index, a
@@ -177,7 +178,11 @@ class Hoist:
     def candidate(self, b, e) -> bool:
         if isinstance(e, (ir.Lit, ir.Var, ir.Iota, ir.Lambda, ir.Tuple)):
             return False
-        return self.info(e)[0] and self.in_step(b) and self.free(b, e)
+        # Not a primitive whose derivative may be undefined (sqrt, log, a division): a step no one
+        # reads would hand its all-steps value a zero gradient, and 0 * NaN is NaN where the
+        # step alone passes nothing back (its reads and calls are still hoisted on their own).
+        return (self.info(e)[0] and self.in_step(b) and self.free(b, e)
+                and not may_have_undefined_derivative(e, calls=False))
 
     def translate_now(self, b, v: Val) -> Val | None:
         """translate outside an all-steps evaluation (copies go straight before the loop)."""
