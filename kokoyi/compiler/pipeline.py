@@ -53,6 +53,8 @@ class UnitState:
     # which simplify may fold); a module's or function's IR is lowered on its first call
     # (lower_item, as after kokoyi.load's cache hit). Its entry in `ir` is None.
     defer_ir: bool = False
+    # the set-builders resolve found reading themselves (None: not known, the recurrences pass looks)
+    recurrences: list | None = None
     keep_tree: bool = False  # parse makes the lark tree and build walks it (else parse builds the AST)
 
 
@@ -73,9 +75,11 @@ def _build(state: UnitState) -> None:
 
 
 def _resolve(state: UnitState) -> None:
-    from kokoyi.compiler.passes.resolve import resolve
+    from kokoyi.compiler.passes.resolve import Resolver
 
-    state.ast, state.defined = resolve(state.ast, state.source, state.env)
+    resolver = Resolver(state.source, state.env)
+    state.ast, state.defined = resolver.program(state.ast)
+    state.recurrences = resolver.recurrences
     for item, sym in zip(state.ast.items, state.defined):
         sym.extra["item"] = item  # later units specialise calls to this definition
         sym.extra["source"] = state.source  # (and locate errors inside it in this unit)
@@ -84,7 +88,7 @@ def _resolve(state: UnitState) -> None:
 def _recurrences(state: UnitState) -> None:
     from kokoyi.compiler.passes.recurrences import check_recurrences
 
-    state.ast = check_recurrences(state.ast, state.source)
+    state.ast = check_recurrences(state.ast, state.source, state.recurrences)
 
 
 def _ranks(state: UnitState) -> None:
