@@ -47,7 +47,9 @@ class Resolver:
     def __init__(self, source: Source, env: dict[str, S.Symbol]) -> None:
         self.source = source
         globals_scope = Scope(None, "earlier units")
-        globals_scope.names.update(env)
+        # env itself, not a copy (which grew with every unit registered before): this scope is
+        # never the current one, so nothing is ever defined in it
+        globals_scope.names = env
         self.scope = Scope(globals_scope, "unit")
         self.recurrence: S.Symbol | None = None  # the set-builder definition being resolved
         self.recurrences: list[S.Symbol] = []  # the set-builders found reading themselves (extra["recurrence"])
