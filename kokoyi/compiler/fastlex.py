@@ -78,6 +78,15 @@ class FastContextualLexer(ContextualLexer):
         line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
 
 
+def retyped(kind: str, token: Token) -> Token:
+    """Token.new_borrow_pos(kind, token.value, token): the same token, without lark's
+    class method, keyword-argument check and second class method per call."""
+    t = _new_str(Token, token.value)
+    t.type, t.start_pos, t.value, t.line, t.column = kind, token.start_pos, token.value, token.line, token.column
+    t.end_line, t.end_column, t.end_pos = token.end_line, token.end_column, token.end_pos
+    return t
+
+
 def install(lark_parser) -> bool:
     """Use FastContextualLexer as the lexer of a Lark(lexer="contextual") object."""
     lexer = getattr(getattr(getattr(lark_parser, "parser", None), "lexer", None), "lexer", None)
