@@ -430,7 +430,12 @@ def replace(n: Node, **changes) -> Node:
     for name in changes:
         if name not in names and name != "span":
             raise TypeError(f"{cls.__name__} has no field {name!r}")
+    # Field by field, not through __dict__: reading or writing an instance's __dict__ makes
+    # CPython give it a separate dict object, which a registered unit's AST (kept for the
+    # first call) would hold per node for the cyclic collector to scan.
     copy = object.__new__(cls)
-    copy.__dict__.update(n.__dict__)
-    copy.__dict__.update(changes)
+    set_field = object.__setattr__
+    set_field(copy, "span", changes["span"] if "span" in changes else n.span)
+    for name in names:
+        set_field(copy, name, changes[name] if name in changes else getattr(n, name))
     return copy

@@ -26,17 +26,33 @@ def token_span(tok: Token) -> Span:
     return Span(tok.line, tok.column, tok.end_line or tok.line, end_col)
 
 
-def _first_span(children, last: bool = False) -> Span | None:
+def _start(children) -> tuple[int, int] | None:
+    """(line, column) where the first child with a position starts (tokens, nodes, spans, inside tuples)."""
     for c in children:
         if isinstance(c, Token):
             if c.line is not None:
-                return token_span(c)
-        elif isinstance(c, A.Node):
-            return c.span
-        elif isinstance(c, Span):
-            return c
+                return c.line, c.column
+        elif isinstance(c, (A.Node, Span)):
+            span = c if isinstance(c, Span) else c.span
+            return span.line, span.column
         elif isinstance(c, (tuple, list)):
-            found = _first_span(reversed(c) if last else c, last)
+            found = _start(c)
+            if found is not None:
+                return found
+    return None
+
+
+def _end(children) -> tuple[int, int] | None:
+    """(end line, end column) of the last child with a position."""
+    for c in reversed(children):
+        if isinstance(c, Token):
+            if c.line is not None:
+                return c.end_line or c.line, c.end_column if c.end_column is not None else c.column + len(c.value)
+        elif isinstance(c, (A.Node, Span)):
+            span = c if isinstance(c, Span) else c.span
+            return span.end_line, span.end_column
+        elif isinstance(c, (tuple, list)):
+            found = _end(c)
             if found is not None:
                 return found
     return None
@@ -58,10 +74,10 @@ class AstBuilder(Transformer):
     def _span(self, children) -> Span:
         """From the start of the first child to the end of the last (lark's positions are off:
         computing them for every reduction cost more than the rest of the parse)."""
-        first, last = _first_span(children), _first_span(reversed(children), last=True)
-        if first is None:
+        start = _start(children)
+        if start is None:
             return Span(1, 1, 1, 2)
-        return first.to(last)
+        return Span(*start, *_end(children))  # (one span: no token's own span made on the way)
 
     def _error(self, span: Span, message: str) -> KokoyiSyntaxError:
         return KokoyiSyntaxError.at(self.source, span, message)

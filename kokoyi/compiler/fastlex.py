@@ -38,39 +38,53 @@ class FastContextualLexer(ContextualLexer):
         text = lexer_state.text
         whole, end = text.text, text.end
         stack = parser_state.state_stack  # (lark's parser_state.position is its last item)
-        while line_ctr.char_pos < end:
+        # The line counter's fields as locals, written back before each token is handed on (and
+        # before lark's lexer takes over), so whoever reads it then sees what lark's would hold.
+        pos, line, column, line_start = line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos
+        while pos < end:
             mres, ignore_types, newline_types, callback = tables[stack[-1]]
-            pos = line_ctr.char_pos
             for mre in mres:
                 m = mre.match(whole, pos, end)
                 if m:
                     break
             else:  # nothing matches here: lark's own lexer raises its error (or the parser's)
+                line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
                 yield from ContextualLexer.lex(self, lexer_state, parser_state)
                 return
             value, type_ = m.group(0), m.lastgroup
-            ignored = type_ in ignore_types
-            t = None
-            if not ignored or type_ in callback:
-                t = _new_str(Token, value)
-                t.type, t.start_pos, t.value, t.line, t.column = type_, pos, value, line_ctr.line, line_ctr.column
+            start, start_line, start_column = pos, line, column
             # LineCounter.feed
             if type_ in newline_types:
                 newlines = value.count("\n")
                 if newlines:
-                    line_ctr.line += newlines
-                    line_ctr.line_start_pos = pos + value.rindex("\n") + 1
-            line_ctr.char_pos = pos + len(value)
-            line_ctr.column = line_ctr.char_pos - line_ctr.line_start_pos + 1
-            if t is not None:
-                t.end_line, t.end_column, t.end_pos = line_ctr.line, line_ctr.column, line_ctr.char_pos
-                if type_ in callback:
-                    t = callback[type_](t)
-                if not ignored:
-                    if not isinstance(t, Token):
-                        raise LexError("Callbacks must return a token (returned %r)" % t)
-                    lexer_state.last_token = t
-                    yield t
+                    line += newlines
+                    line_start = pos + value.rindex("\n") + 1
+            pos += len(value)
+            column = pos - line_start + 1
+            ignored = type_ in ignore_types
+            if ignored and type_ not in callback:
+                continue
+            t = _new_str(Token, value)
+            t.type, t.start_pos, t.value, t.line, t.column = type_, start, value, start_line, start_column
+            t.end_line, t.end_column, t.end_pos = line, column, pos
+            if type_ in callback:
+                t = callback[type_](t)
+            if not ignored:
+                if not isinstance(t, Token):
+                    raise LexError("Callbacks must return a token (returned %r)" % t)
+                lexer_state.last_token = t
+                line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
+                yield t
+        line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
+
+
+def retyped(kind: str, token: Token) -> Token:
+    """Token.new_borrow_pos(kind, token.value, token): the same token, without lark's
+    class method, keyword-argument check and second class method per call."""
+    t = _new_str(Token, token.value)
+    t.type, t.start_pos, t.value, t.line, t.column = kind, token.start_pos, token.value, token.line, token.column
+    t.end_line, t.end_column, t.end_pos = token.end_line, token.end_column, token.end_pos
+    return t
 
 
 def install(lark_parser) -> bool:

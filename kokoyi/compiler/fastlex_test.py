@@ -63,3 +63,15 @@ def test_same_errors_as_lark(text):
     fast = _error(text)
     with _lark_lexer():
         assert _error(text) == fast
+
+
+def test_retyped_is_lark_new_borrow_pos():
+    from lark.lexer import Token
+
+    from kokoyi.compiler.fastlex import retyped
+
+    tok = Token("CMD", "\\frac", 10, 2, 3, 2, 8, 15)
+    mine, lark_own = retyped("FRAC", tok), Token.new_borrow_pos("FRAC", tok.value, tok)
+    assert type(mine) is Token and mine == lark_own
+    fields = ("type", "value", "start_pos", "line", "column", "end_line", "end_column", "end_pos")
+    assert [getattr(mine, f) for f in fields] == [getattr(lark_own, f) for f in fields]

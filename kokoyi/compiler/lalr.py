@@ -17,6 +17,7 @@ the depth the parse tree would have under it.
 from __future__ import annotations
 
 from lark.exceptions import UnexpectedToken
+from lark.lexer import Token
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_parser import _Parser
@@ -149,6 +150,68 @@ class FastParserState(ParserState):
                 return value
 
 
+    def feed_all(self, tokens):
+        """feed_token(token) for each token of the stream, in one loop (no call and no setup per
+        token; about 1 in 3 tokens only shifts); returns the last token (None: there was none).
+        The end token is left to feed_token, which returns the parse's value."""
+        state_stack = self.state_stack
+        value_stack = self.value_stack
+        depths = self.depths
+        conf = self.parse_conf
+        states = conf.states
+        token_callbacks = conf.callbacks
+        reductions = self.reductions
+        chains = self.chains
+        made = self.made
+        limit = self.limit
+        token = None
+        for token in tokens:
+            kind = token.type
+            while True:
+                state = state_stack[-1]
+                try:
+                    action, arg = states[state][kind]
+                except KeyError:
+                    expected = {s for s in states[state] if s.isupper()}
+                    raise UnexpectedToken(token, expected, state=self, interactive_parser=None) from None
+                if action is Shift:
+                    state_stack.append(arg)
+                    value_stack.append(token if kind not in token_callbacks else token_callbacks[kind](token))
+                    depths.append(0)
+                    break
+                size, callback, origin, node, _ = reductions.get(id(arg)) or self._reduction(arg)
+                if node is UNIT:  # the whole chain of unit rules at once, as in feed_token
+                    below = state_stack[-2]
+                    top = chains.get((below, state, kind))
+                    state_stack[-1] = self._chain(below, state, kind) if top is None else top
+                    continue
+                if size:
+                    children = value_stack[-size:]
+                    depth = max(depths[-size:]) if size > 1 else depths[-1]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                    del depths[-size:]
+                else:
+                    children = []
+                    depth = 0
+                if node is NODE:
+                    depth += 1
+                    value = callback(children)
+                elif node is MAYBE:
+                    made[0] = False
+                    value = callback(children)
+                    if made[0]:
+                        depth += 1
+                else:
+                    value = callback(children)
+                if depth > limit:
+                    raise TooDeep(depth)
+                state_stack.append(states[state_stack[-1]][origin][1])
+                value_stack.append(value)
+                depths.append(depth)
+        return token
+
+
 class FastParser(_Parser):
     """lark's _Parser, starting each parse with a FastParserState (one rule table per parser)."""
 
@@ -171,7 +234,12 @@ class FastParser(_Parser):
         reductions and chains: dicts kept between calls with the same callbacks. Raises TooDeep where the
         parse tree would nest more than `limit` levels, and lark's errors."""
         conf = ParseConf(self.parse_table, callbacks, start)
-        return self.parse_from_state(FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains))
+        state = FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains)
+        # (lark's parse_from_state, with the token loop in feed_all: the same steps and errors;
+        # an error leaves no interactive parser on the exception, which parse_ast never reads)
+        last = state.feed_all(lexer.lex(state))
+        end = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "", 0, 1, 1)
+        return state.feed_token(end, True)
 
 
 def install(lark_parser) -> bool:

@@ -152,7 +152,7 @@ class TexArguments:
         else:
             open_here.append(tok.type)
             kind = "BAR_OPEN" if tok.type == "BAR" else "NORM_OPEN"
-        return Token.new_borrow_pos(kind, tok.value, tok)
+        return fastlex.retyped(kind, tok)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         frames: list[_Frame] = []
@@ -215,7 +215,7 @@ class TexArguments:
             near = difflib.get_close_matches(word, keywords.known_words(), n=1, cutoff=0.6)
             hint = f" (did you mean `\\{near[0]}`?)" if near else ""
             raise KokoyiSyntaxError.at(self.source, _span(token), f"unknown command `{token.value}`{hint}")
-        return Token.new_borrow_pos(kind, token.value, token)
+        return fastlex.retyped(kind, token)
 
 
 # What `\\word` is, for the words seen so far (keywords.classify, which tries each class in turn).

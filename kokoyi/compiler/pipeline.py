@@ -53,6 +53,10 @@ class UnitState:
     # which simplify may fold); a module's or function's IR is lowered on its first call
     # (lower_item, as after kokoyi.load's cache hit). Its entry in `ir` is None.
     defer_ir: bool = False
+    # the set-builders resolve found reading themselves (None: not known, the recurrences pass looks)
+    recurrences: list | None = None
+    # the set of global_names' values, where the caller keeps one (kokoyi.symbol does), read only
+    taken_names: Any = None
     keep_tree: bool = False  # parse makes the lark tree and build walks it (else parse builds the AST)
 
 
@@ -73,9 +77,11 @@ def _build(state: UnitState) -> None:
 
 
 def _resolve(state: UnitState) -> None:
-    from kokoyi.compiler.passes.resolve import resolve
+    from kokoyi.compiler.passes.resolve import Resolver
 
-    state.ast, state.defined = resolve(state.ast, state.source, state.env)
+    resolver = Resolver(state.source, state.env)
+    state.ast, state.defined = resolver.program(state.ast)
+    state.recurrences = resolver.recurrences
     for item, sym in zip(state.ast.items, state.defined):
         sym.extra["item"] = item  # later units specialise calls to this definition
         sym.extra["source"] = state.source  # (and locate errors inside it in this unit)
@@ -84,7 +90,7 @@ def _resolve(state: UnitState) -> None:
 def _recurrences(state: UnitState) -> None:
     from kokoyi.compiler.passes.recurrences import check_recurrences
 
-    state.ast = check_recurrences(state.ast, state.source)
+    state.ast = check_recurrences(state.ast, state.source, state.recurrences)
 
 
 def _ranks(state: UnitState) -> None:
@@ -229,7 +235,7 @@ def run_call_passes(cs: CallState, start_after: str | None = None, stop_after: s
 def _unit(state: UnitState) -> None:
     from kokoyi.compiler.emit.unit import generate
 
-    state.generated = generate(state.ast, state.ir, state.source, state.global_names)
+    state.generated = generate(state.ast, state.ir, state.source, state.global_names, state.taken_names)
 
 
 @dataclass(frozen=True)
@@ -285,20 +291,21 @@ def dump(state: UnitState, pass_name: str) -> str:
 @gc_paused()  # the time stays linear in the source (kokoyi/compiler/gcpause.py)
 def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=None,
                  dump_after: str | None = None, out=None, stop_after: str | None = None,
-                 defer_ir: bool = False) -> UnitState:
+                 defer_ir: bool = False, taken_names=None) -> UnitState:
     """Run the passes over one unit. Raises KokoyiError on bad input; changes no global state.
 
     stop_after ends the run after that pass (the renderer needs only parse and build; the
     code cache runs up to ranks and takes the generated code from the cache). defer_ir
     leaves the IR of modules and functions to their first call (UnitState.defer_ir): the
     passes after ranks report no errors in the source, so the unit's errors are the same.
+    taken_names, when given, is the set of global_names' values (only read; else made from them).
     """
     for name in (dump_after, stop_after):
         if name is not None and name not in PASS_NAMES:
             raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
     state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}),
                       defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"),
-                      keep_tree="parse" in (dump_after, stop_after))
+                      keep_tree="parse" in (dump_after, stop_after), taken_names=taken_names)
     for p in PASSES:
         p.run(state)
         if p.name == dump_after:

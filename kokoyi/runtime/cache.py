@@ -201,7 +201,7 @@ def load_cached(path: str):
 
     text = read_source(path)
     env, names = symbol.environment()
-    state = compile_unit(text, path, env, names, stop_after="ranks", defer_ir=True)
+    state = compile_unit(text, path, env, names, stop_after="ranks", defer_ir=True, taken_names=symbol.taken_names())
     header = _header(text, path, env, names)
     folder = cache_dir()
     entry = _entry_path(folder, header)

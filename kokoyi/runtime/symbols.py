@@ -117,6 +117,7 @@ class SymbolTable(_Lookup):
         self._objects: dict[str, object] = {}
         self._symbols: dict[str, object] = {}  # key -> compiler Symbol, for later units
         self._names: dict[str, str] = {}  # key -> Python name in the shared namespace
+        self._taken: set[str] = set()  # the values of _names (compile_unit's taken_names)
         self.namespace: dict[str, object] = _namespace_module().__dict__
         self._counter = 0
         self.generation = 0  # bumped by every install: specialised code inlines top-level functions
@@ -130,6 +131,11 @@ class SymbolTable(_Lookup):
     def environment(self) -> tuple[dict, dict]:
         """(key -> Symbol, key -> Python name) for compiling the next unit."""
         return dict(self._symbols), dict(self._names)
+
+    def taken_names(self) -> set[str]:
+        """The Python names of environment()'s second dict, as a set kept up to date here (not
+        one made per unit): compile_unit's taken_names. Read only; install changes it."""
+        return self._taken
 
     def install(self, state) -> Unit:
         """Run a compiled unit's code in the shared namespace and register what it defines (a unit
@@ -170,6 +176,7 @@ class SymbolTable(_Lookup):
             names[sym.key] = name
         self._objects.update(objects)
         self._names.update(names)
+        self._taken.update(names.values())
         self.generation += 1
         self._symbols.update({sym.key: sym for sym in state.defined})
         for item in state.ast.items:

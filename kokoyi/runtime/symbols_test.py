@@ -101,7 +101,18 @@ def test_later_units_see_earlier_top_level_definitions():
 
 def _snapshot():
     table = kokoyi.symbol
-    return dict(table._objects), dict(table._names), dict(table._symbols), dict(table.namespace)
+    return dict(table._objects), dict(table._names), dict(table._symbols), dict(table.namespace), \
+        dict.fromkeys(sorted(table.taken_names()))
+
+
+def test_taken_names_are_the_python_names_of_every_definition():
+    kokoyi.compile(r"\alpha \gets 1 \\ alpha \gets 2 \\", "one.kyi")
+    kokoyi.compile(r"alpha \gets 3 \\ \Module{sum}{x} \Return x \\ \EndModule", "two.kyi")  # (redefined: same name)
+    table = kokoyi.symbol
+    assert table.taken_names() == set(table.environment()[1].values()) >= {"alpha", "alpha_1", "sum_"}
+    unit = kokoyi.compile(r"alpha_1 \gets 4 \\", "three.kyi")  # (a name an earlier unit's Python name took)
+    assert list(unit._python_names().values()) == ["alpha_1_1"]
+    assert table.taken_names() == set(table.environment()[1].values())
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,11 @@ def legal(hint: str) -> str:
 
 
 class Namespace:
-    def __init__(self, taken=(), suffixes=None) -> None:
+    def __init__(self, taken=(), suffixes=None, outer=frozenset()) -> None:
         self._used: set[str] = set(taken)
+        # Names taken elsewhere (the earlier units' top-level names), read but never copied or
+        # changed: a unit's namespace is made per unit, and a copy grew with every unit before.
+        self._outer = outer
         # base -> the last suffix create() gave it: names are never released, so no suffix
         # below it is free, and the search starts there (not at 1: a kernel's hundred `v`s)
         self._suffix: dict[str, int] = dict(suffixes or {})
@@ -38,13 +41,14 @@ class Namespace:
     def create(self, hint: str) -> str:
         base = legal(hint)
         name = base
-        if name in self._used:
+        used, outer = self._used, self._outer
+        if name in used or name in outer:
             n = self._suffix.get(base, 0)
-            while name in self._used:
+            while name in used or name in outer:
                 n += 1
                 name = f"{base}_{n}"
             self._suffix[base] = n
-        self._used.add(name)
+        used.add(name)
         return name
 
     def reserve(self, name: str) -> None:
@@ -52,4 +56,4 @@ class Namespace:
 
     def child(self) -> Namespace:
         """A namespace that avoids every name taken here so far."""
-        return Namespace(self._used, self._suffix)
+        return Namespace(self._used, self._suffix, self._outer)

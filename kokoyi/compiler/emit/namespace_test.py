@@ -76,3 +76,13 @@ def test_many_hints_stay_distinct_and_legal():
     names = [ns.create(h) for h in hints]
     assert len(set(names)) == len(names)
     assert all(n.isidentifier() and not keyword.iskeyword(n) and n not in dir(builtins) for n in names)
+
+
+def test_outer_names_are_avoided_but_neither_copied_nor_changed():
+    outer = {"x", "x_1"}
+    ns = Namespace(outer=outer)
+    assert ns.create("x") == "x_2" and ns.create("y") == "y"
+    assert outer == {"x", "x_1"}  # the caller's set, only read
+    outer.add("z")  # (read when asked, not copied when made)
+    assert ns.create("z") == "z_1"
+    assert ns.child().create("x_1") == "x_1_1"

@@ -53,15 +53,17 @@ def safe_comment(text: str, limit: int = 200) -> str:
 
 
 class UnitPrinter:
-    def __init__(self, source: Source, global_names: dict[str, str]) -> None:
+    def __init__(self, source: Source, global_names: dict[str, str], taken=None) -> None:
         self.source = source
         self.lines: list[str] = []
         self.line_map: dict[int, int] = {}
         self.source_line = 0
         # Top-level names already in use (earlier units) keep their Python names, so
         # redefining a name replaces it for every later use.
-        self.global_names = dict(global_names)
-        self.ns = Namespace(global_names.values())
+        # (read only: this unit's names go to new_globals; taken, when given, is the set of
+        # global_names' values, which the caller keeps instead of a set made here per unit)
+        self.global_names = global_names
+        self.ns = Namespace(outer=set(global_names.values()) if taken is None else taken)
         self.new_globals: dict[str, str] = {}
         self.modules: list[str] = []
         self.declarations: list | None = []  # None once a declaration computes something at install
@@ -72,10 +74,11 @@ class UnitPrinter:
             self.line_map[len(self.lines)] = self.source_line
 
     def global_name(self, key: str, hint: str) -> str:
-        name = self.global_names.get(key)
+        name = self.new_globals.get(key)
+        if name is None:
+            name = self.global_names.get(key)
         if name is None:
             name = self.ns.create(hint)
-            self.global_names[key] = name
         self.new_globals[key] = name
         return name
 
@@ -154,7 +157,7 @@ class UnitPrinter:
         sym = mod.name.symbol
         self.comment(mod, first_line_only=True)
         public = self.global_name(sym.key, sym.hint)
-        local = Namespace(self.ns._used)
+        local = Namespace(self.ns._used, outer=self.ns._outer)  # (no suffixes carried: not child())
         spec = {"name": sym.key, "inputs": tuple(_spec(d) for d in mod.inputs),
                 "params": tuple(d.name.symbol.key for d in mod.params),
                 "param_hints": tuple(local.create(d.name.symbol.hint) for d in mod.params)}
@@ -194,8 +197,9 @@ def _literal(value) -> str:
 
 
 def generate(prog: A.Program, functions: list[ir.Function], source: Source,
-             global_names: dict[str, str]) -> GeneratedUnit:
-    return UnitPrinter(source, global_names).program(prog, functions)
+             global_names: dict[str, str], taken=None) -> GeneratedUnit:
+    """taken: the set of global_names' values, where the caller keeps one (else made here)."""
+    return UnitPrinter(source, global_names, taken).program(prog, functions)
 
 
 __all__ = ["GeneratedUnit", "generate", "safe_comment"]

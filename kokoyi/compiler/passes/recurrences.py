@@ -30,13 +30,15 @@ class Group:
     last: object = None  # Symbol
 
 
-def check_recurrences(prog: A.Program, source: Source) -> A.Program:
+def check_recurrences(prog: A.Program, source: Source, flagged=None) -> A.Program:
+    """flagged: the symbols name resolution marked as reading themselves (extra["recurrence"]),
+    when known; with none, no definition needs the walk that finds and checks them."""
     recurrences = {}
     for item in prog.items:
         if isinstance(item, (A.Module, A.Function)):
             for sym in _groups(item.body, source):
                 recurrences[id(sym)] = sym
-    for node in A.walk(prog):
+    for node in A.walk(prog) if flagged is None or flagged else ():
         if isinstance(node, A.Definition) and isinstance(node.target, A.Ref):
             sym = node.target.symbol
             if sym.extra.get("recurrence") and "group" not in sym.extra:

@@ -47,9 +47,12 @@ class Resolver:
     def __init__(self, source: Source, env: dict[str, S.Symbol]) -> None:
         self.source = source
         globals_scope = Scope(None, "earlier units")
-        globals_scope.names.update(env)
+        # env itself, not a copy (which grew with every unit registered before): this scope is
+        # never the current one, so nothing is ever defined in it
+        globals_scope.names = env
         self.scope = Scope(globals_scope, "unit")
         self.recurrence: S.Symbol | None = None  # the set-builder definition being resolved
+        self.recurrences: list[S.Symbol] = []  # the set-builders found reading themselves (extra["recurrence"])
         # Set-builder definitions of the body being resolved that come later: a set-builder may
         # read them (a recurrence group, LANGUAGE.md section 5); the recurrences pass checks how.
         self.forward: dict[str, S.Symbol] = {}
@@ -383,6 +386,8 @@ class Resolver:
     def _ref(self, n: A.Name, sym: S.Symbol, in_progress: bool) -> A.Ref:
         if in_progress:
             if sym is self.recurrence:
+                if not sym.extra.get("recurrence"):
+                    self.recurrences.append(sym)
                 sym.extra["recurrence"] = True
                 return A.Ref(n.span, sym, n)
             what = "recursion is not allowed" if sym.kind in (S.FUNCTION, S.MODULE) else "a name cannot be used in its own definition"
