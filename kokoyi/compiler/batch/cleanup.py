@@ -48,6 +48,8 @@ def cleanup(k: K.Kernel) -> K.Kernel:
 
 def _sub(a, rename: dict):
     """a with the renamed Refs in it replaced (a itself, not a copy, when none is)."""
+    if not rename:  # (until the first common subexpression: nothing to look for)
+        return a
     if isinstance(a, K.Ref):
         new = rename.get(a.name)
         return a if new is None else K.Ref(new)
@@ -66,7 +68,7 @@ def _key(s: K.Assign):
     # (a recurrence's earlier element: its list grows only at the end of a step)
     args = s.args[:3] + s.args[5:] if s.op in READS else s.args[:2] + s.args[3:] if s.op == "earlier" else s.args
     try:
-        return (s.op, args, tuple(sorted(s.attrs.items())))
+        return (s.op, args, tuple(sorted(s.attrs.items())) if s.attrs else ())
     except TypeError:
         return None
 
