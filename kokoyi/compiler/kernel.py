@@ -65,10 +65,20 @@ class Return:
 def statements(block: list):
     """Every statement of block and of the blocks nested in it (an If's branches, a For's
     `pre` and body), each before its nested ones, in order."""
-    for s in block:
-        yield s
-        if isinstance(s, (If, For)):
-            yield from statements(nested(s))
+    # One generator with a stack of the blocks being read, not a generator per level: the
+    # kernel passes walk every statement several times.
+    stack = [iter(block)]
+    while stack:
+        for s in stack[-1]:
+            yield s
+            if isinstance(s, If):
+                stack.append(iter(s.then + s.orelse))
+                break
+            if isinstance(s, For):
+                stack.append(iter(s.pre + s.body))
+                break
+        else:
+            stack.pop()
 
 
 def with_blocks(s, fn):

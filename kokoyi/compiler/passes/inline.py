@@ -36,11 +36,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
             body = _inline(e.body, {**functions, e.name: value}, lookup, active)
             return body if not _reads(body, e.name) else ir.with_fields(e, {"value": value, "body": body})
         case ir.Let():
-            value = _inline(e.value, functions, lookup, active)
-            body = _inline(e.body, {k: v for k, v in functions.items() if k != e.name}, lookup, active)
-            if isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit)):
-                return substitute(body, {e.name: value})
-            return ir.with_fields(e, {"value": value, "body": body})
+            return _lets(e, functions, lookup, active)
         case ir.Apply():
             args = tuple(_inline(a, functions, lookup, active) for a in e.args)
             fn = e.fn
@@ -60,6 +56,50 @@ def _inline(e, functions: dict, lookup, active: tuple):
             return ir.with_fields(e, {"fn": _inline(e.fn, functions, lookup, active), "args": args})
     return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
+
+
+def _lets(e: ir.Let, functions: dict, lookup, active: tuple, value=None):
+    """A let that binds no function, inlined; value: its value, inlined already (None: not yet).
+
+    A let whose value is a name or a number is substituted into its body. The lets right
+    under it that are substituted too (an inlined function's parameters bound to names, one
+    let each) make one substitution over the body, not one each: the same IR, as long as no
+    value of them reads a name bound before it in the run (then a run starts there)."""
+    run: dict = {}  # name -> value, of the run's lets
+    while True:
+        if value is None:
+            value = _inline(e.value, functions, lookup, active)
+        functions = {k: v for k, v in functions.items() if k != e.name}
+        if not _trivial(value):
+            out = ir.with_fields(e, {"value": value, "body": _inline(e.body, functions, lookup, active)})
+            break
+        if e.name in run or _reads_any(value, run):
+            out = _lets(e, functions, lookup, active, value)
+            break
+        run[e.name] = value
+        value = None
+        if isinstance(e.body, ir.Let) and not _binds_function(e.body):
+            e = e.body
+            continue
+        out = _inline(e.body, functions, lookup, active)
+        break
+    return substitute(out, run)
+
+
+def _trivial(value) -> bool:
+    """A let's value that is substituted into its body: a name or a number (in an At or not)."""
+    return isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit))
+
+
+def _reads_any(value, names: dict) -> bool:
+    """A trivial value reads one of names."""
+    if isinstance(value, ir.At):
+        value = value.body
+    return isinstance(value, ir.Var) and value.name in names
+
+
+def _binds_function(e: ir.Let) -> bool:
+    return isinstance(e.value, ir.Lambda) or isinstance(e.value, ir.Prim) and e.value.op == "function"
 
 
 def _inline_axis(c, functions, lookup, active):
