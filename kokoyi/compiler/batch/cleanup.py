@@ -34,14 +34,16 @@ PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "n
 
 def cleanup(k: K.Kernel) -> K.Kernel:
     body = _cse(k.body, {}, {}, _module_params(k.body, set()))
+    count = _count(body)
     while True:
         used = _uses(body, set())
         if _reads_device(body):
             used.add("_dev")
         pruned = _dce(body, used)
-        if _count(pruned) == _count(body):
+        pruned_count = _count(pruned)
+        if pruned_count == count:
             break
-        body = pruned
+        body, count = pruned, pruned_count
     body = fuse_contract_bias(sizes_without_reads(body), count_uses(body, {}))
     return dataclasses.replace(k, body=body)
 
