@@ -58,7 +58,7 @@ def _behaves_as_generated(cls, frozen: bool, samples: list) -> None:
         a, b, r = cls(*args, **kwargs), cls(*args, **kwargs), ref(*args, **kwargs)
         assert a.__dict__ == r.__dict__ and list(a.__dict__) == list(r.__dict__)  # fields, defaults, order
         assert repr(a).replace(cls.__qualname__, "X") == repr(r).replace(ref.__qualname__, "X") or cls is K.Ref
-        assert a == b and not (a != b) and a != r and (a == 1) is False
+        assert a == b and (a != b) is False and a != r and (a == 1) is False
         assert dataclasses.replace(a, **{dataclasses.fields(cls)[0].name: "z"}).__dict__ == \
             dataclasses.replace(r, **{dataclasses.fields(cls)[0].name: "z"}).__dict__
         if frozen:

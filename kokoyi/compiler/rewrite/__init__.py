@@ -3,7 +3,9 @@
 
 A rewrite returns an `ir.Fast(op, args, original)`: the batch pass computes `op` in one step
 where the call signature allows (its rule in kokoyi/compiler/batch/fast.py), else the
-original. REWRITES lists them in the order they are tried, bottom-up over the IR.
+original. REWRITES lists them in the order they are tried, bottom-up over the IR; each rule
+file's ROOTS says which nodes it can match at the root, and a node is tried against those
+rules alone (candidates).
 """
 from __future__ import annotations
 

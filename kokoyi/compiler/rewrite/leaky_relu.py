@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 
-
 # The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
 ROOTS = ((ir.Prim, "maximum"),)
 
