@@ -254,11 +254,19 @@ def _field_names(cls) -> tuple:
 
 def map_children(e, fn):
     """A copy of e with fn applied to each IR node under it (e itself when nothing changes)."""
+    # The hottest helper of the call-time passes (thousands of nodes per first call): the
+    # node fields are read from the instance's dict and tuples mapped here, not through
+    # getattr and a call of _map per field.
     changes = None
-    fields = _FIELDS.get(type(e)) or _field_names(type(e))
-    for name in fields:
-        old = getattr(e, name)
-        new = _map(old, fn)
+    fields = e.__dict__
+    for name in _FIELDS.get(type(e)) or _field_names(type(e)):
+        old = fields[name]
+        if isinstance(old, _NODES):
+            new = fn(old)
+        elif isinstance(old, tuple):
+            new = _map_tuple(old, fn)
+        else:
+            continue
         if new is not old:
             if changes is None:
                 changes = {}
@@ -270,26 +278,30 @@ def with_fields(e, changes: dict):
     """dataclasses.replace(e, **changes) without its per-call field walk and keyword __init__
     (nodes have no __post_init__; a frozen node's copy is filled before anyone sees it)."""
     copy = object.__new__(type(e))
-    copy.__dict__.update(e.__dict__)
-    copy.__dict__.update(changes)
+    fields = copy.__dict__
+    fields.update(e.__dict__)
+    fields.update(changes)
     return copy
 
 
 _NODES = (Expr, Axis, Slice)
 
 
-def _map(v, fn):
-    if isinstance(v, _NODES):
-        return fn(v)
-    if isinstance(v, tuple):
-        changed = False
-        items = []
-        for x in v:
-            y = _map(x, fn)
-            changed = changed or y is not x
-            items.append(y)
-        return tuple(items) if changed else v
-    return v
+def _map_tuple(v: tuple, fn):
+    """v with fn applied to each IR node in it, nested tuples included (v itself when none changes)."""
+    items = None
+    for i, x in enumerate(v):
+        if isinstance(x, _NODES):
+            y = fn(x)
+        elif isinstance(x, tuple):
+            y = _map_tuple(x, fn)
+        else:
+            continue
+        if y is not x:
+            if items is None:
+                items = list(v)
+            items[i] = y
+    return v if items is None else tuple(items)
 
 
 # ---- the text form -----------------------------------------------------------------------------

@@ -15,38 +15,99 @@ results (`Ref`), Python constants, or tuples of these — with static attributes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field, replace
+
+# The node classes are dataclasses for their fields (dataclasses.replace, fields, match
+# patterns), with __init__, __eq__ and __repr__ written out as @dataclass would generate them:
+# generating them costs about half a millisecond a class, at every first call of a process
+# (this module is imported with the batch pass). kernel_test.py checks they behave the same.
+_records = dataclass(init=False, repr=False, eq=False)
+_MISSING = object()  # (an argument not given: attrs and pre default to a new dict and list)
 
 
-@dataclass(frozen=True)
+@_records
 class Ref:
     """A value computed earlier in the kernel (or an argument of it)."""
 
     name: str
 
+    def __init__(self, name: str) -> None:
+        self.__dict__["name"] = name
+
     def __repr__(self) -> str:
         return self.name
 
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return self.name == other.name
+        return NotImplemented
 
-@dataclass
+    def __hash__(self) -> int:
+        return hash((self.name,))
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+@_records
 class Assign:
+    """out = op(args; attrs) (out None: a statement run for its effect or its check)."""
+
     out: str | None
     op: str
     args: tuple
     attrs: dict = field(default_factory=dict)
     line: int = 0  # source line, for the line map (0: none)
 
+    def __init__(self, out, op, args, attrs=_MISSING, line=0) -> None:
+        self.out, self.op, self.args = out, op, args
+        self.attrs = {} if attrs is _MISSING else attrs
+        self.line = line
 
-@dataclass
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.out, self.op, self.args, self.attrs, self.line) == \
+                (other.out, other.op, other.args, other.attrs, other.line)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(out={self.out!r}, op={self.op!r}, args={self.args!r}, "
+                f"attrs={self.attrs!r}, line={self.line!r})")
+
+
+@_records
 class If:
+    """A branch on a Python truth value known at run time."""
+
     cond: object
     then: list
     orelse: list
     line: int = 0
 
+    def __init__(self, cond, then, orelse, line=0) -> None:
+        self.cond, self.then, self.orelse, self.line = cond, then, orelse, line
 
-@dataclass
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.cond, self.then, self.orelse, self.line) == (other.cond, other.then, other.orelse, other.line)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(cond={self.cond!r}, then={self.then!r}, orelse={self.orelse!r}, "
+                f"line={self.line!r})")
+
+
+@_records
 class For:
+    """A recurrence's loop over its sequence axis (`pre`: its loop-invariant code, run once before)."""
+
     var: str
     start: object
     stop: object
@@ -55,20 +116,61 @@ class For:
     site: str = ""  # file:line:col of the recurrence (what torch.export's error names)
     pre: list = field(default_factory=list)  # loop-invariant statements, run once before the loop
 
+    def __init__(self, var, start, stop, body, line=0, site="", pre=_MISSING) -> None:
+        self.var, self.start, self.stop, self.body, self.line, self.site = var, start, stop, body, line, site
+        self.pre = [] if pre is _MISSING else pre
 
-@dataclass
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.var, self.start, self.stop, self.body, self.line, self.site, self.pre) == \
+                (other.var, other.start, other.stop, other.body, other.line, other.site, other.pre)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(var={self.var!r}, start={self.start!r}, stop={self.stop!r}, "
+                f"body={self.body!r}, line={self.line!r}, site={self.site!r}, pre={self.pre!r})")
+
+
+@_records
 class Return:
+    """The kernel's results."""
+
     values: tuple
     line: int = 0
+
+    def __init__(self, values, line=0) -> None:
+        self.values, self.line = values, line
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.values, self.line) == (other.values, other.line)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(values={self.values!r}, line={self.line!r})"
 
 
 def statements(block: list):
     """Every statement of block and of the blocks nested in it (an If's branches, a For's
     `pre` and body), each before its nested ones, in order."""
-    for s in block:
-        yield s
-        if isinstance(s, (If, For)):
-            yield from statements(nested(s))
+    # One generator with a stack of the blocks being read, not a generator per level: the
+    # kernel passes walk every statement several times.
+    stack = [iter(block)]
+    while stack:
+        for s in stack[-1]:
+            yield s
+            if isinstance(s, If):
+                stack.append(iter(s.then + s.orelse))
+                break
+            if isinstance(s, For):
+                stack.append(iter(s.pre + s.body))
+                break
+        else:
+            stack.pop()
 
 
 def with_blocks(s, fn):
@@ -127,7 +229,7 @@ def names(a, acc: set) -> set:
     return acc
 
 
-@dataclass
+@_records
 class Kernel:
     """One specialised function: its parameters (inputs then module parameters) and body."""
 
@@ -136,6 +238,21 @@ class Kernel:
     body: list
     outputs: tuple = ()  # the layouts of the returned values (batch.layout.Val)
     batch_loop: str = ""  # why the batch is a Python loop over samples ("": it is vectorised)
+
+    def __init__(self, name, params, body, outputs=(), batch_loop="") -> None:
+        self.name, self.params, self.body, self.outputs, self.batch_loop = name, params, body, outputs, batch_loop
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.name, self.params, self.body, self.outputs, self.batch_loop) == \
+                (other.name, other.params, other.body, other.outputs, other.batch_loop)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(name={self.name!r}, params={self.params!r}, body={self.body!r}, "
+                f"outputs={self.outputs!r}, batch_loop={self.batch_loop!r})")
 
 
 def dump(k: Kernel) -> str:

@@ -35,3 +35,55 @@ def test_with_blocks_maps_each_nested_block_and_leaves_the_rest():
     assert len(loop.pre) == 2 and len(loop.body) == 2 and loop.var == "t"
     assert K.with_blocks(block[0], lambda b: []) is block[0]
     assert K.nested(block[1]) == block[1].then + block[1].orelse and K.nested(block[0]) == []
+
+
+def _generated(cls, frozen: bool = False):
+    """cls's fields as a class @dataclass generates (what the written-out methods must match)."""
+    import dataclasses
+
+    fields = [(f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+              for f in dataclasses.fields(cls)]
+    return dataclasses.make_dataclass(cls.__name__, fields, frozen=frozen)
+
+
+def _behaves_as_generated(cls, frozen: bool, samples: list) -> None:
+    import dataclasses
+
+    import pytest
+
+    ref = _generated(cls, frozen)
+    assert [f.name for f in dataclasses.fields(cls)] == [f.name for f in dataclasses.fields(ref)]
+    assert cls.__match_args__ == ref.__match_args__
+    for args, kwargs in samples:
+        a, b, r = cls(*args, **kwargs), cls(*args, **kwargs), ref(*args, **kwargs)
+        assert a.__dict__ == r.__dict__ and list(a.__dict__) == list(r.__dict__)  # fields, defaults, order
+        assert repr(a).replace(cls.__qualname__, "X") == repr(r).replace(ref.__qualname__, "X") or cls is K.Ref
+        assert a == b and (a != b) is False and a != r and (a == 1) is False
+        assert dataclasses.replace(a, **{dataclasses.fields(cls)[0].name: "z"}).__dict__ == \
+            dataclasses.replace(r, **{dataclasses.fields(cls)[0].name: "z"}).__dict__
+        if frozen:
+            assert hash(a) == hash(r) == hash(b)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                a.name = "x"
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                del a.name
+        else:
+            assert type(a).__hash__ is None
+    for field in dataclasses.fields(cls):  # a default_factory gives each instance its own
+        if field.default_factory is not dataclasses.MISSING:
+            x, y = cls(*samples[0][0]), cls(*samples[0][0])
+            assert getattr(x, field.name) == field.default_factory() and getattr(x, field.name) is not getattr(y, field.name)
+
+
+def test_the_node_classes_behave_as_their_generated_dataclasses():
+    from kokoyi.compiler.batch.layout import Val
+
+    r = K.Ref("a")
+    _behaves_as_generated(K.Ref, True, [(("a",), {})])
+    _behaves_as_generated(K.Assign, False, [(("b", "exp", (r,)), {}), (("b", "add", (r, 1), {"py": True}, 3), {}),
+                                            ((None, "check", ()), {"line": 4, "attrs": {}})])
+    _behaves_as_generated(K.If, False, [((r, [], []), {}), ((r, [K.Assign("c", "neg", (r,))], []), {"line": 2})])
+    _behaves_as_generated(K.For, False, [(("t", 0, r, []), {}), (("t", 0, r, [], 1, "f:1:2", [K.Return((r,))]), {})])
+    _behaves_as_generated(K.Return, False, [(((r,),), {}), (((r, 1),), {"line": 5})])
+    _behaves_as_generated(K.Kernel, False, [(("k", ("x",), []), {}), (("k", ("x",), [], (), "why"), {})])
+    _behaves_as_generated(Val, True, [((r,), {}), ((r, ("_b",), 1, "int"), {}), ((None,), {"what": "tuple", "info": (1,)})])

@@ -34,20 +34,24 @@ PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "n
 
 def cleanup(k: K.Kernel) -> K.Kernel:
     body = _cse(k.body, {}, {}, _module_params(k.body, set()))
+    count = _count(body)
     while True:
         used = _uses(body, set())
         if _reads_device(body):
             used.add("_dev")
         pruned = _dce(body, used)
-        if _count(pruned) == _count(body):
+        pruned_count = _count(pruned)
+        if pruned_count == count:
             break
-        body = pruned
+        body, count = pruned, pruned_count
     body = fuse_contract_bias(sizes_without_reads(body), count_uses(body, {}))
     return dataclasses.replace(k, body=body)
 
 
 def _sub(a, rename: dict):
     """a with the renamed Refs in it replaced (a itself, not a copy, when none is)."""
+    if not rename:  # (until the first common subexpression: nothing to look for)
+        return a
     if isinstance(a, K.Ref):
         new = rename.get(a.name)
         return a if new is None else K.Ref(new)
@@ -66,7 +70,7 @@ def _key(s: K.Assign):
     # (a recurrence's earlier element: its list grows only at the end of a step)
     args = s.args[:3] + s.args[5:] if s.op in READS else s.args[:2] + s.args[3:] if s.op == "earlier" else s.args
     try:
-        return (s.op, args, tuple(sorted(s.attrs.items())))
+        return (s.op, args, tuple(sorted(s.attrs.items())) if s.attrs else ())
     except TypeError:
         return None
 

@@ -33,6 +33,14 @@ def fuse_contract_bias(block: list, uses: dict) -> list:
 def count_uses(block: list, counts: dict) -> dict:
     """How often each name is read in block (arguments, conditions, bounds, returns)."""
     for s in K.statements(block):
-        for name in K.refs(K.reads(s)):
-            counts[name] = counts.get(name, 0) + 1
+        _count_refs(K.reads(s), counts)
     return counts
+
+
+def _count_refs(a, counts: dict) -> None:
+    # (K.refs without a generator per level: every argument of every statement is walked)
+    if isinstance(a, K.Ref):
+        counts[a.name] = counts.get(a.name, 0) + 1
+    elif isinstance(a, (tuple, list)):
+        for x in a:
+            _count_refs(x, counts)

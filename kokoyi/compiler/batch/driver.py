@@ -42,7 +42,8 @@ class Batcher:
         self.dtype = dtype  # the module's floating dtype, as code ("torch.float32")
         self.source = self.own_source = source
         self.filename = source.filename
-        self._lines = source.text.split("\n")
+        self._split: dict = {}  # id(source) -> (source, its lines): split once, not at every At
+        self._lines = self.lines_of(source)
         self.globals_info = globals_info  # key -> (Python name, description, symbol)
         self.callee_outputs = callee_outputs
         self.lower_global = lower_global  # key -> ir.Function of a top-level function
@@ -118,6 +119,12 @@ class Batcher:
         finally:
             self.guards = saved
 
+    def lines_of(self, source) -> list[str]:
+        hit = self._split.get(id(source))
+        if hit is None or hit[0] is not source:
+            hit = self._split[id(source)] = (source, source.text.split("\n"))
+        return hit[1]
+
     def site(self, e: ir.Expr) -> str:
         return f"{self.filename}:{e.span.line}:{e.span.column}"
 
@@ -125,7 +132,7 @@ class Batcher:
         """The source text of e (what error messages call the value)."""
         lines = self._lines
         if isinstance(e, ir.At):  # an argument of an inlined call: the caller's text
-            lines = (e.source or self.own_source).text.split("\n")
+            lines = self.lines_of(e.source or self.own_source)
         sp = e.span
         if not sp.line or sp.line != sp.end_line or sp.line > len(lines):
             return "the value"
@@ -362,7 +369,7 @@ class Batcher:
     def e_At(self, e: ir.At) -> Val:
         saved = self.source, self.filename, self._lines
         source = e.source if e.source is not None else self.own_source
-        self.source, self.filename, self._lines = source, source.filename, source.text.split("\n")
+        self.source, self.filename, self._lines = source, source.filename, self.lines_of(source)
         try:
             return self.ev(e.body)
         finally:

@@ -8,12 +8,14 @@ A value that varies with fewer axes has fewer dimensions; `align` adds size-1 on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 
 BATCH = "_b"  # the name of the batch axis (the runtime flattens all batch axes into one)
 
 
-@dataclass(frozen=True)
+# (__init__, __eq__, __hash__ and __repr__ written out as @dataclass(frozen=True) generates
+# them: generating them costs about half a millisecond at a process's first call)
+@dataclass(init=False, repr=False, eq=False)
 class Val:
     """A value in batched code.
 
@@ -34,6 +36,32 @@ class Val:
     python: bool = False
     what: str = "tensor"
     info: object = None
+
+    def __init__(self, code, axes=(), rank=0, kind="float", python=False, what="tensor", info=None) -> None:
+        fields = self.__dict__
+        fields["code"], fields["axes"], fields["rank"], fields["kind"] = code, axes, rank, kind
+        fields["python"], fields["what"], fields["info"] = python, what, info
+
+    def _fields(self) -> tuple:
+        return self.code, self.axes, self.rank, self.kind, self.python, self.what, self.info
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(code={self.code!r}, axes={self.axes!r}, rank={self.rank!r}, "
+                f"kind={self.kind!r}, python={self.python!r}, what={self.what!r}, info={self.info!r})")
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     # What the runtime reads of an output layout (kokoyi.runtime.batching).
     @property

@@ -15,6 +15,9 @@ def sizes_without_reads(block: list) -> list:
     """block with each read taken only for its sizes replaced by its check and x's sizes."""
     other: set = set()  # names read anywhere but as the value of a `size`
     _other_uses(block, other)
+    if not any(isinstance(s, K.Assign) and s.op == "read_static" and s.out is not None and s.out not in other
+               for s in K.statements(block)):
+        return block  # (no read is taken for its sizes alone: _block would copy the blocks as they are)
     return _block(block, other)
 
 

@@ -30,36 +30,76 @@ def inline(f: ir.Function, lookup=None) -> ir.Function:
 
 def _inline(e, functions: dict, lookup, active: tuple):
     """functions: let-bound names -> their Lambda or built-in Prim("function")."""
-    match e:
-        case ir.Let(value=ir.Lambda() | ir.Prim(op="function")):
-            value = _inline(e.value, functions, lookup, active)
-            body = _inline(e.body, {**functions, e.name: value}, lookup, active)
-            return body if not _reads(body, e.name) else ir.with_fields(e, {"value": value, "body": body})
-        case ir.Let():
-            value = _inline(e.value, functions, lookup, active)
-            body = _inline(e.body, {k: v for k, v in functions.items() if k != e.name}, lookup, active)
-            if isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit)):
-                return substitute(body, {e.name: value})
-            return ir.with_fields(e, {"value": value, "body": body})
-        case ir.Apply():
-            args = tuple(_inline(a, functions, lookup, active) for a in e.args)
-            fn = e.fn
-            if isinstance(fn, ir.Var) and fn.name in functions:
-                fn = functions[fn.name]
-            if isinstance(fn, ir.Global) and fn.key not in active:
-                target = lookup(fn.key)
-                if target is not None and target.kind == "function" and len(target.inputs) == len(args):
-                    if target.source is not None:  # errors inside it are located in its own unit,
-                        args = tuple(ir.At(None, a, span=a.span) for a in args)  # the arguments' in the caller's
-                    body = _inline(_beta(target.inputs, target.body, args, e.span), {}, lookup, active + (fn.key,))
-                    return body if target.source is None else ir.At(target.source, body, span=e.span)
-            if isinstance(fn, ir.Lambda) and len(fn.params) == len(args):
-                return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
-            if isinstance(fn, ir.Prim) and fn.op == "function":
-                return ir.Prim(fn.attrs[0], args, span=e.span)
-            return ir.with_fields(e, {"fn": _inline(e.fn, functions, lookup, active), "args": args})
+    kind = type(e)
+    if kind is ir.Let:
+        if not _binds_function(e):
+            return _lets(e, functions, lookup, active)
+        value = _inline(e.value, functions, lookup, active)
+        body = _inline(e.body, {**functions, e.name: value}, lookup, active)
+        return body if not _reads(body, e.name) else ir.with_fields(e, {"value": value, "body": body})
+    if kind is ir.Apply:
+        args = tuple(_inline(a, functions, lookup, active) for a in e.args)
+        fn = e.fn
+        if isinstance(fn, ir.Var) and fn.name in functions:
+            fn = functions[fn.name]
+        if isinstance(fn, ir.Global) and fn.key not in active:
+            target = lookup(fn.key)
+            if target is not None and target.kind == "function" and len(target.inputs) == len(args):
+                if target.source is not None:  # errors inside it are located in its own unit,
+                    args = tuple(ir.At(None, a, span=a.span) for a in args)  # the arguments' in the caller's
+                body = _inline(_beta(target.inputs, target.body, args, e.span), {}, lookup, active + (fn.key,))
+                return body if target.source is None else ir.At(target.source, body, span=e.span)
+        if isinstance(fn, ir.Lambda) and len(fn.params) == len(args):
+            return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
+        if isinstance(fn, ir.Prim) and fn.op == "function":
+            return ir.Prim(fn.attrs[0], args, span=e.span)
+        return ir.with_fields(e, {"fn": _inline(e.fn, functions, lookup, active), "args": args})
     return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
+
+
+def _lets(e: ir.Let, functions: dict, lookup, active: tuple, value=None):
+    """A let that binds no function, inlined; value: its value, inlined already (None: not yet).
+
+    A let whose value is a name or a number is substituted into its body. The lets right
+    under it that are substituted too (an inlined function's parameters bound to names, one
+    let each) make one substitution over the body, not one each: the same IR, as long as no
+    value of them reads a name bound before it in the run (then a run starts there)."""
+    run: dict = {}  # name -> value, of the run's lets
+    while True:
+        if value is None:
+            value = _inline(e.value, functions, lookup, active)
+        functions = {k: v for k, v in functions.items() if k != e.name}
+        if not _trivial(value):
+            out = ir.with_fields(e, {"value": value, "body": _inline(e.body, functions, lookup, active)})
+            break
+        if e.name in run or _reads_any(value, run):
+            out = _lets(e, functions, lookup, active, value)
+            break
+        run[e.name] = value
+        value = None
+        if isinstance(e.body, ir.Let) and not _binds_function(e.body):
+            e = e.body
+            continue
+        out = _inline(e.body, functions, lookup, active)
+        break
+    return substitute(out, run)
+
+
+def _trivial(value) -> bool:
+    """A let's value that is substituted into its body: a name or a number (in an At or not)."""
+    return isinstance(value, (ir.Var, ir.Lit)) or isinstance(value, ir.At) and isinstance(value.body, (ir.Var, ir.Lit))
+
+
+def _reads_any(value, names: dict) -> bool:
+    """A trivial value reads one of names."""
+    if isinstance(value, ir.At):
+        value = value.body
+    return isinstance(value, ir.Var) and value.name in names
+
+
+def _binds_function(e: ir.Let) -> bool:
+    return isinstance(e.value, ir.Lambda) or isinstance(e.value, ir.Prim) and e.value.op == "function"
 
 
 def _inline_axis(c, functions, lookup, active):
@@ -78,22 +118,24 @@ def _beta(params, body, args, span):
 
 def _rename(e, names: dict, suffix: str):
     """e with its binders (lets, lambdas, axes, recurrences) renamed by suffix, reads renamed."""
-    match e:
-        case ir.Var():
-            return ir.Var(names.get(e.name, e.name), span=e.span)
-        case ir.Let():
-            value = _rename(e.value, names, suffix)
-            inner = {**names, e.name: e.name + suffix}
-            return ir.Let(e.name + suffix, value, _rename(e.body, inner, suffix), span=e.span)
-        case ir.Lambda():
-            inner = {**names, **{p: p + suffix for p in e.params}}
-            return ir.Lambda(tuple(p + suffix for p in e.params), _rename(e.body, inner, suffix), span=e.span)
-        case ir.Iota():
-            return ir.Iota(_rename_axis(e.axis, names, suffix), span=e.span)
-        case ir.Recur():
-            inner = {**names, e.name: e.name + suffix}
-            return ir.Recur(e.name + suffix, _rename_axis(e.axis, names, suffix), _rename(e.element, inner, suffix),
-                            span=e.span)
+    # (copies by ir.with_fields, not the nodes' keyword constructors: the batch pass renames a
+    # module's whole body at each call of it)
+    kind = type(e)
+    if kind is ir.Var:
+        return ir.with_fields(e, {"name": names.get(e.name, e.name)})
+    if kind is ir.Let:
+        value = _rename(e.value, names, suffix)
+        inner = {**names, e.name: e.name + suffix}
+        return ir.with_fields(e, {"name": e.name + suffix, "value": value, "body": _rename(e.body, inner, suffix)})
+    if kind is ir.Lambda:
+        inner = {**names, **{p: p + suffix for p in e.params}}
+        return ir.with_fields(e, {"params": tuple(p + suffix for p in e.params), "body": _rename(e.body, inner, suffix)})
+    if kind is ir.Iota:
+        return ir.with_fields(e, {"axis": _rename_axis(e.axis, names, suffix)})
+    if kind is ir.Recur:
+        inner = {**names, e.name: e.name + suffix}
+        axis = _rename_axis(e.axis, names, suffix)
+        return ir.with_fields(e, {"name": e.name + suffix, "axis": axis, "element": _rename(e.element, inner, suffix)})
     return ir.map_children(e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
                            else _rename(c, names, suffix))
 

@@ -59,3 +59,33 @@ def test_recursion_through_top_level_functions_stops():
     f = ir.Function("f", "function", ("u",), (), ir.Apply(ir.Global("f"), (ir.Var("u"),)))
     out = inline(f, {"f": f}.get)  # one level inlined (its parameter let substituted), then the call stays
     assert ir.dump(out.body) == "@f(u)"
+
+
+def _one_let_at_a_time(e):
+    """What inline does to lets of names and numbers, one substitution per let (the reference
+    for the runs of them that inline substitutes at once)."""
+    from kokoyi.compiler.passes.inline import substitute
+
+    if isinstance(e, ir.Let):
+        value, body = _one_let_at_a_time(e.value), _one_let_at_a_time(e.body)
+        if isinstance(value, (ir.Var, ir.Lit)):
+            return substitute(body, {e.name: value})
+        return ir.Let(e.name, value, body)
+    return ir.map_children(e, _one_let_at_a_time)
+
+
+def test_a_run_of_lets_of_names_is_substituted_as_one_let_at_a_time():
+    from kokoyi.compiler.passes.inline import inline
+
+    x, y, a, b, c = (ir.Var(n) for n in "xyabc")
+    cases = [
+        ir.Let("a", x, ir.Let("b", y, ir.Prim("add", (a, b)))),
+        ir.Let("a", x, ir.Let("b", a, ir.Prim("add", (a, b)))),  # a value reads a name of the run
+        ir.Let("a", x, ir.Let("a", y, a)),  # the same name bound again in the run
+        ir.Let("a", x, ir.Let("c", ir.Prim("neg", (a,)), ir.Let("b", c, ir.Prim("mul", (a, b))))),
+        ir.Let("a", ir.Lit(2), ir.Let("b", x, ir.Lambda(("a",), ir.Prim("add", (a, b))))),  # a shadowed
+        ir.Let("a", y, ir.Let("b", x, ir.Let("a", ir.Prim("neg", (b,)), ir.Prim("add", (a, b))))),
+    ]
+    for body in cases:
+        f = ir.Function("M", "module", ("x", "y"), (), body)
+        assert ir.dump(inline(f).body) == ir.dump(_one_let_at_a_time(body)), ir.dump(body)

@@ -3,7 +3,9 @@
 
 A rewrite returns an `ir.Fast(op, args, original)`: the batch pass computes `op` in one step
 where the call signature allows (its rule in kokoyi/compiler/batch/fast.py), else the
-original. REWRITES lists them in the order they are tried, bottom-up over the IR.
+original. REWRITES lists them in the order they are tried, bottom-up over the IR; each rule
+file's ROOTS says which nodes it can match at the root, and a node is tried against those
+rules alone (candidates).
 """
 from __future__ import annotations
 
@@ -26,10 +28,26 @@ from kokoyi.compiler.rewrite import (
     standardize,
 )
 
-REWRITES = (discounted_scan.rewrite, population_std.rewrite, standardize.rewrite, leaky_relu.rewrite,
-            pooling.rewrite, cross_entropy.rewrite, contraction.rewrite, attention.rewrite,
-            solve.rewrite, lerp.rewrite, huber.rewrite, bce_logits.rewrite,
-            reduced_loss.rewrite)
+RULES = (discounted_scan, population_std, standardize, leaky_relu, pooling, cross_entropy, contraction, attention,
+         solve, lerp, huber, bce_logits, reduced_loss)
+REWRITES = tuple(rule.rewrite for rule in RULES)
+
+# (node class, Prim op or None) -> the rewrites that can match such a node at the root (each
+# rule's ROOTS), in REWRITES order: a node is tried against those alone, not all of them
+# (a first call rewrites a thousand nodes or more, and most match no rule's root).
+_CANDIDATES: dict = {}
+
+
+def candidates(kind: tuple) -> tuple:
+    """The rewrites that can match a node of kind (its class, its op if a Prim, else None) at
+    the root, in the order of REWRITES."""
+    found = _CANDIDATES.get(kind)
+    if found is None:
+        cls, op = kind
+        found = _CANDIDATES[kind] = tuple(
+            rule.rewrite for rule in RULES
+            if any(issubclass(cls, root) and (root_op is None or root_op == op) for root, root_op in rule.ROOTS))
+    return found
 
 
 def rewrite(f: ir.Function) -> ir.Function:
@@ -50,7 +68,9 @@ def rewrite_expr(e, env: dict):
         return ir.with_fields(e, {"value": value, "body": rewrite_expr(e.body, {**env, e.name: value})})
     e = ir.map_children(e, lambda c: rewrite_expr(c, env))
     if isinstance(e, ir.Expr):
-        for rule in REWRITES:
+        kind = (type(e), e.op if isinstance(e, ir.Prim) else None)
+        rules = _CANDIDATES.get(kind)
+        for rule in candidates(kind) if rules is None else rules:
             out = rule(e, env)
             if out is not None:
                 return out

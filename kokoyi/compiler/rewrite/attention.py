@@ -57,6 +57,10 @@ def _is_causal(mask, env) -> bool:
     return lower_triangle and _number(value) == 0.0 and _number(body.otherwise) == float("-inf")
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "matmul"),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "matmul"):
         return None

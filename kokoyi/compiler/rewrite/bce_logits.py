@@ -14,6 +14,9 @@ from __future__ import annotations
 from kokoyi.compiler import ir
 from kokoyi.compiler.rewrite.match import resolve, same
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "sub"),)
+
 
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "sub"):

@@ -38,6 +38,10 @@ def _logsumexp_of(e, env):
     return z, total.axis.upper
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "sub"),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "sub"):
         return None

@@ -5,6 +5,9 @@ from __future__ import annotations
 from kokoyi.compiler import ir
 from kokoyi.compiler.rewrite.match import factors, linear, terms_expr, uses_axes
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Build, None),)
+
 
 def rewrite(e, env):
     if not (isinstance(e, ir.Build) and len(e.axes) == 1 and isinstance(e.body, ir.Reduce) and e.body.op == "sum"):

@@ -76,6 +76,10 @@ def _is_linear_part(e, delta, d: float, env) -> bool:
     return False
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Select, None),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Select) and len(e.rows) == 1 and e.otherwise is not None):
         return None

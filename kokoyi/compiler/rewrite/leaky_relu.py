@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from kokoyi.compiler import ir
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "maximum"),)
+
 
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "maximum" and len(e.args) == 2):

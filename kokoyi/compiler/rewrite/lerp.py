@@ -30,6 +30,10 @@ def _weighted(e, env):
     return [(a, b), (b, a)]
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "add"),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Prim) and e.op == "add" and len(e.args) == 2):
         return None

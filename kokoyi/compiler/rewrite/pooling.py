@@ -18,6 +18,10 @@ def _window(e, op: str):
     return a, b, e.body.body
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Build, None),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Build) and len(e.axes) == 3):
         return None

@@ -30,6 +30,10 @@ def std_of(e, env):
     return x
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Prim, "sqrt"), (ir.Var, None), (ir.At, None))  # (a name or an At: through it, std_of resolves)
+
+
 def rewrite(e, env):
     x = std_of(e, env)
     return None if x is None else ir.Fast("population_std", (x,), e, span=e.span)

@@ -24,6 +24,10 @@ def tail(e):
     return e
 
 
+# The nodes rewrite() can match at the root ((class, Prim op or None)): rewrite_expr tries it on no other.
+ROOTS = ((ir.Reduce, None),)
+
+
 def rewrite(e, env):
     if not (isinstance(e, ir.Reduce) and e.op in ("mean", "sum")):
         return None

@@ -62,3 +62,27 @@ def test_recognised_forms(source, form):
 ])
 def test_near_misses_are_left_alone(source):
     assert "!(" not in rewritten(source)
+
+
+def test_each_node_tried_against_the_rules_of_its_root_is_each_node_tried_against_all(monkeypatch):
+    """rewrite_expr tries a node against the rules whose ROOTS admit it (rewrite.candidates):
+    every example, before and after its functions are inlined, rewrites as with every rule tried."""
+    from pathlib import Path
+
+    from kokoyi.compiler import rewrite as R
+    from kokoyi.compiler.passes.simplify import simplify
+
+    examples = sorted((Path(__file__).resolve().parents[3] / "examples").rglob("*.kyi"))
+    assert len(examples) >= 7
+    inputs = []
+    for path in examples:
+        state = compile_unit(path.read_text(), str(path), stop_after="rewrite")
+        functions = {f.name: f for f in state.ir if f is not None}
+        inputs += [simplify(at_call(f, functions.get)) for f in functions.values()]
+        inputs += [simplify(f) for f in compile_unit(path.read_text(), str(path), stop_after="inline").ir if f is not None]
+    by_root = [ir.dump(R.rewrite(f)) for f in inputs]
+    monkeypatch.setattr(R, "_CANDIDATES", {})
+    monkeypatch.setattr(R, "candidates", lambda kind: R.REWRITES)
+    every_rule = [ir.dump(R.rewrite(f)) for f in inputs]
+    assert by_root == every_rule
+    assert sum(d.count("!(") for d in every_rule) >= 10  # (recognised forms are among them)
