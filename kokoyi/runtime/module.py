@@ -70,8 +70,8 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''}, got {len(args)}; "
                                   f"declared as {spec.describe()}")
-        if n_params == 1 and hasattr(self, "get_parameters"):
-            params = (self.get_parameters(),)
+        if n_params == 1 and (getter := getattr(self, "get_parameters", None)) is not None:
+            params = (getter(),)  # (one look-up of the method: hasattr and a call made two)
         elif n_params:
             params = read_parameters(self, spec)
         else:
