@@ -49,7 +49,9 @@ def call_flat(layer, x, lead: int):
 def module_params(m, n: int) -> tuple:
     """The n parameters of a Kokoyi module whose body the caller inlined (its forward's reader,
     with its checks and messages; in a standalone file, get_parameters() itself)."""
-    read = getattr(type(m).forward, "__kokoyi_read_params__", None)
+    cls = type(m)
+    forward = cls.__dict__.get("forward")  # (the class's own: no descriptor call)
+    read = getattr(cls.forward if forward is None else forward, "__kokoyi_read_params__", None)
     if read is not None:
         return read(m)
     if n == 0:
