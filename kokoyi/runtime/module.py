@@ -8,6 +8,7 @@ KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
+import functools
 import linecache
 import numbers
 import re
@@ -159,7 +160,7 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
     forward.__kokoyi_specializations__ = specializations
-    forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
+    forward.__kokoyi_read_params__ = functools.partial(read_parameters, spec=spec)  # (owner): no frame of its own
     return ModuleForward(forward, name, source)
 
 
