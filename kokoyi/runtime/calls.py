@@ -8,6 +8,8 @@ import math
 import torch
 from torch.nn.modules import module as _nn_module
 
+from kokoyi.runtime.ops import conv2d_layer
+
 
 class OpaqueRank(Exception):
     """An opaque callable's result has another per-sample rank than its kernel assumed (the
@@ -39,10 +41,12 @@ def call_each(f, args, flags, lead: int, rank: int, where: str):
 
 def call_flat(layer, x, lead: int):
     """layer(x) for a layer that takes one batch axis: x's leading axes flattened into one."""
+    conv = type(layer) is torch.nn.Conv2d  # (its forward's F.conv2d called directly: kk.conv2d_layer)
     if lead <= 1:
-        return layer(x)
+        return conv2d_layer(layer, x) if conv else layer(x)
     shape = x.shape[:lead]
-    out = layer(x.reshape((-1,) + tuple(x.shape[lead:])))
+    flat = x.reshape((-1,) + tuple(x.shape[lead:]))
+    out = conv2d_layer(layer, flat) if conv else layer(flat)
     return out.reshape(tuple(shape) + tuple(out.shape[1:]))
 
 
