@@ -17,6 +17,7 @@ import weakref
 import torch
 
 MAX_GUARDS = 4  # signatures kept per module (a model called on a batch and on one sample, say)
+MAX_UNROLLED = 64  # layer tensors whose dtypes a guard compares inline (more: one same_dtypes call)
 
 
 def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
@@ -38,6 +39,7 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
     lines = list(bl_lines)
     known: dict = {}
     batch = None
+    several = sum(1 for level in levels if level) > 1  # (one batched input: no size to compare)
     for k, (a, level) in enumerate(zip(args, levels)):
         name = f"a{k}"
         lines.append(f"{name} = args[{k}]")
@@ -45,9 +47,9 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
                      f"or {name}.dtype is not D{k}: return None")
         inp = spec.inputs[k]
         sized = [(axis, dim) for axis, dim in enumerate(inp.dims or (), start=level)]
-        if level or sized:
-            lines.append(f"s = {name}.shape")
-        if level:
+        if (level and several) or sized:
+            lines.append(f"s = {name}.shape")  # (read once: each .shape makes a torch.Size)
+        if level and several:
             if batch is None:
                 batch = "b"
                 lines.append("b = s[0]")
@@ -74,9 +76,19 @@ def make_guard(spec, levels: tuple, batch_level, args, params, table, result):
         if inp is not None and inp.dims is not None and not isinstance(p, torch.Tensor):
             return None  # an annotated parameter given as a number: the full path decides
     layers = layer_dtypes(params)
-    if layers:
+    if len(layers) > MAX_UNROLLED:
         scope["LAYERS"], scope["same_dtypes"] = layers, same_dtypes
         lines.append("if not same_dtypes(LAYERS): return None")
+    elif layers:
+        # same_dtypes(LAYERS) unrolled: one comparison per tensor, no call nor loop. A tensor
+        # dropped since (its weak reference gives None) fails on `.dtype`: not this call.
+        tests = []
+        for k, (ref, dtype) in enumerate(layers):
+            scope[f"R{k}"], scope[f"L{k}"] = ref, dtype
+            tests.append(f"R{k}().dtype is not L{k}")
+        lines.append("try:")
+        lines.append(f"    if {' or '.join(tests)}: return None")
+        lines.append("except AttributeError: return None")
     lines.append("if get_default_dtype() is not DEFAULT: return None")
     if table is not None:
         lines.append(f"if TABLE.generation != {table.generation}: return None")

@@ -516,24 +516,27 @@ def pool2d(h, lead: int, kind: str, window, stride, uppers, where: str, name: st
     n = (uppers[0] + 1, uppers[1] + 1, uppers[2] + 1)  # (no generators: this runs on every call)
     if n[0] <= 0 or n[1] <= 0 or n[2] <= 0:
         return h.new_zeros(tuple(h.shape[:lead]) + tuple(max(k, 0) for k in n))
-    shape = h.shape[lead:]
+    full = h.shape  # (read once: each .shape makes a torch.Size)
+    shape = full[lead:]
     reach = (n[0] - 1, stride[0] * (n[1] - 1) + window[0] - 1, stride[1] * (n[2] - 1) + window[1] - 1)
     if len(shape) < 3 or reach[0] >= shape[0] or reach[1] >= shape[1] or reach[2] >= shape[2]:
         for want, have in zip(reach, shape):
             if want >= have:
                 raise _out_of_range(where, name, want, have)
-    x = _flat_lead(h, lead, 3)
+    x = h if lead == 1 else _flat_lead(h, lead, 3)
     if n[0] < shape[0]:  # (a slice of the whole axis is another autograd node, for nothing)
         x = x[:, :n[0]]
     if kind == "max":
-        out = F.max_pool2d(x, window, stride)
+        out = torch.max_pool2d(x, window, stride)  # (F.max_pool2d's own call, without its two Python frames)
     else:
         out = F.avg_pool2d(x, window, stride)
         if kind == "sum":
             out = out * (window[0] * window[1])
-    if n[1] < out.shape[2] or n[2] < out.shape[3]:
+    pooled = out.shape
+    if n[1] < pooled[2] or n[2] < pooled[3]:
         out = out[:, :, :n[1], :n[2]]
-    return out.reshape(tuple(h.shape[:lead]) + tuple(out.shape[1:])) if lead != 1 else out
+        pooled = out.shape
+    return out.reshape(tuple(full[:lead]) + tuple(pooled[1:])) if lead != 1 else out
 
 
 def contract(v, x, rank: int, upper: int, where: str, name: str):
@@ -551,12 +554,20 @@ def contract(v, x, rank: int, upper: int, where: str, name: str):
 def contract_add(v, x, rank: int, upper: int, where: str, name: str, b):
     """contract(...) + b (kokoyi/compiler/batch/contract_bias.py): one F.linear with b as its
     bias when b is a vector of the result's length (dtype and device of the operands)."""
-    if upper >= v.shape[0]:
-        raise _out_of_range(where, name, upper, v.shape[0])
-    vk = v[:upper + 1] if upper + 1 < v.shape[0] else v
-    if (isinstance(b, torch.Tensor) and b.dim() == 1 and b.shape[0] == vk.shape[0] and b.dtype == x.dtype
-            and vk.dtype == x.dtype and b.device == x.device and tuple(vk.shape[1:]) == tuple(x.shape[x.dim() - rank:])):
-        return F.linear(x.flatten(x.dim() - rank), vk.flatten(1), b)
+    v_shape = v.shape  # (each read once: each .shape makes a torch.Size)
+    if upper >= v_shape[0]:
+        raise _out_of_range(where, name, upper, v_shape[0])
+    if upper + 1 < v_shape[0]:
+        vk = v[:upper + 1]
+        v_shape = vk.shape
+    else:
+        vk = v
+    if isinstance(b, torch.Tensor):
+        x_shape, b_shape = x.shape, b.shape
+        first = len(x_shape) - rank
+        if (len(b_shape) == 1 and b_shape[0] == v_shape[0] and b.dtype == x.dtype and vk.dtype == x.dtype
+                and b.device == x.device and v_shape[1:] == x_shape[first:]):
+            return F.linear(x.flatten(first), vk.flatten(1), b)
     return contract(v, x, rank, upper, where, name) + b
 
 

@@ -52,7 +52,8 @@ def cross_entropy_reduced(z, y, upper: int, op: str, where: str, name: str):
     F.cross_entropy with that reduction for one (rows, classes) matrix on the CPU whose sum
     runs over all of z; else the rows, reduced. A label torch rejects takes the checked path
     (Python's meaning of a negative label, or the located error)."""
-    if z.dim() == 2 and upper == z.shape[1] - 1 and z.shape[0] and z.is_cpu:
+    shape = z.shape  # (read once: each .shape makes a torch.Size)
+    if len(shape) == 2 and upper == shape[1] - 1 and shape[0] and z.is_cpu:
         try:
             return F.cross_entropy(z, y, reduction=op, ignore_index=_NO_LABEL)
         except (IndexError, RuntimeError):
@@ -74,9 +75,10 @@ def huber_rows(p, q, d: float):
 def huber_reduced(p, q, d: float, op: str):
     """huber_rows(p, q, d) reduced (mean or sum) over its last axis: inside F.huber_loss for
     one axis of values."""
-    if (isinstance(q, torch.Tensor) and isinstance(p, torch.Tensor) and p.dim() == 1 and p.shape[0]
-            and p.dtype == q.dtype and p.shape == q.shape):
-        return F.huber_loss(p, q, reduction=op, delta=d)
+    if isinstance(q, torch.Tensor) and isinstance(p, torch.Tensor):
+        shape = p.shape
+        if len(shape) == 1 and shape[0] and p.dtype == q.dtype and shape == q.shape:
+            return F.huber_loss(p, q, reduction=op, delta=d)
     rows = huber_rows(p, q, d)
     return rows.mean(-1) if op == "mean" else rows.sum(-1)
 
@@ -88,9 +90,11 @@ def bce_logits(eta, x, op):
     if eta.dtype != x.dtype:
         dtype = torch.promote_types(eta.dtype, x.dtype)
         eta, x = eta.to(dtype), x.to(dtype)
-    if eta.shape != x.shape:  # (operands broadcast against each other)
+    shape = eta.shape
+    if shape != x.shape:  # (operands broadcast against each other)
         eta, x = torch.broadcast_tensors(eta, x)
-    if op is not None and eta.dim() == 1 and eta.shape[0]:
+        shape = eta.shape
+    if op is not None and len(shape) == 1 and shape[0]:
         return F.binary_cross_entropy_with_logits(eta, x, reduction=op)
     out = F.binary_cross_entropy_with_logits(eta, x, reduction="none")
     return out if op is None else out.mean(-1) if op == "mean" else out.sum(-1)

@@ -8,6 +8,7 @@ KokoyiRuntimeErrors that name the `.kyi` line.
 """
 from __future__ import annotations
 
+import functools
 import linecache
 import numbers
 import re
@@ -70,8 +71,8 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             raise KokoyiTypeError(f"{spec.where}: module `{spec.name}` takes {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''}, got {len(args)}; "
                                   f"declared as {spec.describe()}")
-        if n_params == 1 and hasattr(self, "get_parameters"):
-            params = (self.get_parameters(),)
+        if n_params == 1 and (getter := getattr(self, "get_parameters", None)) is not None:
+            params = (getter(),)  # (one look-up of the method: hasattr and a call made two)
         elif n_params:
             params = read_parameters(self, spec)
         else:
@@ -159,7 +160,7 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
     forward.__doc__ = f"Kokoyi module {spec.describe()} (compiled from {spec.where})."
     forward.__kokoyi_spec__ = spec
     forward.__kokoyi_specializations__ = specializations
-    forward.__kokoyi_read_params__ = lambda owner: read_parameters(owner, spec)
+    forward.__kokoyi_read_params__ = functools.partial(read_parameters, spec=spec)  # (owner): no frame of its own
     return ModuleForward(forward, name, source)
 
 

@@ -209,6 +209,23 @@ def linear_layer(layer, x):
         return layer(x)
 
 
+def conv2d_layer(layer, x):
+    """layer(x) for a torch.nn.Conv2d with zero padding, as F.conv2d on its parameters and
+    settings: what its forward computes, without nn.Module.__call__, its two Python methods and
+    __getattr__ (linear_layer's rule: a subclass, a hook, another padding mode or a parameter
+    replaced by something else goes through layer(x))."""
+    if type(layer) is not torch.nn.Conv2d or layer._forward_hooks or layer._forward_pre_hooks \
+            or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks \
+            or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks \
+            or _nn_module._global_backward_pre_hooks or layer.padding_mode != "zeros":
+        return layer(x)
+    p = layer._parameters
+    try:
+        return F.conv2d(x, p["weight"], p["bias"], layer.stride, layer.padding, layer.dilation, layer.groups)
+    except KeyError:
+        return layer(x)
+
+
 def cell_layer(cell, x, h):
     """cell(x, h) for a torch RNNCell or GRUCell, with any leading axes (broadcast between x
     and h) flattened into the one batch axis torch's cells take."""

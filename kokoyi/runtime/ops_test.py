@@ -199,3 +199,19 @@ def test_linear_layer_respects_hooks_subclasses_and_parametrizations():
     pruned = prune.l1_unstructured(torch.nn.Linear(3, 2), "weight", amount=0.5)
     assert torch.equal(kk.linear_layer(pruned, x), pruned(x))
     assert torch.equal(kk.linear_layer(pruned, x), torch.nn.functional.linear(x, pruned.weight, pruned.bias))
+
+
+def test_conv2d_layer_is_the_layers_own_call_and_leaves_hooks_and_other_paddings_to_it():
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 6, 6)
+    for layer in (torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.Conv2d(2, 4, 3, stride=2, bias=False),
+                  torch.nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect")):
+        got, want = kk.conv2d_layer(layer, x), layer(x)
+        assert torch.equal(got, want)
+        assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(got.sum(), list(layer.parameters())),
+                                                     torch.autograd.grad(want.sum(), list(layer.parameters()))))
+    seen = []
+    handle = layer.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    kk.conv2d_layer(layer, x)
+    handle.remove()
+    assert seen == [(3, 4, 6, 6)]

@@ -56,8 +56,8 @@ class Fused:
 
     def __init__(self, w, b, sizes) -> None:
         self.w, self.b, self.sizes = w, b, sizes
-        self.wt = w.t()
-        self.rows = w.shape[0]
+        self.wt = None  # w transposed, made on first use (a view and an autograd node: not for one product)
+        self.rows = sum(sizes)  # (w's rows: the matrices stacked)
         self.runs: dict = {}  # plan -> _runs(sizes, plan): looked up once per step, so kept here
 
     def product(self, x, q):
@@ -69,7 +69,10 @@ class Fused:
         q already holds b, steps_cat added it once for all steps)."""
         b = None if biased else self.b
         if q is not None and x.dim() == 2 and q.dim() == 2 and q.shape[1] == self.rows and q.shape[0] == x.shape[0]:
-            out = torch.addmm(q, x, self.wt)
+            wt = self.wt
+            if wt is None:
+                wt = self.wt = self.w.t()
+            out = torch.addmm(q, x, wt)
             return out if b is None else out + b
         out = F.linear(x, self.w, b)
         return out if q is None else out + q

@@ -22,6 +22,12 @@ the same: `x.to(dtype)` parses its arguments and returns x itself when x has the
 already, ten times the cost of the comparison printed before it.
 
     y = x.to(torch.float32)                                 ->  y = x if x.dtype is torch.float32 else x.to(torch.float32)
+
+Python numbers (a size halved, floored): a division by a literal other than 0 is `/` itself,
+and a floor is `math.floor` of a finite number (kx.floor_number keeps NaN and the infinities).
+
+    s = kx.true_divide(n, 2)                                ->  s = n / 2
+    f = kx.floor_number(s)                                  ->  f = math.floor(s) if math.isfinite(s) else kx.floor_number(s)
 """
 from __future__ import annotations
 
@@ -39,18 +45,22 @@ def _size(a) -> bool:
     return isinstance(a, K.Ref) or _int(a)
 
 
-def _in_range(x: str, lead: int, items: tuple) -> list[str] | None:
+def _plain_shape(x: str) -> str:
+    return f"{x}.shape"
+
+
+def _in_range(x: str, lead: int, items: tuple, shape=_plain_shape) -> list[str] | None:
     """Comparisons saying literal indices `items` (from axis `lead` on) lie inside x's axes,
     or None when an item is not a literal int."""
     if not all(_int(i) for i in items):
         return None
     tests = []
     for axis, i in enumerate(items, start=lead):
-        tests.append(f"{x}.shape[{axis}] > {i}" if i >= 0 else f"{x}.shape[{axis}] >= {-i}")
+        tests.append(f"{shape(x)}[{axis}] > {i}" if i >= 0 else f"{shape(x)}[{axis}] >= {-i}")
     return tests
 
 
-def whole_windows(s: K.Assign, arg) -> str | None:
+def whole_windows(s: K.Assign, arg, shape=_plain_shape) -> str | None:
     """kx.window_views taking lo..lo+n-1 = the whole axis for every spec (lo = 0, n = its size),
     permuted nowhere: the value itself."""
     x, lead, specs, perm = s.args[:4]
@@ -61,16 +71,16 @@ def whole_windows(s: K.Assign, arg) -> str | None:
         if not (isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "var" and _int(spec[1]) and spec[1] == 0
                 and _size(spec[2])):
             return None
-        tests.append(f"{x.name}.shape[{axis}] == {arg(spec[2])}")
+        tests.append(f"{shape(x.name)}[{axis}] == {arg(spec[2])}")
     return f"{x.name} if {' and '.join(tests)} else "
 
 
-def static_read(s: K.Assign, arg) -> str | None:
+def static_read(s: K.Assign, arg, shape=_plain_shape) -> str | None:
     """kx.read_static at literal indices inside the axes: the plain index."""
     x, lead, items = s.args[:3]
     if not (isinstance(x, K.Ref) and _int(lead) and isinstance(items, tuple) and items):
         return None
-    tests = _in_range(x.name, lead, items)
+    tests = _in_range(x.name, lead, items, shape)
     if tests is None:
         return None
     index = ", ".join([":"] * lead + [str(i) for i in items])
@@ -81,32 +91,39 @@ def _negated(tests: list[str]) -> str:
     return " or ".join(f"not {t}" for t in tests)
 
 
-def check_first(s: K.Assign) -> str | None:
+def check_first(s: K.Assign, shape=_plain_shape) -> str | None:
     """The condition under which a check-only helper (no result) can raise, or None."""
     if s.op == "check_static":
         x, lead, items = s.args[:3]
         if isinstance(x, K.Ref) and _int(lead) and isinstance(items, tuple):
-            tests = _in_range(x.name, lead, items)
+            tests = _in_range(x.name, lead, items, shape)
             return _negated(tests) if tests else None
     if s.op == "require_nonempty":
         n, mask, guards = s.args[0], s.args[1], s.args[6]
         if mask is None and guards == () and _size(n):  # (guards: the range is evaluated everywhere)
             return f"not {n.name if isinstance(n, K.Ref) else n} > 0"
     if s.op == "nonempty_last" and isinstance(s.args[0], K.Ref):
-        return f"0 in {s.args[0].name}.shape"
+        return f"0 in {shape(s.args[0].name)}"
     return None
 
 
-def inline(s: K.Assign, text: str, arg) -> str | None:
-    """The printed statement with its common case inline, or None (print `text` as it is)."""
+def inline(s: K.Assign, text: str, arg, shape=_plain_shape) -> str | None:
+    """The printed statement with its common case inline, or None (print `text` as it is).
+    shape(name): how to spell name's shape (`name.shape`, or a local holding it)."""
     if s.out is None:
-        cond = check_first(s)
+        cond = check_first(s, shape)
         return None if cond is None else f"if {cond}: {text}"
+    if s.attrs.get("py") and s.op == "div" and type(s.args[1]) in (int, float) and s.args[1] != 0:
+        return f"{s.out} = {arg(s.args[0])} / {arg(s.args[1])}"  # (kx.true_divide's own a / b: b is not 0)
+    if s.attrs.get("py") and s.op == "floor" and isinstance(s.args[0], K.Ref):
+        x = s.args[0].name
+        return f"{s.out} = math.floor({x}) if math.isfinite({x}) else {text}"
     if s.op == "to" and isinstance(s.args[0], K.Ref) and str(s.attrs.get("dtype", "")).startswith("torch."):
         return f"{s.out} = {s.args[0].name} if {s.args[0].name}.dtype is {s.attrs['dtype']} else {text}"
     if s.op == "reduce_axis" and s.attrs.get("op") in REDUCE and isinstance(s.args[0], K.Ref) and _int(s.args[1]) \
             and s.args[2] is None:  # (no mask: the range is the whole axis)
         x, pos = s.args[0].name, s.args[1]
-        return f"{s.out} = {x}.{REDUCE[s.attrs['op']]}({pos}) if {x}.shape[{pos}] else {text}"
-    head = whole_windows(s, arg) if s.op == "windows" else static_read(s, arg) if s.op == "read_static" else None
+        return f"{s.out} = {x}.{REDUCE[s.attrs['op']]}({pos}) if {shape(x)}[{pos}] else {text}"
+    head = whole_windows(s, arg, shape) if s.op == "windows" else \
+        static_read(s, arg, shape) if s.op == "read_static" else None
     return None if head is None else f"{s.out} = {head}{text}"

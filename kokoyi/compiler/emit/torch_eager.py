@@ -147,16 +147,46 @@ def expression(s: K.Assign) -> str:
 
 
 class Printer:
-    def __init__(self) -> None:
+    """Prints a kernel's statements. A tensor whose shape is read more than once (sizes,
+    the inline checks of emit/checks.py) has it read once into a local, `_shape_x = x.shape`,
+    printed before the first statement of a block that reads it (each `.shape` makes a new
+    torch.Size): only for names bound once in the kernel, so the local cannot go stale."""
+
+    def __init__(self, shared=frozenset()) -> None:
         self.lines: list[str] = []
         self.line_map: dict[int, int] = {}
+        self.shared = shared  # names whose shape gets a local
+        self.wanted: dict[str, int] = {}  # name -> shape reads printed (what `shared` is chosen from)
+        self.scopes: list[set] = [set()]  # shape locals bound, per enclosing block
+        self.pending: list[str] = []  # shape locals to bind before the statement being printed
+
+    def shape(self, name: str) -> str:
+        self.wanted[name] = self.wanted.get(name, 0) + 1
+        if name not in self.shared:
+            return f"{name}.shape"
+        if not any(name in scope for scope in self.scopes):
+            self.scopes[-1].add(name)
+            self.pending.append(name)
+        return f"_shape_{name}"
 
     def put(self, depth: int, text: str, line: int) -> None:
+        for name in self.pending:
+            self.lines.append("    " * depth + f"_shape_{name} = {name}.shape")
+            if line:
+                self.line_map[len(self.lines)] = line
+        self.pending.clear()
         self.lines.append("    " * depth + text)
         if line:
             self.line_map[len(self.lines)] = line
 
     def block(self, stmts: list, depth: int) -> None:
+        self.scopes.append(set())
+        try:
+            self._block(stmts, depth)
+        finally:
+            self.scopes.pop()
+
+    def _block(self, stmts: list, depth: int) -> None:
         if not stmts:
             self.put(depth, "pass", 0)
         for s in stmts:
@@ -164,14 +194,19 @@ class Printer:
                 case K.Assign() if s.op == "statics":  # batch/statics.py: a local function, its results kept
                     fn, keys = s.attrs["fn"], ", ".join(arg(a) for a in s.args)
                     self.put(depth, f"def {fn}({keys}):", s.line)
+                    outer, self.scopes = self.scopes, [set()]  # (its own scope)
                     self.block(s.attrs["body"], depth + 1)
+                    self.scopes = outer
                     outs = s.attrs["outs"]
                     self.put(depth + 1, f"return ({', '.join(outs)},)", 0)
                     self.put(depth, f"{', '.join(outs)}, = kx.static_values({fn}, ({keys}{',' if len(s.args) == 1 else ''}))",
                              s.line)
                 case K.Assign():
-                    text = expression(s)
-                    fast = checks.inline(s, text, arg)  # a checked helper's common case inline (emit/checks.py)
+                    if s.op == "size" and isinstance(s.args[0], K.Ref):
+                        text = f"{self.shape(s.args[0].name)}[{arg(s.args[1])}]"
+                    else:
+                        text = expression(s)
+                    fast = checks.inline(s, text, arg, self.shape)  # a checked helper's common case inline (emit/checks.py)
                     self.put(depth, fast or (f"{s.out} = {text}" if s.out else text), s.line)
                 case K.If():
                     self.put(depth, f"if {arg(s.cond)}:", s.line)
@@ -190,9 +225,36 @@ class Printer:
                     self.put(depth, "return " + (values[0] if len(values) == 1 else f"({', '.join(values)})"), s.line)
 
 
+def _bound(stmts: list, counts: dict) -> dict:
+    """How many times each name is bound in stmts (nested blocks and local functions included)."""
+    for s in stmts:
+        match s:
+            case K.Assign():
+                names = [s.out] if s.out else []
+                if s.op == "statics":
+                    names += list(s.attrs["outs"])
+                    _bound(s.attrs["body"], counts)
+                for name in names:
+                    counts[name] = counts.get(name, 0) + 1
+            case K.If():
+                _bound(s.then, counts)
+                _bound(s.orelse, counts)
+            case K.For():
+                counts[s.var] = counts.get(s.var, 0) + 2  # (a new value each step)
+                _bound(s.pre, counts)
+                _bound(s.body, counts)
+    return counts
+
+
 def emit(k: K.Kernel) -> tuple[str, dict[int, int]]:
     """(Python source defining the kernel's function, line map: generated line -> source line)."""
-    p = Printer()
-    p.put(0, f"def {k.name}({', '.join(k.params)}):", 0)
-    p.block(k.body, 1)
-    return "\n".join(p.lines) + "\n", p.line_map
+    first = Printer()  # (printed once to count the shape reads, then with their locals)
+    first.block(k.body, 1)
+    counts = _bound(k.body, {name: 1 for name in k.params})
+    shared = frozenset(n for n, reads in first.wanted.items() if reads > 1 and counts.get(n, 0) == 1)
+    p = Printer(shared) if shared else first
+    if shared:
+        p.block(k.body, 1)
+    head = f"def {k.name}({', '.join(k.params)}):"
+    p.lines.insert(0, head)
+    return "\n".join(p.lines) + "\n", {line + 1: src for line, src in p.line_map.items()}
