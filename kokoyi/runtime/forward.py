@@ -1,8 +1,8 @@
 """ModuleForward: the object kokoyi.symbol holds for a module, and how it pickles.
 
 A module symbol behaves as the plain function `forward(self, *inputs, batch_level=None)`:
-assigned as a class attribute it binds like a method (to a bound method of the function,
-which costs less to make and to call than a functools.partial, and which torch.compile traces). Unlike a function it pickles: by its
+assigned as a class attribute it binds like a method (to a functools.partial, which
+torch.compile traces as well as a bound method). Unlike a function it pickles: by its
 source key and the source text of the unit that defined it, so another process (a
 `spawn` worker, a DataLoader worker, a DDP rank) gets the symbol it already has under that
 key with the same source, or compiles the unit itself.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from types import MethodType
 
 _RESTORED: dict[tuple[str, str], object] = {}  # (key, source digest) -> symbol compiled on unpickling
 
@@ -31,7 +30,7 @@ class ModuleForward:
     def __get__(self, owner, owner_type=None):
         if owner is None:
             return self
-        return MethodType(self._function, owner)
+        return functools.partial(self._function, owner)
 
     def __repr__(self) -> str:
         return f"<kokoyi module {self.__kokoyi_key__} {self.__kokoyi_spec__.describe()}>"
