@@ -1132,8 +1132,9 @@ class Interpreter:
             case A.Power():
                 neg = isinstance(A.strip(e.exponent), A.Unary) and A.strip(e.exponent).op == "-"
                 return neg or self.is_float(e.base, env) or self.is_float(e.exponent, env)
-            case A.Bars():
-                return False
+            case A.Bars():  # a length (an integer), or the absolute value of a scalar (its kind)
+                x = self.probe(e, env, [])
+                return x is not None and x.is_floating_point()
             case A.LogBase() | A.Matrix():
                 return True
             case A.Index():

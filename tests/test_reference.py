@@ -219,3 +219,18 @@ def test_a_recurrence_group_computes_members_step_by_step():
     assert c.tolist() == [1.0, 3.0, 9.0, 27.0] and h.tolist() == [2.0, 6.0, 18.0, 54.0]
     with pytest.raises(reference.RefRuntimeError, match="does not exist"):
         reference.run(src.replace("x[0] & t = 0", "x[0] & t = 7"), "M", (torch.zeros(3),))
+
+
+def test_bars_of_a_float_scalar_is_a_float_in_a_row_s_kind():
+    """Seeds 19003331, 19007230: `2 |\\kappa|` with a float constant is the absolute value of a
+    float; the reference's static kind of a cases row called every `|...|` an integer (a length),
+    so a cases whose other row was an integer came out int64 where compiled code (rightly) gave
+    the module's float."""
+    import differential
+
+    src = ("\\kappa \\gets \\frac{3}{4} \\\\\n\\Module{P}{s}\n  \\Return \\begin{cases} 1 & s > 1 \\\\ "
+           "2 |\\kappa| & \\text{otherwise} \\end{cases} \\\\\n\\EndModule\n")
+    out = reference.run(src, "P", [torch.tensor(2.0)])  # the integer row applies: a float all the same
+    assert out.dtype == torch.float32 and float(out) == 1.0
+    findings, _ = differential.check(differential.program(src, {"s": torch.tensor(2.0)}))
+    assert not findings
