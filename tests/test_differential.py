@@ -792,3 +792,12 @@ def test_an_unread_step_of_a_group_member_passes_no_gradient_through_a_square_ro
                  r"  h \gets \{ \begin{cases} x[0] & t = 0 \\ \tanh(c[t]) + \sqrt{x_{t - 1}} & \text{otherwise} "
                  r"\end{cases} \}_{t=0}^{|x| - 1} \\" "\n  \\Return c[0] + c[2] \\\\", "x")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, -1.0], dtype=torch.float64)})
+
+
+def test_the_sign_of_a_float_number_known_at_run_time_is_a_float():
+    """Seed 20006844: `2^{2 - N}` is a Python float (1/8 for N = 5, an integer to a negative power)
+    and the sign of a Python float was the integer 1 (`(x > 0) - (x < 0)`), so the module returned
+    int64 where the math (and torch.sign of a tensor) gives a float."""
+    src = module(r"b \gets \sign(2^{(2) - N}) \\" "\n  \\Return b \\\\", r"x \in \mathbb{R}^{N}")
+    assert_agrees(src, {"x": torch.ones(5, dtype=torch.float64)})
+    assert_agrees(src, {"x": torch.ones(1, dtype=torch.float64)})

@@ -46,11 +46,17 @@ def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def _sign(x):
+    """sign of a Python number in its kind, as torch.sign keeps a tensor's (of a float a float; NaN 0)."""
+    s = (x > 0) - (x < 0)
+    return float(s) if isinstance(x, float) else s
+
+
 # On Python numbers the result is a Python number: no tensor is made on any device.
 _SCALAR = {
     "exp": math.exp, "log": _math_log, "sin": math.sin, "cos": math.cos, "tan": math.tan, "sinh": math.sinh,
     "cosh": math.cosh, "tanh": math.tanh, "sqrt": _math_sqrt, "abs": builtins.abs,
-    "sign": lambda x: (x > 0) - (x < 0), "relu": lambda x: x if x > 0 else 0 * x, "sigmoid": _sigmoid,
+    "sign": _sign, "relu": lambda x: x if x > 0 else 0 * x, "sigmoid": _sigmoid,
     "softplus": lambda x: x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x)),
     "gelu": lambda x: 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))),
 }
