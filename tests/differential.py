@@ -475,10 +475,8 @@ def _check_gradients(got, want, args, params, weight_state, kappa=1.0, condition
     instead, allowing a few times the rounding error of want's (_rounding_explains)."""
     leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad] + _param_leaves(params)
     outs = (got, want) if truth is None else (got, want, truth)
-    if not leaves or not all(isinstance(a, torch.Tensor) for a in got):
-        return None
-    kept = [i for i, b in enumerate(want) if b.is_floating_point()]
-    if not kept:
+    kept = [i for i, (a, b) in enumerate(zip(got, want)) if isinstance(a, torch.Tensor) and b.is_floating_point()]
+    if not leaves or not kept:
         return None
     g = torch.Generator()
     g.set_state(weight_state)
