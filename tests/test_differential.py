@@ -801,3 +801,16 @@ def test_the_sign_of_a_float_number_known_at_run_time_is_a_float():
     src = module(r"b \gets \sign(2^{(2) - N}) \\" "\n  \\Return b \\\\", r"x \in \mathbb{R}^{N}")
     assert_agrees(src, {"x": torch.ones(5, dtype=torch.float64)})
     assert_agrees(src, {"x": torch.ones(1, dtype=torch.float64)})
+
+
+def test_a_row_of_a_recurrence_s_step_known_not_to_apply_reads_nothing():
+    """Seed 21000417: d's step reads `c[t+1]` in a row whose condition (`t + 1 < N`) is known per
+    step and never holds here, so in the math x (through c's cube roots, NaN for x < 0) reaches
+    nothing. Hoisted for all steps, the cases became a select whose masked read handed c a zero
+    gradient, 0 * NaN; a cases is now left to the step, where the row is a branch not taken."""
+    src = module(r"c \gets \{ \begin{cases} s & t = 0 \\ c[t-1] * 0.5 + \sqrt[3]{x[t-1]} & \text{otherwise} "
+                 r"\end{cases} \}_{t=0}^{1} \\" "\n"
+                 r"  d \gets \{ \begin{cases} s & t = 0 \\ d[t-1] * 0.5 + \cosh(\begin{cases} -1 & \lnot (t+1 < N) \\ "
+                 r"c[t+1] & \text{otherwise} \end{cases}) & \text{otherwise} \end{cases} \}_{t=0}^{1} \\"
+                 "\n  \\Return d[1] \\\\", r"x \in \mathbb{R}^{N}, s")
+    assert_agrees(src, {"x": torch.tensor([-0.9, 2.0]), "s": torch.tensor(0.3)})

@@ -128,6 +128,11 @@ class Hoist:
             bound.update(e.params)
         elif isinstance(e, (ir.Recur, ir.RecurGroup)):
             member = True  # (a recurrence inside a step: left to the step)
+        elif isinstance(e, ir.Select):
+            # (a cases inside a step: left to the step, where a row known not to apply is a branch
+            # not taken and reads nothing; for all steps at once it would be a select whose masked
+            # reads hand what they read a zero gradient, 0 * NaN where its derivative is undefined)
+            member = True
         for c in ir.children(e):
             if isinstance(c, ir.Axis):
                 c_info = [self.info(c.lower), self.info(c.upper)]
