@@ -192,13 +192,18 @@ def any_trailing(mask, rank: int):
 
 
 # ---- layers --------------------------------------------------------------------------------------
-def plain_linear(layer) -> bool:
-    """A torch.nn.Linear itself with no hook on it or on every module (its parameters may be
+def _plain(layer, cls) -> bool:
+    """layer is a cls itself with no hook on it or on every module (its parameters may be
     used without calling it)."""
-    return not (type(layer) is not torch.nn.Linear or layer._forward_hooks or layer._forward_pre_hooks
+    return not (type(layer) is not cls or layer._forward_hooks or layer._forward_pre_hooks
                 or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks
                 or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks
                 or _nn_module._global_backward_pre_hooks)
+
+
+def plain_linear(layer) -> bool:
+    """A torch.nn.Linear itself with no hook on it or on every module."""
+    return _plain(layer, torch.nn.Linear)
 
 
 def linear_layer(layer, x):
@@ -220,10 +225,7 @@ def conv2d_layer(layer, x):
     settings: what its forward computes, without nn.Module.__call__, its two Python methods and
     __getattr__ (linear_layer's rule: a subclass, a hook, another padding mode or a parameter
     replaced by something else goes through layer(x))."""
-    if type(layer) is not torch.nn.Conv2d or layer._forward_hooks or layer._forward_pre_hooks \
-            or layer._backward_hooks or layer._backward_pre_hooks or _nn_module._global_forward_hooks \
-            or _nn_module._global_forward_pre_hooks or _nn_module._global_backward_hooks \
-            or _nn_module._global_backward_pre_hooks or layer.padding_mode != "zeros":
+    if not _plain(layer, torch.nn.Conv2d) or layer.padding_mode != "zeros":
         return layer(x)
     p = layer._parameters
     try:
