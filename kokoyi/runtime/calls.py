@@ -2,7 +2,6 @@
 modules on arguments with leading axes, and opaque callables called on each element."""
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -99,12 +98,6 @@ def call_module(m, args, flags, sizes, n_out: int, no_grad: bool = False):
 
 _LEVELS: dict = {}  # flags -> batch levels (a tuple: the callee's call guard takes it as it is)
 _set_grad_enabled = torch._C._set_grad_enabled
-
-
-def _direct(m):
-    """m's Kokoyi forward bound to m when calling m would only run it (see _forward_of), else m."""
-    function = _forward_of(m)
-    return m if function is None else functools.partial(function, m)
 
 
 def _forward_of(m):
