@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler import signs
 from kokoyi.compiler import symbols as S
 
 __all__ = ["RefRuntimeError", "forward_source", "module_keys", "run"]
@@ -699,10 +700,8 @@ class Interpreter:
             self.note_matrix(base)
             x, info = torch.linalg.inv_ex(self.flt(base))  # A^{-1}: the matrix inverse
             return self.singular_nan(x, info, 2)
-        if not base.is_floating_point() and not exp.is_floating_point():
-            if bool((exp < 0).any()):
-                return self.flt(base) ** exp  # an integer to a negative power is a float
-            return base ** exp
+        if not base.is_floating_point() and not exp.is_floating_point() and not signs.nonnegative(e.exponent):
+            return self.flt(base) ** self.flt(exp)  # the exponent may be negative: a float (i^{-1} is 1/i)
         return base ** exp
 
     def call(self, e: A.Call, env):
@@ -1130,8 +1129,7 @@ class Interpreter:
             case A.Binary() | A.Juxtapose():
                 return self.is_float(e.left, env) or self.is_float(e.right, env)
             case A.Power():
-                neg = isinstance(A.strip(e.exponent), A.Unary) and A.strip(e.exponent).op == "-"
-                return neg or self.is_float(e.base, env) or self.is_float(e.exponent, env)
+                return not signs.nonnegative(e.exponent) or self.is_float(e.base, env) or self.is_float(e.exponent, env)
             case A.Bars():  # a length (an integer), or the absolute value of a scalar (its kind)
                 x = self.probe(e, env, [])
                 return x is not None and x.is_floating_point()

@@ -14,6 +14,9 @@ import program_gen
 import pytest
 import torch
 
+import kokoyi
+from kokoyi.test_utils import Host
+
 # Fixed seeds, so the run is the same everywhere: about a minute on one core. KOKOYI_DIFF_PROGRAMS
 # changes how many (a longer local run); the open-ended campaign is scripts/fuzz_campaign.py.
 BOUNDED_PROGRAMS = int(os.environ.get("KOKOYI_DIFF_PROGRAMS", "600"))
@@ -770,8 +773,8 @@ def test_a_recurrence_s_first_step_error_names_the_base_case():
 def test_an_integer_to_a_negative_power_is_a_float_operand_of_a_product():
     """Seed 16005713: `(j + 1)^{-1}` is a float (contract section 5), but the batch pass called it
     an integer, so `@` with a matrix of integers took no conversion and torch refused long @ double.
-    A negative number as the exponent now makes the kind float; for an exponent known at run
-    time, `@` of integers promotes at run time (kx.matmul_ints)."""
+    A negative number as the exponent now makes the kind float, and so does an exponent whose
+    sign is data, as `k` here (kokoyi.compiler.signs: no dtype depends on the values)."""
     src = module(r"\Return \ReLU(\{ \{ c \}_{i=0}^{0} \}_{i=0}^{2}) @ \{ (j + 1)^{-1} \}_{i=0, j=0}^{0, 2} "
                  r"\where c \gets \lceil \sum_{i=1}^{2} 1 \rceil \\", r"x \in \mathbb{R}^{N}")
     assert_agrees(src, {"x": torch.zeros(2, dtype=torch.float64)})
@@ -814,3 +817,22 @@ def test_a_row_of_a_recurrence_s_step_known_not_to_apply_reads_nothing():
                  r"c[t+1] & \text{otherwise} \end{cases}) & \text{otherwise} \end{cases} \}_{t=0}^{1} \\"
                  "\n  \\Return d[1] \\\\", r"x \in \mathbb{R}^{N}, s")
     assert_agrees(src, {"x": torch.tensor([-0.9, 2.0]), "s": torch.tensor(0.3)})
+
+
+def test_an_integer_power_whose_exponent_may_be_negative_is_a_float_on_every_path():
+    """Seed 21000734: the empty sum `\\sum_{i=2}^{1} 2^{\\lfloor X[2-i][1] \\rfloor}` was int64 in the
+    module and float64 in the reference, which probed the body's values; and a batch whose
+    exponents were all positive was int64 where one negative exponent made it float. Whether an
+    integer power is an integer is now decided from the source (kokoyi.compiler.signs): an
+    exponent whose sign is data makes a float, on every path and in the reference alike."""
+    src = module(r"\Return \sum_{i=2}^{1} (2^{\lfloor X[3 - 1 - i][1] \rfloor}) \\", "X")
+    assert_agrees(src, {"X": torch.randn(3, 2, dtype=torch.float64)})
+    src = module(r"\Return 2^{k} + \sum_{i=0}^{2} 3^{i}, \sum_{i=0}^{|x|} 2^{i} \\", r"x, k \in \mathbb{Z}")
+    for k in (-2, 0, 3):
+        assert_agrees(src, {"x": torch.zeros(2), "k": torch.tensor(k)})
+    kokoyi.compile(src, "powers.kyi")
+    powers, ks = kokoyi.symbol["P"], torch.tensor([1, 2])
+    for out, k in ((powers(Host(None), torch.zeros(2), torch.tensor(1)), 1),
+                   (powers(Host(None), torch.zeros(2, 2), ks, batch_level=[1, 1]), ks)):
+        assert out[0].dtype == torch.float32 and out[1].dtype == torch.int64
+        assert torch.equal(out[0], torch.as_tensor(2.0 ** k + 13, dtype=torch.float32)) and torch.equal(out[1], torch.full_like(out[1], 7))

@@ -423,14 +423,6 @@ def matmul_by_rank(a, b, ra: int, rb: int):
     return a @ b
 
 
-def matmul_ints(a, b, ra: int, rb: int):
-    """a @ b of integers, one of which may be a float (an integer to a power negative at run time)."""
-    if a.dtype != b.dtype:
-        dtype = torch.promote_types(a.dtype, b.dtype)
-        a, b = a.to(dtype), b.to(dtype)
-    return matmul_by_rank(a, b, ra, rb)
-
-
 _ORDERS = {None: 2, "1": 1, "2": 2, "inf": math.inf}
 
 

@@ -103,19 +103,27 @@ gelu = _elementwise("gelu", F.gelu)
 
 
 def power(a, b):
-    """a ** b; integer powers of Python ints too large to compute exactly become floats (inf);
-    an integer tensor to a negative power is a float, as in Python; 0 to a negative power is
-    inf (a float division by zero, not Python's ZeroDivisionError)."""
+    """a ** b; powers of Python numbers too large for a float are infinite (as a tensor's are,
+    where Python raises OverflowError or computes a huge integer); an integer tensor to a
+    negative power is a float, as in Python; 0 to a negative power is inf (a float division by
+    zero, not Python's ZeroDivisionError)."""
     if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and a == 0 and b < 0:
         return math.inf
     if isinstance(a, torch.Tensor) and not a.is_floating_point() and isinstance(b, int) and b < 0:
         return _float(a) ** b
     if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:
-        try:
-            return math.pow(a, b)
-        except OverflowError:
-            return math.inf if a > 0 or b % 2 == 0 else -math.inf
-    return a ** b
+        return _overflow(a, b)
+    try:
+        return a ** b
+    except OverflowError:  # a float's power
+        return _overflow(a, b)
+
+
+def _overflow(a, b):
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        return math.inf if a > 0 or b % 2 == 0 else -math.inf
 
 
 def layer_norm(x, eps):
@@ -175,15 +183,6 @@ def device_of(*xs):
         if isinstance(x, torch.Tensor):
             return x.device
     return rt_device()
-
-
-def int_power(a, b, dtype):
-    """a ** b of integers: an integer, except where the exponent is negative, which gives a float
-    in `dtype` (i^{-1} is 1/i), as Python's int ** int does."""
-    negative = (b < 0).any() if isinstance(b, torch.Tensor) else b < 0
-    if negative:
-        a = a.to(dtype) if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=dtype, device=b.device)
-    return a ** b
 
 
 def any_trailing(mask, rank: int):

@@ -106,24 +106,26 @@ defelementwise("root", result="float", python=False, float_inputs=True)
 
 def _pow(b, e, args):
     base, exp = args
-    if base.kind == "float" or exp.kind == "float":
+    if base.kind != "float" and exp.kind != "float" and (_natural(exp.code) or "natural" in e.attrs):
+        # int ** int with an exponent known to be >= 0: an integer
         if _python_ok(args):
-            return Val(b.emit("power", base.code, exp.code, hint="s"), kind="float", python=True)
-        codes, axes, rank = _operands(b, args, "float")
-        if base.python:
-            codes[0] = b.tensor(base, "float")
-        return Val(b.emit("pow", *codes, hint="v"), axes, rank, "float")
-    if _python_ok(args):  # int ** int: Python's (a negative exponent gives a float)
-        negative = isinstance(exp.code, int) and exp.code < 0
-        return Val(b.emit("power", base.code, exp.code, hint="s"), kind="float" if negative else "int", python=True)
-    codes, axes, rank = _operands(b, args, "int")
-    if isinstance(exp.code, int) and exp.code >= 0:
+            return Val(b.emit("power", base.code, exp.code, hint="s"), kind="int", python=True)
+        codes, axes, rank = _operands(b, args, "int")
         return Val(b.emit("pow", *codes, hint="v"), axes, rank, "int")
-    # A float where some exponent is negative: always for a negative number (i^{-1}); for one
-    # known at run time the kind says int, and the rules of integers that torch does not
-    # promote (@) convert at run time (kx.matmul_ints).
-    negative = isinstance(exp.code, int) and exp.code < 0
-    return Val(b.emit("int_power", *codes, b.dtype, hint="v"), axes, rank, "float" if negative else "int")
+    # A float; for int ** int that is where the exponent may be negative (i^{-1} is 1/i), from
+    # the source alone (kokoyi.compiler.signs), so that no dtype depends on the values.
+    if _python_ok(args):
+        if base.kind != "float" and exp.kind != "float":
+            return Val(b.emit("float_power", base.code, exp.code, hint="s"), kind="float", python=True)
+        return Val(b.emit("power", base.code, exp.code, hint="s"), kind="float", python=True)
+    codes, axes, rank = _operands(b, args, "float")
+    if base.python:
+        codes[0] = b.tensor(base, "float")
+    return Val(b.emit("pow", *codes, hint="v"), axes, rank, "float")
+
+
+def _natural(code) -> bool:
+    return type(code) is int and code >= 0
 
 
 RULES["pow"] = _pow
@@ -178,8 +180,7 @@ def _matmul(b, e, args):
     lc = b.align(Val(b.tensor(left, kind), left.axes, left.rank, kind), axes, left.rank)
     rc = b.align(Val(b.tensor(right, kind), right.axes, right.rank, kind), axes, right.rank)
     rank = left.rank + right.rank - 2
-    op = "matmul" if kind == "float" else "matmul_ints"  # (an integer power may be a float: _pow)
-    return Val(b.emit(op, lc, rc, left.rank, right.rank, hint="v"), axes, rank, kind)
+    return Val(b.emit("matmul", lc, rc, left.rank, right.rank, hint="v"), axes, rank, kind)
 
 
 def einsum_matmul(b, left: Val, right: Val, kind: str, summed: str | None = None) -> Val:

@@ -35,7 +35,7 @@ PURE = CREATES | {
 SCALARS = {"size", "range_size", "int_of", "max_size", "floor_int", "ceil_int", "indicator_py", "affine_range"}
 # Ops that read a kept value and make a new tensor of it (never hand the value itself out, never change it).
 FRESH = (PURE - CREATES - {"to", "view", "transpose"}) | {
-    "gather", "attention", "causal_attention", "matmul", "matmul_ints", "matmul_rows", "matmul_rows_t",
+    "gather", "attention", "causal_attention", "matmul", "matmul_rows", "matmul_rows_t",
     "matmul_summed", "linear", "einsum",
     "softmax_last", "log_softmax_last", "cross_entropy"}
 

@@ -20,7 +20,7 @@ TEMPLATES = {
     "eq": "{0} == {1}", "ne": "{0} != {1}",
     "and": "{0} & {1}", "or": "{0} | {1}", "not": "~{0}",
     "root": "{0} ** (1.0 / {1})",
-    "power": "kk.power({0}, {1})", "int_power": "kk.int_power({0}, {1}, {2})",
+    "power": "kk.power({0}, {1})", "float_power": "kk.power(float({0}), {1})",
     "exp": "torch.exp({0})", "log": "torch.log({0})", "sin": "torch.sin({0})", "cos": "torch.cos({0})",
     "tan": "torch.tan({0})", "sinh": "torch.sinh({0})", "cosh": "torch.cosh({0})", "tanh": "torch.tanh({0})",
     "sqrt": "torch.sqrt({0})", "sigmoid": "torch.sigmoid({0})", "softplus": "torch.nn.functional.softplus({0})",
@@ -58,7 +58,7 @@ TEMPLATES = {
     "lstm_sequence": "kx.lstm_sequence({*})",
     "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
     # per-sample reductions and products
-    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})", "matmul_ints": "kx.matmul_ints({0}, {1}, {2}, {3})",
+    "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})",
     "einsum": "torch.einsum({0}, {1}, {2})",
     "matmul_rows": "kx.matmul_rows({0}, {1}, {2}, {3})",
     "matmul_rows_t": "kx.matmul_rows_t({0}, {1}, {2}, {3})", "matmul_summed": "kx.matmul_summed({0}, {1}, {2})",

@@ -27,6 +27,7 @@ import math
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import builtins as B
 from kokoyi.compiler import ir
+from kokoyi.compiler import signs
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.emit.namespace import Namespace
 from kokoyi.compiler.passes.ranks import RankInference, is_cdot, is_minus_one
@@ -229,8 +230,9 @@ class Lowering:
                 return self.prim("mul", e.left, e.right)
             case A.Power() if is_minus_one(e.exponent) and self.ranks.rank(e.base) is None:
                 return self.prim("inverse_if_matrix", e.base)  # the call's ranks decide
-            case A.Power():
-                return self.prim("pow", e.base, e.exponent)
+            case A.Power():  # "natural": an exponent other than a number known to be >= 0 (batch/rules._pow)
+                attrs = ("natural",) if _literal(e.exponent) is None and signs.nonnegative(e.exponent) else ()
+                return ir.Prim("pow", (self.expr(e.base), self.expr(e.exponent)), attrs)
             case A.Inverse():
                 return self.prim("inverse", e.operand)
             case A.LogBase():

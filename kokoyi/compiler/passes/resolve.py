@@ -12,6 +12,7 @@ import difflib
 from kokoyi.compiler import ast as A
 from kokoyi.compiler.ast import replace
 from kokoyi.compiler import builtins as B
+from kokoyi.compiler import signs
 from kokoyi.compiler import symbols as S
 from kokoyi.compiler.spelling import spell
 from kokoyi.errors import KokoyiError, KokoyiNameError, KokoyiSyntaxError, KokoyiTypeError, Source
@@ -254,6 +255,7 @@ class Resolver:
         bounds = []
         for k, b in enumerate(builder.bounds):
             lower, upper = self.expr(b.lower), self.expr(b.upper)
+            variables[k].symbol.extra[signs.KEY] = signs.nonnegative(lower)
             later = {id(v.symbol) for v in variables[k:]} | per_element
             for n in (*A.walk(lower), *A.walk(upper)):
                 if isinstance(n, A.Ref) and id(n.symbol) in later:
@@ -269,7 +271,9 @@ class Resolver:
         return _rewrap(d.value, value), where
 
     def _describe_value(self, sym: S.Symbol, value: A.Node) -> None:
-        """A local bound to a function (`\\mu \\gets \\Mean`) is itself callable."""
+        """A local bound to a function (`\\mu \\gets \\Mean`) is itself callable; one bound to a
+        value known to be >= 0 is too (kokoyi.compiler.signs)."""
+        sym.extra[signs.KEY] = signs.nonnegative(value)
         if isinstance(value, A.Builtin):
             fn = B.FUNCTIONS[value.name]
             sym.is_function, sym.builtin = True, value.name
@@ -301,7 +305,7 @@ class Resolver:
             case A.BigOp():
                 lower, upper = self.expr(e.bound.lower), self.expr(e.bound.upper)
                 self.push("index")
-                var = self._index_var(e.bound.var)
+                var = self._index_var(e.bound.var, lower)
                 body = self.expr(e.body)
                 self.pop()
                 return replace(e, bound=replace(e.bound, var=var, lower=lower, upper=upper), body=body)
@@ -312,7 +316,7 @@ class Resolver:
                     lower, upper = self.expr(b.lower), self.expr(b.upper)
                     self.push("index")
                     pushed += 1
-                    bounds.append(replace(b, var=self._index_var(b.var), lower=lower, upper=upper))
+                    bounds.append(replace(b, var=self._index_var(b.var, lower), lower=lower, upper=upper))
                 element = self.expr(e.element)
                 for _ in range(pushed):
                     self.pop()
@@ -321,8 +325,10 @@ class Resolver:
                 return A.map_children(e, self.expr)
         raise TypeError(e)
 
-    def _index_var(self, var: A.Name) -> A.Ref:
+    def _index_var(self, var: A.Name, lower=None) -> A.Ref:
+        """An index variable; its values are >= 0 where its lower bound is (kokoyi.compiler.signs)."""
         sym = self.define(var, self.new_symbol(var, S.INDEX, rank=0, integer=True))
+        sym.extra[signs.KEY] = lower is not None and signs.nonnegative(lower)
         return A.Ref(var.span, sym, var)
 
     def _check_builtin_arity(self, node: A.Node, name: str, count: int) -> None:
