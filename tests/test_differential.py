@@ -836,3 +836,16 @@ def test_an_integer_power_whose_exponent_may_be_negative_is_a_float_on_every_pat
                    (powers(Host(None), torch.zeros(2, 2), ks, batch_level=[1, 1]), ks)):
         assert out[0].dtype == torch.float32 and out[1].dtype == torch.int64
         assert torch.equal(out[0], torch.as_tensor(2.0 ** k + 13, dtype=torch.float32)) and torch.equal(out[1], torch.full_like(out[1], 7))
+
+
+def test_an_earlier_element_read_in_a_row_that_does_not_apply_passes_no_gradient():
+    """Seed 22001220: eta[2] is a cases on the data whose second row, `\\cosh(eta[t-2])`, does
+    not apply; eta[0] = log(x[0]) is NaN for x[0] < 0. The row's own derivative there,
+    sinh(NaN), is discarded with the row, so eta[0] gets nothing from it (its own derivative
+    1/x[0] is defined). A read of an earlier element of the recurrence took no row mask, as a
+    read of any other name does, so the module handed x[0] 0 * NaN."""
+    src = module(r"\eta \gets \{ \begin{cases} \log(x[0]) & t = 0 \\ x[1] & t = 1 \\ "
+                 r"\begin{cases} 1.0 & x_{t} < 1 \\ \cosh(\eta[t-2]) & \text{else} \end{cases} & \text{otherwise} "
+                 r"\end{cases} \}_{t=0}^{2} \\" "\n" r"  \Return \eta[-1] \\", "x")
+    assert_agrees(src, {"x": torch.tensor([-0.4, 1.4, 0.02], dtype=torch.float64)})
+    assert_agrees(src, {"x": torch.tensor([0.4, 1.4, 2.0], dtype=torch.float64)})

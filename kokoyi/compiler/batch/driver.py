@@ -304,11 +304,10 @@ class Batcher:
         v = self.env[e.name]
         if self.hoists and self.hoists[-1].vector:
             v = self.hoists[-1].translate(self, v)
-        if (self.row_masks or self.loop_masks) and v.is_tensor and not v.python and v.kind == "float":
+        if self.row_masks or self.loop_masks:
             from kokoyi.compiler.batch import gradients
 
-            v = gradients.masked(self, v) if self.row_masks else v
-            return gradients.range_masked(self, v) if self.loop_masks else v
+            return gradients.read(self, v)
         return v
 
     def e_Global(self, e: ir.Global) -> Val:

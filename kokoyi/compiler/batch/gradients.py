@@ -104,6 +104,16 @@ def _hint(v: Val) -> str:
     return v.code.name if hasattr(v.code, "name") else "v"
 
 
+def read(b, v: Val) -> Val:
+    """v, a value read (a name, an earlier element of a recurrence), passing gradient only
+    where the enclosing rows apply and inside the enclosing loops' ranges, if it is a float
+    tensor read inside such rows or loops."""
+    if not ((b.row_masks or b.loop_masks) and v.is_tensor and not v.python and v.kind == "float"):
+        return v
+    v = masked(b, v) if b.row_masks else v
+    return range_masked(b, v) if b.loop_masks else v
+
+
 def masked(b, v: Val) -> Val:
     """v (a float tensor read inside rows with row masks) passing gradient only where the
     rows apply."""

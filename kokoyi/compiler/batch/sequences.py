@@ -189,6 +189,10 @@ def earlier(b, e: ir.Take) -> Val:
             return Val(0, kind="int", python=True)
         axes, rank, kind = layout
         element = Val(b.emit("earlier", states.code, k, b.site(e), guards, hint="prev"), axes, rank, kind)
+    if b.row_masks or b.loop_masks:  # a read like any other: no gradient where a row does not apply
+        from kokoyi.compiler.batch import gradients
+
+        element = gradients.read(b, element)
     if len(e.items) == 1:
         return element
     return indexing.take_items(b, e, element, e.items[1:])
