@@ -303,7 +303,8 @@ def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=N
     for name in (dump_after, stop_after):
         if name is not None and name not in PASS_NAMES:
             raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
-    state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}),
+    # env and global_names as given (only read: no copy per unit of what earlier units defined)
+    state = UnitState(Source(text, filename), {} if env is None else env, {} if global_names is None else global_names,
                       defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"),
                       keep_tree="parse" in (dump_after, stop_after), taken_names=taken_names)
     for p in PASSES:
