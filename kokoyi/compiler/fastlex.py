@@ -26,7 +26,6 @@ class FastContextualLexer(ContextualLexer):
     # parser state -> (matchers, ignored types, newline types, callbacks); matchers: a
     # ByFirstChar (character -> its narrowed regular expression's match) or lark's regexps
     _tables: dict | None = None
-    _callbacks = True  # whether any terminal has a lexer callback
 
     def _build_tables(self) -> dict:
         per_lexer = {}
@@ -36,67 +35,21 @@ class FastContextualLexer(ContextualLexer):
                 matchers = by_first_char(scanner) or scanner._mres
                 per_lexer[id(sub)] = (matchers, sub.ignore_types, sub.newline_types, sub.callback)
         self._tables = {state: per_lexer[id(sub)] for state, sub in self.lexers.items()}
-        self._callbacks = any(table[3] for table in per_lexer.values())
         return self._tables
 
     def lex(self, lexer_state, parser_state):
         tables = self._tables or self._build_tables()
-        if not self._callbacks and getattr(parser_state, "building", False):
-            return self._lex_building(lexer_state, parser_state, tables)
-        return self._lex(lexer_state, parser_state, tables)
-
-    def _lex_building(self, lexer_state, parser_state, tables):
-        """lex for a parse whose errors are reported by parsing again (parser.parse_ast): the
-        same tokens, but the line counter and lexer_state.last_token are written only where
-        nothing matches (lark's lexer then takes over from there) and at the end, not per token.
-        Only for a grammar without lexer callbacks."""
-        line_ctr = lexer_state.line_ctr
-        text = lexer_state.text
-        whole, end = text.text, text.end
-        stack = parser_state.state_stack
-        pos, line, column, line_start = line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos
-        t = None
-        while pos < end:
-            mres, ignore_types, newline_types, _ = tables[stack[-1]]
-            if mres.__class__ is ByFirstChar:
-                m = mres[whole[pos]](whole, pos, end)
-            else:
-                for mre in mres:
-                    m = mre.match(whole, pos, end)
-                    if m:
-                        break
-            if not m:
-                lexer_state.last_token = t
-                line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
-                yield from ContextualLexer.lex(self, lexer_state, parser_state)
-                return
-            value = m.group(0)
-            type_ = m.lastgroup
-            start, start_line, start_column = pos, line, column
-            if type_ in newline_types:
-                newlines = value.count("\n")
-                if newlines:
-                    line += newlines
-                    line_start = pos + value.rindex("\n") + 1
-            pos += len(value)
-            column = pos - line_start + 1
-            if type_ in ignore_types:
-                continue
-            t = _new_str(Token, value)
-            t.type, t.start_pos, t.value, t.line, t.column = type_, start, value, start_line, start_column
-            t.end_line, t.end_column, t.end_pos = line, column, pos
-            yield t
-        lexer_state.last_token = t
-        line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
-
-    def _lex(self, lexer_state, parser_state, tables):
         line_ctr = lexer_state.line_ctr
         text = lexer_state.text
         whole, end = text.text, text.end
         stack = parser_state.state_stack  # (lark's parser_state.position is its last item)
         # The line counter's fields as locals, written back before each token is handed on (and
-        # before lark's lexer takes over), so whoever reads it then sees what lark's would hold.
+        # before lark's lexer takes over), so whoever reads it then sees what lark's would hold;
+        # except in parse_building (parser.parse_ast), whose errors are reported by parsing again:
+        # there they are written back only where lark's lexer takes over, and at the end.
+        every_token = not getattr(parser_state, "building", False)
         pos, line, column, line_start = line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos
+        t = lexer_state.last_token
         while pos < end:
             mres, ignore_types, newline_types, callback = tables[stack[-1]]
             if mres.__class__ is ByFirstChar:
@@ -107,6 +60,7 @@ class FastContextualLexer(ContextualLexer):
                     if m:
                         break
             if not m:  # nothing matches here: lark's own lexer raises its error (or the parser's)
+                lexer_state.last_token = t
                 line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
                 yield from ContextualLexer.lex(self, lexer_state, parser_state)
                 return
@@ -123,17 +77,21 @@ class FastContextualLexer(ContextualLexer):
             ignored = type_ in ignore_types
             if ignored and type_ not in callback:
                 continue
-            t = _new_str(Token, value)
-            t.type, t.start_pos, t.value, t.line, t.column = type_, start, value, start_line, start_column
-            t.end_line, t.end_column, t.end_pos = line, column, pos
+            token = _new_str(Token, value)
+            token.type, token.start_pos, token.value, token.line, token.column = type_, start, value, start_line, start_column
+            token.end_line, token.end_column, token.end_pos = line, column, pos
             if type_ in callback:
-                t = callback[type_](t)
+                token = callback[type_](token)
             if not ignored:
-                if not isinstance(t, Token):
-                    raise LexError("Callbacks must return a token (returned %r)" % t)
-                lexer_state.last_token = t
-                line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
+                if not isinstance(token, Token):
+                    raise LexError("Callbacks must return a token (returned %r)" % token)
+                t = token
+                if every_token:
+                    lexer_state.last_token = t
+                    line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = (
+                        pos, line, column, line_start)
                 yield t
+        lexer_state.last_token = t
         line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
 
 

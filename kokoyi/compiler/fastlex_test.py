@@ -78,7 +78,7 @@ def test_retyped_is_lark_new_borrow_pos():
 
 
 def _raw_stream(text: str, building: bool):
-    """The tokens the lexer hands the post-lexer: parse_ast's parse (fastlex's building loop)
+    """The tokens the lexer hands the post-lexer: parse_ast's parse (parse_building's lexing)
     or lark's own lexer under parser.parse."""
     seen = []
     process = parser.TexArguments.process
@@ -90,25 +90,25 @@ def _raw_stream(text: str, building: bool):
                 yield t
         return process(self, tap())
 
-    building_loop = fastlex.FastContextualLexer._lex_building
-    calls = []
+    building = []
+    lex = fastlex.FastContextualLexer.lex
 
-    def counted(self, *args):
-        calls.append(1)
-        return building_loop(self, *args)
+    def counted(self, lexer_state, parser_state):
+        building.append(parser_state.building)
+        return lex(self, lexer_state, parser_state)
 
     parser.TexArguments.process = recording
-    fastlex.FastContextualLexer._lex_building = counted
+    fastlex.FastContextualLexer.lex = counted
     try:
         if building:
             parser.parse_ast(Source(text, "t.kyi"))
-            assert calls == [1]  # (the building loop, once: no second parse the other way)
+            assert building == [True]  # (parse_building's lexing, once: no second parse the other way)
         else:
             with _lark_lexer():
                 parser.parse(Source(text, "t.kyi"))
     finally:
         parser.TexArguments.process = process
-        fastlex.FastContextualLexer._lex_building = building_loop
+        fastlex.FastContextualLexer.lex = lex
     return seen
 
 

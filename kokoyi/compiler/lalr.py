@@ -51,7 +51,7 @@ class FastParserState(ParserState):
         self.kinds, self.made = kinds, made if made is not None else [False]
         self.limit = float("inf") if limit is None else limit
         # parse_building: errors are reported by parsing again, so the lexer need not keep its
-        # line counter up to date per token (fastlex.FastContextualLexer._lex_building)
+        # line counter up to date per token (fastlex.FastContextualLexer.lex)
         self.building = False
 
     def copy(self, deepcopy_values=True):
