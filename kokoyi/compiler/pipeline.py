@@ -42,8 +42,10 @@ class UnitState:
     """What flows through the passes."""
 
     source: Source
-    env: dict  # key -> Symbol of top-level definitions from earlier units
-    global_names: dict  # key -> Python name of those definitions
+    # key -> Symbol of top-level definitions from earlier units, and key -> their Python names:
+    # read only (kokoyi.compile and kokoyi.load pass the symbol table's own dicts, not copies)
+    env: dict
+    global_names: dict
     tree: Any = None  # lark tree
     ast: A.Program | None = None
     defined: list = field(default_factory=list)  # Symbols this unit defines, in order
