@@ -13,7 +13,7 @@ the empty string, flags) is kept for every character.
 from __future__ import annotations
 
 import re
-from re import _constants as C  # noqa: N812 - the sre opcodes
+from re import _constants as C  # (the sre opcodes)
 from re import _parser as sre_parse
 
 
@@ -95,7 +95,7 @@ class ByFirstChar(dict):
         match = self._by_names.get(kept)
         if match is None:
             if kept:
-                pattern = "|".join("(?P<%s>%s)" % self._terminals[i] for i in kept)
+                pattern = "|".join("(?P<{}>{})".format(*self._terminals[i]) for i in kept)
                 match = self._compile(pattern, self._flags).match
             else:  # no terminal starts with it: no match (the caller's error path)
                 match = _never
