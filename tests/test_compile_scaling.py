@@ -89,3 +89,35 @@ def test_collector_stays_off_when_it_was_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_pause_decorator_restores_the_collector_as_it_found_it():
+    from kokoyi.compiler.gcpause import gc_paused
+
+    @gc_paused()
+    def inner(fail=False):
+        """Inner's doc."""
+        assert not gc.isenabled()
+        if fail:
+            raise ValueError("boom")
+        return 7
+
+    @gc_paused()
+    def outer():
+        inner()
+        assert not gc.isenabled()  # (a nested pause keeps it off until the outermost one ends)
+        return inner()
+
+    assert inner.__name__ == "inner" and inner.__doc__ == "Inner's doc."
+    assert outer() == 7 and gc.isenabled()
+    with pytest.raises(ValueError, match="boom"):
+        inner(fail=True)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert inner() == 7 and not gc.isenabled()
+    finally:
+        gc.enable()
+    with gc_paused():  # (still a context manager)
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -17,18 +17,23 @@ from __future__ import annotations
 from lark.exceptions import LexError
 from lark.lexer import BasicLexer, ContextualLexer, Token
 
+from kokoyi.compiler.firstchar import ByFirstChar, by_first_char
+
 _new_str = str.__new__
 
 
 class FastContextualLexer(ContextualLexer):
-    _tables: dict | None = None  # parser state -> (regexps, ignored types, newline types, callbacks)
+    # parser state -> (matchers, ignored types, newline types, callbacks); matchers: a
+    # ByFirstChar (character -> its narrowed regular expression's match) or lark's regexps
+    _tables: dict | None = None
 
     def _build_tables(self) -> dict:
         per_lexer = {}
         for sub in self.lexers.values():
             if id(sub) not in per_lexer:
                 scanner = sub.scanner  # (builds the callbacks too)
-                per_lexer[id(sub)] = (scanner._mres, sub.ignore_types, sub.newline_types, sub.callback)
+                matchers = by_first_char(scanner) or scanner._mres
+                per_lexer[id(sub)] = (matchers, sub.ignore_types, sub.newline_types, sub.callback)
         self._tables = {state: per_lexer[id(sub)] for state, sub in self.lexers.items()}
         return self._tables
 
@@ -39,15 +44,23 @@ class FastContextualLexer(ContextualLexer):
         whole, end = text.text, text.end
         stack = parser_state.state_stack  # (lark's parser_state.position is its last item)
         # The line counter's fields as locals, written back before each token is handed on (and
-        # before lark's lexer takes over), so whoever reads it then sees what lark's would hold.
+        # before lark's lexer takes over), so whoever reads it then sees what lark's would hold;
+        # except in parse_building (parser.parse_ast), whose errors are reported by parsing again:
+        # there they are written back only where lark's lexer takes over, and at the end.
+        every_token = not getattr(parser_state, "building", False)
         pos, line, column, line_start = line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos
+        t = lexer_state.last_token
         while pos < end:
             mres, ignore_types, newline_types, callback = tables[stack[-1]]
-            for mre in mres:
-                m = mre.match(whole, pos, end)
-                if m:
-                    break
-            else:  # nothing matches here: lark's own lexer raises its error (or the parser's)
+            if mres.__class__ is ByFirstChar:
+                m = mres[whole[pos]](whole, pos, end)
+            else:
+                for mre in mres:
+                    m = mre.match(whole, pos, end)
+                    if m:
+                        break
+            if not m:  # nothing matches here: lark's own lexer raises its error (or the parser's)
+                lexer_state.last_token = t
                 line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
                 yield from ContextualLexer.lex(self, lexer_state, parser_state)
                 return
@@ -64,17 +77,21 @@ class FastContextualLexer(ContextualLexer):
             ignored = type_ in ignore_types
             if ignored and type_ not in callback:
                 continue
-            t = _new_str(Token, value)
-            t.type, t.start_pos, t.value, t.line, t.column = type_, start, value, start_line, start_column
-            t.end_line, t.end_column, t.end_pos = line, column, pos
+            token = _new_str(Token, value)
+            token.type, token.start_pos, token.value, token.line, token.column = type_, start, value, start_line, start_column
+            token.end_line, token.end_column, token.end_pos = line, column, pos
             if type_ in callback:
-                t = callback[type_](t)
+                token = callback[type_](token)
             if not ignored:
-                if not isinstance(t, Token):
-                    raise LexError("Callbacks must return a token (returned %r)" % t)
-                lexer_state.last_token = t
-                line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
+                if not isinstance(token, Token):
+                    raise LexError("Callbacks must return a token (returned %r)" % token)
+                t = token
+                if every_token:
+                    lexer_state.last_token = t
+                    line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = (
+                        pos, line, column, line_start)
                 yield t
+        lexer_state.last_token = t
         line_ctr.char_pos, line_ctr.line, line_ctr.column, line_ctr.line_start_pos = pos, line, column, line_start
 
 

@@ -75,3 +75,46 @@ def test_retyped_is_lark_new_borrow_pos():
     assert type(mine) is Token and mine == lark_own
     fields = ("type", "value", "start_pos", "line", "column", "end_line", "end_column", "end_pos")
     assert [getattr(mine, f) for f in fields] == [getattr(lark_own, f) for f in fields]
+
+
+def _raw_stream(text: str, building: bool):
+    """The tokens the lexer hands the post-lexer: parse_ast's parse (parse_building's lexing)
+    or lark's own lexer under parser.parse."""
+    seen = []
+    process = parser.TexArguments.process
+
+    def recording(self, stream):
+        def tap():
+            for t in stream:
+                seen.append((t.type, str(t), t.start_pos, t.end_pos, t.line, t.column, t.end_line, t.end_column))
+                yield t
+        return process(self, tap())
+
+    building = []
+    lex = fastlex.FastContextualLexer.lex
+
+    def counted(self, lexer_state, parser_state):
+        building.append(parser_state.building)
+        return lex(self, lexer_state, parser_state)
+
+    parser.TexArguments.process = recording
+    fastlex.FastContextualLexer.lex = counted
+    try:
+        if building:
+            parser.parse_ast(Source(text, "t.kyi"))
+            assert building == [True]  # (parse_building's lexing, once: no second parse the other way)
+        else:
+            with _lark_lexer():
+                parser.parse(Source(text, "t.kyi"))
+    finally:
+        parser.TexArguments.process = process
+        fastlex.FastContextualLexer.lex = lex
+    return seen
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_the_building_loop_gives_lark_tokens(path):
+    text = path.read_text()
+    fast = _raw_stream(text, building=True)
+    assert fast == _raw_stream(text, building=False)
+    assert len(fast) > 50

@@ -10,6 +10,7 @@ whatever garbage it leaves is collected at the next collection after the unit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 
 
@@ -21,6 +22,22 @@ class gc_paused(contextlib.ContextDecorator):  # noqa: N801 - used as a decorato
 
     def _recreate_cm(self):  # each decorated call gets its own saved state (recursion, threads)
         return type(self)()
+
+    def __call__(self, func):
+        """func with the collector paused while it runs (as ContextDecorator does, without
+        making a context manager and entering it through contextlib per call)."""
+
+        @functools.wraps(func)
+        def paused(*args, **kwargs):
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                if was_enabled:
+                    gc.enable()
+
+        return paused
 
     def __enter__(self):
         self._was_enabled = gc.isenabled()

@@ -39,7 +39,7 @@ class FastParserState(ParserState):
     child on without calling its callback (about a third of the reductions), and keeps next
     to each value the depth of the parse tree under it (when `kinds` says how rules add to it)."""
 
-    __slots__ = ("reductions", "chains", "depths", "kinds", "made", "limit")
+    __slots__ = ("reductions", "chains", "depths", "kinds", "made", "limit", "building")
 
     def __init__(self, parse_conf, lexer, state_stack=None, value_stack=None, reductions=None,
                  kinds=None, made=None, limit=None, chains=None):
@@ -50,11 +50,14 @@ class FastParserState(ParserState):
         self.depths = [0] * len(self.value_stack)
         self.kinds, self.made = kinds, made if made is not None else [False]
         self.limit = float("inf") if limit is None else limit
+        # parse_building: errors are reported by parsing again, so the lexer need not keep its
+        # line counter up to date per token (fastlex.FastContextualLexer.lex)
+        self.building = False
 
     def copy(self, deepcopy_values=True):
         state = super().copy(deepcopy_values)
         state.reductions, state.chains, state.depths = self.reductions, self.chains, list(self.depths)
-        state.kinds, state.made, state.limit = self.kinds, self.made, self.limit
+        state.kinds, state.made, state.limit, state.building = self.kinds, self.made, self.limit, self.building
         return state
 
     def _reduction(self, rule):
@@ -235,6 +238,7 @@ class FastParser(_Parser):
         parse tree would nest more than `limit` levels, and lark's errors."""
         conf = ParseConf(self.parse_table, callbacks, start)
         state = FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains)
+        state.building = True
         # (lark's parse_from_state, with the token loop in feed_all: the same steps and errors;
         # an error leaves no interactive parser on the exception, which parse_ast never reads)
         last = state.feed_all(lexer.lex(state))

@@ -42,8 +42,10 @@ class UnitState:
     """What flows through the passes."""
 
     source: Source
-    env: dict  # key -> Symbol of top-level definitions from earlier units
-    global_names: dict  # key -> Python name of those definitions
+    # key -> Symbol of top-level definitions from earlier units, and key -> their Python names:
+    # read only (kokoyi.compile and kokoyi.load pass the symbol table's own dicts, not copies)
+    env: dict
+    global_names: dict
     tree: Any = None  # lark tree
     ast: A.Program | None = None
     defined: list = field(default_factory=list)  # Symbols this unit defines, in order
@@ -303,7 +305,8 @@ def compile_unit(text: str, filename: str = "<kokoyi>", env=None, global_names=N
     for name in (dump_after, stop_after):
         if name is not None and name not in PASS_NAMES:
             raise ValueError(f"unknown pass {name!r}; passes are: {', '.join(PASS_NAMES)}")
-    state = UnitState(Source(text, filename), dict(env or {}), dict(global_names or {}),
+    # env and global_names as given (only read: no copy per unit of what earlier units defined)
+    state = UnitState(Source(text, filename), {} if env is None else env, {} if global_names is None else global_names,
                       defer_ir=defer_ir and dump_after not in ("lower", "simplify", "inline", "rewrite"),
                       keep_tree="parse" in (dump_after, stop_after), taken_names=taken_names)
     for p in PASSES:

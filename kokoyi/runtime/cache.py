@@ -200,7 +200,7 @@ def load_cached(path: str):
     from kokoyi.runtime.symbols import symbol
 
     text = read_source(path)
-    env, names = symbol.environment()
+    env, names = symbol.environment(copy=False)  # (read only while this unit compiles and installs)
     state = compile_unit(text, path, env, names, stop_after="ranks", defer_ir=True, taken_names=symbol.taken_names())
     header = _header(text, path, env, names)
     folder = cache_dir()

@@ -29,7 +29,7 @@ def compile(source: str, filename: str = "<kokoyi>") -> Unit:  # noqa: A001 - th
     """
     if not isinstance(source, str):
         raise TypeError(f"kokoyi.compile expects source text (str), got {type(source).__name__}")
-    env, names = symbol.environment()
+    env, names = symbol.environment(copy=False)  # (read only while this unit compiles and installs)
     state = compile_unit(source, filename, env, names, defer_ir=True,  # IR on first call
                          taken_names=symbol.taken_names())
     return install(state)

@@ -128,8 +128,14 @@ class SymbolTable(_Lookup):
     def _python_names(self) -> dict:
         return self._names
 
-    def environment(self) -> tuple[dict, dict]:
-        """(key -> Symbol, key -> Python name) for compiling the next unit."""
+    def environment(self, copy: bool = True) -> tuple[dict, dict]:
+        """(key -> Symbol, key -> Python name) for compiling the next unit.
+
+        copy=False: the table's own dicts, not copies (a copy per unit grew with every unit
+        registered); read only, and they change at the next install (kokoyi.compile reads
+        them only while it compiles and installs the unit)."""
+        if not copy:
+            return self._symbols, self._names
         return dict(self._symbols), dict(self._names)
 
     def taken_names(self) -> set[str]:
@@ -149,8 +155,14 @@ class SymbolTable(_Lookup):
             code = compile(generated.code, code_name, "exec")
             register_code(code_name, generated.code, state.source.filename, generated.line_map,
                           generated.index_sites)
-        saved = dict(self.namespace)
-        from kokoyi.runtime.unit import INSTALLING, declare
+        from kokoyi.runtime.unit import INSTALLING, declare, declared_names
+
+        namespace = self.namespace
+        if declarations is None:  # the code may bind any name: the whole namespace is kept
+            saved, written = dict(namespace), None
+        else:  # only the names declare binds (not a copy of every earlier unit's names per unit)
+            written = declared_names(declarations)
+            saved = {name: namespace[name] for name in written if name in namespace}
 
         INSTALLING.append(state)
         try:
@@ -159,8 +171,15 @@ class SymbolTable(_Lookup):
             else:  # what the code does, without compiling it
                 declare(state.source.text, state.source.filename, declarations, self.namespace)
         except BaseException:
-            self.namespace.clear()
-            self.namespace.update(saved)
+            if written is None:
+                namespace.clear()
+                namespace.update(saved)
+            else:
+                for name in written:
+                    if name in saved:
+                        namespace[name] = saved[name]
+                    else:
+                        namespace.pop(name, None)
             raise
         finally:
             INSTALLING.pop()

@@ -107,6 +107,15 @@ class Unit:
         return entry[0]()
 
 
+# The names declare() binds besides the declarations' own (an install that fails restores them).
+DECLARE_BINDS = ("__builtins__", "math", "torch", "kx", "kk", "ku", "KOKOYI_SOURCE", "KOKOYI_FILENAME", "KOKOYI_UNIT")
+
+
+def declared_names(declarations: list) -> tuple[str, ...]:
+    """Every name declare(..., declarations, namespace) may bind in namespace."""
+    return DECLARE_BINDS + tuple(d[0] for d in declarations)
+
+
 def declare(text: str, filename: str, declarations: list, namespace: dict) -> None:
     """Run a unit's declarations (GeneratedUnit.declarations) in namespace: what running the
     unit's generated module there does (its imports, KOKOYI_SOURCE, KOKOYI_FILENAME,

@@ -39,13 +39,16 @@ COMPARE = {"<": "lt", ">": "gt", "<=": "le", ">=": "ge", "==": "eq", "!=": "ne"}
 CONSTANTS = {"\\pi": math.pi, "e": math.e, "\\infty": math.inf}
 
 
+_NO_SOURCE = Source("", "<lower>")  # (a Source is immutable: one for every Lowering, not one each)
+
+
 class Lowering:
     def __init__(self) -> None:
         self.ns = Namespace()
         self.names: dict[int, str] = {}  # id(symbol) -> IR name
         self.axes: dict[int, ir.Axis] = {}  # id(index symbol) -> its axis
         # Ranks as the ranks pass inferred them (it has already reported every rank error).
-        self.ranks = RankInference(Source("", "<lower>"))
+        self.ranks = RankInference(_NO_SOURCE)
 
     # ---- names ----
     def bind(self, sym: S.Symbol) -> str:
