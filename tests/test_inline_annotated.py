@@ -52,15 +52,8 @@ def _classes():
         def get_parameters(self):
             return self.f
 
-    class OuterPair(torch.nn.Module):
+    class OuterPair(Outer):
         forward = kokoyi.symbol["OuterPair"]
-
-        def __init__(self, pair):
-            super().__init__()
-            self.g = pair
-
-        def get_parameters(self):
-            return self.g
 
     class Pair(Inner):
         forward = kokoyi.symbol["Pair"]
@@ -108,6 +101,6 @@ def test_a_shared_size_name_is_compared_by_the_call():
     _, _, Pair, OuterPair = _classes()
     model = OuterPair(Pair())
     x, y = torch.randn(5, 4), torch.randn(5, 4)
-    assert torch.allclose(model(x, y, batch_level=[1, 1]), (x + y) @ model.g.W.detach().T, atol=1e-6)
+    assert torch.allclose(model(x, y, batch_level=[1, 1]), (x + y) @ model.f.W.detach().T, atol=1e-6)
     with pytest.raises(kokoyi.KokoyiTypeError, match=r"dimension `D` of module `Pair` disagrees"):
         model(x, torch.randn(5, 3), batch_level=[1, 1])
