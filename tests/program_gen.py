@@ -229,7 +229,11 @@ class Generator:
         if param_names:
             decls += "; " + ", ".join(param_names)
         if any(kind == "kokoyi" for kind, *_ in params):
-            prelude.append("\\Module{Q}{u}\n  \\Return \\tanh(u) * 2 + \\{ u[i] * i \\}_{i=0}^{|u|-1} \\\\\n\\EndModule")
+            # its input annotated or not, drawn apart from the program's own draws (a seed's
+            # program stays what it was): annotated, a caller inlines it where the annotation
+            # holds by the argument's layout, else calls it (batch/calls.py `_annotations_hold`)
+            u = "u \\in \\mathbb{R}^{m}" if random.Random(self.seed * 7 + 1).random() < 0.5 else "u"
+            prelude.append(f"\\Module{{Q}}{{{u}}}\n  \\Return \\tanh(u) * 2 + \\{{ u[i] * i \\}}_{{i=0}}^{{|u|-1}} \\\\\n\\EndModule")
         src = "\n".join(prelude + [f"\\Module{{P}}{{{decls}}}"] + lines + [ret, r"\EndModule"]) + "\n"
         return Program(src, "P", inputs, params, self.seed, dtype)
 

@@ -25,6 +25,13 @@ CASES = {
     "rows, empty range": (MEAN, {"S": torch.randn(0, 2), "A": torch.randn(0)}, [], "if not n_b > 0: kx.require_nonempty("),
     # a read at a literal index: the plain index where the axis has it, else the located error
     "read at 1, too short": (r"\Module{P}{h} \Return h[1] * 2 \\ \EndModule", {"h": torch.randn(1, 2)}, [], "[:, 1] if "),
+    # the element of an axis of size 1 (a layer with one output, `W[2](h)[0]`): a squeeze
+    "read at 0, one element": (r"\Module{P}{h} \Return h[0] * 2 \\ \EndModule", {"h": torch.randn(1)}, [],
+                               ".squeeze(1) if "),
+    "read at -1, one element": (r"\Module{P}{h} \Return h[-1] * 2 \\ \EndModule", {"h": torch.randn(1)}, [],
+                                ".squeeze(1) if "),
+    "read at 0, three elements": (r"\Module{P}{h} \Return h[0] * 2 \\ \EndModule", {"h": torch.randn(3)}, [],
+                                  ".squeeze(1) if "),
     # an unused maximum is its check that the axis is not empty
     "unused max": (r"\Module{P}{z} m \gets \max(z) \\ \Return z * 2 \\ \EndModule", {"z": torch.randn(3)}, [],
                           "if 0 in "),

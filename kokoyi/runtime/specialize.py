@@ -359,23 +359,26 @@ def _callee_outputs(desc, values, outer_params):
 
 
 def _callee_ir(desc, outer_params):
-    """(IR, parameter descriptions, source) of a Kokoyi module parameter, for the caller to
-    inline its body; None where a call must go through the module's forward (its inputs or
-    parameters are annotated: the forward checks them)."""
+    """(IR, parameter descriptions, source, dtype, the inputs' annotations) of a Kokoyi module
+    parameter, for the caller to inline its body; None where a call must go through the
+    module's forward (its parameters are annotated: the forward checks them at run time). The
+    annotations, (field, dims) per input, are for the caller to check against what it passes:
+    it inlines only where the forward's checks would pass as they are (kokoyi/compiler/batch/
+    calls.py `_annotations_hold`), else calls it, which checks and converts."""
     target = _find_module(outer_params, desc[1])
     if target is None:
         return None
     forward = type(target).forward
     spec = forward.__kokoyi_spec__
-    if any(i.dims is not None or i.field is not None for i in spec.inputs) or \
-            any(p.dims is not None or p.field is not None for p in spec.param_specs):
+    if any(p.dims is not None or p.field is not None for p in spec.param_specs):
         return None
     specs: Specializations = forward.__kokoyi_specializations__
     if specs.module_ast is None and specs._lazy is None:
         return None
     params = forward.__kokoyi_read_params__(target)
+    annotations = tuple((i.field, i.dims) for i in spec.inputs)
     # (its floating dtype when no input is a float: its parameters' widest, else torch's default)
-    return specs.prepared_ir(), specs.param_descs(params), specs.source, str(module_dtype((), params))
+    return specs.prepared_ir(), specs.param_descs(params), specs.source, str(module_dtype((), params)), annotations
 
 
 def _find_module(obj, forward_id):

@@ -6,8 +6,11 @@ import weakref
 
 import torch
 
-# The local function's code object -> {(numbers, device, dtype and mode): its results}.
-_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# id of the local function's code object -> (a weak reference to it, {(numbers, device, dtype
+# and mode): its results}). By identity: a WeakKeyDictionary hashes and compares the code
+# objects themselves (their bytecode, constants and names) on every look-up, several times the
+# rest of a call's cost; the entry goes with its code object.
+_KEPT: dict = {}
 MAX_ENTRIES = 16  # sizes kept per function (a loop counter among the numbers cycles through more)
 MAX_BYTES = 1 << 24  # a larger result is computed on every call rather than held
 # torch's tracing modes (fake tensors, make_fx's proxies, functionalization): no kept values there
@@ -32,9 +35,11 @@ def static_values(fn, key: tuple) -> tuple:
         return fn(*key)
     full = key + (torch.get_default_dtype(), torch.is_inference_mode_enabled())
     code = fn.__code__
-    kept = _KEPT.get(code)
-    if kept is None:
-        kept = _KEPT[code] = {}
+    entry = _KEPT.get(id(code))
+    if entry is not None and entry[0]() is code:
+        kept = entry[1]
+    else:
+        kept = _kept_for(code)
     try:
         return kept[full]
     except KeyError:
@@ -48,3 +53,16 @@ def static_values(fn, key: tuple) -> tuple:
             kept.clear()
         kept[full] = values
     return values
+
+
+def _kept_for(code) -> dict:
+    """A new store of results for code, dropped when code is (an id is reused only after that)."""
+    key = id(code)
+
+    def dropped(ref, key=key):
+        if _KEPT.get(key, (None,))[0] is ref:
+            del _KEPT[key]
+
+    kept: dict = {}
+    _KEPT[key] = (weakref.ref(code, dropped), kept)
+    return kept

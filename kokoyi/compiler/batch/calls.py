@@ -181,8 +181,8 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
     found = b.callee_ir(f.info)
     if found is None:
         return None
-    fn, param_descs, source, own_dtype = found
-    if len(fn.inputs) != len(args) or any(not a.is_tensor for a in args):
+    fn, param_descs, source, own_dtype, annotations = found
+    if len(fn.inputs) != len(args) or any(not a.is_tensor for a in args) or not _annotations_hold(annotations, args):
         return None
     suffix = f"__m{len(b.ns._used)}"
     body = _rename(fn.body, {n: n + suffix for n in fn.inputs + fn.params}, suffix)
@@ -206,6 +206,32 @@ def _inline_module(b, e, f: Val, args) -> Val | None:
         b.inlining.pop()
     # its floating results reach the caller in the caller's dtype (as a call's do)
     return _in_dtype(b, out) if own else out
+
+
+def _annotations_hold(annotations, args) -> bool:
+    """Whether the callee's forward, given these arguments, would pass its annotation checks
+    with nothing to convert, knowing only their layouts: each annotated input a tensor of its
+    per-sample rank, floating for \\mathbb{R} (an integer one is converted) and integer for
+    \\mathbb{Z} and \\mathbb{N}, and no size to compare (a literal size, or a name given to
+    more than one axis). Otherwise the call goes through the forward: its checks, conversions
+    and messages."""
+    names: set = set()
+    for (field, dims), a in zip(annotations, args):
+        if field is None and dims is None:
+            continue
+        if a.python:
+            return False
+        if field == "R" and a.kind != "float" or field in ("Z", "N") and a.kind == "float":
+            return False
+        if dims is None:
+            continue
+        if a.rank != len(dims):
+            return False
+        for d in dims:
+            if not isinstance(d, str) or d in names:
+                return False
+            names.add(d)
+    return True
 
 
 def _opaque(b, e, f: Val, args) -> Val:

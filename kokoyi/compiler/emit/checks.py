@@ -13,6 +13,7 @@ the plain read it prints).
     w = kx.window_views(Z, 0, (('var', 0, n),), None, ...)   ->  w = Z if Z.shape[0] == n else kx.window_views(...)
     kx.require_nonempty(n, None, 0, 0, ..., ())             ->  if not n > 0: kx.require_nonempty(...)
     r = kx.read_static(h, 1, (0,), ...)                     ->  r = h[:, 0] if h.shape[1] > 0 else kx.read_static(...)
+                                                                (an item 0 or -1: first h.squeeze(1) if h.shape[1] == 1)
     kx.check_static(h, 1, (0, 0), ...)                      ->  if h.shape[1] <= 0 or h.shape[2] <= 0: kx.check_static(...)
     kx.nonempty_last(z)                                     ->  if 0 in z.shape: kx.nonempty_last(z)
     s = kx.reduce_axis('sum', v, 1, None, 0, None)          ->  s = v.sum(1) if v.shape[1] else kx.reduce_axis(...)
@@ -84,6 +85,11 @@ def static_read(s: K.Assign, arg, shape=_plain_shape) -> str | None:
     if tests is None:
         return None
     index = ", ".join([":"] * lead + [str(i) for i in items])
+    if len(items) == 1 and items[0] in (0, -1):
+        # the one element of an axis of size 1 (`W[2](h)[0]`: a layer with one output) as a
+        # squeeze: the same view, whose backward is a view of the gradient, where a select's
+        # writes it into a block of zeros
+        return f"{x.name}.squeeze({lead}) if {shape(x.name)}[{lead}] == 1 else {x.name}[{index}] if {tests[0]} else "
     return f"{x.name}[{index}] if {' and '.join(tests)} else "
 
 
