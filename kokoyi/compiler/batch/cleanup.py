@@ -124,7 +124,7 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
 
 def _uses(block: list, acc: set) -> set:
     for s in K.statements(block):
-        K.names(K.reads(s), acc)
+        acc |= K.read_names(s)
     return acc
 
 
