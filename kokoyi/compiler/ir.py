@@ -257,9 +257,14 @@ def map_children(e, fn):
     # The hottest helper of the call-time passes (thousands of nodes per first call): the
     # node fields are read from the instance's dict and tuples mapped here, not through
     # getattr and a call of _map per field.
+    names = _FIELDS.get(type(e))
+    if names is None:
+        names = _field_names(type(e))
+    if not names:  # (a name, a number: no node under it)
+        return e
     changes = None
     fields = e.__dict__
-    for name in _FIELDS.get(type(e)) or _field_names(type(e)):
+    for name in names:
         old = fields[name]
         if isinstance(old, _NODES):
             new = fn(old)

@@ -229,6 +229,18 @@ def names(a, acc: set) -> set:
     return acc
 
 
+def read_names(s) -> frozenset:
+    """The names statement s reads (names(reads(s))), kept on the statement: the kernel passes
+    (clean-up's dead-code rounds, the static-sizes peephole, fuse, licm, statics) ask again
+    for the same statements, and a statement's reads never change once it is made (the
+    passes make a new statement instead; If's and For's blocks are not among its reads)."""
+    fields = s.__dict__
+    got = fields.get("_read_names")
+    if got is None:
+        got = fields["_read_names"] = frozenset(names(reads(s), set()))
+    return got
+
+
 @_records
 class Kernel:
     """One specialised function: its parameters (inputs then module parameters) and body."""

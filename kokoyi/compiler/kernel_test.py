@@ -27,6 +27,21 @@ def test_reads_and_the_names_in_them():
     assert K.reads(block[1]) == (K.Ref("g"),) and K.reads(block[1].orelse[0]) == (0, K.Ref("n"))
 
 
+def test_read_names_are_the_names_read_kept_per_statement():
+    """kernel.read_names(s) is names(reads(s)), kept on s; a statement made from it with other
+    arguments (dataclasses.replace: what the passes do) has its own."""
+    import dataclasses
+
+    for s in K.statements(_block()):
+        assert K.read_names(s) == K.names(K.reads(s), set())
+        assert K.read_names(s) is K.read_names(s)
+    s = K.Assign("c", "mul", (K.Ref("b"), (K.Ref("a"), 2)))
+    assert K.read_names(s) == {"a", "b"}
+    t = dataclasses.replace(s, args=(K.Ref("x"),))
+    assert K.read_names(t) == {"x"} and K.read_names(s) == {"a", "b"}
+    assert t == K.Assign("c", "mul", (K.Ref("x"),)) and "_read_names" not in repr(t)
+
+
 def test_with_blocks_maps_each_nested_block_and_leaves_the_rest():
     block = _block()
     mapped = K.with_blocks(block[1], lambda b: [s for s in b if not isinstance(s, K.Assign)])

@@ -100,14 +100,14 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
                 if s.out is not None and _pure(s, tuples):
                     key = _key(s)
                     if key is not None:
-                        try:
-                            first = seen.get(key)
+                        size = len(seen)
+                        try:  # (one hash of the key, which walks all its arguments, for the look-up and the entry)
+                            first = seen.setdefault(key, s.out)
                         except TypeError:
-                            first = None
-                        if first is not None:
+                            size = None
+                        if size is not None and len(seen) == size:  # (the key was there: its first statement)
                             rename[s.out] = first
                             continue
-                        seen[key] = s.out
                 out.append(s)
             case K.If():
                 out.append(dataclasses.replace(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename, tuples),
@@ -124,7 +124,7 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
 
 def _uses(block: list, acc: set) -> set:
     for s in K.statements(block):
-        K.names(K.reads(s), acc)
+        acc |= K.read_names(s)
     return acc
 
 

@@ -145,7 +145,7 @@ def _groups(body: list, varying: set) -> dict:
 def _uses(block: list, acc: dict) -> dict:
     """name -> the statements reading it (each once per reading statement)."""
     for s in K.statements(block):
-        for name in K.names(K.reads(s), set()):
+        for name in K.read_names(s):
             acc.setdefault(name, []).append(s)
     return acc
 

@@ -35,6 +35,9 @@ HEAVY = (ir.Apply, ir.Take, ir.Build, ir.Reduce, ir.Fast)
 HEAVY_PRIMS = {"matmul", "cdot", "concat"}
 
 
+_NONE: frozenset = frozenset()
+
+
 class NotHoistable(Exception):
     """A value the node reads depends on the recurrence's state (found while evaluating it)."""
 
@@ -71,8 +74,7 @@ class Hoist:
     def note(self, s: K.Assign) -> None:
         if self.vector or s.out is None:
             return
-        refs: set = set()
-        K.names(s.args, refs)
+        refs = K.read_names(s)
         self.defs[s.out] = s
         if s.op == "earlier" or refs & self.state:
             self.state.add(s.out)
@@ -118,14 +120,15 @@ class Hoist:
             return hit[1]
         heavy = isinstance(e, HEAVY) or (isinstance(e, ir.Prim) and e.op in HEAVY_PRIMS)
         member = isinstance(e, ir.Take) and isinstance(e.value, ir.Var) and e.value.name in self.members
-        free: set = set()
+        bound = ()
         if isinstance(e, ir.Var):
-            free.add(e.name)
-        bound = set()
+            out = (heavy, member, frozenset((e.name,)))  # (a Var has no children)
+            self._info[key] = (e, out)
+            return out
         if isinstance(e, ir.Let):
-            bound.add(e.name)
+            bound = (e.name,)
         elif isinstance(e, ir.Lambda):
-            bound.update(e.params)
+            bound = e.params
         elif isinstance(e, (ir.Recur, ir.RecurGroup)):
             member = True  # (a recurrence inside a step: left to the step)
         elif isinstance(e, ir.Select):
@@ -133,17 +136,27 @@ class Hoist:
             # not taken and reads nothing; for all steps at once it would be a select whose masked
             # reads hand what they read a zero gradient, 0 * NaN where its derivative is undefined)
             member = True
+        # The free variables: a child's set itself when it is the only one that is not empty and
+        # nothing is bound here (a chain of unary nodes shares one set, not a copy per level).
+        sets = []
         for c in ir.children(e):
             if isinstance(c, ir.Axis):
-                c_info = [self.info(c.lower), self.info(c.upper)]
+                c_info = (self.info(c.lower), self.info(c.upper))
             elif isinstance(c, ir.Slice):
                 c_info = [self.info(x) for x in (c.lower, c.upper) if x is not None]
             else:
-                c_info = [self.info(c)]
+                c_info = (self.info(c),)
             for h, m, f in c_info:
                 heavy, member = heavy or h, member or m
-                free |= f
-        out = (heavy, member, frozenset(free - bound))
+                if f:
+                    sets.append(f)
+        if not sets:
+            free = _NONE
+        elif len(sets) == 1 and not bound:
+            free = sets[0]
+        else:
+            free = frozenset().union(*sets).difference(bound)
+        out = (heavy, member, free)
         self._info[key] = (e, out)
         return out
 

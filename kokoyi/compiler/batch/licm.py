@@ -46,7 +46,7 @@ def hoist_invariants(block: list) -> list:
                 pre, kept = list(s.pre), []
                 for t in body:
                     if isinstance(t, K.Assign) and t.out is not None and t.op not in STAYS \
-                            and not K.names(t.args, set()) & varying:
+                            and not K.read_names(t) & varying:
                         pre.append(t)
                         varying.discard(t.out)
                     else:

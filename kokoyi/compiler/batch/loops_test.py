@@ -101,3 +101,38 @@ def test_loop_invariant_code_runs_once_before_the_loop():
 \EndModule""", (BATCHED_SEQUENCE,), (MATRIX,))
     _, for_ = loop(k)
     assert "sigmoid" not in ops(for_.body) and "sigmoid" in ops(for_.pre)
+
+
+def test_hoist_info_free_variables_as_a_naive_walk_finds_them():
+    """Hoist.info's free variables (a child's set shared up a chain of nodes, bound names taken
+    out at their binder) are the names read and not bound on the way down."""
+    from kokoyi.compiler import ir
+    from kokoyi.compiler.batch.hoist import Hoist
+
+    def naive(e, bound=frozenset()):
+        if isinstance(e, ir.Var):
+            return set() if e.name in bound else {e.name}
+        inner = bound | ({e.name} if isinstance(e, ir.Let) else set(e.params) if isinstance(e, ir.Lambda) else set())
+        out = set()
+        for c in ir.children(e):
+            parts = [c.lower, c.upper] if isinstance(c, (ir.Axis, ir.Slice)) else [c]
+            for x in parts:
+                if x is not None:
+                    # (a let's value is outside its binding, as Hoist.info has it: a let binds in both)
+                    out |= naive(x, inner)
+        return out
+
+    x, y, z, f = (ir.Var(n) for n in "xyzf")
+    axis = ir.Axis("i", ir.Lit(0), ir.Prim("sub", (z, ir.Lit(1))))
+    exprs = [
+        ir.Prim("neg", (ir.Prim("exp", (ir.Prim("neg", (y,)),)),)),  # a chain: one set all the way up
+        ir.Let("x", y, ir.Apply(f, (x, z))),
+        ir.Apply(ir.Lambda(("x",), ir.Prim("add", (x, y))), (z,)),
+        ir.Build((axis,), ir.Take(y, (ir.Iota(axis), ir.Slice(None, x)))),
+        ir.Lit(1),
+    ]
+    h = object.__new__(Hoist)
+    h._info, h.members = {}, set()
+    for e in exprs:
+        assert set(h.info(e)[2]) == naive(e), ir.dump(e)
+    assert h.info(exprs[0])[2] is h.info(exprs[0].args[0].args[0])[2]  # (shared, not copied)

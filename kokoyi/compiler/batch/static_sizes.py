@@ -59,9 +59,12 @@ def _block(block: list, other: set) -> list:
 
 def _other_uses(block: list, acc: set) -> None:
     for s in K.statements(block):
-        K.names(s.args[1:] if isinstance(s, K.Assign) and s.op == "size" else K.reads(s), acc)
+        if isinstance(s, K.Assign) and s.op == "size":
+            K.names(s.args[1:], acc)
+        else:
+            acc |= K.read_names(s)
 
 
 def _all_uses(block: list, acc: set) -> None:
     for s in K.statements(block):
-        K.names(K.reads(s), acc)
+        acc |= K.read_names(s)

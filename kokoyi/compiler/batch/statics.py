@@ -40,36 +40,30 @@ FRESH = (PURE - CREATES - {"to", "view", "transpose"}) | {
     "softmax_last", "log_softmax_last", "cross_entropy"}
 
 
-def _reads(a) -> set:
-    acc: set = set()
-    K.names(a, acc)
-    return acc
-
-
 def _walk(block: list, depth: tuple, defs: dict, counts: dict, uses: list, scalars: set) -> None:
     """Collects each Assign by name (with its block's path), how often each name is assigned,
     every (reading op, names read, block path) and the names of Python values."""
     for i, s in enumerate(block):
         match s:
             case K.Assign():
-                uses.append((s.op, _reads(s.args), depth, s.out))
+                uses.append((s.op, K.read_names(s), depth, s.out))
                 if s.out is not None:
                     counts[s.out] = counts.get(s.out, 0) + 1
                     defs[s.out] = (s, depth)
                     if s.attrs.get("py") or s.op in SCALARS or s.op == "device_of":
                         scalars.add(s.out)
             case K.If():
-                uses.append(("if", _reads(s.cond), depth, None))
+                uses.append(("if", K.read_names(s), depth, None))
                 _walk(s.then, depth + ((i, 0),), defs, counts, uses, scalars)
                 _walk(s.orelse, depth + ((i, 1),), defs, counts, uses, scalars)
             case K.For():
-                uses.append(("for", _reads((s.start, s.stop)), depth, None))
+                uses.append(("for", K.read_names(s), depth, None))
                 scalars.add(s.var)
                 counts[s.var] = counts.get(s.var, 0) + 1
                 _walk(s.pre, depth, defs, counts, uses, scalars)  # pre runs in the enclosing block
                 _walk(s.body, depth + ((i, 2),), defs, counts, uses, scalars)
             case K.Return():
-                uses.append(("return", _reads(s.values), depth, None))
+                uses.append(("return", K.read_names(s), depth, None))
 
 
 def static_names(k: K.Kernel) -> tuple[dict, set]:
@@ -85,7 +79,7 @@ def static_names(k: K.Kernel) -> tuple[dict, set]:
     for name, (s, _) in defs.items():  # in order: what a statement reads is defined before it
         if counts[name] != 1 or s.op not in PURE or s.attrs.get("py"):
             continue
-        reads = _reads(s.args)
+        reads = K.read_names(s)
         if not all(r in static or r in scalars for r in reads):
             continue
         if s.op in CREATES or reads & static:
@@ -103,7 +97,7 @@ def static_names(k: K.Kernel) -> tuple[dict, set]:
         static -= dropped
         # a statement that read a dropped value is no longer static itself
         while True:
-            more = {n for n in static if _reads(defs[n][0].args) - static - scalars}
+            more = {n for n in static if K.read_names(defs[n][0]) - static - scalars}
             if not more:
                 break
             static -= more
@@ -116,7 +110,7 @@ def static_names(k: K.Kernel) -> tuple[dict, set]:
         n = todo.pop()
         if n not in taken:
             taken.add(n)
-            todo.extend(_reads(defs[n][0].args) & static)
+            todo.extend(K.read_names(defs[n][0]) & static)
     return {n: defs[n][0] for n in defs if n in taken}, read
 
 
@@ -134,14 +128,14 @@ class _Placer:
             if n in need:
                 continue
             need.add(n)
-            todo.extend(r for r in _reads(self.static[n].args) if r in self.static)
+            todo.extend(r for r in K.read_names(self.static[n]) if r in self.static)
         return [s for n, s in self.static.items() if n in need]
 
     def statics(self, names: set, line: int) -> K.Assign:
         self.count += 1
         body = self.closure(names)
         inner = {s.out for s in body}
-        keys = sorted({r for s in body for r in _reads(s.args)} - inner)
+        keys = sorted({r for s in body for r in K.read_names(s)} - inner)
         if any(s.op in USES_DEVICE for s in body) and "_dev" not in keys:
             keys = ["_dev", *keys]
         outs = tuple(n for n in self.static if n in names)
@@ -160,21 +154,21 @@ class _Placer:
                 continue
             match s:
                 case K.Assign():
-                    self._before(out, _reads(s.args), avail, passed, s.line)
+                    self._before(out, K.read_names(s), avail, passed, s.line)
                     out.append(s)
                 case K.If():
-                    self._before(out, _reads(s.cond) | _free(s.then + s.orelse, set(), self.static), avail, passed, s.line,
-                                 here=_reads(s.cond))
+                    self._before(out, K.read_names(s) | _free(s.then + s.orelse, set(), self.static), avail, passed, s.line,
+                                 here=K.read_names(s))
                     out.append(dataclasses.replace(s, then=self.block(s.then, set(avail)),
                                                    orelse=self.block(s.orelse, set(avail))))
                 case K.For():
-                    self._before(out, _reads((s.start, s.stop)), avail, passed, s.line)
+                    self._before(out, K.read_names(s), avail, passed, s.line)
                     pre = self.block(s.pre, avail)
                     body_reads = _free(s.body, set(), self.static) - _defined(s.body)
                     self._before(pre, body_reads, avail, passed, s.line)
                     out.append(dataclasses.replace(s, pre=pre, body=self.block(s.body, set(avail))))
                 case K.Return():
-                    self._before(out, _reads(s.values), avail, passed, s.line)
+                    self._before(out, K.read_names(s), avail, passed, s.line)
                     out.append(s)
         return out
 
@@ -193,7 +187,7 @@ def _free(block: list, acc: set, static=()) -> set:
     """acc with the names the block's statements read (but those of `static`)."""
     for s in K.statements(block):
         if not (isinstance(s, K.Assign) and s.out in static):
-            K.names(K.reads(s), acc)
+            acc |= K.read_names(s)
     return acc
 
 

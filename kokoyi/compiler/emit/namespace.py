@@ -16,11 +16,14 @@ RESERVED = frozenset({"kk", "kx", "torch", "math", "kokoyi", "KOKOYI_SOURCE", "K
 TAKEN_BY_PYTHON = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 
 
+_ILLEGAL = re.compile(r"[^A-Za-z0-9_]")
+_RUNS = re.compile(r"_+")
+
+
 @functools.lru_cache(maxsize=4096)  # (a pure function of the hint; kernels ask for the same few many times)
 def legal(hint: str) -> str:
     """hint made into an identifier, before uniqueness."""
-    text = re.sub(r"[^A-Za-z0-9_]", "_", hint)
-    text = re.sub(r"_+", "_", text).strip("_") or "v"
+    text = _RUNS.sub("_", _ILLEGAL.sub("_", hint)).strip("_") or "v"
     if text[0].isdigit():
         text = "v_" + text
     if text in TAKEN_BY_PYTHON or text in RESERVED or text.startswith("__"):

@@ -152,16 +152,21 @@ class Printer:
     printed before the first statement of a block that reads it (each `.shape` makes a new
     torch.Size): only for names bound once in the kernel, so the local cannot go stale."""
 
-    def __init__(self, shared=frozenset()) -> None:
+    def __init__(self, shared=frozenset(), printed=None) -> None:
         self.lines: list[str] = []
         self.line_map: dict[int, int] = {}
         self.shared = shared  # names whose shape gets a local
         self.wanted: dict[str, int] = {}  # name -> shape reads printed (what `shared` is chosen from)
         self.scopes: list[set] = [set()]  # shape locals bound, per enclosing block
         self.pending: list[str] = []  # shape locals to bind before the statement being printed
+        # An Assign's text (by id) and the names whose shapes it read, from the first printing:
+        # printed again as it is unless it reads the shape of a name now `shared`.
+        self.printed: dict = {} if printed is None else printed
+        self.shaped: list[str] = []  # names whose shapes the statement being printed read
 
     def shape(self, name: str) -> str:
         self.wanted[name] = self.wanted.get(name, 0) + 1
+        self.shaped.append(name)
         if name not in self.shared:
             return f"{name}.shape"
         if not any(name in scope for scope in self.scopes):
@@ -178,6 +183,20 @@ class Printer:
         self.lines.append("    " * depth + text)
         if line:
             self.line_map[len(self.lines)] = line
+
+    def _assign(self, s: K.Assign) -> str:
+        done = self.printed.get(id(s))
+        if done is not None and done[0] is s and not (self.shared and self.shared.intersection(done[2])):
+            return done[1]
+        self.shaped = []
+        if s.op == "size" and isinstance(s.args[0], K.Ref):
+            text = f"{self.shape(s.args[0].name)}[{arg(s.args[1])}]"
+        else:
+            text = expression(s)
+        fast = checks.inline(s, text, arg, self.shape)  # a checked helper's common case inline (emit/checks.py)
+        text = fast or (f"{s.out} = {text}" if s.out else text)
+        self.printed[id(s)] = (s, text, self.shaped)
+        return text
 
     def block(self, stmts: list, depth: int) -> None:
         self.scopes.append(set())
@@ -202,12 +221,7 @@ class Printer:
                     self.put(depth, f"{', '.join(outs)}, = kx.static_values({fn}, ({keys}{',' if len(s.args) == 1 else ''}))",
                              s.line)
                 case K.Assign():
-                    if s.op == "size" and isinstance(s.args[0], K.Ref):
-                        text = f"{self.shape(s.args[0].name)}[{arg(s.args[1])}]"
-                    else:
-                        text = expression(s)
-                    fast = checks.inline(s, text, arg, self.shape)  # a checked helper's common case inline (emit/checks.py)
-                    self.put(depth, fast or (f"{s.out} = {text}" if s.out else text), s.line)
+                    self.put(depth, self._assign(s), s.line)
                 case K.If():
                     self.put(depth, f"if {arg(s.cond)}:", s.line)
                     self.block(s.then, depth + 1)
@@ -252,7 +266,7 @@ def emit(k: K.Kernel) -> tuple[str, dict[int, int]]:
     first.block(k.body, 1)
     counts = _bound(k.body, {name: 1 for name in k.params})
     shared = frozenset(n for n, reads in first.wanted.items() if reads > 1 and counts.get(n, 0) == 1)
-    p = Printer(shared) if shared else first
+    p = Printer(shared, first.printed) if shared else first
     if shared:
         p.block(k.body, 1)
     head = f"def {k.name}({', '.join(k.params)}):"

@@ -36,9 +36,11 @@ def _inline(e, functions: dict, lookup, active: tuple):
             return _lets(e, functions, lookup, active)
         value = _inline(e.value, functions, lookup, active)
         body = _inline(e.body, {**functions, e.name: value}, lookup, active)
-        return body if not _reads(body, e.name) else ir.with_fields(e, {"value": value, "body": body})
+        return body if not _reads(body, e.name) else _with(e, "value", value, "body", body)
     if kind is ir.Apply:
         args = tuple(_inline(a, functions, lookup, active) for a in e.args)
+        if all(a is b for a, b in zip(args, e.args)):
+            args = e.args
         fn = e.fn
         if isinstance(fn, ir.Var) and fn.name in functions:
             fn = functions[fn.name]
@@ -53,7 +55,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
             return _inline(_beta(fn.params, fn.body, args, e.span), functions, lookup, active)
         if isinstance(fn, ir.Prim) and fn.op == "function":
             return ir.Prim(fn.attrs[0], args, span=e.span)
-        return ir.with_fields(e, {"fn": _inline(e.fn, functions, lookup, active), "args": args})
+        return _with(e, "fn", _inline(e.fn, functions, lookup, active), "args", args)
     return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
 
@@ -71,7 +73,7 @@ def _lets(e: ir.Let, functions: dict, lookup, active: tuple, value=None):
             value = _inline(e.value, functions, lookup, active)
         functions = {k: v for k, v in functions.items() if k != e.name}
         if not _trivial(value):
-            out = ir.with_fields(e, {"value": value, "body": _inline(e.body, functions, lookup, active)})
+            out = _with(e, "value", value, "body", _inline(e.body, functions, lookup, active))
             break
         if e.name in run or _reads_any(value, run):
             out = _lets(e, functions, lookup, active, value)
@@ -84,6 +86,14 @@ def _lets(e: ir.Let, functions: dict, lookup, active: tuple, value=None):
         out = _inline(e.body, functions, lookup, active)
         break
     return substitute(out, run)
+
+
+def _with(e, f1: str, v1, f2: str, v2):
+    """e with fields f1 and f2 set to v1 and v2: e itself when both are what it holds (so what
+    inlining leaves alone stays the same object, and its parents are not copied either)."""
+    if getattr(e, f1) is v1 and getattr(e, f2) is v2:
+        return e
+    return ir.with_fields(e, {f1: v1, f2: v2})
 
 
 def _trivial(value) -> bool:

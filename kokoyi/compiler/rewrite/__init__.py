@@ -36,6 +36,7 @@ REWRITES = tuple(rule.rewrite for rule in RULES)
 # rule's ROOTS), in REWRITES order: a node is tried against those alone, not all of them
 # (a first call rewrites a thousand nodes or more, and most match no rule's root).
 _CANDIDATES: dict = {}
+_UNBOUND = object()  # (a name env does not bind)
 
 
 def candidates(kind: tuple) -> tuple:
@@ -65,7 +66,21 @@ def rewrite_expr(e, env: dict):
         return e
     if isinstance(e, ir.Let):
         value = rewrite_expr(e.value, env)
-        return ir.with_fields(e, {"value": value, "body": rewrite_expr(e.body, {**env, e.name: value})})
+        # (the body sees the binding in env itself, restored after: a copy of env per let was
+        # quadratic in a body's chain of lets; no rule keeps env)
+        name = e.name
+        outer = env.get(name, _UNBOUND)
+        env[name] = value
+        try:
+            body = rewrite_expr(e.body, env)
+        finally:
+            if outer is _UNBOUND:
+                del env[name]
+            else:
+                env[name] = outer
+        if value is e.value and body is e.body:
+            return e
+        return ir.with_fields(e, {"value": value, "body": body})
     e = ir.map_children(e, lambda c: rewrite_expr(c, env))
     if isinstance(e, ir.Expr):
         kind = (type(e), e.op if isinstance(e, ir.Prim) else None)

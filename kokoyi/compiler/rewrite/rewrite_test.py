@@ -86,3 +86,31 @@ def test_each_node_tried_against_the_rules_of_its_root_is_each_node_tried_agains
     every_rule = [ir.dump(R.rewrite(f)) for f in inputs]
     assert by_root == every_rule
     assert sum(d.count("!(") for d in every_rule) >= 10  # (recognised forms are among them)
+
+
+def test_a_let_binds_its_name_for_its_body_alone():
+    """rewrite_expr binds a let's name in env for the body (in place, restored after): the
+    caller's env is as it was, a shadowed name gets its outer value back, and an unchanged let
+    is the same object."""
+    from kokoyi.compiler import rewrite as R
+
+    x, y = ir.Var("x"), ir.Var("y")
+    inner = ir.Let("x", ir.Prim("neg", (y,)), ir.Prim("add", (x, y)))
+    e = ir.Let("y", ir.Lit(2), inner)
+    env = {"x": ir.Lit(1)}
+    seen = []
+    real = R.rewrite_expr
+
+    def spy(node, env_):
+        seen.append((ir.dump(node), dict(env_)))
+        return real(node, env_)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(R, "rewrite_expr", spy):
+        out = R.rewrite_expr(e, env)
+    assert env == {"x": ir.Lit(1)}
+    assert out is e
+    envs = {dump: got for dump, got in seen}
+    assert envs[ir.dump(inner.body)] == {"x": inner.value, "y": ir.Lit(2)}  # the inner x shadows the outer one
+    assert envs[ir.dump(inner.value)] == {"x": ir.Lit(1), "y": ir.Lit(2)}
