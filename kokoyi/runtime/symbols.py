@@ -93,12 +93,20 @@ def _namespace_module() -> types.ModuleType:
 class Unit(_Lookup):
     """What one compile defined: names -> objects, plus the generated Python source."""
 
-    def __init__(self, filename: str, python_source: str, objects: dict, python_names: dict, line_map: dict):
+    def __init__(self, filename: str, python_source, objects: dict, python_names: dict, line_map: dict):
+        """python_source: the generated Python, or the GeneratedUnit to read it from when it is
+        first asked for (a unit installed through its declarations prints it only then)."""
         self.filename = filename
-        self.python_source = python_source
+        self._python_source = python_source
         self.line_map = line_map
         self._objects = objects
         self._names = python_names
+
+    @property
+    def python_source(self) -> str:
+        """The unit's generated Python module."""
+        source = self._python_source
+        return source if isinstance(source, str) else source.code
 
     def _keys(self) -> dict:
         return self._objects
@@ -202,7 +210,7 @@ class SymbolTable(_Lookup):
             obj = objects.get((item.target if isinstance(item, A.Definition) else item.name).symbol.key)
             if obj is not None and hasattr(obj, "__kokoyi_specializations__"):
                 obj.__kokoyi_specializations__.attach(item, state.source, self)
-        return Unit(state.source.filename, generated.code, objects, names, generated.line_map)
+        return Unit(state.source.filename, generated, objects, names, generated.line_map)
 
     def globals_info(self) -> dict:
         """key -> (Python name, object, compiler Symbol) of every top-level definition."""

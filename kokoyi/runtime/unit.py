@@ -116,20 +116,26 @@ def declared_names(declarations: list) -> tuple[str, ...]:
     return DECLARE_BINDS + tuple(d[0] for d in declarations)
 
 
+_IMPORTS: tuple | None = None  # (builtins' dict, the modules declare binds), made at its first call
+
+
 def declare(text: str, filename: str, declarations: list, namespace: dict) -> None:
     """Run a unit's declarations (GeneratedUnit.declarations) in namespace: what running the
     unit's generated module there does (its imports, KOKOYI_SOURCE, KOKOYI_FILENAME,
     KOKOYI_UNIT, then each definition), without compiling its code."""
-    import builtins
-    import math
+    global _IMPORTS
+    if _IMPORTS is None:  # (the modules once: a package's `from ... import` costs a call per unit)
+        import builtins
+        import math
 
-    import torch
+        import torch
 
-    from kokoyi.runtime import kernels, ops
+        from kokoyi.runtime import kernels, ops
 
-    namespace.setdefault("__builtins__", builtins.__dict__)  # (as exec would)
-    namespace.update(math=math, torch=torch, kx=kernels, kk=ops, ku=sys.modules[__name__],
-                     KOKOYI_SOURCE=text, KOKOYI_FILENAME=filename)
+        _IMPORTS = builtins.__dict__, {"math": math, "torch": torch, "kx": kernels, "kk": ops,
+                                       "ku": sys.modules[__name__]}
+    namespace.setdefault("__builtins__", _IMPORTS[0])  # (as exec would)
+    namespace.update(_IMPORTS[1], KOKOYI_SOURCE=text, KOKOYI_FILENAME=filename)
     unit = namespace["KOKOYI_UNIT"] = Unit(text, filename, namespace)
     for name, method, args, kwargs in declarations:
         namespace[name] = args if method is None else getattr(unit, method)(*args, **kwargs)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import kokoyi
-from kokoyi.compiler.emit.unit import safe_comment
+from kokoyi.compiler.emit.unit import HEADER_LINES, safe_comment
 from kokoyi.test_utils import Host
 
 SOURCE = r"""%kokoyi
@@ -105,6 +105,21 @@ def test_line_map_maps_declaration_lines_to_their_item():
         else:
             current = None if not text.strip() else current
     assert checked >= len(ITEM_LINES) + 10
+
+
+def test_code_printed_when_first_read_is_the_code_of_that_compile():
+    """A unit's Python is printed when first asked for (GeneratedUnit.pending): read after later
+    units redefine its names, it is what it would have been when the unit was compiled."""
+    kokoyi.symbol.clear()
+    now = kokoyi.compile(SOURCE, "t.kyi").python_source
+    kokoyi.symbol.clear()
+    unit = kokoyi.compile(SOURCE, "t.kyi")
+    kokoyi.compile(r"\phi \gets 2 \\ sq(x) \gets x + x \\", "later.kyi")
+    kokoyi.compile(SOURCE.replace("PGLoss", "Other"), "t2.kyi")
+    assert unit.python_source == now
+    lines = now.splitlines()
+    assert lines[HEADER_LINES - 1] == "KOKOYI_UNIT = ku.Unit(KOKOYI_SOURCE, KOKOYI_FILENAME)"
+    assert min(unit.line_map) > HEADER_LINES and max(unit.line_map) <= len(lines)
 
 
 def test_safe_comment_keeps_comments_on_one_line():

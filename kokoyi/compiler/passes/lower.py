@@ -373,5 +373,8 @@ def _with_span(e: ir.Expr, span) -> ir.Expr:
 
 def lower(prog: A.Program, only=None) -> list[ir.Function | None]:
     """The unit's items as IR functions, in order (None for the items `only` rejects)."""
+    wanted = [only is None or only(item) for item in prog.items]
+    if not any(wanted):  # (a unit whose IR is all left to first calls makes no Lowering)
+        return [None] * len(wanted)
     lowering = Lowering()
-    return [lowering.item(item) if only is None or only(item) else None for item in prog.items]
+    return [lowering.item(item) if want else None for item, want in zip(prog.items, wanted)]
