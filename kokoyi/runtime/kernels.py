@@ -330,14 +330,36 @@ def _checked_indices(idx, size: int, where: str, name: str, guards):
     return torch.where(idx < 0, idx + m, idx)
 
 
+def _checked_along(idx, size: int, where: str, name: str, guards, axis: int):
+    """_checked_indices for the indices of one axis of a view, under guards that may be tensors
+    lined up with the view's leading axes: index k is checked where the guards hold for some
+    row of position k on `axis`."""
+    live = _live(guards)
+    if isinstance(live, bool):
+        return _checked_indices(idx, size, where, name, (live,))
+    bad = (idx < -size) | (idx >= size)
+    if live.dim() > axis and live.shape[axis] == idx.shape[0]:
+        live = live.movedim(axis, 0).reshape(idx.shape[0], -1).any(1)
+    else:
+        live = live.any().expand(idx.shape)
+    hit = bad & live
+    if bool(hit.any()):
+        raise _out_of_range(where, name, int(idx[hit][0]), size)
+    m = max(size, 1)  # an empty axis gets one element appended (_with_one_element)
+    idx = idx.clamp(-m, m - 1)
+    return torch.where(idx < 0, idx + m, idx)
+
+
 def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
     """x indexed by loop variables, as views (kokoyi/compiler/batch/views.py).
 
     Per indexed axis from `lead` on: ("at", k) takes entry k (the axis goes away); ("var", lo,
     n) takes lo..lo+n-1 (a narrow); ("windows", s, c, lo_u, n_u, lo_w, n_w) takes s*u + w + c
     for each u and w (an unfold: the u axis stays, the w axis goes last). Then the axes are
-    permuted (perm None: they are in place). Out of range, indices follow Python (negative from the end) through
-    index_select, or are the located error where the read applies."""
+    permuted (perm None: they are in place). Indices follow Python (negative from the end: a cat
+    of two narrows); outside the axis they are the located error where the read applies, and
+    clamped elsewhere. Guards may be tensors lined up with the leading axes of the view before
+    its permutation (batch/views.py)."""
     axis = lead
     for spec in specs:
         size = x.shape[axis]
@@ -346,11 +368,14 @@ def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str,
             continue
         if spec[0] == "var":
             _, lo, n = spec
-            if not (0 <= lo and lo + n <= size):
-                idx = _checked_indices(torch.arange(lo, lo + n, device=x.device), size, where, name, guards)
+            if 0 <= lo and lo + n <= size:
+                x = x.narrow(axis, lo, n) if n != size else x
+            elif n > 0 and -size <= lo and lo + n <= size:  # from the end first, as in Python: no check
+                tail = x.narrow(axis, lo + size, min(-lo, n))
+                x = tail if lo + n <= 0 else torch.cat([tail, x.narrow(axis, 0, lo + n)], axis)
+            else:
+                idx = _checked_along(torch.arange(lo, lo + n, device=x.device), size, where, name, guards, axis)
                 x = x.index_select(axis, idx) if size else _with_one_element(x, axis).index_select(axis, idx)
-            elif n != size:
-                x = x.narrow(axis, lo, n)
         else:
             _, step, offset, lo_u, n_u, lo_w, n_w = spec
             start = step * lo_u + lo_w + offset

@@ -46,6 +46,20 @@ def test_window_views_are_narrow_and_unfold_in_range_and_python_indices_outside(
         kx.window_views(x, 0, (("var", 4, 3),), (0,), "f:1:1", "x", (True,))
 
 
+def test_window_views_from_the_end_are_a_cat_and_outside_checked_only_where_guards_hold():
+    x = torch.arange(6.0).view(1, 6)
+    rows = torch.tensor([[False, True, True]])  # guards lined up with (lead axis, indexed axis)
+    # u - 1 for u = 0..2: [last, 0, 1] without an index tensor, whatever the guards
+    assert torch.equal(kx.window_views(x, 1, (("var", -1, 3),), None, "f:1:1", "x", (rows,)),
+                       torch.tensor([[5.0, 0.0, 1.0]]))
+    assert torch.equal(kx.window_views(x, 1, (("var", -2, 2),), None, "f:1:1", "x", (rows,)),
+                       torch.tensor([[4.0, 5.0]]))
+    # u - 7 for u = 0..2: index -7 is outside, in a row the guards discard: clamped, no error
+    assert kx.window_views(x, 1, (("var", -7, 3),), None, "f:1:1", "x", (rows,)).shape == (1, 3)
+    with pytest.raises(KokoyiRuntimeError, match="index -7 is out of range"):
+        kx.window_views(x, 1, (("var", -7, 3),), None, "f:1:1", "x", (~rows,))
+
+
 def test_masked_reductions_and_empty_ranges():
     x = torch.tensor([[1.0, 5.0, 3.0], [2.0, 9.0, 9.0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])

@@ -180,3 +180,11 @@ def test_a_rule_never_changes_a_statement_it_emitted(monkeypatch):
     assert "huber_rows" in ops(k)
     assert any(op == "sub" for _, op in emitted)
     assert all(s.op == op for s, op in emitted)
+
+
+def test_a_shifted_read_in_the_otherwise_row_is_a_view_not_a_gather():
+    # y[t-1] under cases on t: guards that vary with t, an index in Python's range everywhere
+    k = kernel(r"""\Module{M}{y \in \mathbb{Z}^{n}}
+      \Return \{ \begin{cases} 7 & t = 0 \\ y[t-1] & \text{otherwise} \end{cases} \}_{t=0}^{|y|-1} \\
+    \EndModule""", ((("tensor", 1, True), True),))
+    assert "windows" in ops(k) and "gather" not in ops(k)

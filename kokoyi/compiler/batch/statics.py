@@ -12,10 +12,10 @@ with those sizes only.
 
 A value is kept only where nothing can change it or hand it out: every statement that reads
 it (and is not itself such a value) must be one that makes a new tensor (FRESH: arithmetic,
-selects, products, attention, reads by index); a value returned, appended to a recurrence,
-passed to a layer or viewed (`read_static`, `windows`) is computed on every call as before,
-and so is a value named in several places (a branch's join) or read outside the block that
-defines it.
+selects, products, attention, reads by index, the guards a view only tests); a value
+returned, appended to a recurrence, passed to a layer or viewed (`read_static`, `windows`)
+is computed on every call as before, and so is a value named in several places (a branch's
+join) or read outside the block that defines it.
 """
 from __future__ import annotations
 
@@ -37,7 +37,17 @@ SCALARS = {"size", "range_size", "int_of", "max_size", "floor_int", "ceil_int", 
 FRESH = (PURE - CREATES - {"to", "view", "transpose"}) | {
     "gather", "attention", "causal_attention", "matmul", "matmul_rows", "matmul_rows_t",
     "matmul_summed", "linear", "einsum",
-    "softmax_last", "log_softmax_last", "cross_entropy"}
+    "softmax_last", "log_softmax_last", "cross_entropy", "guards"}
+
+# Views and checks whose guards (the argument at this index) are only combined and tested,
+# never handed out: a kept value may be read there as by a FRESH op.
+GUARDS_AT = {"windows": 6, "read_static": 5, "check_static": 5}
+
+
+def _reads(a) -> set:
+    acc: set = set()
+    K.names(a, acc)
+    return acc
 
 
 def _walk(block: list, depth: tuple, defs: dict, counts: dict, uses: list, scalars: set) -> None:
@@ -46,7 +56,12 @@ def _walk(block: list, depth: tuple, defs: dict, counts: dict, uses: list, scala
     for i, s in enumerate(block):
         match s:
             case K.Assign():
-                uses.append((s.op, K.read_names(s), depth, s.out))
+                if s.op in GUARDS_AT and len(s.args) > GUARDS_AT[s.op]:
+                    k = GUARDS_AT[s.op]
+                    uses.append((s.op, _reads(s.args[:k] + s.args[k + 1:]), depth, s.out))
+                    uses.append(("guards", _reads(s.args[k]), depth, s.out))
+                else:
+                    uses.append((s.op, K.read_names(s), depth, s.out))
                 if s.out is not None:
                     counts[s.out] = counts.get(s.out, 0) + 1
                     defs[s.out] = (s, depth)

@@ -4,8 +4,12 @@
 `s*u + w + c` over loops with static ranges (each loop used once) and x varies only with
 axes opened before those loops, the read is a narrow (`u + c`) or windows of |w| elements
 every s (`Tensor.unfold`, as in pooling) of x, then a permutation: no index tensor, no copy.
-Out of range, the kernel checks exactly as a gather would (only Python guards are allowed
-here, so "where the read applies" is all or nothing).
+Out of range, the kernel checks exactly as a gather would. Under guards that vary with axes
+(`y[t-1]` in the `otherwise` row of cases on t), the read is still a view where each index
+lies in Python's range (`t - 1` for t = 0: the last element, as the gather reads it, and a
+row the guards discard): the guards come lined up with the view's leading axes, and only an
+index outside the axis is checked against the rows where they hold. Windows (`s*u + w`)
+keep to Python guards, and so does a view whose axes would need a permutation.
 """
 from __future__ import annotations
 
@@ -21,8 +25,9 @@ def affine(e, axes: set) -> tuple[dict, int] | None:
 
 
 def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
-    if not index_items or len(index_items) > x.rank or any(not g.python for g in b.guards):
+    if not index_items or len(index_items) > x.rank:
         return None
+    varying = any(not g.python for g in b.guards)
     static = {a: b.static_axes[a] for a in b.order if a in b.static_axes and a not in x.axes}
     if not static:
         return None
@@ -55,6 +60,8 @@ def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
             return None
     if not labels:
         return None  # constants only: a static read
+    if varying and (windows or labels != [a for a in b.order if a in labels]):
+        return None  # guards line up only with the view's own axes in loop order
     positions = [b.order.index(a) for a in x.axes]
     if positions and max(positions) > min(b.order.index(a) for a in labels + windows):
         return None  # x varies with a loop inside the indexing ones: a gather lines them up
@@ -65,6 +72,16 @@ def try_views(b, e: ir.Take, x: Val, index_items) -> Val | None:
     perm = tuple(current.index(a) for a in wanted)
     if perm == tuple(range(len(perm))):
         perm = None  # already in place: no permute (a view, but also a node in the graph)
-    guards = tuple(g.code for g in b.guards)
+    if varying:
+        from kokoyi.compiler.batch.indexing import lined_up
+
+        guards = lined_up(b, b.guards, tuple(x.axes) + tuple(labels))
+    else:
+        guards = tuple(g.code for g in b.guards)
     code = b.emit("windows", x.code, x.lead, tuple(specs), perm, b.site(e), b.spell(e.value), guards, hint="w")
-    return Val(code, tuple(x.axes) + tuple(item_axes), rest, x.kind)
+    read = Val(code, tuple(x.axes) + tuple(item_axes), rest, x.kind)
+    if varying and b.loop_masks and x.kind == "float":
+        from kokoyi.compiler.batch import gradients
+
+        return gradients.range_masked(b, read)  # as a gather's read
+    return read
