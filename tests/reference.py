@@ -278,8 +278,11 @@ def module_dtype(args, params) -> torch.dtype:
 
 
 def _smooth_l1(a, b):
+    """The mean of 0.5 d^2 where d = |a - b| < 1, else d - 0.5: each piece passes gradient only
+    where it applies (the square of an infinite d, not taken, would hand d 0 * inf = NaN)."""
     d = torch.abs(a - b)
-    return torch.where(d < 1, 0.5 * d ** 2, d - 0.5).mean()
+    small = d < 1
+    return torch.where(small, 0.5 * torch.where(small, d, 0.0) ** 2, d - 0.5).mean()
 
 
 def _cross_entropy(logits, label):

@@ -849,3 +849,15 @@ def test_an_earlier_element_read_in_a_row_that_does_not_apply_passes_no_gradient
                  r"\end{cases} \}_{t=0}^{2} \\" "\n" r"  \Return \eta[-1] \\", "x")
     assert_agrees(src, {"x": torch.tensor([-0.4, 1.4, 0.02], dtype=torch.float64)})
     assert_agrees(src, {"x": torch.tensor([0.4, 1.4, 2.0], dtype=torch.float64)})
+
+
+def test_smooth_l1_of_an_infinite_difference_has_the_linear_pieces_gradient():
+    """Seed 25002577, a reference defect: the reference wrote \\SmoothL1 as a where over both
+    pieces, so at an infinite difference the quadratic piece, not taken, handed it 0 * inf = NaN;
+    the module's F.smooth_l1_loss (the built-in's definition) gives the linear piece's sign.
+    (`(\\lfloor \\eta[0] \\rfloor + 1)^{-1}` is 1/0 = inf for -1 <= eta[0] < 0.)"""
+    src = module(r"\eta \gets \{ \begin{cases} x[t+1] & t < 1 \\ (\lfloor \eta[t-1] \rfloor + 1)^{-1} & "
+                 r"\text{otherwise} \end{cases} \}_{t=0}^{1} \\" "\n"
+                 r"  \Return \minimum(\SmoothL1(\eta, x), x[1]), \SmoothL1(\eta, x) \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.7428361773490906, -0.7337818741798401])})
+    assert_agrees(src, {"x": torch.tensor([0.5, 0.25])})
