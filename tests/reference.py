@@ -587,6 +587,7 @@ class Interpreter:
                 x = self.eval(e.operand, env)
                 if not x.is_floating_point():
                     return x
+                self.note_tie(x, torch.round(x))  # x within rounding of an integer: either side of it
                 return (torch.floor(x) if e.kind == "floor" else torch.ceil(x)).long()
             case A.Indicator():
                 return self.flt(self.eval(e.condition, env))
@@ -597,7 +598,10 @@ class Interpreter:
             case A.Builtin():
                 return self.builtin_function(e.name)
             case A.BuiltinCall():
-                return self.builtin_function(e.name)(*(self.eval(a, env) for a in e.args))
+                args = [self.eval(a, env) for a in e.args]
+                if e.name == "sign" and args and isinstance(args[0], torch.Tensor):
+                    self.note_tie(args[0], torch.zeros_like(args[0]))  # a comparison with 0
+                return self.builtin_function(e.name)(*args)
             case A.Reduce():
                 return self.reduce(e, env)
             case A.BigOp():

@@ -10,6 +10,7 @@ import math
 import os
 
 import differential
+import reference
 import program_gen
 import pytest
 import torch
@@ -861,3 +862,21 @@ def test_smooth_l1_of_an_infinite_difference_has_the_linear_pieces_gradient():
                  r"  \Return \minimum(\SmoothL1(\eta, x), x[1]), \SmoothL1(\eta, x) \\", "x")
     assert_agrees(src, {"x": torch.tensor([0.7428361773490906, -0.7337818741798401])})
     assert_agrees(src, {"x": torch.tensor([0.5, 0.25])})
+
+
+def test_the_sign_of_a_value_zero_up_to_rounding_is_ill_conditioned():
+    """Seed 25006486, a reference defect: `\\sign(\\Var(h + b))` with every element of h + b
+    equal is the sign of 0 in the math, but of a rounding error (1e-34 or exactly 0, with the
+    order of summing), so a batch gave 0 where the reference gave 1. The reference now notes
+    the sign of a float as a comparison with 0, as it does `x > 0`: a value within rounding of
+    0 (not 0 itself) makes the program ill-conditioned there, as floor and ceil do within
+    rounding of an integer."""
+    def conditions(body: str, value: float) -> list:
+        found: list = []
+        reference.run(module(body, "s"), "P", [torch.tensor(value, dtype=torch.float64)], conditions=found)
+        return found
+
+    assert conditions(r"\Return \sign(s - 0.1 - 0.2 + 0.3) \\", 0.0) == [math.inf]  # -5.6e-17
+    assert conditions(r"\Return \lceil s - 0.1 - 0.2 \rceil \\", 0.3) == [math.inf]  # -2.8e-17
+    assert conditions(r"\Return \sign(s) + \lfloor s \rfloor \\", 0.0) == []  # exactly 0
+    assert conditions(r"\Return \sign(s) + \lfloor s \rfloor \\", 1e-3) == []
