@@ -271,8 +271,8 @@ class Resolver:
         return _rewrap(d.value, value), where
 
     def _describe_value(self, sym: S.Symbol, value: A.Node) -> None:
-        """A local bound to a function (`\\mu \\gets \\Mean`) is itself callable; one bound to a
-        value known to be >= 0 is too (kokoyi.compiler.signs)."""
+        """A local bound to a function (`\\mu \\gets \\Mean`) is itself callable. Records too
+        whether the value is known to be >= 0 (kokoyi.compiler.signs)."""
         sym.extra[signs.KEY] = signs.nonnegative(value)
         if isinstance(value, A.Builtin):
             fn = B.FUNCTIONS[value.name]
