@@ -880,3 +880,12 @@ def test_the_sign_of_a_value_zero_up_to_rounding_is_ill_conditioned():
     assert conditions(r"\Return \lceil s - 0.1 - 0.2 \rceil \\", 0.3) == [math.inf]  # -2.8e-17
     assert conditions(r"\Return \sign(s) + \lfloor s \rfloor \\", 0.0) == []  # exactly 0
     assert conditions(r"\Return \sign(s) + \lfloor s \rfloor \\", 1e-3) == []
+
+
+def test_smooth_l1_of_a_nan_difference_has_a_nan_gradient():
+    """Seed 26005484: after the fix for seed 25002577 the reference's \\SmoothL1 passed 0 to a
+    NaN difference (the cube root of a negative number), where the built-in's definition,
+    torch's smooth_l1_loss, gives NaN; the reference now calls that definition."""
+    src = module(r"\Return \SmoothL1(\{ \sqrt[3]{\begin{cases} x[i - 1] & i - 1 \geq 0 \\ 2 & \text{otherwise} "
+                 r"\end{cases}} \}_{i=0}^{|x| - 1}, x) \\", "x")
+    assert_agrees(src, {"x": torch.tensor([-1.0301567316055298, 0.34020450711250305])})
