@@ -322,11 +322,16 @@ def _checked_indices(idx, size: int, where: str, name: str, guards):
     """idx (Python-style: negative from the end) made in range, after the located error if
     some index is out of range and the read applies."""
     bad = (idx < -size) | (idx >= size)
-    m = max(size, 1)  # an empty axis gets one element appended (_with_one_element)
-    if bool(bad.any()):
-        if _applies(guards):
-            raise _out_of_range(where, name, int(idx[bad][0]), size)
-        idx = idx.clamp(-m, m - 1)
+    if bool(bad.any()) and _applies(guards):
+        raise _out_of_range(where, name, int(idx[bad][0]), size)
+    return _in_range(idx, size)
+
+
+def _in_range(idx, size: int):
+    """Python-style indices of an axis of `size` as indices from 0, clamped into it (an empty
+    axis gets one element appended: _with_one_element)."""
+    m = max(size, 1)
+    idx = idx.clamp(-m, m - 1)
     return torch.where(idx < 0, idx + m, idx)
 
 
@@ -345,9 +350,7 @@ def _checked_along(idx, size: int, where: str, name: str, guards, axis: int):
     hit = bad & live
     if bool(hit.any()):
         raise _out_of_range(where, name, int(idx[hit][0]), size)
-    m = max(size, 1)  # an empty axis gets one element appended (_with_one_element)
-    idx = idx.clamp(-m, m - 1)
-    return torch.where(idx < 0, idx + m, idx)
+    return _in_range(idx, size)
 
 
 def window_views(x, lead: int, specs: tuple, perm: tuple, where: str, name: str, guards):
