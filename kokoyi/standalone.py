@@ -30,7 +30,7 @@ from kokoyi.errors import KokoyiError
 HELPER_MODULES = ("kokoyi.runtime.recur", "kokoyi.runtime.calls", "kokoyi.runtime.kernels", "kokoyi.runtime.factors",
                   "kokoyi.runtime.products", "kokoyi.runtime.linalg", "kokoyi.runtime.losses",
                   "kokoyi.runtime.statics", "kokoyi.runtime.scan", "kokoyi.runtime.ops", "kokoyi.runtime.device",
-                  "kokoyi.runtime.export")
+                  "kokoyi.runtime.export", "kokoyi.runtime.reads")
 # Names the helpers import from kokoyi that the standalone file replaces by plain classes.
 STAND_INS = {
     "KokoyiRuntimeError": "class KokoyiRuntimeError(RuntimeError):\n"

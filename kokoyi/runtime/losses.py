@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kokoyi.runtime.kernels import _out_of_range, gather
+from kokoyi.runtime.reads import _out_of_range, gather
 
 
 def cross_entropy_rows(z, y, upper: int, where: str, name: str):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kokoyi.runtime.kernels import _applies, _out_of_range
 from kokoyi.runtime.ops import linear_layer, plain_linear
+from kokoyi.runtime.reads import _applies, _out_of_range
 
 
 def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype):
