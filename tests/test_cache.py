@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -226,3 +227,30 @@ def test_non_utf8_file_is_a_kokoyi_error(cache_dir, tmp_path):
     path.write_bytes("x \\gets 1 \\\\ % caf\xe9\n".encode("latin-1"))
     with pytest.raises(kokoyi.KokoyiError, match="not UTF-8"):
         kokoyi.load(path)
+
+
+def test_the_folder_stays_under_its_size_limit_least_recently_used_first(cache_dir, policy_file, tmp_path,
+                                                                         monkeypatch):
+    from kokoyi.runtime import cachesize
+
+    monkeypatch.setattr(cachesize, "_writes", {})
+    monkeypatch.setattr(cachesize, "CHECK_EVERY", 1)  # check at every write
+    assert kokoyi.load(policy_file).from_cache is False
+    (first,) = entries(cache_dir)
+    size = first.stat().st_size
+    monkeypatch.setenv("KOKOYI_CACHE_MAX_MB", str(2.5 * size / 2**20))  # room for two entries
+    os.utime(first, (1.0, 1.0))  # long unused...
+    kokoyi.symbol.clear()  # (each load in a fresh registry: the same environment, so a hit)
+    assert kokoyi.load(policy_file).from_cache is True  # ...until this hit touches it
+    assert first.stat().st_mtime > 1.0
+    names = []
+    for n in range(4):  # four more files: each load writes an entry, the oldest go
+        path = tmp_path / f"f{n}.kyi"
+        path.write_text(POLICY.replace("3", str(4 + n)), encoding="utf-8")
+        kokoyi.symbol.clear()
+        kokoyi.load(path.name)
+        names.append(entries(cache_dir))
+        assert sum(p.stat().st_size for p in entries(cache_dir)) <= 2.5 * size
+    assert first not in names[-1] and len(names[-1]) == 2
+    kokoyi.symbol.clear()
+    assert kokoyi.load(policy_file).from_cache is False  # pruned: generated again, and stored

@@ -19,7 +19,8 @@ an entry that is unreadable, corrupt, from another compiler or for other inputs 
 ignored, never executed, and replaced by a fresh one. Writing is atomic (temporary file,
 then rename) and best-effort: a read-only cache folder only costs the speed-up.
 
-The folder is `$KOKOYI_CACHE_DIR`, else `$XDG_CACHE_HOME/kokoyi`, else `~/.cache/kokoyi`.
+The folder is `$KOKOYI_CACHE_DIR`, else `$XDG_CACHE_HOME/kokoyi`, else `~/.cache/kokoyi`; it is
+kept under a size limit, least recently used entries first (kokoyi/runtime/cachesize.py).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from kokoyi.cachedir import cache_dir, trusted  # noqa: F401 (kokoyi.load's folder)
 from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.errors import KokoyiError
+from kokoyi.runtime import cachesize
 
 CACHE_FORMAT = 1
 
@@ -135,9 +137,12 @@ def read_entry(path: Path, header: dict, defined_keys: set):
     if not isinstance(code, str) or entry.get("code_sha256") != _sha256(code):
         return None
     try:
-        return _decode(fields, defined_keys)
+        generated = _decode(fields, defined_keys)
     except (TypeError, ValueError):
         return None
+    if generated is not None:
+        cachesize.used(path)
+    return generated
 
 
 def write_entry(path: Path, header: dict, generated) -> bool:
@@ -147,7 +152,10 @@ def write_entry(path: Path, header: dict, generated) -> bool:
         text = json.dumps(entry, indent=1, sort_keys=True)
     except (TypeError, ValueError):
         return False
-    return write_atomic(path, text)
+    if not write_atomic(path, text):
+        return False
+    cachesize.written(path.parent)
+    return True
 
 
 def read_trusted(path: Path) -> str | None:

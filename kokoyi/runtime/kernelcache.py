@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kokoyi.cachedir import cache_dir
+from kokoyi.runtime import cachesize
 from kokoyi.runtime.cache import _sha256, compiler_fingerprint, read_trusted, write_atomic
 
 FORMAT = 1
@@ -172,9 +173,11 @@ def read(k: str | None) -> Stored | None:
             if hashlib.sha256(data).hexdigest() == blob.get("sha256"):
                 compiled = marshal.loads(data)
                 compiled = compiled if isinstance(compiled, types.CodeType) else None
-        return Stored(name, code, line_map, outputs, batch_loop, compiled)
+        stored = Stored(name, code, line_map, outputs, batch_loop, compiled)
     except Exception:  # noqa: BLE001 - a corrupt entry of any shape is ignored (and replaced)
         return None
+    cachesize.used(_path(k))
+    return stored
 
 
 def write(k: str | None, name: str, code: str, line_map: dict, outputs, batch_loop: str, compiled) -> bool:
@@ -192,7 +195,10 @@ def write(k: str | None, name: str, code: str, line_map: dict, outputs, batch_lo
         text = json.dumps(entry)
     except (TypeError, ValueError):
         return False
-    return write_atomic(_path(k), text)
+    if not write_atomic(_path(k), text):
+        return False
+    cachesize.written(cache_dir())
+    return True
 
 
 def _magic() -> str:
