@@ -1109,7 +1109,7 @@ class Interpreter:
                 return True
             case A.Call():  # a function of integers may be an integer (sq(u) = u * u at 2): compute it
                 x = self.probe(e, env, [])
-                return x is None or x.is_floating_point()
+                return self.call_is_float(e, env) if x is None else x.is_floating_point()
             case A.Paren() | A.Group():
                 return self.is_float(e.expr, env)
             case A.Ref():
@@ -1159,6 +1159,22 @@ class Interpreter:
             case A.Cases():
                 return any(self.is_float(r.value, env) for r in e.rows)
         return True
+
+
+    def call_is_float(self, e: A.Call, env) -> bool:
+        """The kind of a call that cannot be computed here (it reads an element that does not
+        exist in a row not taken): a one-line function's body with each parameter bound to a
+        number of its argument's kind; anything else is assumed floating."""
+        try:
+            func = self.eval(e.func, env)
+        except Exception:  # noqa: BLE001 - not computable here either
+            return True
+        if not isinstance(func, _Function) or func.body is not None or func.where:
+            return True
+        inner = dict(func.env)
+        for p, a in zip(func.params, e.args):
+            inner[p] = torch.tensor(1.5) if self.is_float(a, env) else torch.tensor(2)
+        return self.is_float(func.value, inner)
 
 
 def _written_minus_one(e) -> bool:

@@ -889,3 +889,16 @@ def test_smooth_l1_of_a_nan_difference_has_a_nan_gradient():
     src = module(r"\Return \SmoothL1(\{ \sqrt[3]{\begin{cases} x[i - 1] & i - 1 \geq 0 \\ 2 & \text{otherwise} "
                  r"\end{cases}} \}_{i=0}^{|x| - 1}, x) \\", "x")
     assert_agrees(src, {"x": torch.tensor([-1.0301567316055298, 0.34020450711250305])})
+
+
+def test_a_call_in_a_row_not_taken_keeps_the_kind_of_its_function():
+    """Seed 28006171, a reference defect: `sq(\\eta[t-1])` in the row a recurrence's first step
+    does not take could not be computed there (element -1 does not exist), and the reference
+    then took the call to be floating, so the whole recurrence became float where every row is
+    an integer (the compiled paths: int64). The reference now types such a call by its
+    one-line function's body with parameters of the arguments' kinds."""
+    src = ("sq(u) \\gets u * u \\\\\n" + module(
+        r"\eta \gets \{ \begin{cases} \sum_{i=t}^{|x| - 1} (sq((3))) & t = 0 \\ \sum_{i=t}^{|x| - 1} (sq(\eta[t-1])) "
+        r"& \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \\" "\n  " r"\Return \eta, \LogSumExp(\eta) \\", "x"))
+    assert_agrees(src, {"x": torch.tensor([0.5, -2.3, -0.1, -0.9])})
+    assert_agrees(src, {"x": torch.tensor([0.5, -2.3, -0.1, -0.9, 0.2])})  # eta[4] wraps around in int64
