@@ -1064,7 +1064,7 @@ class Interpreter:
         derivative in what computed them is NaN, as in torch)."""
         out = torch.zeros((), dtype=self.dtype)
         seen = set()
-        for n in _differentiable_walk(e, lambda b: self.known_empty(b, env)):
+        for n in _differentiable_walk(e, lambda b: self.known_empty(b, env), lambda c: self.branch_rows(c, env)):
             if not isinstance(n, A.Ref) or n.symbol in seen:
                 continue
             seen.add(n.symbol)
@@ -1073,6 +1073,15 @@ class Interpreter:
             if isinstance(v, torch.Tensor) and v.is_floating_point() and v.requires_grad:
                 out = out + torch.where(torch.zeros((), dtype=torch.bool), v, 0).sum().to(self.dtype)
         return out
+
+    def branch_rows(self, e: A.Cases, env) -> list:
+        """The rows of a cases inside a discarded row that compiled code computes: a Python
+        condition is a branch, so rows after one that holds are never computed (all rows
+        where a condition cannot be computed here, as under an inner index)."""
+        try:
+            return self.computed_rows(e, env, set())
+        except Exception:  # noqa: BLE001 - not computable here: assume every row is computed
+            return list(e.rows)
 
     def known_empty(self, b: A.Bound, env) -> bool:
         """Whether b's range is empty here: a big operator or set-builder over it reads nothing,
@@ -1206,10 +1215,11 @@ def _gradient_where(v: torch.Tensor, take: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, v, v.detach())
 
 
-def _differentiable_walk(e, empty=lambda bound: False):
+def _differentiable_walk(e, empty=lambda bound: False, rows=lambda cases: cases.rows):
     """e and its descendants through which a gradient can flow: not into conditions,
     comparisons, indices, bounds, lengths, roundings, argmax/argmin or \\StopGrad, nor into
-    the body of a big operator or set-builder over a range empty(bound) says is empty."""
+    the body of a big operator or set-builder over a range empty(bound) says is empty, nor
+    into the rows of a cases that rows(cases) leaves out."""
     yield e
     match e:
         case A.Compare() | A.Indicator() | A.Rounding() | A.Bars() | A.Bound():
@@ -1223,21 +1233,25 @@ def _differentiable_walk(e, empty=lambda bound: False):
         case A.Reduce() if e.op in ("argmax", "argmin"):
             return
         case A.CaseRow():
-            yield from _differentiable_walk(e.value, empty)
+            yield from _differentiable_walk(e.value, empty, rows)
             return
         case A.Index():
-            yield from _differentiable_walk(e.target, empty)
+            yield from _differentiable_walk(e.target, empty, rows)
             return
         case A.BigOp():
             if not empty(e.bound):
-                yield from _differentiable_walk(e.body, empty)
+                yield from _differentiable_walk(e.body, empty, rows)
             return
         case A.SetBuilder():
             if not any(empty(b) for b in e.bounds):
-                yield from _differentiable_walk(e.element, empty)
+                yield from _differentiable_walk(e.element, empty, rows)
+            return
+        case A.Cases():
+            for row in rows(e):
+                yield from _differentiable_walk(row, empty, rows)
             return
     for c in A.children(e):
-        yield from _differentiable_walk(c, empty)
+        yield from _differentiable_walk(c, empty, rows)
 
 
 def _group_members(stmts) -> set:

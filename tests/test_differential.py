@@ -902,3 +902,29 @@ def test_a_call_in_a_row_not_taken_keeps_the_kind_of_its_function():
         r"& \text{otherwise} \end{cases} \}_{t=0}^{|x| - 1} \\" "\n  " r"\Return \eta, \LogSumExp(\eta) \\", "x"))
     assert_agrees(src, {"x": torch.tensor([0.5, -2.3, -0.1, -0.9])})
     assert_agrees(src, {"x": torch.tensor([0.5, -2.3, -0.1, -0.9, 0.2])})  # eta[4] wraps around in int64
+
+
+def test_functions_of_python_numbers_that_overflow_are_infinite():
+    """Seed 29002132, a runtime defect: `\\sinh(\\exp(2^{|y|}))` is math on Python numbers
+    (sizes are Python ints); exp(16) then sinh of it overflows, and kk.sinh's overflow helper
+    (inf, as torch gives) had been shadowed by one of the same name for powers, so the call
+    raised TypeError on every path."""
+    src = module(r"\Return \sinh(\exp(2^{|y|})), \cosh(-\exp(2^{|y|})) \\", "x, y")
+    assert_agrees(src, {"x": torch.tensor([1.0, -1.0, -0.0]), "y": torch.tensor([0.1, 0.3, -0.7, -1.7])})
+
+
+def test_a_discarded_row_links_only_the_rows_of_its_inner_cases_that_are_computed():
+    """Seed 29002110, a reference defect: a discarded data row links what it reads to a zero
+    gradient (NaN where their own derivative is undefined: choices.md#gradients-through-cases),
+    but the reference linked every row of a cases inside it, also those after a Python condition
+    that holds (`2 > 1.5`), which compiled code never computes; so `h`, the cube root of a
+    negative number read only there, gave y a NaN gradient in the reference alone."""
+    src = module(r"h \gets \{ \begin{cases} \sqrt[3]{y[t]} & t < 1 \\ (1) - (1) & \text{otherwise} \end{cases} "
+                 r"\}_{t=0}^{|y| - 1} \\" "\n  "
+                 r"\Return \begin{cases} x[2] & \frac{1}{2} \|x\|^2 < \pi \\ \begin{cases} y[-1] & 2 > 1.5 \\ "
+                 r"x[-2] & h[-1] > y[-2] \\ \|h\|_\infty & \text{otherwise} \end{cases} & \text{else} \end{cases} \\",
+                 r"x \in \mathbb{R}^{N}, y")
+    assert_agrees(src, {"x": torch.tensor([0.027, -0.17, -0.81]), "y": torch.tensor([-0.85, 1.99])})
+    # the same row with a data condition first: every inner row is computed, h's NaN counts
+    src2 = src.replace(r"2 > 1.5", r"y[0] > 5")
+    assert_agrees(src2, {"x": torch.tensor([0.027, -0.17, -0.81]), "y": torch.tensor([-0.85, 1.99])})

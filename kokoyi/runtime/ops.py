@@ -112,14 +112,14 @@ def power(a, b):
     if isinstance(a, torch.Tensor) and not a.is_floating_point() and isinstance(b, int) and b < 0:
         return _float(a) ** b
     if type(a) is int and type(b) is int and b > 0 and a not in (0, 1, -1) and a.bit_length() * b > 4096:
-        return _overflow(a, b)
+        return _power_overflow(a, b)
     try:
         return a ** b
     except OverflowError:  # a float's power
-        return _overflow(a, b)
+        return _power_overflow(a, b)
 
 
-def _overflow(a, b):
+def _power_overflow(a, b):
     try:
         return math.pow(a, b)
     except OverflowError:
