@@ -18,6 +18,10 @@ OPERATORS = {
 }
 BIGOP_NAMES = {"sum", "prod", "max", "min", "argmax", "argmin"}
 FONT_HINTS = {"mathbf": "bf", "boldsymbol": "bs", "mathcal": "cal"}
+# (compiled once: `re.match(pattern, ...)` looks its pattern up in re's cache per call)
+_COMMENT_TEXT = re.compile(r"\\Comment\s*\{(.*)\}\Z", re.S).match
+_TEXT = re.compile(r"\\text\s*\{(.*)\}\Z", re.S).match
+_DIGITS = re.compile(r"\d+").fullmatch
 PUNCTUATION = {"LBRACE", "RBRACE", "LPAR", "RPAR", "LSQB", "RSQB", "COMMA", "SEMI", "END", "GETS", "EQ"}
 
 
@@ -152,7 +156,7 @@ class AstBuilder(Transformer):
         where, comment = (), None
         for part in rest:
             if isinstance(part, Token) and part.type == "COMMENT_TEXT":
-                comment = re.match(r"\\Comment\s*\{(.*)\}\Z", part.value, re.S).group(1)
+                comment = _COMMENT_TEXT(part.value).group(1)
             elif isinstance(part, tuple):
                 where = part
         return where, comment
@@ -291,7 +295,7 @@ class AstBuilder(Transformer):
     def _number(self, tok: Token) -> A.Num:
         text = tok.value
         try:
-            value = int(text) if re.fullmatch(r"\d+", text) else float(text)
+            value = int(text) if _DIGITS(text) else float(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             raise self._error(token_span(tok), f"this integer has {len(text)} digits, more than Python reads "
                                                "in one literal; write it as a power, e.g. `10^{5000}`") from None
@@ -413,7 +417,7 @@ class AstBuilder(Transformer):
     def case_cond(self, children):
         if isinstance(children[0], Token):
             tok = children[0]
-            word = re.match(r"\\text\s*\{(.*)\}\Z", tok.value, re.S).group(1).strip()
+            word = _TEXT(tok.value).group(1).strip()
             rest = children[1] if len(children) > 1 else None
             if word == "if" and rest is not None:
                 return rest, "if"
@@ -426,6 +430,8 @@ class AstBuilder(Transformer):
     # ---- names ----
     def name(self, children):
         return children[0]
+
+    name.passes_child = True  # (parse_ast's parser hands the child on without calling it: lalr.PASS)
 
     def plain_name(self, children):
         tok = children[0]

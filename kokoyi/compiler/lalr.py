@@ -26,8 +26,10 @@ from lark.parsers.lalr_parser_state import ParseConf, ParserState
 # How a rule's reduction adds to the parse tree's depth: it makes a node; it makes none (an
 # inlined `_rule`, whose children join its parent's); it makes one unless it has one child
 # (`?rule`: lark's ExpandSingleChild; the callback then sets `made[0]`); or it hands its one
-# child on unchanged (a `?rule` of one symbol that lark's tree builder keeps: a unit rule).
-NODE, INLINED, MAYBE, UNIT = 1, 0, 2, 3
+# child on unchanged (a `?rule` of one symbol that lark's tree builder keeps: a unit rule); or
+# it makes a node of one child whose value is that child (PASS: a rule of one symbol whose
+# callback returns its child, as kinds says; the callback is not called).
+NODE, INLINED, MAYBE, UNIT, PASS = 1, 0, 2, 3, 4
 
 
 class TooDeep(Exception):
@@ -68,6 +70,8 @@ class FastParserState(ParserState):
             kind = UNIT
         else:
             kind = NODE if self.kinds is None else self.kinds[rule]
+            if kind is PASS and size != 1:
+                kind = NODE
         entry = (size, callback, rule.origin.name, kind, rule)  # the entry keeps the rule (and its id) alive
         self.reductions[id(rule)] = entry
         return entry
@@ -122,6 +126,14 @@ class FastParserState(ParserState):
                     below = state_stack[-2]
                     top = chains.get((below, state, kind))
                     state_stack[-1] = self._chain(below, state, kind) if top is None else top
+                continue
+            if node is PASS:  # the child stays as the value, one level deeper
+                depth = depths[-1] = depths[-1] + 1
+                if depth > self.limit:
+                    raise TooDeep(depth)
+                new_state = state_stack[-1] = states[state_stack[-2]][origin][1]
+                if is_end and new_state == end_state:
+                    return value_stack[-1]
                 continue
             if size:
                 children = value_stack[-size:]
@@ -187,6 +199,12 @@ class FastParserState(ParserState):
                     below = state_stack[-2]
                     top = chains.get((below, state, kind))
                     state_stack[-1] = self._chain(below, state, kind) if top is None else top
+                    continue
+                if node is PASS:  # (as in feed_token)
+                    depth = depths[-1] = depths[-1] + 1
+                    if depth > limit:
+                        raise TooDeep(depth)
+                    state_stack[-1] = states[state_stack[-2]][origin][1]
                     continue
                 if size:
                     children = value_stack[-size:]

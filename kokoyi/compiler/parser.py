@@ -400,6 +400,8 @@ class _Building:
                 kind = lalr.MAYBE if rule.options.expand1 and not rule.alias else lalr.NODE
                 if kind == lalr.MAYBE:
                     f = self._marking(f)
+            if kind == lalr.NODE and not chain and getattr(f, "passes_child", False):
+                kind = lalr.PASS  # (its value is its one child: the parser keeps it, no call)
             for wrapper in chain:
                 f = wrapper(f)
             self.callbacks[rule] = f
