@@ -157,8 +157,8 @@ class TexArguments:
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         frames: list[_Frame] = []
         depth = 0
-        pending: list[Token] = []
         recent = self.recent
+        bars, blocks = self.bars, self.blocks
         for raw in stream:
             token = self._keyword(raw) if raw.type == "CMD" else raw
             if token is None:
@@ -167,40 +167,50 @@ class TexArguments:
                 recent.append(token)
                 yield token
                 continue
-            pending.append(token)
-            while pending:
-                tok = pending.pop(0)
+            # The token, then the rest of it where a macro's argument takes its first character
+            # (at most one piece waits at a time). _emit's bookkeeping is written out below.
+            pending = token
+            while pending is not None:
+                tok, pending = pending, None
+                kind = tok.type
                 top = frames[-1] if frames else None
                 active = top is not None and top.depth == depth and not top.in_group and not top.in_option
-                if tok.type in ("LBRACE", "LSQB"):
-                    if active and tok.type == "LSQB" and top.optional and top.remaining == top.count:
+                if kind == "LBRACE" or kind == "LSQB":
+                    if active and kind == "LSQB" and top.optional and top.remaining == top.count:
                         top.in_option = True
-                    elif active and tok.type == "LBRACE":
+                    elif active and kind == "LBRACE":
                         top.in_group = True
                     depth += 1
-                    yield self._emit(tok)
+                    bars.append([])  # (both are opening brackets)
+                    recent.append(tok)
+                    yield tok
                     continue
-                if tok.type in ("RBRACE", "RSQB"):
+                if kind == "RBRACE" or kind == "RSQB":
                     depth -= 1
-                    yield self._emit(tok)
+                    if len(bars) > 1:  # (both are closing brackets)
+                        bars.pop()
+                    recent.append(tok)
+                    yield tok
                     top = frames[-1] if frames else None
                     if top is not None and top.depth == depth:
-                        if top.in_option and tok.type == "RSQB":
+                        if top.in_option and kind == "RSQB":
                             top.in_option = False
-                        elif top.in_group and tok.type == "RBRACE":
+                        elif top.in_group and kind == "RBRACE":
                             top.in_group = False
                             _argument_done(frames)
                     continue
-                if active and tok.type in ("NUMBER", "NAME") and len(tok.value) > 1:
-                    head, rest = _split_first(tok)
-                    pending.insert(0, rest)
-                    tok = head
-                count = keywords.TEX_ARGUMENTS.get(tok.type)
+                if active and (kind == "NUMBER" or kind == "NAME") and len(tok.value) > 1:
+                    tok, pending = _split_first(tok)
+                count = keywords.TEX_ARGUMENTS.get(kind)
                 if count:
-                    frames.append(_Frame(count, depth, optional=tok.type == "SQRT", is_argument=active))
+                    frames.append(_Frame(count, depth, optional=kind == "SQRT", is_argument=active))
                 elif active:
                     _argument_done(frames)
-                yield self._emit(tok)
+                if kind in _BOOKKEPT:
+                    tok = self._emit(tok)
+                else:
+                    recent.append(tok)
+                yield tok
 
     def _keyword(self, token: Token) -> Token | None:
         word = token.value[1:]
@@ -220,6 +230,9 @@ class TexArguments:
 
 # What `\\word` is, for the words seen so far (keywords.classify, which tries each class in turn).
 _CLASSIFIED: dict[str, str] = {}
+# Token types _emit does more for than noting the token as the last one handed on.
+_BOOKKEPT = frozenset({"BAR", "DNORM", "MODULE", "FUNCTION", "END_MODULE", "END_FUNCTION", *OPENING_BRACKETS,
+                       *CLOSING_BRACKETS})
 # Token types the post-lexer tracks (brackets, bars, blocks) or that take TeX arguments; any
 # other token, with no macro waiting for its arguments, goes to the parser as it is.
 _TRACKED = frozenset({"LBRACE", "LSQB", "RBRACE", "RSQB", "BAR", "DNORM", "MODULE", "FUNCTION", "END_MODULE",
