@@ -36,9 +36,11 @@ def _start(children) -> tuple[int, int] | None:
         if isinstance(c, Token):
             if c.line is not None:
                 return c.line, c.column
-        elif isinstance(c, (A.Node, Span)):
-            span = c if isinstance(c, Span) else c.span
+        elif isinstance(c, A.Node):
+            span = c.span
             return span.line, span.column
+        elif isinstance(c, Span):
+            return c.line, c.column
         elif isinstance(c, (tuple, list)):
             found = _start(c)
             if found is not None:
@@ -52,9 +54,11 @@ def _end(children) -> tuple[int, int] | None:
         if isinstance(c, Token):
             if c.line is not None:
                 return c.end_line or c.line, c.end_column if c.end_column is not None else c.column + len(c.value)
-        elif isinstance(c, (A.Node, Span)):
-            span = c if isinstance(c, Span) else c.span
+        elif isinstance(c, A.Node):
+            span = c.span
             return span.end_line, span.end_column
+        elif isinstance(c, Span):
+            return c.end_line, c.end_column
         elif isinstance(c, (tuple, list)):
             found = _end(c)
             if found is not None:
@@ -81,7 +85,8 @@ class AstBuilder(Transformer):
         start = _start(children)
         if start is None:
             return Span(1, 1, 1, 2)
-        return Span(*start, *_end(children))  # (one span: no token's own span made on the way)
+        end_line, end_column = _end(children)
+        return Span(start[0], start[1], end_line, end_column)  # (one span: no token's own span made on the way)
 
     def _error(self, span: Span, message: str) -> KokoyiSyntaxError:
         return KokoyiSyntaxError.at(self.source, span, message)
@@ -435,7 +440,9 @@ class AstBuilder(Transformer):
 
     def plain_name(self, children):
         tok = children[0]
-        return A.Name(token_span(tok), tok.value, tok.value)
+        value, line = tok.value, tok.line  # (token_span(tok), written out: a name per few tokens)
+        end_col = tok.end_column if tok.end_column is not None else tok.column + len(value)
+        return A.Name(Span(line, tok.column, tok.end_line or line, end_col), value, value)
 
     def greek_name(self, children):
         tok = children[0]

@@ -404,6 +404,7 @@ class _Building:
         self.kinds: dict = {}
         self.reductions: dict = {}
         self.chains: dict = {}
+        self.rows: dict = {}
         for rule, chain in parser._parse_tree_builder.rule_builders:
             name = rule.alias or rule.options.template_source or rule.origin.name
             if rule.origin.name.startswith("_"):
@@ -458,7 +459,7 @@ def parse_ast(source: Source, start: str = "start"):
             frontend = parser.parser
             return frontend.parser.parser.parse_building(
                 frontend._make_lexer_thread(source.text), frontend._verify_start(start), building.callbacks,
-                building.kinds, building.reductions, building.made, MAX_DEPTH, building.chains)
+                building.kinds, building.reductions, building.made, MAX_DEPTH, building.chains, building.rows)
         except Exception:  # noqa: BLE001, S110 - reported by the other way below, as it always was
             pass
         finally:
