@@ -446,8 +446,6 @@ def parse_ast(source: Source, start: str = "start"):
     then builder.build), which raises what it always raised, in the same order: characters,
     syntax, depth, then the first error of the builder's walk (the order of the reductions).
     """
-    from kokoyi.compiler.builder import build
-
     _check_characters(source)
     building = _building(start)
     if building is not None:
@@ -464,6 +462,8 @@ def parse_ast(source: Source, start: str = "start"):
             pass
         finally:
             slot.current, building.builder.source = previous, previous_source
+    from kokoyi.compiler.builder import build  # (here: a function-level import costs per call)
+
     return build(parse(source, start), source)
 
 
