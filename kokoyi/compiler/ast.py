@@ -34,12 +34,30 @@ def _quick_init(cls: type) -> type:
             params.append(f"{f.name}=_d_{f.name}")
             lines.append(f"    if {f.name} is not _d_{f.name}:\n        _set(self, {f.name!r}, {f.name})")
     code = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    # replace(n, **changes) for this class: each field from changes or from n (a default left unset)
+    lines = ["    _copy = _new(_cls)"]
+    for f in dataclasses.fields(cls):
+        value = f"(_node.{f.name} if {f.name} is _KEEP else {f.name})"
+        if f.default is dataclasses.MISSING:
+            lines.append(f"    _set(_copy, {f.name!r}, {value})")
+        else:
+            lines.append(f"    _value = {value}\n    if _value is not _d_{f.name}:\n        _set(_copy, {f.name!r}, _value)")
+    names = [f.name for f in dataclasses.fields(cls)]
+    code += (f"def _replace(_node, {', '.join(name + '=_KEEP' for name in names)}):\n" + "\n".join(lines)
+             + "\n    return _copy\n")
+    env.update(_new=object.__new__, _cls=cls, _KEEP=_KEEP)
     exec(code, env)  # noqa: S102 - made from the class's own field names, as dataclass does
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     cls.__init__ = init
+    _QUICK_REPLACE[cls] = (frozenset(names), env["_replace"])
     return cls
+
+
+_KEEP = object()  # (a field replace leaves as it is)
+# node class -> (its field names, a replace(n, **changes) made for it: no loop over the fields)
+_QUICK_REPLACE: dict = {}
 
 
 def node(cls: type) -> type:
@@ -477,6 +495,9 @@ def replace(n: Node, **changes) -> Node:
     """dataclasses.replace(n, **changes) without its per-call field walk and keyword
     __init__ (nodes have no __post_init__); an unknown field is a TypeError, as there."""
     cls = type(n)
+    quick = _QUICK_REPLACE.get(cls)
+    if quick is not None and quick[0].issuperset(changes):
+        return quick[1](n, **changes)
     names = _FIELD_NAMES.get(cls) or _field_names(cls)
     for name in changes:
         if name not in names and name != "span":
