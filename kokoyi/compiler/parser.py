@@ -158,7 +158,7 @@ class TexArguments:
         frames: list[_Frame] = []
         depth = 0
         recent = self.recent
-        bars, blocks = self.bars, self.blocks
+        bars = self.bars
         for raw in stream:
             token = self._keyword(raw) if raw.type == "CMD" else raw
             if token is None:
