@@ -22,23 +22,27 @@ def _quick_init(cls: type) -> type:
     dataclass's own, which looks `object.__setattr__` up for every field. The parser makes
     about 50 nodes a small unit, most of them Names with three default fields."""
     lines, env = [], {"_set": _SET}
-    params = []
+    params, unset = [], set()  # unset: the fields left unset when they hold their default
     for f in dataclasses.fields(cls):
         if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
             return cls  # (none in this module: dataclass's own __init__ handles these)
         if f.default is dataclasses.MISSING:
             params.append(f.name)
-            lines.append(f"    _set(self, {f.name!r}, {f.name})")
         else:
             env[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
+            if getattr(cls, f.name, env) is f.default:  # (the class attribute an unset field reads)
+                unset.add(f.name)
+        if f.name in unset:
             lines.append(f"    if {f.name} is not _d_{f.name}:\n        _set(self, {f.name!r}, {f.name})")
+        else:
+            lines.append(f"    _set(self, {f.name!r}, {f.name})")
     code = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines or ["    pass"]) + "\n"
     # replace(n, **changes) for this class: each field from changes or from n (a default left unset)
     lines = ["    _copy = _new(_cls)"]
     for f in dataclasses.fields(cls):
         value = f"(_node.{f.name} if {f.name} is _KEEP else {f.name})"
-        if f.default is dataclasses.MISSING:
+        if f.name not in unset:
             lines.append(f"    _set(_copy, {f.name!r}, {value})")
         else:
             lines.append(f"    _value = {value}\n    if _value is not _d_{f.name}:\n        _set(_copy, {f.name!r}, _value)")
