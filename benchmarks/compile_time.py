@@ -17,6 +17,12 @@ Times are the process's CPU time by default (`--clock wall` for elapsed time), m
     python benchmarks/compile_time.py               # the table
     python benchmarks/compile_time.py --profile     # cProfile of compiling one unit of 1,000 modules
     python benchmarks/compile_time.py --profile-api # cProfile of the 1,000 units through kokoyi.compile
+
+Instructions of N units through kokoyi.compile (the last row's loop; callgrind's
+instrumentation switched on around it only), deterministic on a shared machine:
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/ct.%p \\
+        python benchmarks/compile_time.py --instructions 200
 """
 from __future__ import annotations
 
@@ -104,6 +110,26 @@ def profile(n: int, top: int, api: bool = False) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
+def instructions(n: int) -> None:
+    """Run n units through kokoyi.compile with callgrind counting (run under valgrind, as above)."""
+    import os
+    import subprocess
+
+    import kokoyi
+
+    def control(*args):
+        subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, stdout=subprocess.DEVNULL)
+
+    kokoyi.compile(unit_of(1).replace("Layer", "Warm"), "warm.kyi")
+    singles = [unit_of(1, i).replace("Layer", "Api") for i in range(n)]
+    control("-i", "on")
+    control("-z")
+    for i, s in enumerate(singles):
+        kokoyi.compile(s, f"api{i}.kyi")
+    control("-d")
+    control("-i", "off")
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modules", type=int, default=1000)
@@ -111,6 +137,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--profile-api", action="store_true")
     p.add_argument("--top", type=int, default=30)
+    p.add_argument("--instructions", type=int, metavar="N",
+                   help="N units through kokoyi.compile with callgrind counting (under valgrind: see above)")
     p.add_argument("--json", metavar="OUT")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="process",
                    help="process: CPU time of this process (default; compiling is one thread, and on a shared "
@@ -118,6 +146,9 @@ def main(argv=None) -> list[dict]:
     args = p.parse_args(argv)
     global clock
     clock = CLOCKS[args.clock]
+    if args.instructions:
+        instructions(args.instructions)
+        return []
     if args.profile or args.profile_api:
         profile(args.modules, args.top, api=args.profile_api)
         return []

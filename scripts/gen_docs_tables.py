@@ -165,8 +165,9 @@ def passes() -> str:
             src = inspect.getsource(p.run) if p.run is not None else ""
         except (OSError, TypeError):
             src = ""
-        m = re.search(r"from (kokoyi\.[\w.]+) import", src)
-        where = f"`{p.where}`" if p.where else f"`{m.group(1).replace('.', '/')}.py`" if m else \
+        # (the module a pass imports, or looks up: kokoyi.compiler.lazy.module)
+        m = re.search(r"from (kokoyi\.[\w.]+) import|lazy\.module\(\"(kokoyi\.[\w.]+)\"\)", src)
+        where = f"`{p.where}`" if p.where else f"`{(m.group(1) or m.group(2)).replace('.', '/')}.py`" if m else \
             "`kokoyi/compiler/pipeline.py`"
         when = " (at call time)" if p in CALL_PASSES else ""
         rows.append(f"| {i} | `{p.name}`{when} | {_cell(p.doc)} | {where} |")

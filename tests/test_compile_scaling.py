@@ -121,3 +121,27 @@ def test_the_pause_decorator_restores_the_collector_as_it_found_it():
     with gc_paused():  # (still a context manager)
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_no_import_statement_runs_per_unit():
+    # A function-level `from module import name` costs about 1.5 us a call (kokoyi.compiler.lazy);
+    # the passes, the parser and the install look their modules up once instead.
+    import builtins
+
+    import kokoyi
+
+    kokoyi.compile(unit_of(1, 7000).replace("Layer", "Imports"), "imports.kyi")  # first use imports
+    imports = []
+    real = builtins.__import__
+
+    def counting(name, *args, **kwargs):
+        imports.append(name)
+        return real(name, *args, **kwargs)
+
+    builtins.__import__ = counting
+    try:
+        for i in range(3):
+            kokoyi.compile(unit_of(1, 7001 + i).replace("Layer", "Imports"), f"imports{i}.kyi")
+    finally:
+        builtins.__import__ = real
+    assert imports == []

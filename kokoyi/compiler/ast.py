@@ -12,7 +12,61 @@ from typing import Union
 
 from kokoyi.errors import Span
 
-node = dataclass(frozen=True, eq=False)
+_SET = object.__setattr__
+
+
+def _quick_init(cls: type) -> type:
+    """Give a frozen node class an __init__ that sets its fields through a prebound
+    `object.__setattr__` and leaves a field holding its default object unset (the class
+    attribute dataclass keeps for it reads the same): the same signature and values as
+    dataclass's own, which looks `object.__setattr__` up for every field. The parser makes
+    about 50 nodes a small unit, most of them Names with three default fields."""
+    lines, env = [], {"_set": _SET}
+    params, unset = [], set()  # unset: the fields left unset when they hold their default
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
+            return cls  # (none in this module: dataclass's own __init__ handles these)
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            env[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+            if getattr(cls, f.name, env) is f.default:  # (the class attribute an unset field reads)
+                unset.add(f.name)
+        if f.name in unset:
+            lines.append(f"    if {f.name} is not _d_{f.name}:\n        _set(self, {f.name!r}, {f.name})")
+        else:
+            lines.append(f"    _set(self, {f.name!r}, {f.name})")
+    code = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    # replace(n, **changes) for this class: each field from changes or from n (a default left unset)
+    lines = ["    _copy = _new(_cls)"]
+    for f in dataclasses.fields(cls):
+        value = f"(_node.{f.name} if {f.name} is _KEEP else {f.name})"
+        if f.name not in unset:
+            lines.append(f"    _set(_copy, {f.name!r}, {value})")
+        else:
+            lines.append(f"    _value = {value}\n    if _value is not _d_{f.name}:\n        _set(_copy, {f.name!r}, _value)")
+    names = [f.name for f in dataclasses.fields(cls)]
+    code += (f"def _replace(_node, {', '.join(name + '=_KEEP' for name in names)}):\n" + "\n".join(lines)
+             + "\n    return _copy\n")
+    env.update(_new=object.__new__, _cls=cls, _KEEP=_KEEP)
+    exec(code, env)  # noqa: S102 - made from the class's own field names, as dataclass does
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init
+    _QUICK_REPLACE[cls] = (frozenset(names), env["_replace"])
+    return cls
+
+
+_KEEP = object()  # (a field replace leaves as it is)
+# node class -> (its field names, a replace(n, **changes) made for it: no loop over the fields)
+_QUICK_REPLACE: dict = {}
+
+
+def node(cls: type) -> type:
+    """A frozen dataclass compared by identity (see the module docstring), with a quick __init__."""
+    return _quick_init(dataclass(frozen=True, eq=False)(cls))
 
 
 @node
@@ -320,6 +374,19 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+_DEFAULTS: dict[type, dict] = {}
+_NO_DEFAULT = object()
+
+
+def _defaults(cls: type) -> dict:
+    """Field name -> default object, for the fields of a node class that have one and keep
+    it as a class attribute (an unset field reads it there)."""
+    found = _DEFAULTS[cls] = {f.name: f.default for f in dataclasses.fields(cls)
+                              if f.default is not dataclasses.MISSING
+                              and getattr(cls, f.name, _NO_DEFAULT) is f.default}
+    return found
+
+
 def children(n: Node):
     """The child nodes of n, in source order."""
     for name in _field_names(type(n)):
@@ -409,12 +476,18 @@ class Inverse(Node):
 def map_children(n: Node, fn) -> Node:
     """A copy of n with fn applied to each child node (and to nodes inside tuples)."""
     changes = {}
-    for name in _field_names(type(n)):
+    cls = type(n)
+    for name in _FIELD_NAMES.get(cls) or _field_names(cls):
         v = getattr(n, name)
         if isinstance(v, Node):
             new = fn(v)
-        elif isinstance(v, tuple) and any(isinstance(x, Node) for x in v):
-            new = tuple(fn(x) if isinstance(x, Node) else x for x in v)
+        elif isinstance(v, tuple):
+            for x in v:  # (a tuple with a node in it is always made anew, as it always was)
+                if isinstance(x, Node):
+                    break
+            else:
+                continue
+            new = tuple([fn(x) if isinstance(x, Node) else x for x in v])
         else:
             continue
         if new is not v:
@@ -426,6 +499,9 @@ def replace(n: Node, **changes) -> Node:
     """dataclasses.replace(n, **changes) without its per-call field walk and keyword
     __init__ (nodes have no __post_init__); an unknown field is a TypeError, as there."""
     cls = type(n)
+    quick = _QUICK_REPLACE.get(cls)
+    if quick is not None and quick[0].issuperset(changes):
+        return quick[1](n, **changes)
     names = _FIELD_NAMES.get(cls) or _field_names(cls)
     for name in changes:
         if name not in names and name != "span":
@@ -434,8 +510,13 @@ def replace(n: Node, **changes) -> Node:
     # CPython give it a separate dict object, which a registered unit's AST (kept for the
     # first call) would hold per node for the cyclic collector to scan.
     copy = object.__new__(cls)
-    set_field = object.__setattr__
+    set_field = _SET
     set_field(copy, "span", changes["span"] if "span" in changes else n.span)
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _defaults(cls)
     for name in names:
-        set_field(copy, name, changes[name] if name in changes else getattr(n, name))
+        value = changes[name] if name in changes else getattr(n, name)
+        if defaults.get(name, _NO_DEFAULT) is not value:  # (a default is left unset, as __init__ leaves it)
+            set_field(copy, name, value)
     return copy

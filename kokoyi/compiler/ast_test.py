@@ -3,13 +3,15 @@ dataclasses.replace does."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import pickle
 from pathlib import Path
 
 import pytest
 
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import parser
-from kokoyi.errors import Source
+from kokoyi.errors import Source, Span
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*/*.kyi"))
 
@@ -36,3 +38,28 @@ def test_replace_is_dataclasses_replace():
     assert A.replace(binary, right=new).left is binary.left and binary.right is not new
     with pytest.raises(TypeError):
         A.replace(binary, rihgt=new)
+
+
+def test_node_init_has_the_dataclass_signature():
+    # (node classes get a quicker __init__ than dataclass's: the same parameters and defaults)
+    assert len(A._QUICK_REPLACE) > 30
+    for cls in A._QUICK_REPLACE:
+        params = list(inspect.signature(cls).parameters.values())
+        fields = dataclasses.fields(cls)
+        assert [p.name for p in params] == [f.name for f in fields]
+        assert [p.default for p in params] == [
+            inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
+
+
+def test_a_default_field_left_unset_reads_its_default():
+    span = Span(1, 1, 1, 2)
+    name = A.Name(span, "x", "x")
+    assert "inner" not in vars(name) and (name.inner, name.indices, name.exponent) == (None, (), None)
+    indexed = A.Name(span, "x_{1}", "x_1", inner=name, indices=(A.Num(span, 1, "1"),))
+    assert indexed.inner is name and indexed.indices[0].value == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        name.key = "y"
+    copy = pickle.loads(pickle.dumps(indexed))
+    assert (copy.key, copy.inner.key, copy.exponent, repr(copy)) == ("x_{1}", "x", None, repr(indexed))
+    assert dataclasses.astuple(A.replace(indexed, inner=None)) == dataclasses.astuple(
+        dataclasses.replace(indexed, inner=None))

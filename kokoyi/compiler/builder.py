@@ -18,6 +18,10 @@ OPERATORS = {
 }
 BIGOP_NAMES = {"sum", "prod", "max", "min", "argmax", "argmin"}
 FONT_HINTS = {"mathbf": "bf", "boldsymbol": "bs", "mathcal": "cal"}
+# (compiled once: `re.match(pattern, ...)` looks its pattern up in re's cache per call)
+_COMMENT_TEXT = re.compile(r"\\Comment\s*\{(.*)\}\Z", re.S).match
+_TEXT = re.compile(r"\\text\s*\{(.*)\}\Z", re.S).match
+_DIGITS = re.compile(r"\d+").fullmatch
 PUNCTUATION = {"LBRACE", "RBRACE", "LPAR", "RPAR", "LSQB", "RSQB", "COMMA", "SEMI", "END", "GETS", "EQ"}
 
 
@@ -32,9 +36,11 @@ def _start(children) -> tuple[int, int] | None:
         if isinstance(c, Token):
             if c.line is not None:
                 return c.line, c.column
-        elif isinstance(c, (A.Node, Span)):
-            span = c if isinstance(c, Span) else c.span
+        elif isinstance(c, A.Node):
+            span = c.span
             return span.line, span.column
+        elif isinstance(c, Span):
+            return c.line, c.column
         elif isinstance(c, (tuple, list)):
             found = _start(c)
             if found is not None:
@@ -48,9 +54,11 @@ def _end(children) -> tuple[int, int] | None:
         if isinstance(c, Token):
             if c.line is not None:
                 return c.end_line or c.line, c.end_column if c.end_column is not None else c.column + len(c.value)
-        elif isinstance(c, (A.Node, Span)):
-            span = c if isinstance(c, Span) else c.span
+        elif isinstance(c, A.Node):
+            span = c.span
             return span.end_line, span.end_column
+        elif isinstance(c, Span):
+            return c.end_line, c.end_column
         elif isinstance(c, (tuple, list)):
             found = _end(c)
             if found is not None:
@@ -77,7 +85,8 @@ class AstBuilder(Transformer):
         start = _start(children)
         if start is None:
             return Span(1, 1, 1, 2)
-        return Span(*start, *_end(children))  # (one span: no token's own span made on the way)
+        end_line, end_column = _end(children)
+        return Span(start[0], start[1], end_line, end_column)  # (one span: no token's own span made on the way)
 
     def _error(self, span: Span, message: str) -> KokoyiSyntaxError:
         return KokoyiSyntaxError.at(self.source, span, message)
@@ -152,7 +161,7 @@ class AstBuilder(Transformer):
         where, comment = (), None
         for part in rest:
             if isinstance(part, Token) and part.type == "COMMENT_TEXT":
-                comment = re.match(r"\\Comment\s*\{(.*)\}\Z", part.value, re.S).group(1)
+                comment = _COMMENT_TEXT(part.value).group(1)
             elif isinstance(part, tuple):
                 where = part
         return where, comment
@@ -291,7 +300,7 @@ class AstBuilder(Transformer):
     def _number(self, tok: Token) -> A.Num:
         text = tok.value
         try:
-            value = int(text) if re.fullmatch(r"\d+", text) else float(text)
+            value = int(text) if _DIGITS(text) else float(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             raise self._error(token_span(tok), f"this integer has {len(text)} digits, more than Python reads "
                                                "in one literal; write it as a power, e.g. `10^{5000}`") from None
@@ -413,7 +422,7 @@ class AstBuilder(Transformer):
     def case_cond(self, children):
         if isinstance(children[0], Token):
             tok = children[0]
-            word = re.match(r"\\text\s*\{(.*)\}\Z", tok.value, re.S).group(1).strip()
+            word = _TEXT(tok.value).group(1).strip()
             rest = children[1] if len(children) > 1 else None
             if word == "if" and rest is not None:
                 return rest, "if"
@@ -427,9 +436,13 @@ class AstBuilder(Transformer):
     def name(self, children):
         return children[0]
 
+    name.passes_child = True  # (parse_ast's parser hands the child on without calling it: lalr.PASS)
+
     def plain_name(self, children):
         tok = children[0]
-        return A.Name(token_span(tok), tok.value, tok.value)
+        value, line = tok.value, tok.line  # (token_span(tok), written out: a name per few tokens)
+        end_col = tok.end_column if tok.end_column is not None else tok.column + len(value)
+        return A.Name(Span(line, tok.column, tok.end_line or line, end_col), value, value)
 
     def greek_name(self, children):
         tok = children[0]

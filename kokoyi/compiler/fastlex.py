@@ -32,7 +32,9 @@ class FastContextualLexer(ContextualLexer):
         for sub in self.lexers.values():
             if id(sub) not in per_lexer:
                 scanner = sub.scanner  # (builds the callbacks too)
-                matchers = by_first_char(scanner) or scanner._mres
+                matchers = by_first_char(scanner)
+                if matchers is None:  # (not `or`: a ByFirstChar is an empty dict until its first match)
+                    matchers = scanner._mres
                 per_lexer[id(sub)] = (matchers, sub.ignore_types, sub.newline_types, sub.callback)
         self._tables = {state: per_lexer[id(sub)] for state, sub in self.lexers.items()}
         return self._tables

@@ -77,3 +77,11 @@ def test_every_state_of_the_grammar_matches_as_lark_does():
                     assert (got.group(0), got.lastgroup) == (expected.group(0), expected.lastgroup)
                 checked += 1
     assert checked > 100_000
+
+
+def test_the_lexer_uses_the_narrowed_alternations():
+    # (a ByFirstChar is an empty dict until its first match: `by_first_char(s) or s._mres`
+    # once chose lark's full alternation for every state)
+    lexer = parser._lark("start").parser.lexer.lexer
+    tables = lexer._tables or lexer._build_tables()
+    assert tables and all(type(entry[0]) is ByFirstChar for entry in tables.values())

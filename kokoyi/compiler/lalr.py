@@ -26,8 +26,10 @@ from lark.parsers.lalr_parser_state import ParseConf, ParserState
 # How a rule's reduction adds to the parse tree's depth: it makes a node; it makes none (an
 # inlined `_rule`, whose children join its parent's); it makes one unless it has one child
 # (`?rule`: lark's ExpandSingleChild; the callback then sets `made[0]`); or it hands its one
-# child on unchanged (a `?rule` of one symbol that lark's tree builder keeps: a unit rule).
-NODE, INLINED, MAYBE, UNIT = 1, 0, 2, 3
+# child on unchanged (a `?rule` of one symbol that lark's tree builder keeps: a unit rule); or
+# it makes a node of one child whose value is that child (PASS: a rule of one symbol whose
+# callback returns its child, as kinds says; the callback is not called).
+NODE, INLINED, MAYBE, UNIT, PASS = 1, 0, 2, 3, 4
 
 
 class TooDeep(Exception):
@@ -39,14 +41,17 @@ class FastParserState(ParserState):
     child on without calling its callback (about a third of the reductions), and keeps next
     to each value the depth of the parse tree under it (when `kinds` says how rules add to it)."""
 
-    __slots__ = ("reductions", "chains", "depths", "kinds", "made", "limit", "building")
+    __slots__ = ("reductions", "chains", "depths", "kinds", "made", "limit", "building", "rows")
 
     def __init__(self, parse_conf, lexer, state_stack=None, value_stack=None, reductions=None,
-                 kinds=None, made=None, limit=None, chains=None):
+                 kinds=None, made=None, limit=None, chains=None, rows=None):
         super().__init__(parse_conf, lexer, state_stack, value_stack)
         self.reductions = {} if reductions is None else reductions  # id(rule) -> (size, callback, origin, kind, rule)
         # (state below, state, token type) -> the state after the unit rules that token reduces there
         self.chains = {} if chains is None else chains
+        # state -> {token type: (Shift, next state) or (Reduce, the rule's reductions entry)}, made
+        # per state on first use (feed_all: no rule lookup per reduction); kept with reductions
+        self.rows = {} if rows is None else rows
         self.depths = [0] * len(self.value_stack)
         self.kinds, self.made = kinds, made if made is not None else [False]
         self.limit = float("inf") if limit is None else limit
@@ -57,6 +62,7 @@ class FastParserState(ParserState):
     def copy(self, deepcopy_values=True):
         state = super().copy(deepcopy_values)
         state.reductions, state.chains, state.depths = self.reductions, self.chains, list(self.depths)
+        state.rows = self.rows
         state.kinds, state.made, state.limit, state.building = self.kinds, self.made, self.limit, self.building
         return state
 
@@ -68,6 +74,8 @@ class FastParserState(ParserState):
             kind = UNIT
         else:
             kind = NODE if self.kinds is None else self.kinds[rule]
+            if kind is PASS and size != 1:
+                kind = NODE
         entry = (size, callback, rule.origin.name, kind, rule)  # the entry keeps the rule (and its id) alive
         self.reductions[id(rule)] = entry
         return entry
@@ -87,6 +95,20 @@ class FastParserState(ParserState):
             state = states[below][entry[2]][1]
         self.chains[below, start, kind] = state
         return state
+
+    def _action(self, state, kind, token):
+        """rows[state][kind], making the state's row first where it is missing; lark's
+        UnexpectedToken where the state has no action for the token."""
+        row = self.rows.get(state)
+        if row is None:
+            reductions = self.reductions
+            row = self.rows[state] = {
+                k: (action, arg) if action is Shift else (action, reductions.get(id(arg)) or self._reduction(arg))
+                for k, (action, arg) in self.parse_conf.states[state].items()}
+        if kind not in row:
+            expected = {s for s in self.parse_conf.states[state] if s.isupper()}
+            raise UnexpectedToken(token, expected, state=self, interactive_parser=None) from None
+        return row[kind]
 
     def feed_token(self, token, is_end=False):
         state_stack = self.state_stack
@@ -122,6 +144,14 @@ class FastParserState(ParserState):
                     below = state_stack[-2]
                     top = chains.get((below, state, kind))
                     state_stack[-1] = self._chain(below, state, kind) if top is None else top
+                continue
+            if node is PASS:  # the child stays as the value, one level deeper
+                depth = depths[-1] = depths[-1] + 1
+                if depth > self.limit:
+                    raise TooDeep(depth)
+                new_state = state_stack[-1] = states[state_stack[-2]][origin][1]
+                if is_end and new_state == end_state:
+                    return value_stack[-1]
                 continue
             if size:
                 children = value_stack[-size:]
@@ -163,7 +193,7 @@ class FastParserState(ParserState):
         conf = self.parse_conf
         states = conf.states
         token_callbacks = conf.callbacks
-        reductions = self.reductions
+        rows = self.rows
         chains = self.chains
         made = self.made
         limit = self.limit
@@ -173,20 +203,25 @@ class FastParserState(ParserState):
             while True:
                 state = state_stack[-1]
                 try:
-                    action, arg = states[state][kind]
+                    action, arg = rows[state][kind]
                 except KeyError:
-                    expected = {s for s in states[state] if s.isupper()}
-                    raise UnexpectedToken(token, expected, state=self, interactive_parser=None) from None
+                    action, arg = self._action(state, kind, token)
                 if action is Shift:
                     state_stack.append(arg)
                     value_stack.append(token if kind not in token_callbacks else token_callbacks[kind](token))
                     depths.append(0)
                     break
-                size, callback, origin, node, _ = reductions.get(id(arg)) or self._reduction(arg)
+                size, callback, origin, node, _ = arg  # (the rule's entry: see _action)
                 if node is UNIT:  # the whole chain of unit rules at once, as in feed_token
                     below = state_stack[-2]
                     top = chains.get((below, state, kind))
                     state_stack[-1] = self._chain(below, state, kind) if top is None else top
+                    continue
+                if node is PASS:  # (as in feed_token)
+                    depth = depths[-1] = depths[-1] + 1
+                    if depth > limit:
+                        raise TooDeep(depth)
+                    state_stack[-1] = states[state_stack[-2]][origin][1]
                     continue
                 if size:
                     children = value_stack[-size:]
@@ -222,22 +257,23 @@ class FastParser(_Parser):
         super().__init__(parse_table, callbacks, debug)
         self.reductions: dict = {}
         self.chains: dict = {}
+        self.rows: dict = {}
 
     def parse(self, lexer, start, value_stack=None, state_stack=None, start_interactive=False):
         if start_interactive:
             return super().parse(lexer, start, value_stack, state_stack, start_interactive)
         conf = ParseConf(self.parse_table, self.callbacks, start)
         return self.parse_from_state(FastParserState(conf, lexer, state_stack, value_stack, self.reductions,
-                                                     chains=self.chains))
+                                                     chains=self.chains, rows=self.rows))
 
-    def parse_building(self, lexer, start, callbacks, kinds, reductions, made, limit, chains=None):
+    def parse_building(self, lexer, start, callbacks, kinds, reductions, made, limit, chains=None, rows=None):
         """The value the start rule's callback returns, parsing with `callbacks` (rule -> function
         of the children, after lark's child filters) instead of the tree builder's. kinds: rule
         -> NODE, INLINED or MAYBE (MAYBE callbacks set made[0] when they make a node);
-        reductions and chains: dicts kept between calls with the same callbacks. Raises TooDeep where the
+        reductions, chains and rows: dicts kept between calls with the same callbacks. Raises TooDeep where the
         parse tree would nest more than `limit` levels, and lark's errors."""
         conf = ParseConf(self.parse_table, callbacks, start)
-        state = FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains)
+        state = FastParserState(conf, lexer, None, None, reductions, kinds, made, limit, chains, rows)
         state.building = True
         # (lark's parse_from_state, with the token loop in feed_all: the same steps and errors;
         # an error leaves no interactive parser on the exception, which parse_ast never reads)

@@ -157,8 +157,8 @@ class TexArguments:
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         frames: list[_Frame] = []
         depth = 0
-        pending: list[Token] = []
         recent = self.recent
+        bars = self.bars
         for raw in stream:
             token = self._keyword(raw) if raw.type == "CMD" else raw
             if token is None:
@@ -167,40 +167,50 @@ class TexArguments:
                 recent.append(token)
                 yield token
                 continue
-            pending.append(token)
-            while pending:
-                tok = pending.pop(0)
+            # The token, then the rest of it where a macro's argument takes its first character
+            # (at most one piece waits at a time). _emit's bookkeeping is written out below.
+            pending = token
+            while pending is not None:
+                tok, pending = pending, None
+                kind = tok.type
                 top = frames[-1] if frames else None
                 active = top is not None and top.depth == depth and not top.in_group and not top.in_option
-                if tok.type in ("LBRACE", "LSQB"):
-                    if active and tok.type == "LSQB" and top.optional and top.remaining == top.count:
+                if kind == "LBRACE" or kind == "LSQB":
+                    if active and kind == "LSQB" and top.optional and top.remaining == top.count:
                         top.in_option = True
-                    elif active and tok.type == "LBRACE":
+                    elif active and kind == "LBRACE":
                         top.in_group = True
                     depth += 1
-                    yield self._emit(tok)
+                    bars.append([])  # (both are opening brackets)
+                    recent.append(tok)
+                    yield tok
                     continue
-                if tok.type in ("RBRACE", "RSQB"):
+                if kind == "RBRACE" or kind == "RSQB":
                     depth -= 1
-                    yield self._emit(tok)
+                    if len(bars) > 1:  # (both are closing brackets)
+                        bars.pop()
+                    recent.append(tok)
+                    yield tok
                     top = frames[-1] if frames else None
                     if top is not None and top.depth == depth:
-                        if top.in_option and tok.type == "RSQB":
+                        if top.in_option and kind == "RSQB":
                             top.in_option = False
-                        elif top.in_group and tok.type == "RBRACE":
+                        elif top.in_group and kind == "RBRACE":
                             top.in_group = False
                             _argument_done(frames)
                     continue
-                if active and tok.type in ("NUMBER", "NAME") and len(tok.value) > 1:
-                    head, rest = _split_first(tok)
-                    pending.insert(0, rest)
-                    tok = head
-                count = keywords.TEX_ARGUMENTS.get(tok.type)
+                if active and (kind == "NUMBER" or kind == "NAME") and len(tok.value) > 1:
+                    tok, pending = _split_first(tok)
+                count = keywords.TEX_ARGUMENTS.get(kind)
                 if count:
-                    frames.append(_Frame(count, depth, optional=tok.type == "SQRT", is_argument=active))
+                    frames.append(_Frame(count, depth, optional=kind == "SQRT", is_argument=active))
                 elif active:
                     _argument_done(frames)
-                yield self._emit(tok)
+                if kind in _BOOKKEPT:
+                    tok = self._emit(tok)
+                else:
+                    recent.append(tok)
+                yield tok
 
     def _keyword(self, token: Token) -> Token | None:
         word = token.value[1:]
@@ -220,6 +230,9 @@ class TexArguments:
 
 # What `\\word` is, for the words seen so far (keywords.classify, which tries each class in turn).
 _CLASSIFIED: dict[str, str] = {}
+# Token types _emit does more for than noting the token as the last one handed on.
+_BOOKKEPT = frozenset({"BAR", "DNORM", "MODULE", "FUNCTION", "END_MODULE", "END_FUNCTION", *OPENING_BRACKETS,
+                       *CLOSING_BRACKETS})
 # Token types the post-lexer tracks (brackets, bars, blocks) or that take TeX arguments; any
 # other token, with no macro waiting for its arguments, goes to the parser as it is.
 _TRACKED = frozenset({"LBRACE", "LSQB", "RBRACE", "RSQB", "BAR", "DNORM", "MODULE", "FUNCTION", "END_MODULE",
@@ -391,6 +404,7 @@ class _Building:
         self.kinds: dict = {}
         self.reductions: dict = {}
         self.chains: dict = {}
+        self.rows: dict = {}
         for rule, chain in parser._parse_tree_builder.rule_builders:
             name = rule.alias or rule.options.template_source or rule.origin.name
             if rule.origin.name.startswith("_"):
@@ -400,6 +414,8 @@ class _Building:
                 kind = lalr.MAYBE if rule.options.expand1 and not rule.alias else lalr.NODE
                 if kind == lalr.MAYBE:
                     f = self._marking(f)
+            if kind == lalr.NODE and not chain and getattr(f, "passes_child", False):
+                kind = lalr.PASS  # (its value is its one child: the parser keeps it, no call)
             for wrapper in chain:
                 f = wrapper(f)
             self.callbacks[rule] = f
@@ -430,8 +446,6 @@ def parse_ast(source: Source, start: str = "start"):
     then builder.build), which raises what it always raised, in the same order: characters,
     syntax, depth, then the first error of the builder's walk (the order of the reductions).
     """
-    from kokoyi.compiler.builder import build
-
     _check_characters(source)
     building = _building(start)
     if building is not None:
@@ -443,11 +457,13 @@ def parse_ast(source: Source, start: str = "start"):
             frontend = parser.parser
             return frontend.parser.parser.parse_building(
                 frontend._make_lexer_thread(source.text), frontend._verify_start(start), building.callbacks,
-                building.kinds, building.reductions, building.made, MAX_DEPTH, building.chains)
+                building.kinds, building.reductions, building.made, MAX_DEPTH, building.chains, building.rows)
         except Exception:  # noqa: BLE001, S110 - reported by the other way below, as it always was
             pass
         finally:
             slot.current, building.builder.source = previous, previous_source
+    from kokoyi.compiler.builder import build  # (here: a function-level import costs per call)
+
     return build(parse(source, start), source)
 
 

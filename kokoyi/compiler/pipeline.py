@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler import lazy  # (each pass's module is imported where it is first run)
 from kokoyi.compiler.gcpause import gc_paused
 from kokoyi.errors import Source
 
@@ -63,25 +64,20 @@ class UnitState:
 
 
 def _parse(state: UnitState) -> None:
-    from kokoyi.compiler.parser import parse, parse_ast
-
+    parser = lazy.module("kokoyi.compiler.parser")
     if state.keep_tree:
-        state.tree = parse(state.source)
+        state.tree = parser.parse(state.source)
     else:  # the AST built during the parse (the same AST, and the same errors)
-        state.ast = parse_ast(state.source)
+        state.ast = parser.parse_ast(state.source)
 
 
 def _build(state: UnitState) -> None:
-    from kokoyi.compiler.builder import build
-
     if state.ast is None:
-        state.ast = build(state.tree, state.source)
+        state.ast = lazy.module("kokoyi.compiler.builder").build(state.tree, state.source)
 
 
 def _resolve(state: UnitState) -> None:
-    from kokoyi.compiler.passes.resolve import Resolver
-
-    resolver = Resolver(state.source, state.env)
+    resolver = lazy.module("kokoyi.compiler.passes.resolve").Resolver(state.source, state.env)
     state.ast, state.defined = resolver.program(state.ast)
     state.recurrences = resolver.recurrences
     for item, sym in zip(state.ast.items, state.defined):
@@ -90,15 +86,12 @@ def _resolve(state: UnitState) -> None:
 
 
 def _recurrences(state: UnitState) -> None:
-    from kokoyi.compiler.passes.recurrences import check_recurrences
-
-    state.ast = check_recurrences(state.ast, state.source, state.recurrences)
+    recurrences = lazy.module("kokoyi.compiler.passes.recurrences")
+    state.ast = recurrences.check_recurrences(state.ast, state.source, state.recurrences)
 
 
 def _ranks(state: UnitState) -> None:
-    from kokoyi.compiler.passes.ranks import infer_ranks
-
-    state.ast = infer_ranks(state.ast, state.source)
+    state.ast = lazy.module("kokoyi.compiler.passes.ranks").infer_ranks(state.ast, state.source)
 
 
 def _needed_now(item) -> bool:
@@ -107,9 +100,7 @@ def _needed_now(item) -> bool:
 
 
 def _lower(state: UnitState) -> None:
-    from kokoyi.compiler.passes.lower import lower
-
-    state.ir = lower(state.ast, _needed_now if state.defer_ir else None)
+    state.ir = lazy.module("kokoyi.compiler.passes.lower").lower(state.ast, _needed_now if state.defer_ir else None)
 
 
 def _each(fns: list, fn_pass) -> list:
@@ -117,21 +108,16 @@ def _each(fns: list, fn_pass) -> list:
 
 
 def _simplify(state: UnitState) -> None:
-    from kokoyi.compiler.passes.simplify import simplify
-
-    state.ir = _each(state.ir, simplify)
+    state.ir = _each(state.ir, lazy.module("kokoyi.compiler.passes.simplify").simplify)
 
 
 def _inline(state: UnitState) -> None:
-    from kokoyi.compiler.passes.inline import inline
-
-    state.ir = _each(state.ir, inline)
+    state.ir = _each(state.ir, lazy.module("kokoyi.compiler.passes.inline").inline)
 
 
 def _rewrite(state: UnitState) -> None:
-    from kokoyi.compiler.passes.simplify import simplify
-    from kokoyi.compiler.rewrite import rewrite
-
+    simplify = lazy.module("kokoyi.compiler.passes.simplify").simplify
+    rewrite = lazy.module("kokoyi.compiler.rewrite").rewrite
     state.ir = _each(state.ir, lambda f: rewrite(simplify(f)))
     for item, fn in zip(state.ast.items, state.ir):
         if fn is not None:
@@ -235,9 +221,7 @@ def run_call_passes(cs: CallState, start_after: str | None = None, stop_after: s
 
 
 def _unit(state: UnitState) -> None:
-    from kokoyi.compiler.emit.unit import generate
-
-    state.generated = generate(state.ast, state.ir, state.source, state.global_names, state.taken_names)
+    state.generated = lazy.module("kokoyi.compiler.emit.unit").generate(state.ast, state.ir, state.source, state.global_names, state.taken_names)
 
 
 @dataclass(frozen=True)

@@ -109,9 +109,14 @@ def _arg(e) -> str:
     return text if re.fullmatch(r"[A-Za-z0-9]", text) else f"{{{text}}}"
 
 
+_COMMAND = re.compile(r"\\([A-Za-z]+)")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+
+
 def identifier_hint(text: str) -> str:
     """A readable identifier fragment for a spelling: `t - 1` -> `t_1`, `\\alpha` -> `alpha`."""
     text = text.replace("'", "_prime").replace("\\infty", "inf")
-    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
-    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    if "\\" in text:  # (else nothing to drop: a template's `\1` makes re import itself per call)
+        text = _COMMAND.sub(r"\1", text)
+    text = _NOT_ALNUM.sub("_", text).strip("_")
     return text or "x"

@@ -13,6 +13,7 @@ import types
 from collections.abc import Iterator, Mapping
 
 from kokoyi.compiler import ast as A
+from kokoyi.compiler import lazy
 from kokoyi.compiler import symbols as S
 from kokoyi.runtime.forward import FunctionSymbol
 from kokoyi.runtime.module import register_code
@@ -163,21 +164,21 @@ class SymbolTable(_Lookup):
             code = compile(generated.code, code_name, "exec")
             register_code(code_name, generated.code, state.source.filename, generated.line_map,
                           generated.index_sites)
-        from kokoyi.runtime.unit import INSTALLING, declare, declared_names
+        unit_rt = lazy.module("kokoyi.runtime.unit")  # (imported once, not per unit)
 
         namespace = self.namespace
         if declarations is None:  # the code may bind any name: the whole namespace is kept
             saved, written = dict(namespace), None
         else:  # only the names declare binds (not a copy of every earlier unit's names per unit)
-            written = declared_names(declarations)
+            written = unit_rt.declared_names(declarations)
             saved = {name: namespace[name] for name in written if name in namespace}
 
-        INSTALLING.append(state)
+        unit_rt.INSTALLING.append(state)
         try:
             if declarations is None:
                 exec(code, self.namespace)  # noqa: S102 - code generated from checked Kokoyi only
             else:  # what the code does, without compiling it
-                declare(state.source.text, state.source.filename, declarations, self.namespace)
+                unit_rt.declare(state.source.text, state.source.filename, declarations, self.namespace)
         except BaseException:
             if written is None:
                 namespace.clear()
@@ -190,7 +191,7 @@ class SymbolTable(_Lookup):
                         namespace.pop(name, None)
             raise
         finally:
-            INSTALLING.pop()
+            unit_rt.INSTALLING.pop()
         unit = self.namespace.get("KOKOYI_UNIT")
         if unit is not None and unit._state is state:
             unit._state = None  # (its constants are computed: the compiled unit need not stay alive)

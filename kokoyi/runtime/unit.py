@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from kokoyi.compiler import lazy
 from kokoyi.errors import KokoyiError, KokoyiRuntimeError, KokoyiTypeError, KokoyiUnsupportedError
 from kokoyi.runtime.forward import FunctionSymbol
 from kokoyi.runtime.calls import OpaqueRank
@@ -51,8 +52,7 @@ class Unit:
 
     def module(self, python_name: str, **spec):
         """A module's forward (kokoyi.runtime.module.module)."""
-        from kokoyi.runtime.module import module
-
+        module = lazy.module("kokoyi.runtime.module").module  # (imported once, not per module)
         return module(python_name, namespace=self.namespace, source=(self.text, self.filename), **spec)
 
     def function(self, key: str, python_name: str, where: str) -> FunctionSymbol:
