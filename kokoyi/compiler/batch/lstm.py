@@ -86,7 +86,6 @@ def _match(loop: K.For, everywhere: dict) -> dict | None:
     o, tc = mh if mh[1].op == "tanh" else mh[::-1]
     if tc.op != "tanh" or tc.args != (K.Ref(c_new.out),) or id(o) not in role_of:
         return None
-    earlier = {s.out: s for s in body if s.op == "earlier"}
     forget = cell = None
     for m in ac:
         pair = _product(m, "mul", defs)
