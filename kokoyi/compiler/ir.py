@@ -290,6 +290,9 @@ def with_fields(e, changes: dict):
 
 
 _NODES = (Expr, Axis, Slice)
+# The node classes with no node under them (a number, a name, a top-level definition): the
+# passes return one of them at once instead of mapping its (no) children.
+LEAVES = frozenset(cls for cls in (Lit, Var, Global) if not _field_names(cls))
 
 
 def _map_tuple(v: tuple, fn):
