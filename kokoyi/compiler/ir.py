@@ -269,6 +269,8 @@ def map_children(e, fn):
         if isinstance(old, _NODES):
             new = fn(old)
         elif isinstance(old, tuple):
+            if not old:  # (a Prim's attrs, mostly)
+                continue
             new = _map_tuple(old, fn)
         else:
             continue
