@@ -59,8 +59,15 @@ def _sub(a, rename: dict):
         new = rename.get(a.name)
         return a if new is None else K.Ref(new)
     if isinstance(a, tuple):
-        items = [_sub(x, rename) for x in a]
-        return a if all(x is y for x, y in zip(items, a)) else tuple(items)
+        items = None
+        for i, x in enumerate(a):
+            if isinstance(x, (K.Ref, tuple)):
+                y = _sub(x, rename)
+                if y is not x:
+                    if items is None:
+                        items = list(a)
+                    items[i] = y
+        return a if items is None else tuple(items)
     return a
 
 
@@ -144,14 +151,14 @@ def _dead(body: list) -> set:
     where that round drops something (a round that drops nothing ends the clean-up with the
     kernel as it was before it)."""
     readers: dict = {}  # name -> how many statements read it
-    defs: dict = {}  # name -> the droppable (or CHECK_ONLY) statements assigning it
+    defs: dict = {}  # name -> the statements assigning it
     for s in K.statements(body):
         for name in K.read_names(s):
             readers[name] = readers.get(name, 0) + 1
         if isinstance(s, K.Assign):
             if s.op in USES_DEVICE:
                 readers["_dev"] = readers.get("_dev", 0) + 1
-            if s.out is not None and (_droppable(s) or s.op in CHECK_ONLY and not s.attrs):
+            if s.out is not None:
                 defs.setdefault(s.out, []).append(s)
     dead: set = set()
     unread = [name for name in defs if not readers.get(name)]
@@ -160,7 +167,8 @@ def _dead(body: list) -> set:
         for name in unread:
             for s in defs.pop(name, ()):
                 if not _droppable(s):
-                    checks.append(id(s))
+                    if s.op in CHECK_ONLY and not s.attrs:
+                        checks.append(id(s))
                     continue
                 dropped = True
                 dead.add(id(s))
