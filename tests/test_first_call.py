@@ -94,3 +94,52 @@ def test_no_collection_while_code_is_generated(cached_seq2seq):
         gc.callbacks.remove(on_gc)
     assert collections == []
     assert torch.isfinite(out).all()
+
+
+def test_what_code_generation_keeps_is_not_scanned_young_after_it(cached_seq2seq):
+    """The call-time passes' survivors go to the oldest generation as the collector resumes
+    (kokoyi/compiler/gcpause.py, promote=True): no generation-0 collection right after them
+    scans the definitions' IR and the kernel's code only to move them up a generation."""
+    ex = cached_seq2seq
+    torch.manual_seed(0)
+    m = ex.Seq2Seq(ex.Transformer(10, 16, 2, 32, 1))
+    x, y = _batch(ex)
+    built = []
+    from kokoyi.runtime.specialize import Specializations
+
+    build = Specializations._build
+
+    def counting(self, *args):
+        out = build(self, *args)
+        built.append(gc.get_count()[0])  # after the collector resumed
+        return out
+
+    Specializations._build = counting
+    try:
+        gc.collect()
+        m(x, y, batch_level=[1, 1])
+    finally:
+        Specializations._build = build
+    assert built and built[-1] < 50, built  # the thousands allocated while paused no longer count
+
+
+def test_promotion_leaves_the_process_frozen_objects_alone():
+    from kokoyi.compiler.gcpause import gc_paused
+
+    assert gc.get_freeze_count() == 0
+    kept = []
+    with gc_paused(promote=True):
+        kept.extend([i] for i in range(5000))
+    assert gc.isenabled() and gc.get_count()[0] < 50 and gc.get_freeze_count() == 0
+    gc.freeze()  # a process that froze its own objects (before forking workers, say)
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused(promote=True):
+            kept.extend([i] for i in range(5000))
+        assert gc.get_freeze_count() == frozen  # not unfrozen by the promotion: it is skipped
+        assert gc.get_count()[0] >= 5000 - 50
+    finally:
+        gc.unfreeze()
+    with gc_paused():  # without promote: the survivors stay young
+        kept.extend([i] for i in range(5000))
+    assert gc.get_count()[0] >= 5000 - 50

@@ -269,6 +269,8 @@ def map_children(e, fn):
         if isinstance(old, _NODES):
             new = fn(old)
         elif isinstance(old, tuple):
+            if not old:  # (a Prim's attrs, mostly)
+                continue
             new = _map_tuple(old, fn)
         else:
             continue
@@ -290,6 +292,9 @@ def with_fields(e, changes: dict):
 
 
 _NODES = (Expr, Axis, Slice)
+# The node classes with no node under them (a number, a name, a top-level definition): the
+# passes return one of them at once instead of mapping its (no) children.
+LEAVES = frozenset(cls for cls in (Lit, Var, Global) if not _field_names(cls))
 
 
 def _map_tuple(v: tuple, fn):

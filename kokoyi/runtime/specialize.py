@@ -161,7 +161,9 @@ class Specializations:
         entry = self._build(inputs, param_descs, params, module_dtype((), params))
         return None if entry is FALLBACK else entry[1]
 
-    @gc_paused()  # as kokoyi.compile: a collection mid-way would scan the process's (torch's) objects
+    # As kokoyi.compile: a collection mid-way would scan the process's (torch's) objects; and
+    # what the passes keep goes to the oldest generation, not scanned young right after
+    @gc_paused(promote=True)
     def _build(self, inputs, param_descs, params, dtype):
         """(function, output layouts, code, whether every output is a batched tensor: the
         one-batch-axis fast path in kokoyi.runtime.batching.single_axis, line map), or FALLBACK.
@@ -336,7 +338,11 @@ def module_dtype(args, params) -> torch.dtype:
     found = None
     for x in (*args, *_tensors(params)):
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            found = x.dtype if found is None else torch.promote_types(found, x.dtype)
+            dtype = x.dtype
+            if found is None:
+                found = dtype
+            elif dtype is not found:  # (promoting a dtype with itself gives it back)
+                found = torch.promote_types(found, dtype)
     return found or torch.get_default_dtype()
 
 

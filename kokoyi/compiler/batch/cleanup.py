@@ -34,18 +34,21 @@ PYTHON_DROPPABLE = {"add", "sub", "mul", "neg", "gt", "lt", "le", "ge", "eq", "n
 
 def cleanup(k: K.Kernel) -> K.Kernel:
     body = _cse(k.body, {}, {}, _module_params(k.body, set()))
-    count = _count(body)
-    while True:
-        used = _uses(body, set())
-        if _reads_device(body):
-            used.add("_dev")
-        pruned = _dce(body, used)
-        pruned_count = _count(pruned)
-        if pruned_count == count:
-            break
-        body, count = pruned, pruned_count
-    body = fuse_contract_bias(sizes_without_reads(body), count_uses(body, {}))
+    dead = _dead(body)
+    if dead:
+        body = _dce(body, dead)
+    # (the use counts are only read for a contraction's value: none, none counted)
+    uses = count_uses(body, {}) if _contracts(body) else {}
+    body = fuse_contract_bias(sizes_without_reads(body), uses)
     return dataclasses.replace(k, body=body)
+
+
+def _contracts(block: list) -> bool:
+    """Whether block (or a block nested in it) has a contraction (what fuse_contract_bias fuses)."""
+    for s in K.statements(block):
+        if isinstance(s, K.Assign) and s.op == "contract":
+            return True
+    return False
 
 
 def _sub(a, rename: dict):
@@ -56,8 +59,15 @@ def _sub(a, rename: dict):
         new = rename.get(a.name)
         return a if new is None else K.Ref(new)
     if isinstance(a, tuple):
-        items = [_sub(x, rename) for x in a]
-        return a if all(x is y for x, y in zip(items, a)) else tuple(items)
+        items = None
+        for i, x in enumerate(a):
+            if isinstance(x, (K.Ref, tuple)):
+                y = _sub(x, rename)
+                if y is not x:
+                    if items is None:
+                        items = list(a)
+                    items[i] = y
+        return a if items is None else tuple(items)
     return a
 
 
@@ -122,24 +132,70 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
     return out
 
 
-def _uses(block: list, acc: set) -> set:
-    for s in K.statements(block):
-        acc |= K.read_names(s)
-    return acc
+def _droppable(s) -> bool:
+    """An Assign dropped when nothing reads its value."""
+    return s.out is not None and (s.op in DROPPABLE or s.attrs.get("py") and s.op in PYTHON_DROPPABLE
+                                  or s.attrs.get("vectors")) and (not s.out.startswith("_") or s.out in PROLOGUE)
 
 
-def _dce(block: list, used: set) -> list:
+def _dead(body: list) -> set:
+    """The ids of the statements dropping unread values leaves out or makes a check: the
+    droppable statements no kept statement reads, and CHECK_ONLY reductions whose value none
+    reads (they become their check).
+
+    In rounds, as dropping them again and again until a round drops nothing would, but in one
+    walk: each name's readers are counted (the device `_dev` is also read by every USES_DEVICE
+    statement, whose printed code reads it without a Ref), and a round drops the definitions
+    of the names no statement left reads, taking their reads off the counts for the next
+    round. A reduction is made its check in the first round that finds its value unread,
+    where that round drops something (a round that drops nothing ends the clean-up with the
+    kernel as it was before it)."""
+    readers: dict = {}  # name -> how many statements read it
+    defs: dict = {}  # name -> the statements assigning it
+    for s in K.statements(body):
+        for name in K.read_names(s):
+            readers[name] = readers.get(name, 0) + 1
+        if isinstance(s, K.Assign):
+            if s.op in USES_DEVICE:
+                readers["_dev"] = readers.get("_dev", 0) + 1
+            if s.out is not None:
+                defs.setdefault(s.out, []).append(s)
+    dead: set = set()
+    unread = [name for name in defs if not readers.get(name)]
+    while unread:
+        dropped, checks, more = False, [], []
+        for name in unread:
+            for s in defs.pop(name, ()):
+                if not _droppable(s):
+                    if s.op in CHECK_ONLY and not s.attrs:
+                        checks.append(id(s))
+                    continue
+                dropped = True
+                dead.add(id(s))
+                for r in K.read_names(s):
+                    left = readers[r] = readers[r] - 1
+                    if not left and r in defs:
+                        more.append(r)
+                if s.op in USES_DEVICE:
+                    left = readers["_dev"] = readers["_dev"] - 1
+                    if not left and "_dev" in defs:
+                        more.append("_dev")
+        if not dropped:
+            break
+        dead.update(checks)
+        unread = more
+    return dead
+
+
+def _dce(block: list, dead: set) -> list:
     out = []
     for s in block:
-        match s:
-            case K.Assign() if s.out is not None and s.out not in used and (
-                    s.op in DROPPABLE or s.attrs.get("py") and s.op in PYTHON_DROPPABLE or s.attrs.get("vectors")) \
-                    and (not s.out.startswith("_") or s.out in PROLOGUE):
+        if id(s) in dead:
+            if _droppable(s):
                 continue
-            case K.Assign() if s.out is not None and s.out not in used and s.op in CHECK_ONLY and not s.attrs:
-                s = K.Assign(None, CHECK_ONLY[s.op], s.args, {}, s.line)
-            case K.If() | K.For():
-                s = K.with_blocks(s, lambda b: _dce(b, used))
+            s = K.Assign(None, CHECK_ONLY[s.op], s.args, {}, s.line)
+        elif isinstance(s, (K.If, K.For)):
+            s = K.with_blocks(s, lambda b: _dce(b, dead))
         out.append(s)
     return out
 

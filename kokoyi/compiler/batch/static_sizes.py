@@ -13,6 +13,8 @@ from kokoyi.compiler import kernel as K
 
 def sizes_without_reads(block: list) -> list:
     """block with each read taken only for its sizes replaced by its check and x's sizes."""
+    if not any(isinstance(s, K.Assign) and s.op == "read_static" and s.out is not None for s in K.statements(block)):
+        return block  # (no read at all: the uses need not be gathered)
     other: set = set()  # names read anywhere but as the value of a `size`
     _other_uses(block, other)
     if not any(isinstance(s, K.Assign) and s.op == "read_static" and s.out is not None and s.out not in other

@@ -21,6 +21,7 @@ import itertools
 from kokoyi.compiler import ir
 
 _fresh = itertools.count(1)
+_LEAVES = ir.LEAVES
 
 
 def inline(f: ir.Function, lookup=None) -> ir.Function:
@@ -31,6 +32,8 @@ def inline(f: ir.Function, lookup=None) -> ir.Function:
 def _inline(e, functions: dict, lookup, active: tuple):
     """functions: let-bound names -> their Lambda or built-in Prim("function")."""
     kind = type(e)
+    if kind in _LEAVES:  # (a name or a number: nothing under it to inline)
+        return e
     if kind is ir.Let:
         if not _binds_function(e):
             return _lets(e, functions, lookup, active)
@@ -132,7 +135,10 @@ def _rename(e, names: dict, suffix: str):
     # module's whole body at each call of it)
     kind = type(e)
     if kind is ir.Var:
-        return ir.with_fields(e, {"name": names.get(e.name, e.name)})
+        name = names.get(e.name)  # (a free name: the same node)
+        return e if name is None else ir.with_fields(e, {"name": name})
+    if kind in _LEAVES:
+        return e
     if kind is ir.Let:
         value = _rename(e.value, names, suffix)
         inner = {**names, e.name: e.name + suffix}
@@ -164,16 +170,18 @@ def substitute(e, mapping: dict):
     """e with reads of the names in mapping replaced (a binder of the same name shadows)."""
     if not mapping:
         return e
-    match e:
-        case ir.Var() if e.name in mapping:
-            return mapping[e.name]
-        case ir.Let():
-            value = substitute(e.value, mapping)
-            inner = {k: v for k, v in mapping.items() if k != e.name}
-            return ir.with_fields(e, {"value": value, "body": substitute(e.body, inner)})
-        case ir.Lambda():
-            inner = {k: v for k, v in mapping.items() if k not in e.params}
-            return ir.with_fields(e, {"body": substitute(e.body, inner)})
+    kind = type(e)
+    if kind is ir.Var:
+        return mapping[e.name] if e.name in mapping else e
+    if kind in _LEAVES:
+        return e
+    if kind is ir.Let:
+        value = substitute(e.value, mapping)
+        inner = {k: v for k, v in mapping.items() if k != e.name}
+        return ir.with_fields(e, {"value": value, "body": substitute(e.body, inner)})
+    if kind is ir.Lambda:
+        inner = {k: v for k, v in mapping.items() if k not in e.params}
+        return ir.with_fields(e, {"body": substitute(e.body, inner)})
     return ir.map_children(e, lambda c: substitute(c, mapping))
 
 

@@ -25,6 +25,7 @@ FOLD = {
 # integer): multiplying one by 1 is not a no-op.
 TRUTH_VALUED = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "not"}
 MAX_FOLDED_INT = 2 ** 63 - 1
+_LEAVES = ir.LEAVES
 
 
 def simplify(f: ir.Function) -> ir.Function:
@@ -32,6 +33,8 @@ def simplify(f: ir.Function) -> ir.Function:
 
 
 def simplify_expr(e):
+    if type(e) in _LEAVES:  # (most calls: a name or a number, nothing to simplify)
+        return e
     e = ir.map_children(e, simplify_expr)
     if isinstance(e, ir.Prim):
         return _prim(e)

@@ -37,6 +37,7 @@ REWRITES = tuple(rule.rewrite for rule in RULES)
 # (a first call rewrites a thousand nodes or more, and most match no rule's root).
 _CANDIDATES: dict = {}
 _UNBOUND = object()  # (a name env does not bind)
+_LEAVES = ir.LEAVES
 
 
 def candidates(kind: tuple) -> tuple:
@@ -81,7 +82,8 @@ def rewrite_expr(e, env: dict):
         if value is e.value and body is e.body:
             return e
         return ir.with_fields(e, {"value": value, "body": body})
-    e = ir.map_children(e, lambda c: rewrite_expr(c, env))
+    if type(e) not in _LEAVES:  # (a name or a number has no children to rewrite)
+        e = ir.map_children(e, lambda c: rewrite_expr(c, env))
     if isinstance(e, ir.Expr):
         kind = (type(e), e.op if isinstance(e, ir.Prim) else None)
         rules = _CANDIDATES.get(kind)
