@@ -928,3 +928,17 @@ def test_a_discarded_row_links_only_the_rows_of_its_inner_cases_that_are_compute
     # the same row with a data condition first: every inner row is computed, h's NaN counts
     src2 = src.replace(r"2 > 1.5", r"y[0] > 5")
     assert_agrees(src2, {"x": torch.tensor([0.027, -0.17, -0.81]), "y": torch.tensor([-0.85, 1.99])})
+
+
+def test_a_gradient_of_cancelling_terms_is_zero_up_to_the_rounding_of_the_largest_gradient():
+    """Seed 30003195, a checker defect: d/ds of `s + (x - s)` under sinh(cosh(...)) is terms of
+    about 1e10 cancelling; the float64 reference left -2.3e-6, compiled code 0, and the checker
+    scaled its tolerance by that gradient alone. It now allows CANCELLING_ULPS ulps of the
+    largest gradient of the same weighted sum, and still sees a real difference beside it."""
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    state = torch.Generator().manual_seed(3).get_state()
+    got = [1e10 * x + 0.0 * s]
+    assert differential._check_gradients(got, [1e10 * x + 2.3e-6 * s], [x, s], (), state) is None
+    found = differential._check_gradients(got, [1e10 * x + 1e-2 * s], [x, s], (), state)
+    assert found is not None and found[0] == "gradient" and "input 1" in found[1]
