@@ -15,11 +15,17 @@ from kokoyi.runtime.ops import linear_layer, plain_linear
 from kokoyi.runtime.reads import _applies, _out_of_range
 
 
-def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype):
+def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype,
+                chained: bool = False):
     """Element k of a finished recurrence (what reading its stacked elements at k gives,
-    gradients included: the other elements get a zero gradient, without the stack's copy)."""
+    gradients included: the other elements get a zero gradient, without the stack's copy).
+    `chained`: the compiler proved that each element is an ancestor of the next in the autograd
+    graph (compiler/batch/sequences.py `_chained`), so the last element, read as it is, hands
+    every other one a gradient already: the zeros would add nothing."""
     n = len(states)
     if -n <= k < n:
+        if chained and k % n == n - 1:
+            return states[k]
         if n > 1 and torch.is_grad_enabled() and any(s.requires_grad for s in states):
             return _OneOfAll.apply(k % n, *states)
         return states[k]

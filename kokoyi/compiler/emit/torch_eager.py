@@ -56,7 +56,7 @@ TEMPLATES = {
     "steps_cat": "kx.steps_cat({0}, {1}, {2})",
     "project_steps": "kx.project_steps({0}, {1}, {2}, {3}, {4})", "projected_product": "kx.projected_product({*})",
     "lstm_sequence": "kx.lstm_sequence({*})",
-    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
+    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})",
     "einsum": "torch.einsum({0}, {1}, {2})",
