@@ -20,7 +20,8 @@ import re
 import subprocess
 import sys
 
-STEPS, WARM = 10, 30
+# (ZOO_STEPS / ZOO_WARM change them, for a case as long as the LSTM's: give the summary the same)
+STEPS, WARM = int(os.environ.get("ZOO_STEPS", 10)), int(os.environ.get("ZOO_WARM", 30))
 
 
 def _control(*args) -> None:

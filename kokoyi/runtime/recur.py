@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kokoyi.runtime.ops import linear_layer, plain_linear
+from kokoyi.runtime.ops import _LINEAR, _plain, linear_layer
 from kokoyi.runtime.reads import _applies, _out_of_range
 
 
@@ -94,7 +94,7 @@ def fuse_layers(layers) -> Fused | None:
     plain layer with a bias: kk.linear_layer's rule, hooks run per call)."""
     ws, bs = [], []
     for layer in layers:
-        if not plain_linear(layer):
+        if not _plain(layer, _LINEAR):  # (linear_layer's rule)
             return None
         w, b = layer._parameters.get("weight"), layer._parameters.get("bias")
         if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
