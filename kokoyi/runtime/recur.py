@@ -262,5 +262,23 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
         params = (wx, wh, b, torch.zeros_like(b))
     out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, fused.b is not None, 1, 0.0, False,
                          False, dim == 1)[0]
-    h_list.extend(out.unbind(dim))
+    steps = out.unbind(dim)
+    if steps:
+        # the steps are `out` itself: kx.stack_states takes it rather than stacking them again
+        # (the others are kept on the last one, which they do not reference: no cycle)
+        steps[-1]._kokoyi_steps = (out, dim, steps[:-1])
+    h_list.extend(steps)
     return False
+
+
+def restacked(states: list, dim: int, run):
+    """torch.stack(states, dim) where states ends with the steps of one tensor unbound along
+    dim (`run`, kept on the last of them by lstm_sequence: the tensor, dim, the steps before
+    the last); None where the list's tail is not those very steps, in order."""
+    whole, along, before = run
+    n = len(before) + 1
+    if along != dim or len(states) < n or any(a is not b for a, b in zip(states[len(states) - n:], before)):
+        return None
+    if len(states) == n:
+        return whole
+    return torch.cat((torch.stack(states[:len(states) - n], dim), whole), dim)
