@@ -235,14 +235,17 @@ _TORCH_ORDER = "ifgo"  # torch.nn.LSTM's gates: input, forget, cell, output
 
 
 def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: tuple, h_list: list,
-                  c_list: list, start: int, stop: int) -> bool:
+                  c_list: list, start: int, stop: int, held: int | None = None) -> bool:
     """The steps start..stop-1 of a loop whose step is an LSTM cell (kokoyi/compiler/batch/lstm.py),
     run as torch's LSTM over xs (the inputs of those steps, along dim: part `at` of each step's
     concatenation with h) from the last elements of h_list and c_list: appends each step's h to
     h_list and returns False; or returns True, nothing done, where the loop must run (no single
-    batch axis, other shapes or dtypes, tracing). c_list is read by nothing after the loop."""
+    batch axis, other shapes or dtypes, tracing). c_list is read by nothing after the loop. The
+    lists hold `held` elements when the loop starts (start; start + 1 where they are headed by
+    the initial elements, kokoyi/compiler/batch/initial.py)."""
+    held = start if held is None else held
     if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() != 3 or dim not in (0, 1) \
-            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != start or len(c_list) != start \
+            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != held or len(c_list) != held \
             or xs.shape[dim] != stop - start or torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return True
     h, c, w = h_list[-1], c_list[-1], fused.w

@@ -53,6 +53,8 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     made = None if initial is None else _steps(b, e, names, axis, lo.code, n, states, initial)
     if made is None:
         made = _steps(b, e, names, axis, lo.code, n, states, (elements, {}))
+        if initial is not None and _expands_initial(b, made[0], initial[1]):
+            made = _steps(b, e, names, axis, lo.code, n, states, initial, shared=True) or made
     first, layouts, chained = made
     b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
     out = []
@@ -64,14 +66,16 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     return out
 
 
-def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[list, list, list] | None:
+def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial,
+           shared: bool = False) -> tuple[list, list, list] | None:
     """(the block that runs the steps where there are some, the elements' layouts, whether each
     member's steps are chained: `_chained`). With initial
     elements (`inits`: batch/initial.py), the loop runs from the first step, each member's list
     headed by its initial element while it runs; None where an initial element has fewer axes
     or dimensions than the elements (a parameter h_0 of a batched recurrence: its first step,
-    computed apart, multiplies h_0 once, not once per sample). Otherwise the first step is
-    computed apart and the loop runs over the others."""
+    computed apart, multiplies h_0 once, not once per sample), unless `shared`: then an initial
+    element with fewer axes is widened to the elements' (`_expands_initial`). Otherwise the
+    first step is computed apart and the loop runs over the others."""
     elements, inits = initial
     first: list = []
     if inits:
@@ -101,7 +105,8 @@ def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[lis
                 if wider == layouts:
                     # (an initial element of another kind would set the elements' kind: `\lceil
                     # \mathbb{1}[h[t-1] \geq x[t]] \rceil` from 0.5 is an integer all the same)
-                    if inits and any(v is not None and (_layout(v)[:2] != lay[:2] or v.kind != w.kind)
+                    if inits and any(v is not None and (v.rank != lay[1] if shared else _layout(v)[:2] != lay[:2]
+                                                        or v.kind != w.kind)
                                      for v, lay, w in zip(firsts, layouts, values)):
                         return None
                     for s, v, lay in zip(states, values, layouts):
@@ -163,6 +168,29 @@ def _chained(body: list, s: K.Ref, predecessor_reads: set) -> bool:
                 for i in _FLOWS.get(st.op, ())):
             live.add(st.out)
     return False
+
+
+def _expands_initial(b, first: list, inits: dict) -> bool:
+    """Whether the first step, computed apart, widens an initial element that is a name (a
+    parameter h_0 the same for every sample) to the samples as it is (`expand_lead`: the LSTM's
+    Concat(h_0, x[0]) per sample). Computing it apart then multiplies nothing once rather than
+    once per sample, so the loop starts at the first step from the widened initial elements
+    instead (one step's operations fewer, and a loop torch runs as a whole, batch/lstm.py,
+    starts from h_0). Where the first step uses the initial element without widening it (the
+    GRU's U @ h_0: one row, not one per sample), it stays apart."""
+    names = {x.name for x in inits.values() if isinstance(x, ir.Var)}
+    codes = {v.code.name for nm in names if (v := b.env.get(nm)) is not None and isinstance(v.code, K.Ref)}
+
+    def widened(block) -> bool:  # (the first step's statements: not the loop's)
+        for s in block:
+            if isinstance(s, K.Assign) and s.op == "expand_lead" and isinstance(s.args[0], K.Ref) \
+                    and s.args[0].name in codes:
+                return True
+            if isinstance(s, K.If) and (widened(s.then) or widened(s.orelse)):
+                return True
+        return False
+
+    return bool(codes) and widened(first)
 
 
 def _tensor(b, v: Val, where) -> Val:
