@@ -18,7 +18,7 @@ initial elements have the elements' layout, or where the first step computed apa
 a shared initial element to the samples anyway: `_expands_initial`.)
 
 The cases may also sit inside the element, around each read (`_lifted`): an LSTM's
-`c[t] = f_t \odot cases(c_0 if t = 0; c[t-1] otherwise) + ...`, and the `Concat` of
+`c[t] = f_t \\odot cases(c_0 if t = 0; c[t-1] otherwise) + ...`, and the `Concat` of
 `cases(h_0; h[t-1])` with `x[t]`, are the same form with `c_0`, `h_0` the initial elements.
 """
 from __future__ import annotations
