@@ -58,10 +58,11 @@ class Fused:
     steps multiply one value by each), with their biases (or None) and their numbers of rows.
     Gradients reach each matrix through the concatenation."""
 
-    __slots__ = ("w", "b", "sizes", "wt", "rows", "runs")
+    __slots__ = ("w", "b", "sizes", "wt", "rows", "runs", "parts")
 
-    def __init__(self, w, b, sizes) -> None:
+    def __init__(self, w, b, sizes, parts=None) -> None:
         self.w, self.b, self.sizes = w, b, sizes
+        self.parts = parts  # (the matrices and biases stacked, or None: lstm_sequence restacks them in its order)
         self.wt = None  # w transposed, made on first use (a view and an autograd node: not for one product)
         self.rows = sum(sizes)  # (w's rows: the matrices stacked)
         self.runs: dict = {}  # plan -> _runs(sizes, plan): looked up once per step, so kept here
@@ -86,7 +87,7 @@ class Fused:
 
 def fuse_rows(ws) -> Fused:
     """Matrices with the same columns stacked (once per call, before a loop)."""
-    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws])
+    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws], (tuple(ws), None))
 
 
 def fuse_layers(layers) -> Fused | None:
@@ -101,7 +102,7 @@ def fuse_layers(layers) -> Fused | None:
             return None
         ws.append(w)
         bs.append(b)
-    return Fused(torch.cat(ws, 0), torch.cat(bs, 0), [w.shape[0] for w in ws])
+    return Fused(torch.cat(ws, 0), torch.cat(bs, 0), [w.shape[0] for w in ws], (ws, bs))
 
 
 def steps_cat(values, dim: int, fused: Fused | None):
@@ -257,11 +258,20 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
             or sorted(roles) != sorted(_TORCH_ORDER):
         return True
     order = [roles.index(r) for r in _TORCH_ORDER]
-    w = w.view(4, hidden, cols)[order].reshape(rows, cols) if order != [0, 1, 2, 3] else w
+    parts = fused.parts if order != [0, 1, 2, 3] else None
+    if parts is not None:
+        # the matrices stacked again in torch's order: a copy whose backward hands each matrix its
+        # rows of the gradient, not a gather of the stacked rows and its scatter into zeros
+        w = torch.cat([parts[0][k] for k in order], 0)
+    elif order != [0, 1, 2, 3]:
+        w = w.view(4, hidden, cols)[order].reshape(rows, cols)
     wx, wh = (w[:, :n], w[:, n:]) if at == 0 else (w[:, hidden:], w[:, :hidden])
     params = (wx, wh)
     if fused.b is not None:
-        b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
+        if parts is not None and parts[1] is not None:
+            b = torch.cat([parts[1][k] for k in order], 0)
+        else:
+            b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
         params = (wx, wh, b, torch.zeros_like(b))
     out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, fused.b is not None, 1, 0.0, False,
                          False, dim == 1)[0]

@@ -116,3 +116,28 @@ def test_a_list_whose_tail_is_not_those_steps_is_stacked():
     assert got is not out and torch.equal(got, torch.stack(steps, 1))
     other = list(_steps_of(out, 1))
     assert torch.equal(kx.stack_states(other, 0, (5,), 1, True, torch.float32), torch.stack(other, 0))  # another axis
+
+
+def test_an_lstm_in_another_gate_order_restacks_its_matrices():
+    """lstm_sequence with the gates stacked as (i, f, o, g) (the sigmoids next to each other):
+    the matrices are stacked again in torch's order (i, f, g, o), no gather of the stacked rows;
+    values and gradients as torch's LSTM on that order."""
+    from kokoyi.runtime.recur import fuse_rows, lstm_sequence
+    torch.manual_seed(2)
+    hidden, n, batch, steps = 3, 2, 4, 5
+    wi, wf, wo, wc = (torch.randn(hidden, hidden + n, requires_grad=True) for _ in range(4))
+    xs = torch.randn(batch, steps, n)
+    h0, c0 = torch.zeros(batch, hidden), torch.zeros(batch, hidden)
+    with _Calls() as calls:
+        h_list, c_list = [h0], [c0]
+        assert not lstm_sequence(fuse_rows((wi, wf, wo, wc)), xs, 1, 1, 1, ("i", "f", "o", "g"), h_list, c_list, 0,
+                                 steps, 1)
+        got = kx.stack_states(h_list[1:], 1, (batch,), 1, True, torch.float32)
+        grads = torch.autograd.grad(got.square().sum(), (wi, wf, wo, wc))
+    assert not {"index", "index_put", "index_put_"} & {k[0] for k in calls.made}
+    w = torch.cat((wi, wf, wc, wo))
+    want = torch._VF.lstm(xs, (h0[None], c0[None]), (w[:, hidden:], w[:, :hidden]), False, 1, 0.0, False, False,
+                          True)[0]
+    assert torch.equal(got, want)
+    for a, b in zip(grads, torch.autograd.grad(want.square().sum(), (wi, wf, wo, wc))):
+        assert torch.equal(a, b)
