@@ -8,6 +8,9 @@ after warm-up steps, and dumps one profile per side; then summarise the dumps:
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/zi.%p \\
         python benchmarks/zoo_instructions.py mlp+ce dqn vae
     python benchmarks/zoo_instructions.py --summary /tmp/zi.PID mlp+ce dqn vae
+
+`--mult K` (before the cases) runs every case at K times the example's batch size (`--mult 4`
+for the 4x column of benchmarks/zoo.py); the summary takes the same cases.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import re
 import subprocess
 import sys
 
-STEPS, WARM = 10, 30
+# (ZOO_STEPS / ZOO_WARM change them, for a case as long as the LSTM's: give the summary the same)
+STEPS, WARM = int(os.environ.get("ZOO_STEPS", 10)), int(os.environ.get("ZOO_WARM", 30))
 
 
 def _control(*args) -> None:
@@ -66,5 +70,7 @@ def summary(prefix: str, cases: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--summary":
         summary(sys.argv[2], sys.argv[3:])
+    elif sys.argv[1] == "--mult":
+        run(sys.argv[3:], int(sys.argv[2]))
     else:
         run(sys.argv[1:])

@@ -182,6 +182,11 @@ def no_earlier(k: int, where: str, guards) -> None:
 
 def stack_states(states: list, dim: int, sizes, rank: int, floating: bool, dtype):
     if states:
+        run = getattr(states[-1], "_kokoyi_steps", None)  # the steps of one tensor (recur.lstm_sequence)
+        if run is not None:
+            whole = restacked(states, dim, run)
+            if whole is not None:
+                return whole
         return torch.stack(states, dim)
     return torch.zeros(tuple(sizes) + (0,) * (rank + 1), dtype=dtype if floating else torch.int64)
 
@@ -342,7 +347,8 @@ from kokoyi.runtime.calls import OpaqueRank, call_each, call_flat, call_module, 
 
 # ---- recurrences: kokoyi/runtime/recur.py ---------------------------------------------------
 from kokoyi.runtime.recur import (  # noqa: E402,F401  (kx.…)
-    fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, steps_cat)
+    fuse_layers, fuse_rows, fused_product, lstm_sequence, project_steps, projected_product, read_states, restacked,
+    steps_cat)
 
 # ---- losses: kokoyi/runtime/losses.py ----------------------------------------------------------------
 from kokoyi.runtime.losses import (  # noqa: E402,F401  (kx.…)

@@ -200,9 +200,7 @@ def _plain(layer, cls) -> bool:
                 or _nn_module._global_backward_pre_hooks)
 
 
-def plain_linear(layer) -> bool:
-    """A torch.nn.Linear itself with no hook on it or on every module."""
-    return _plain(layer, torch.nn.Linear)
+_LINEAR = torch.nn.Linear
 
 
 def linear_layer(layer, x):
@@ -210,7 +208,7 @@ def linear_layer(layer, x):
     without nn.Module.__call__ and __getattr__ (a third of the time of a small layer on one
     sample). A subclass, a layer with hooks, or any global module hook goes through
     layer(x) as usual, so hooks, pruning and spectral norm still apply."""
-    if not plain_linear(layer):
+    if not _plain(layer, _LINEAR):  # a torch.nn.Linear itself with no hook on it or on every module
         return layer(x)
     p = layer._parameters
     try:

@@ -11,15 +11,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kokoyi.runtime.ops import linear_layer, plain_linear
+from kokoyi.runtime.ops import _LINEAR, _plain, linear_layer
 from kokoyi.runtime.reads import _applies, _out_of_range
 
 
-def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype):
+def read_states(states: list, k: int, where: str, name: str, guards, sizes, rank: int, floating: bool, dtype,
+                chained: bool = False):
     """Element k of a finished recurrence (what reading its stacked elements at k gives,
-    gradients included: the other elements get a zero gradient, without the stack's copy)."""
+    gradients included: the other elements get a zero gradient, without the stack's copy).
+    `chained`: the compiler proved that each element is an ancestor of the next in the autograd
+    graph (compiler/batch/sequences.py `_chained`), so the last element, read as it is, hands
+    every other one a gradient already: the zeros would add nothing."""
     n = len(states)
     if -n <= k < n:
+        if chained and k % n == n - 1:
+            return states[k]
         if n > 1 and torch.is_grad_enabled() and any(s.requires_grad for s in states):
             return _OneOfAll.apply(k % n, *states)
         return states[k]
@@ -52,10 +58,11 @@ class Fused:
     steps multiply one value by each), with their biases (or None) and their numbers of rows.
     Gradients reach each matrix through the concatenation."""
 
-    __slots__ = ("w", "b", "sizes", "wt", "rows", "runs")
+    __slots__ = ("w", "b", "sizes", "wt", "rows", "runs", "parts")
 
-    def __init__(self, w, b, sizes) -> None:
+    def __init__(self, w, b, sizes, parts=None) -> None:
         self.w, self.b, self.sizes = w, b, sizes
+        self.parts = parts  # (the matrices and biases stacked, or None: lstm_sequence restacks them in its order)
         self.wt = None  # w transposed, made on first use (a view and an autograd node: not for one product)
         self.rows = sum(sizes)  # (w's rows: the matrices stacked)
         self.runs: dict = {}  # plan -> _runs(sizes, plan): looked up once per step, so kept here
@@ -80,7 +87,7 @@ class Fused:
 
 def fuse_rows(ws) -> Fused:
     """Matrices with the same columns stacked (once per call, before a loop)."""
-    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws])
+    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws], (tuple(ws), None))
 
 
 def fuse_layers(layers) -> Fused | None:
@@ -88,14 +95,14 @@ def fuse_layers(layers) -> Fused | None:
     plain layer with a bias: kk.linear_layer's rule, hooks run per call)."""
     ws, bs = [], []
     for layer in layers:
-        if not plain_linear(layer):
+        if not _plain(layer, _LINEAR):  # (linear_layer's rule)
             return None
         w, b = layer._parameters.get("weight"), layer._parameters.get("bias")
         if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)):
             return None
         ws.append(w)
         bs.append(b)
-    return Fused(torch.cat(ws, 0), torch.cat(bs, 0), [w.shape[0] for w in ws])
+    return Fused(torch.cat(ws, 0), torch.cat(bs, 0), [w.shape[0] for w in ws], (ws, bs))
 
 
 def steps_cat(values, dim: int, fused: Fused | None):
@@ -229,14 +236,17 @@ _TORCH_ORDER = "ifgo"  # torch.nn.LSTM's gates: input, forget, cell, output
 
 
 def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: tuple, h_list: list,
-                  c_list: list, start: int, stop: int) -> bool:
+                  c_list: list, start: int, stop: int, held: int | None = None) -> bool:
     """The steps start..stop-1 of a loop whose step is an LSTM cell (kokoyi/compiler/batch/lstm.py),
     run as torch's LSTM over xs (the inputs of those steps, along dim: part `at` of each step's
     concatenation with h) from the last elements of h_list and c_list: appends each step's h to
     h_list and returns False; or returns True, nothing done, where the loop must run (no single
-    batch axis, other shapes or dtypes, tracing). c_list is read by nothing after the loop."""
+    batch axis, other shapes or dtypes, tracing). c_list is read by nothing after the loop. The
+    lists hold `held` elements when the loop starts (start; start + 1 where they are headed by
+    the initial elements, kokoyi/compiler/batch/initial.py)."""
+    held = start if held is None else held
     if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() != 3 or dim not in (0, 1) \
-            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != start or len(c_list) != start \
+            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != held or len(c_list) != held \
             or xs.shape[dim] != stop - start or torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return True
     h, c, w = h_list[-1], c_list[-1], fused.w
@@ -248,13 +258,40 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
             or sorted(roles) != sorted(_TORCH_ORDER):
         return True
     order = [roles.index(r) for r in _TORCH_ORDER]
-    w = w.view(4, hidden, cols)[order].reshape(rows, cols) if order != [0, 1, 2, 3] else w
+    parts = fused.parts if order != [0, 1, 2, 3] else None
+    if parts is not None:
+        # the matrices stacked again in torch's order: a copy whose backward hands each matrix its
+        # rows of the gradient, not a gather of the stacked rows and its scatter into zeros
+        w = torch.cat([parts[0][k] for k in order], 0)
+    elif order != [0, 1, 2, 3]:
+        w = w.view(4, hidden, cols)[order].reshape(rows, cols)
     wx, wh = (w[:, :n], w[:, n:]) if at == 0 else (w[:, hidden:], w[:, :hidden])
     params = (wx, wh)
     if fused.b is not None:
-        b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
+        if parts is not None and parts[1] is not None:
+            b = torch.cat([parts[1][k] for k in order], 0)
+        else:
+            b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
         params = (wx, wh, b, torch.zeros_like(b))
     out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, fused.b is not None, 1, 0.0, False,
                          False, dim == 1)[0]
-    h_list.extend(out.unbind(dim))
+    steps = out.unbind(dim)
+    if steps:
+        # the steps are `out` itself: kx.stack_states takes it rather than stacking them again
+        # (the others are kept on the last one, which they do not reference: no cycle)
+        steps[-1]._kokoyi_steps = (out, dim, steps[:-1])
+    h_list.extend(steps)
     return False
+
+
+def restacked(states: list, dim: int, run):
+    """torch.stack(states, dim) where states ends with the steps of one tensor unbound along
+    dim (`run`, kept on the last of them by lstm_sequence: the tensor, dim, the steps before
+    the last); None where the list's tail is not those very steps, in order."""
+    whole, along, before = run
+    n = len(before) + 1
+    if along != dim or len(states) < n or any(a is not b for a, b in zip(states[len(states) - n:], before)):
+        return None
+    if len(states) == n:
+        return whole
+    return torch.cat((torch.stack(states[:len(states) - n], dim), whole), dim)

@@ -82,3 +82,62 @@ def test_without_biases_and_without_gradients():
     want = torch.cat([torch.zeros_like(r), r, z], -1).unbind(1)
     for a, e in zip(got, want):
         torch.testing.assert_close(a, e)
+
+
+def _steps_of(out, dim: int) -> tuple:
+    """out unbound along dim, marked as lstm_sequence marks its steps."""
+    steps = out.unbind(dim)
+    steps[-1]._kokoyi_steps = (out, dim, steps[:-1])
+    return steps
+
+
+def test_a_list_ending_with_one_tensors_steps_stacks_as_that_tensor():
+    torch.manual_seed(0)
+    out = torch.randn(3, 5, 4, requires_grad=True)
+    first = torch.randn(3, 4, requires_grad=True)
+    whole = kx.stack_states(list(_steps_of(out, 1)), 1, (3,), 1, True, torch.float32)
+    assert whole is out  # the steps are the tensor itself: no stack
+    states = [first, *_steps_of(out, 1)]
+    with _Calls() as calls:
+        got = kx.stack_states(states, 1, (3,), 1, True, torch.float32)
+    assert "stack" in {k[0] for k in calls.made} and "cat" in {k[0] for k in calls.made}
+    expected = torch.stack(states, 1)
+    assert torch.equal(got, expected)
+    g = torch.randn_like(expected)
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(got, (first, out), g),
+                                                 torch.autograd.grad(expected, (first, out), g)))
+
+
+def test_a_list_whose_tail_is_not_those_steps_is_stacked():
+    out = torch.randn(3, 5, 4)
+    steps = list(_steps_of(out, 1))
+    steps[2] = steps[2] + 1  # another tensor in the run's place
+    got = kx.stack_states(steps, 1, (3,), 1, True, torch.float32)
+    assert got is not out and torch.equal(got, torch.stack(steps, 1))
+    other = list(_steps_of(out, 1))
+    assert torch.equal(kx.stack_states(other, 0, (5,), 1, True, torch.float32), torch.stack(other, 0))  # another axis
+
+
+def test_an_lstm_in_another_gate_order_restacks_its_matrices():
+    """lstm_sequence with the gates stacked as (i, f, o, g) (the sigmoids next to each other):
+    the matrices are stacked again in torch's order (i, f, g, o), no gather of the stacked rows;
+    values and gradients as torch's LSTM on that order."""
+    from kokoyi.runtime.recur import fuse_rows, lstm_sequence
+    torch.manual_seed(2)
+    hidden, n, batch, steps = 3, 2, 4, 5
+    wi, wf, wo, wc = (torch.randn(hidden, hidden + n, requires_grad=True) for _ in range(4))
+    xs = torch.randn(batch, steps, n)
+    h0, c0 = torch.zeros(batch, hidden), torch.zeros(batch, hidden)
+    with _Calls() as calls:
+        h_list, c_list = [h0], [c0]
+        assert not lstm_sequence(fuse_rows((wi, wf, wo, wc)), xs, 1, 1, 1, ("i", "f", "o", "g"), h_list, c_list, 0,
+                                 steps, 1)
+        got = kx.stack_states(h_list[1:], 1, (batch,), 1, True, torch.float32)
+        grads = torch.autograd.grad(got.square().sum(), (wi, wf, wo, wc))
+    assert not {"index", "index_put", "index_put_"} & {k[0] for k in calls.made}
+    w = torch.cat((wi, wf, wc, wo))
+    want = torch._VF.lstm(xs, (h0[None], c0[None]), (w[:, hidden:], w[:, :hidden]), False, 1, 0.0, False, False,
+                          True)[0]
+    assert torch.equal(got, want)
+    for a, b in zip(grads, torch.autograd.grad(want.square().sum(), (wi, wf, wo, wc))):
+        assert torch.equal(a, b)

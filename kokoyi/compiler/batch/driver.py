@@ -66,7 +66,8 @@ class Batcher:
         self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)
         self.hoists: list = []  # recurrences being generated, innermost last (batch/hoist.py)
-        self.stacked: dict = {}  # a recurrence's stacked elements -> (list, sizes, rank, floating)
+        self.stacked: dict = {}  # a recurrence's stacked elements -> (list, sizes, rank, floating, chained)
+        self.predecessor_reads: set = set()  # ids of `earlier` statements reading m[t-1] (sequences._chained)
 
     # ---- emitting -------------------------------------------------------------------------
     def emit(self, kernel_op: str, /, *args, hint: str = "t", **attrs) -> K.Ref:

@@ -64,9 +64,9 @@ def take_items(b, e: ir.Take, x: Val, index_items) -> Val:
         stacked = b.stacked.get(x.code.name) if isinstance(x.code, K.Ref) else None
         if stacked is not None and not isinstance(items[0], tuple):
             # an element of a finished recurrence: from its list (the stack may then go unused)
-            states, sizes, own_rank, floating = stacked
+            states, sizes, own_rank, floating, chained = stacked
             code = b.emit("read_states", states, codes[0], b.site(e), name, guards, sizes, own_rank, floating,
-                          b.dtype, hint="r")
+                          b.dtype, chained, hint="r")
             if len(codes) == 1:
                 return Val(code, axes, rank, x.kind)
             x, codes = Val(code, axes, x.rank - 1, x.kind), codes[1:]

@@ -14,7 +14,12 @@ error at run time are the same nodes in both (an inlined callee's): base's error
 step names base's position, which general's would not. general reads no other earlier element
 (`m[t - 2]`, `m[0]`: their first reads would differ), and the current element `m[t]` of a
 member before it only where base reads it alike. (sequences.py applies it only where the
-initial elements have the elements' layout.)
+initial elements have the elements' layout, or where the first step computed apart would widen
+a shared initial element to the samples anyway: `_expands_initial`.)
+
+The cases may also sit inside the element, around each read (`_lifted`): an LSTM's
+`c[t] = f_t \\odot cases(c_0 if t = 0; c[t-1] otherwise) + ...`, and the `Concat` of
+`cases(h_0; h[t-1])` with `x[t]`, are the same form with `c_0`, `h_0` the initial elements.
 """
 from __future__ import annotations
 
@@ -34,7 +39,11 @@ def initial_elements(names, axis: ir.Axis, elements, lo: int):
     for element in elements:
         if not (isinstance(element, ir.Select) and len(element.rows) == 1 and element.otherwise is not None
                 and element.rows[0][0] == first):
-            return None
+            general = _lifted(element, set(names), first, previous, inits)
+            if general is None:
+                return None
+            generals.append(general)
+            continue
         match = _Match(set(names), axis, previous, inits)
         if not match.same(element.rows[0][1], element.otherwise):
             return None
@@ -74,6 +83,68 @@ class _Match:
         if isinstance(g, tuple):
             return isinstance(a, tuple) and len(a) == len(g) and all(self._field(x, y) for x, y in zip(a, g))
         return a == g
+
+
+def _lifted(element, names: set, first, previous, inits: dict):
+    r"""The element with each `cases(m_0 if t = lo; m[t-1] otherwise)` inside it (an LSTM's
+    `f_t \odot cases(c_0, c[t-1]) + ...`) read as m[t-1], m_0 noted as m's initial element
+    (the same at every such read), or None. At t = lo each of those reads is m_0 and at any
+    other step m[t-1], as the element's; so where nothing else in it tests t = lo and every
+    read of an earlier element is one of those, the element is the result at every step, the
+    first included, with m[t-1] read as m_0 there. Its nodes are the element's own (the same
+    positions for their errors)."""
+    count = [0]
+
+    def lift(e):
+        if isinstance(e, ir.Select) and len(e.rows) == 1 and e.rows[0][0] == first \
+                and isinstance(e.otherwise, ir.Take) and isinstance(e.otherwise.value, ir.Var) \
+                and e.otherwise.value.name in names and e.otherwise.items == (previous,):
+            name = e.otherwise.value.name
+            if inits.setdefault(name, e.rows[0][1]) != e.rows[0][1]:
+                raise _NotLifted
+            count[0] += 1
+            return e.otherwise
+        if not isinstance(e, ir.Expr):
+            return e
+        changes = {}
+        for f in dataclasses.fields(e):
+            if f.name == "span":
+                continue
+            v = getattr(e, f.name)
+            new = _lift_field(v, lift)
+            if new is not v:
+                changes[f.name] = new
+        return dataclasses.replace(e, **changes) if changes else e
+
+    try:
+        general = lift(element)
+    except _NotLifted:
+        return None
+    if not count[0]:
+        return None
+    reads = 0
+    for n in ir.walk(general):
+        if n == first:
+            return None  # another test of the first step
+        if isinstance(n, ir.Take) and isinstance(n.value, ir.Var) and n.value.name in names:
+            if n.items[:1] == (previous,):
+                reads += 1
+            elif n.items[:1] != (ir.Iota(previous.args[0].axis),):
+                return None  # another earlier element (m[t-2], m[0])
+    return general if reads == count[0] else None  # (a read m[t-1] of its own fails at t = lo)
+
+
+class _NotLifted(Exception):
+    pass
+
+
+def _lift_field(v, lift):
+    if isinstance(v, ir.Expr):
+        return lift(v)
+    if isinstance(v, tuple):
+        items = tuple(_lift_field(x, lift) for x in v)
+        return v if all(a is b for a, b in zip(items, v)) else items
+    return v
 
 
 def _may_fail(e, axis: ir.Axis) -> bool:

@@ -143,3 +143,38 @@ def test_values_and_gradients_of_a_group():
     k = kernel(GROUP, (BATCHED_SEQUENCE, BATCHED_VECTOR, BATCHED_VECTOR), (), name="G")
     assert ops(k.body).count("drop_first") == 2 and loop(k)[1].start == 0
     assert isinstance(loop(k)[1], K.For)
+
+
+# the initial element inside the element (an LSTM's `f \odot cases(c_0, c[t-1])`), and a
+# Concat of it with the step's input: the first step apart widens h_0 to the samples anyway
+NESTED = r"""\Module{M}{x; W, h_0}
+  h \gets \{ \tanh(W @ \Concat(\begin{cases} h_0 & t = 0 \\ h[t-1] & \text{otherwise} \end{cases}, x[t])) \}_{t=0}^{|x|-1} \\
+  \Return h \\
+\EndModule"""
+
+
+def test_an_initial_element_inside_the_element_is_matched():
+    r = _recur(NESTED)
+    generals, inits = initial_elements((r.name,), r.axis, (r.element,), 0)
+    assert list(inits) == ["h"] and isinstance(inits["h"], ir.Var) and inits["h"].name == "h_0"
+    assert not any(isinstance(n, ir.Select) for n in ir.walk(generals[0]))
+    # a read m[t-1] outside the cases (an error at the first step) or another test of t = 0: apart
+    for other in (NESTED.replace(r"x[t])) \}", r"x[t])) + h[t-1] \}"),
+                  NESTED.replace(r"x[t])) \}", r"x[t])) + \begin{cases} 1 & t = 0 \\ 0 & \text{otherwise} \end{cases} \}")):
+        r = _recur(other)
+        assert initial_elements((r.name,), r.axis, (r.element,), 0) is None
+
+
+def test_a_shared_initial_element_the_first_step_widens_starts_the_loop():
+    shared = kernel(NESTED, (BATCHED_SEQUENCE,), (MATRIX, VECTOR))
+    assert "drop_first" in ops(shared.body) and loop(shared)[1].start == 0
+    kokoyi.compile(NESTED.replace("{M}", "{InitialNested}"), filename="initial_nested_test.kyi")
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(4, 7, generator=g).requires_grad_()
+    h0 = torch.randn(4, generator=g).requires_grad_()
+    x = torch.randn(2, 5, 3, generator=g)
+    h, out = h0.expand(2, -1), []
+    for t in range(x.shape[1]):
+        h = torch.tanh(torch.cat((h, x[:, t]), -1) @ w.T)
+        out.append(h)
+    _check(Host((w, h0), kokoyi.symbol["InitialNested"])(x, batch_level=[1]), torch.stack(out, 1), [w, h0])

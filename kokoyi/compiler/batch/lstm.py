@@ -105,8 +105,10 @@ def _match(loop: K.For, everywhere: dict) -> dict | None:
     at_state = [j for j, x in enumerate(states) if x is not None and x.op == "earlier" and x.args[0] == lists_h]
     if len(at_state) != 1 or states[at_state[0]].args[1] != forget[1].args[1]:
         return None
-    if not isinstance(loop.start, int) or _offset(forget[1].args[1], loop.var, defs) != -1 \
-            or _offset(step, loop.var, defs) != -loop.start:
+    # (the list index of h[t-1]: t - 1, or t where the lists are headed by the initial elements,
+    # batch/initial.py: then they hold start + 1 elements when the loop starts)
+    offset = _offset(forget[1].args[1], loop.var, defs)
+    if not isinstance(loop.start, int) or offset not in (-1, 0) or _offset(step, loop.var, defs) != -loop.start:
         return None
     # nothing else in the step, and nothing it computes read after it
     counts: dict = {}
@@ -125,13 +127,14 @@ def _match(loop: K.For, everywhere: dict) -> dict | None:
     # the c states are read nowhere but by this step (torch gives back only the last one)
     c_name = lists_c.name if isinstance(lists_c, K.Ref) else None
     readers = everywhere.get(c_name, [])
-    if c_name is None or any(r.op not in ("append", "earlier") for r in readers) \
+    if c_name is None or any(r.op not in ("append", "earlier", "drop_first") for r in readers) \
             or sum(1 for r in readers if r.op == "earlier") != 1:
         return None
     project = [s for s in loop.pre if s.op == "project_steps" and K.Ref(s.out) == proj]
     if len(project) != 1:
         return None
-    return {"project": project[0], "roles": tuple(roles[j] for j in range(4)), "h": lists_h, "c": lists_c}
+    return {"project": project[0], "roles": tuple(roles[j] for j in range(4)), "h": lists_h, "c": lists_c,
+            "held": loop.start + offset + 1}
 
 
 def _offset(index, var: str, defs: dict):
@@ -151,7 +154,8 @@ def _replace(loop: K.For, found: dict, names) -> list:
     fused, xs, dim, at, axis = project.args
     before = [s for s in loop.pre if s is not project]
     todo = names.new("loop_needed")
+    held = () if found["held"] == loop.start else (found["held"],)
     call = K.Assign(todo, "lstm_sequence", (fused, xs, dim, at, axis, found["roles"], found["h"], found["c"],
-                                            loop.start, loop.stop), {}, loop.line)
+                                            loop.start, loop.stop, *held), {}, loop.line)
     fallback = dataclasses.replace(loop, pre=[project])
     return [*before, call, K.If(K.Ref(todo), [fallback], [], loop.line)]

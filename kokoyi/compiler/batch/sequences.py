@@ -53,24 +53,29 @@ def _sequences(b, e, names, axis: ir.Axis, elements) -> list[Val]:
     made = None if initial is None else _steps(b, e, names, axis, lo.code, n, states, initial)
     if made is None:
         made = _steps(b, e, names, axis, lo.code, n, states, (elements, {}))
-    first, layouts = made
+        if initial is not None and _expands_initial(b, made[0], initial[1]):
+            made = _steps(b, e, names, axis, lo.code, n, states, initial, shared=True) or made
+    first, layouts, chained = made
     b.block.append(K.If(b.emit("gt", n, 0, hint="some", py=True), first, [], b.line))
     out = []
-    for name, s, (axes, rank, kind) in zip(names, states, layouts):
+    for name, s, (axes, rank, kind), chain in zip(names, states, layouts, chained):
         code = b.emit("stack_states", s, len(axes), tuple(b.sizes[a] for a in axes), rank, kind == "float",
                       b.dtype, hint=name)
         out.append(Val(code, axes, rank + 1, kind))
-        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float")
+        b.stacked[code.name] = (s, tuple(b.sizes[a] for a in axes), rank, kind == "float", chain)
     return out
 
 
-def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[list, list] | None:
-    """(the block that runs the steps where there are some, the elements' layouts). With initial
+def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial,
+           shared: bool = False) -> tuple[list, list, list] | None:
+    """(the block that runs the steps where there are some, the elements' layouts, whether each
+    member's steps are chained: `_chained`). With initial
     elements (`inits`: batch/initial.py), the loop runs from the first step, each member's list
     headed by its initial element while it runs; None where an initial element has fewer axes
     or dimensions than the elements (a parameter h_0 of a batched recurrence: its first step,
-    computed apart, multiplies h_0 once, not once per sample). Otherwise the first step is
-    computed apart and the loop runs over the others."""
+    computed apart, multiplies h_0 once, not once per sample), unless `shared`: then an initial
+    element with fewer axes is widened to the elements' (`_expands_initial`). Otherwise the
+    first step is computed apart and the loop runs over the others."""
     elements, inits = initial
     first: list = []
     if inits:
@@ -100,11 +105,13 @@ def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[lis
                 if wider == layouts:
                     # (an initial element of another kind would set the elements' kind: `\lceil
                     # \mathbb{1}[h[t-1] \geq x[t]] \rceil` from 0.5 is an integer all the same)
-                    if inits and any(v is not None and (_layout(v)[:2] != lay[:2] or v.kind != w.kind)
+                    if inits and any(v is not None and (v.rank != lay[1] if shared else _layout(v)[:2] != lay[:2]
+                                                        or v.kind != w.kind)
                                      for v, lay, w in zip(firsts, layouts, values)):
                         return None
                     for s, v, lay in zip(states, values, layouts):
                         b.do("append", s, _widen(b, v, *lay))
+                    chained = [_chained(body, s, b.predecessor_reads) for s in states]
                     break
             layouts = wider
         else:
@@ -124,7 +131,66 @@ def _steps(b, e, names, axis: ir.Axis, lo: int, n, states, initial) -> tuple[lis
             for s, v in zip(states, firsts):
                 if v is not None:
                     b.do("drop_first", s)  # the element before the first
-    return first, layouts
+    return first, layouts, chained
+
+
+# Kernel ops through which a float value's gradient reaches the arguments listed (by position):
+# each result is a differentiable function of them, so autograd, going back from the result,
+# always reaches them (with a zero gradient, say, where a `where` does not pick them).
+_FLOWS = dict.fromkeys(("add", "sub", "mul", "div", "maximum", "minimum"), (0, 1)) | dict.fromkeys(
+    ("neg", "exp", "sin", "cos", "tanh", "sqrt", "sigmoid", "softplus", "gelu", "relu", "view",
+     "expand_lead", "copy", "transpose", "gradient_where"), (0,)) | {"where": (1, 2), "lerp": (0, 1, 2)}
+
+
+def _chained(body: list, s: K.Ref, predecessor_reads: set) -> bool:
+    """Whether every step of the loop `body` appends to `s` a value that autograd, going back
+    from it, always reaches the member's element before it through: the step reads `m[t-1]`
+    (an `earlier` read that `earlier` noted as one of the predecessor) in a statement of the
+    body itself (not under an `If`: a Python branch may skip it), and a path of `_FLOWS` ops
+    in the body leads from that read to the value appended. Then, by induction back from the
+    last element, every element of the member's list is an ancestor of the last one in the
+    autograd graph, and the zero gradients `kx.read_states` hands the others when it reads
+    the last element (as reading the stack would) add nothing: the last element is read as
+    it is (runtime/recur.py). Sound, not complete: a path through any other op (a module
+    call, a product) is not looked for."""
+    live: set = set()
+    for st in body:
+        if not isinstance(st, K.Assign):
+            continue
+        if st.op == "earlier":
+            if st.args[0] == s and id(st) in predecessor_reads:
+                live.add(st.out)
+        elif st.op == "append":
+            if st.args[0] == s:
+                return isinstance(st.args[1], K.Ref) and st.args[1].name in live
+        elif st.out is not None and any(
+                i < len(st.args) and isinstance(st.args[i], K.Ref) and st.args[i].name in live
+                for i in _FLOWS.get(st.op, ())):
+            live.add(st.out)
+    return False
+
+
+def _expands_initial(b, first: list, inits: dict) -> bool:
+    """Whether the first step, computed apart, widens an initial element that is a name (a
+    parameter h_0 the same for every sample) to the samples as it is (`expand_lead`: the LSTM's
+    Concat(h_0, x[0]) per sample). Computing it apart then multiplies nothing once rather than
+    once per sample, so the loop starts at the first step from the widened initial elements
+    instead (one step's operations fewer, and a loop torch runs as a whole, batch/lstm.py,
+    starts from h_0). Where the first step uses the initial element without widening it (the
+    GRU's U @ h_0: one row, not one per sample), it stays apart."""
+    names = {x.name for x in inits.values() if isinstance(x, ir.Var)}
+    codes = {v.code.name for nm in names if (v := b.env.get(nm)) is not None and isinstance(v.code, K.Ref)}
+
+    def widened(block) -> bool:  # (the first step's statements: not the loop's)
+        for s in block:
+            if isinstance(s, K.Assign) and s.op == "expand_lead" and isinstance(s.args[0], K.Ref) \
+                    and s.args[0].name in codes:
+                return True
+            if isinstance(s, K.If) and (widened(s.then) or widened(s.orelse)):
+                return True
+        return False
+
+    return bool(codes) and widened(first)
 
 
 def _tensor(b, v: Val, where) -> Val:
@@ -165,6 +231,12 @@ def _step(b, names, axis, elements, t: Val, states, layouts, offsets) -> list[Va
             del b.recurrences[name]
 
 
+def _predecessor(index: ir.Expr, axis: ir.Axis) -> bool:
+    """Whether an index is the step's own minus 1 (`t - 1`, `t + -1`)."""
+    return isinstance(index, ir.Prim) and len(index.args) == 2 and index.args[0] == ir.Iota(axis) and (
+        (index.op == "sub" and index.args[1] == ir.Lit(1)) or (index.op == "add" and index.args[1] == ir.Lit(-1)))
+
+
 def earlier(b, e: ir.Take) -> Val:
     """A read of a sequence being computed: an earlier element (or, in a group, the current
     element of a member computed before), then any further indices into it."""
@@ -189,6 +261,8 @@ def earlier(b, e: ir.Take) -> Val:
             return Val(0, kind="int", python=True)
         axes, rank, kind = layout
         element = Val(b.emit("earlier", states.code, k, b.site(e), guards, hint="prev"), axes, rank, kind)
+        if _predecessor(e.items[0], axis):
+            b.predecessor_reads.add(id(b.block[-1]))  # (for _chained)
     if b.row_masks or b.loop_masks:  # a read like any other: no gradient where a row does not apply
         from kokoyi.compiler.batch import gradients
 

@@ -15,7 +15,10 @@ from kokoyi.compiler.emit import checks
 
 TEMPLATES = {
     # arithmetic and comparisons (Python numbers and tensors alike)
-    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}", "pow": "{0} ** {1}",
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+    # (pow has a tensor operand, batch/rules.py: torch.pow is Tensor.__pow__'s and __rpow__'s own
+    # call, without their Python wrapper)
+    "pow": "torch.pow({0}, {1})",
     "neg": "-{0}", "lt": "{0} < {1}", "gt": "{0} > {1}", "le": "{0} <= {1}", "ge": "{0} >= {1}",
     "eq": "{0} == {1}", "ne": "{0} != {1}",
     "and": "{0} & {1}", "or": "{0} | {1}", "not": "~{0}",
@@ -56,7 +59,7 @@ TEMPLATES = {
     "steps_cat": "kx.steps_cat({0}, {1}, {2})",
     "project_steps": "kx.project_steps({0}, {1}, {2}, {3}, {4})", "projected_product": "kx.projected_product({*})",
     "lstm_sequence": "kx.lstm_sequence({*})",
-    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})",
+    "read_states": "kx.read_states({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9})",
     # per-sample reductions and products
     "matmul": "kx.matmul_by_rank({0}, {1}, {2}, {3})",
     "einsum": "torch.einsum({0}, {1}, {2})",
