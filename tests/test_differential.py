@@ -942,3 +942,11 @@ def test_a_gradient_of_cancelling_terms_is_zero_up_to_the_rounding_of_the_larges
     assert differential._check_gradients(got, [1e10 * x + 2.3e-6 * s], [x, s], (), state) is None
     found = differential._check_gradients(got, [1e10 * x + 1e-2 * s], [x, s], (), state)
     assert found is not None and found[0] == "gradient" and "input 1" in found[1]
+
+
+def test_an_exponent_of_numbers_alone_is_known_by_its_value():
+    """Seed 32000812: `2^{(1) - 0}` was int64 in compiled code (the exponent folds to the number
+    1) and float32 in the reference (the sign rule did not know `-`); an exponent of numbers
+    alone now has the sign of its value on both sides (signs.constant)."""
+    src = module(r"\Return 2^{(1) - 0}, 2^{3 - 5}, 3^{-(2 - 4)} \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0])})

@@ -18,6 +18,9 @@ KEY = "nonnegative"  # Symbol.extra[KEY]: the symbol's values are known to be >=
 def nonnegative(e) -> bool:
     """Whether e is known, whatever the inputs, to be >= 0 (False where it may not be)."""
     e = A.strip(e)
+    value = constant(e)
+    if value is not None:  # numbers alone (`1 - 0`): their value is in the source
+        return value >= 0
     match e:
         case A.Num():
             return not isinstance(e.value, bool) and e.value >= 0
@@ -34,3 +37,25 @@ def nonnegative(e) -> bool:
         case A.Rounding():
             return nonnegative(e.operand)
     return False
+
+
+def constant(e):
+    """The value of an expression of numbers alone (`1 - 0`, `\\frac{3}{2}`, `-(2 \\cdot 3)`), else
+    None: its sign is known from the source as a number's is. (Powers are left out: `10^{400}`.)"""
+    e = A.strip(e)
+    match e:
+        case A.Num():
+            return None if isinstance(e.value, bool) else e.value
+        case A.Unary(op="-"):
+            v = constant(e.operand)
+            return None if v is None else -v
+        case A.Binary(op="+" | "-" | "*" | "/") | A.Juxtapose() | A.Frac():
+            a, b = (e.numerator, e.denominator) if isinstance(e, A.Frac) else (e.left, e.right)
+            a, b = constant(a), constant(b)
+            if a is None or b is None:
+                return None
+            op = "/" if isinstance(e, A.Frac) else "*" if isinstance(e, A.Juxtapose) else e.op
+            if op == "/":
+                return None if b == 0 else a / b
+            return a + b if op == "+" else a - b if op == "-" else a * b
+    return None

@@ -32,6 +32,8 @@ def _exponents(body: str, decl: str = "x, k \\in \\mathbb{Z}") -> list[bool]:
     ("3", True), ("0", True), ("-1", False), ("k", False), ("|x|", True), ("|x| - 1", False),
     ("\\lfloor x[0] \\rfloor", False), ("\\lfloor |x| / 2 \\rfloor", True), ("2 |x| + 1", True),
     ("\\frac{|x|}{2}", True), ("|x|^{2}", True), ("(k)", False),
+    # numbers alone: their value is in the source (seed 32000812: `2^{(1) - 0}`)
+    ("(1) - 0", True), ("3 - 5", False), ("-(2 - 3)", True), ("\\frac{1}{2} - 1", False), ("2 \\cdot 3 - 7", False),
 ])
 def test_exponent_signs(exponent, known):
     assert _exponents(f"\\Return 2^{{{exponent}}} \\\\")[0] == known  # the outermost power
