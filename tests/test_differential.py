@@ -950,3 +950,19 @@ def test_an_exponent_of_numbers_alone_is_known_by_its_value():
     alone now has the sign of its value on both sides (signs.constant)."""
     src = module(r"\Return 2^{(1) - 0}, 2^{3 - 5}, 3^{-(2 - 4)} \\", "x")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0])})
+
+
+def test_a_sine_of_a_huge_argument_is_ill_conditioned():
+    """Seed 32006362, a checker defect: H[3] = 1.5^(4^4) as a product of products is 1.2e45, one
+    ulp apart in compiled code (torch.prod's order) and the reference (left to right), and
+    sin of it is then any number in [-1, 1]. The inputs do not reach H, so the moved-inputs
+    second opinion saw nothing; the reference now records max |x| of a sine, cosine or tangent
+    as a condition (it loosens nothing where |x| eps is within the tolerance)."""
+    src = module(r"H \gets \{ \begin{cases} \prod(\{ 1.5 \}_{i=0}^{N - 1}) & t = 0 \\ "
+                 r"\prod(\{ H[t-1] \}_{i=0}^{N - 1}) & \text{otherwise} \end{cases} \}_{t=0}^{N - 1} \\" "\n  "
+                 r"\Return \GELU(\sin(H[3]) + 1), \sin(x[0] * 10) \\", r"x \in \mathbb{R}^{N}")
+    assert_agrees(src, {"x": torch.tensor([1.7, 0.22, -0.17, -1.4], dtype=torch.float64)})
+    conditions = []
+    reference.run(module(r"\Return \sin(x[0]) + \cos(x) \\", "x"), "P", [torch.tensor([40.0, -3.0])],
+                  conditions=conditions)
+    assert conditions == [40.0, 40.0]  # each call's largest argument
