@@ -225,8 +225,7 @@ def close(a: torch.Tensor, b: torch.Tensor, slack: float = 0.0) -> bool:
     NaN equals NaN."""
     rtol, atol = _tolerance(b.dtype)
     a, b = a.double(), b.double()
-    finite = b[torch.isfinite(b)]
-    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    scale = max(1.0, _finite_max([b]))
     return torch.allclose(a, b, rtol=rtol, atol=atol * scale + slack, equal_nan=True)
 
 
@@ -470,8 +469,7 @@ def _within_conditioning(a, b, kappa: float) -> bool:
     if rtol <= _tolerance(b.dtype)[0]:
         return False
     a, b = a.detach().double(), b.detach().double()
-    finite = b[torch.isfinite(b)]
-    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    scale = max(1.0, _finite_max([b]))
     return torch.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True)
 
 
@@ -529,8 +527,7 @@ def _rounding_explains(got, want, truth) -> bool:
     operations rounds differently, by about as much (a sine of a large argument)."""
     rtol, atol = _tolerance(want.dtype)
     g, w, t = (x.detach().double() for x in (got, want, truth))
-    finite = t[torch.isfinite(t)]
-    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    scale = max(1.0, _finite_max([t]))
     slack = rtol * t.abs() + atol * scale + 4 * (w - t).abs()
     ok = ((g - t).abs() <= slack) | (torch.isnan(g) & torch.isnan(t)) | (torch.isinf(g) & (g == t))
     return bool(ok.all())

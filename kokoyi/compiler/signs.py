@@ -40,7 +40,7 @@ def nonnegative(e) -> bool:
 
 
 def constant(e):
-    """The value of an expression of numbers alone (`1 - 0`, `\\frac{3}{2}`, `-(2 \\cdot 3)`), else
+    """The value of an expression of numbers alone (`1 - 0`, `\\frac{3}{2}`, `-(2 - 3)`), else
     None: its sign is known from the source as a number's is. (Powers are left out: `10^{400}`.)"""
     e = A.strip(e)
     match e:

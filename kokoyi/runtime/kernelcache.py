@@ -152,7 +152,8 @@ def read(k: str | None) -> Stored | None:
     """The kernel stored under key k if every check passes, else None."""
     if k is None:
         return None
-    text = read_trusted(_path(k))
+    path = _path(k)
+    text = read_trusted(path)
     if text is None:
         return None
     try:
@@ -176,7 +177,7 @@ def read(k: str | None) -> Stored | None:
         stored = Stored(name, code, line_map, outputs, batch_loop, compiled)
     except Exception:  # noqa: BLE001 - a corrupt entry of any shape is ignored (and replaced)
         return None
-    cachesize.used(_path(k))
+    cachesize.used(path)
     return stored
 
 

@@ -153,13 +153,10 @@ def _dead(body: list) -> set:
     readers: dict = {}  # name -> how many statements read it
     defs: dict = {}  # name -> the statements assigning it
     for s in K.statements(body):
-        for name in K.read_names(s):
+        for name in _reads(s):
             readers[name] = readers.get(name, 0) + 1
-        if isinstance(s, K.Assign):
-            if s.op in USES_DEVICE:
-                readers["_dev"] = readers.get("_dev", 0) + 1
-            if s.out is not None:
-                defs.setdefault(s.out, []).append(s)
+        if isinstance(s, K.Assign) and s.out is not None:
+            defs.setdefault(s.out, []).append(s)
     dead: set = set()
     unread = [name for name in defs if not readers.get(name)]
     while unread:
@@ -172,19 +169,22 @@ def _dead(body: list) -> set:
                     continue
                 dropped = True
                 dead.add(id(s))
-                for r in K.read_names(s):
+                for r in _reads(s):
                     left = readers[r] = readers[r] - 1
                     if not left and r in defs:
                         more.append(r)
-                if s.op in USES_DEVICE:
-                    left = readers["_dev"] = readers["_dev"] - 1
-                    if not left and "_dev" in defs:
-                        more.append("_dev")
         if not dropped:
             break
         dead.update(checks)
         unread = more
     return dead
+
+
+def _reads(s):
+    """The names s reads, with the device `_dev` for a USES_DEVICE statement (its printed code
+    reads it without a Ref)."""
+    names = K.read_names(s)
+    return (*names, "_dev") if isinstance(s, K.Assign) and s.op in USES_DEVICE else names
 
 
 def _dce(block: list, dead: set) -> list:
