@@ -966,3 +966,15 @@ def test_a_sine_of_a_huge_argument_is_ill_conditioned():
     reference.run(module(r"\Return \sin(x[0]) + \cos(x) \\", "x"), "P", [torch.tensor([40.0, -3.0])],
                   conditions=conditions)
     assert conditions == [40.0, 40.0]  # each call's largest argument
+
+
+def test_an_initial_element_that_may_fail_is_not_lifted_out_of_a_row_that_never_applies():
+    """Seed 34000247 (after call4's initial elements inside the element, batch/initial.py
+    _lifted): `cases(x[k] if t = 0; H[t-1])` sits in a row the first step never takes (`t < 1`
+    takes it), so x[k] is never read; lifted as H's initial element, it was computed before the
+    loop and raised "index -4 is out of range" on batched paths. An initial element that may
+    fail is no longer lifted."""
+    src = module(r"H \gets \{ \begin{cases} \|x\| & t < 1 \\ \begin{cases} x[k] & t = 0 \\ H[t-1] & \text{otherwise} "
+                 r"\end{cases} & \text{otherwise} \end{cases} \}_{t=0}^{3 - 1} \\" "\n  " r"\Return H \\",
+                 r"x \in \mathbb{R}^{N}, k \in \mathbb{Z}")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0]), "k": torch.tensor(-4)})

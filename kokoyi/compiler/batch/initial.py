@@ -102,6 +102,10 @@ def _lifted(element, names: set, first, previous, inits: dict):
             name = e.otherwise.value.name
             if inits.setdefault(name, e.rows[0][1]) != e.rows[0][1]:
                 raise _NotLifted
+            if _may_fail(e.rows[0][1], previous.args[0].axis):
+                # (computed before the loop, it would raise where the math never reads it: under
+                # a row that does not apply at the first step, in a range empty there; seed 34000247)
+                raise _NotLifted
             count[0] += 1
             return e.otherwise
         if not isinstance(e, ir.Expr):
