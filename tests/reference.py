@@ -63,6 +63,8 @@ import torch.nn.functional as F
 from kokoyi.compiler import ast as A
 from kokoyi.compiler import signs
 from kokoyi.compiler import symbols as S
+from kokoyi.compiler.builtins import BATCHING, FUNCTIONS
+from kokoyi.compiler.passes import simplify
 
 __all__ = ["RefRuntimeError", "forward_source", "module_keys", "run"]
 
@@ -1067,11 +1069,68 @@ class Interpreter:
                     self.python_value(e.operand, env)
             case A.Unary() | A.Rounding():
                 return self.python_value(e.operand, env)
-            case A.Binary() | A.Compare():
+            case A.Binary() | A.Compare() | A.Juxtapose():
                 return self.python_value(e.left, env) and self.python_value(e.right, env)
             case A.Frac():
                 return self.python_value(e.numerator, env) and self.python_value(e.denominator, env)
+            case A.Power():
+                return self.python_value(e.base, env) and self.python_value(e.exponent, env)
+            case A.Sqrt(degree=None):  # (an n-th root is a tensor: torch computes it)
+                return self.python_value(e.radicand, env)
+            case A.BuiltinCall() if e.name in _PYTHON_BUILTINS:
+                return all(self.python_value(a, env) for a in e.args)
+            case A.Cases():  # a branch on Python conditions: Python where every row it may take is
+                for row in e.rows:
+                    known = None
+                    if row.condition is not None:
+                        if not self.python_value(row.condition, env):
+                            return False
+                        known = self.known(row.condition)  # simplify drops the rows it decides
+                        if known is False:
+                            continue
+                    if not self.python_value(row.value, env):
+                        return False
+                    if row.condition is None or known:
+                        break
+                return True
         return False
+
+    def known(self, e):
+        """The number compiled code folds e to before it runs (simplify's rules: numbers,
+        constants and the statements made of them alone, not lengths, parameters or steps),
+        else None."""
+        e = A.strip(e)
+        match e:
+            case A.Num():
+                return e.value
+            case A.Constant():
+                return {"\\pi": math.pi, "e": math.e}.get(e.key)
+            case A.Ref():
+                d = self.definitions.get(e.symbol)
+                if d is None or e.symbol.kind in (S.INDEX, S.DIM) or e.symbol in self.python_symbols:
+                    return None
+                return self.known(d)
+            case A.Unary(op="+"):
+                return self.known(e.operand)
+            case A.Unary(op="-"):
+                return self._fold("neg", e.operand)
+            case A.Binary(op="+" | "-" | "*" | "/") | A.Compare():
+                return self._fold(_FOLDED[e.op], e.left, e.right)
+            case A.Juxtapose():
+                return self._fold("mul", e.left, e.right)
+            case A.Frac():
+                return self._fold("div", e.numerator, e.denominator)
+            case A.Power():
+                return self._fold("pow", e.base, e.exponent)
+            case A.Sqrt(degree=None):
+                return self._fold("sqrt", e.radicand)
+        return None
+
+    def _fold(self, op: str, *operands):
+        values = [self.known(x) for x in operands]
+        if any(v is None or isinstance(v, bool) for v in values):
+            return None
+        return simplify.fold(op, values)
 
     def zero_link(self, e, env) -> torch.Tensor:
         """0, linked to every float value e reads from outside it: a row that compiled code
@@ -1213,6 +1272,11 @@ def _written_minus_one(e) -> bool:
     return isinstance(one, A.Num) and type(one.value) is int and one.value == 1
 
 
+# Element-wise built-ins that keep a Python number a Python number in compiled code (their
+# batching family, kokoyi/compiler/builtins.py; max, min and clip make tensors).
+_PYTHON_BUILTINS = {name for name, f in FUNCTIONS.items() if BATCHING.get(f.runtime) in ("float", "same", "int")}
+_FOLDED = {"+": "add", "-": "sub", "*": "mul", "/": "div", "<": "lt", ">": "gt", "<=": "le", ">=": "ge",
+           "==": "eq", "!=": "ne"}
 _ELEMENTWISE_BUILTINS = {"exp", "Exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "sign",
                           "ReLU", "Sigmoid", "Softplus", "GELU", "maximum", "minimum", "clip", "StopGrad"}
 

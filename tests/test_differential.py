@@ -978,3 +978,23 @@ def test_an_initial_element_that_may_fail_is_not_lifted_out_of_a_row_that_never_
                  r"\end{cases} & \text{otherwise} \end{cases} \}_{t=0}^{3 - 1} \\" "\n  " r"\Return H \\",
                  r"x \in \mathbb{R}^{N}, k \in \mathbb{Z}")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0]), "k": torch.tensor(-4)})
+
+
+@pytest.mark.parametrize("condition", [r"-6 \geq 0", r"\pi \leq 1", r"a > 3", r"2 \pi > 7", r"2^3 > 9", r"\sqrt{4} > 3",
+                                       r"\sqrt{N} > 100", r"\exp(N) > 1e9", r"\max(N, 2) > 100",
+                                       r"\lfloor 2.5 \rfloor > 3", r"\sqrt[3]{8} > 3"])
+@pytest.mark.parametrize("row", ["x[0]", "2.5"])
+def test_a_cases_of_numbers_on_python_conditions_is_a_python_number(condition, row):
+    """Seed 36004950, a reference defect: `b <- cases(h[-6] if -6 >= 0; 1.5 otherwise)` is the
+    number 1.5 in compiled code (simplify drops the row whose condition folds to false), so
+    `\\gamma >= b` with \\gamma a Python number is a Python test and the row it does not take
+    (`\\sqrt{s}`, s < 0) is never computed: gradient 0. The reference took every cases for a
+    tensor, so the test was data, the row computed and discarded, and the gradient NaN. Its
+    model of Python values now knows cases (Python where every row that may be taken is),
+    powers, square roots and the element-wise built-ins, and folds conditions by simplify's
+    own rule (simplify.fold)."""
+    src = module(r"a \gets 2 \\" "\n  " r"h \gets \{ \sqrt{s} \}_{t=0}^{N-1} \\" "\n  "
+                 rf"b \gets \begin{{cases}} {row} & {condition} \\ 1.5 & \text{{otherwise}} \end{{cases}} \\" "\n  "
+                 r"\Return \begin{cases} \sqrt{s} + h[0] & \gamma \geq b \\ 1 & \text{else} \end{cases} \\",
+                 r"x \in \mathbb{R}^{N}, s; \gamma")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0]), "s": torch.tensor(-2.0)}, params=(1.288,))

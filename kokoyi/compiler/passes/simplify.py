@@ -56,7 +56,7 @@ def _is(e, value) -> bool:
 def _prim(e: ir.Prim):
     values = [_number(a) for a in e.args]
     if e.args and None not in values:
-        folded = _fold(e.op, values)
+        folded = fold(e.op, values)
         if folded is not None:
             return ir.Lit(folded, span=e.span)
     args = e.args
@@ -90,7 +90,8 @@ def _truth_valued(e) -> bool:
     return isinstance(e, ir.Prim) and e.op in TRUTH_VALUED or isinstance(e, ir.Lit) and isinstance(e.value, bool)
 
 
-def _fold(op: str, values):
+def fold(op: str, values):
+    """The value of op on literal numbers as simplify folds it, else None (left to run time)."""
     if op in FOLD:
         out = FOLD[op](*values)
     elif op == "div" and values[1] != 0:
