@@ -998,3 +998,12 @@ def test_a_cases_of_numbers_on_python_conditions_is_a_python_number(condition, r
                  r"\Return \begin{cases} \sqrt{s} + h[0] & \gamma \geq b \\ 1 & \text{else} \end{cases} \\",
                  r"x \in \mathbb{R}^{N}, s; \gamma")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0]), "s": torch.tensor(-2.0)}, params=(1.288,))
+
+
+def test_a_matrix_inverted_in_a_recurrence_step_is_inverted_on_every_path():
+    """Seed 37002697, a compiler defect (ranks.py): `(I + h_{t-1} J)^{-1} @ x` in a step that
+    reads earlier elements was 1/x element by element (`torch.pow(A, -1)`), the first step's
+    (which reads none) a solve: rank inference met h_{t-1} before h's rank was known."""
+    src = module(r"h \gets \{ \begin{cases} 1.5 & t = 0 \\ \sum((\mathbf{I}_{2} + h_{t-1} * \{ 1 \}_{i=0, j=0}^{1, 1})^{-1} @ x) "
+                 r"& \text{otherwise} \end{cases} \}_{t=0}^{2} \\" "\n  " r"\Return h \\", r"x \in \mathbb{R}^{2}")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0])})

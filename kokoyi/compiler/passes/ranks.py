@@ -48,6 +48,12 @@ class RankInference:
             sym.rank = None
             element = self.rank(builder.element)
             sym.rank = None if element is None else element + 1
+            if sym.rank is not None:
+                # Again with the rank known: what reads earlier elements (`(I + h_{t-1} J)^{-1}`,
+                # a matrix to invert) had an unknown rank the first time, as later passes do not.
+                for n in A.walk(builder.element):
+                    self.ranks.pop(id(n), None)
+                self.rank(builder.element)
             return
         r = self.rank(stmt.value)
         if not sym.is_function:

@@ -174,3 +174,14 @@ def test_the_inverse_of_a_matrix_replaces_the_power_and_other_powers_stay():
                          r"\Return A^{-1}, u^{-1}, A^{2}, A^{-2} \\ \EndModule", "r.kyi", stop_after="ranks")
     values = state.ast.items[0].body[-1].values
     assert [type(v).__name__ for v in values] == ["Inverse", "Power", "Power", "Power"]
+
+
+def test_a_matrix_inverted_in_a_recurrence_step_from_earlier_elements_is_the_inverse():
+    """Seed 37002697: the step reads h_{t-1}, whose rank is unknown while the element's rank is
+    inferred, so `(I + h_{t-1} J)^{-1}` stayed a power there (1/x element by element), where
+    lower, seeing h's rank, printed `pow`. The element is inferred again once h's rank is known."""
+    state = compile_unit(r"\Module{M}{x \in \mathbb{R}^{2}} h \gets \{ \begin{cases} 1.5 & t = 0 \\ "
+                         r"\sum((\mathbf{I}_{2} + h_{t-1} * \{ 1 \}_{i=0, j=0}^{1, 1})^{-1} @ x) & \text{otherwise} "
+                         r"\end{cases} \}_{t=0}^{2} \\ \Return h \\ \EndModule", "r.kyi", stop_after="ranks")
+    builder = A.strip(state.ast.items[0].body[0].value)
+    assert [type(n).__name__ for n in A.walk(builder.element) if isinstance(n, (A.Power, A.Inverse))] == ["Inverse"]
