@@ -1000,10 +1000,21 @@ def test_a_cases_of_numbers_on_python_conditions_is_a_python_number(condition, r
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0, 2.0]), "s": torch.tensor(-2.0)}, params=(1.288,))
 
 
-def test_a_matrix_inverted_in_a_recurrence_step_is_inverted_on_every_path():
+_INVERTED_STEPS = [
+    r"h \gets \{ \begin{cases} 1.5 & t = 0 \\ \sum((\mathbf{I}_{2} + h_{t-1} * \{ 1 \}_{i=0, j=0}^{1, 1})^{-1} @ x) "
+    r"& \text{otherwise} \end{cases} \}_{t=0}^{2} \\" "\n  " r"\Return h \\",
+    # a group: a's step inverts a matrix of b's earlier element, b's rank is inferred after a's
+    r"a \gets \{ \begin{cases} 1.5 & t = 0 \\ \sum((\mathbf{I}_{2} + b_{t-1} * \{ 1 \}_{i=0, j=0}^{1, 1})^{-1} @ x) "
+    r"& \text{otherwise} \end{cases} \}_{t=0}^{2} \\" "\n  "
+    r"b \gets \{ \begin{cases} 0.5 & t = 0 \\ a_{t-1} + 1 & \text{otherwise} \end{cases} \}_{t=0}^{2} \\" "\n  "
+    r"\Return a, b \\",
+]
+
+
+@pytest.mark.parametrize("body", _INVERTED_STEPS)
+def test_a_matrix_inverted_in_a_recurrence_step_is_inverted_on_every_path(body):
     """Seed 37002697, a compiler defect (ranks.py): `(I + h_{t-1} J)^{-1} @ x` in a step that
     reads earlier elements was 1/x element by element (`torch.pow(A, -1)`), the first step's
-    (which reads none) a solve: rank inference met h_{t-1} before h's rank was known."""
-    src = module(r"h \gets \{ \begin{cases} 1.5 & t = 0 \\ \sum((\mathbf{I}_{2} + h_{t-1} * \{ 1 \}_{i=0, j=0}^{1, 1})^{-1} @ x) "
-                 r"& \text{otherwise} \end{cases} \}_{t=0}^{2} \\" "\n  " r"\Return h \\", r"x \in \mathbb{R}^{2}")
-    assert_agrees(src, {"x": torch.tensor([0.5, -1.0])})
+    (which reads none) a solve: rank inference met h_{t-1} before h's rank was known. The
+    recurrences' elements are now inferred again after the module's statements."""
+    assert_agrees(module(body, r"x \in \mathbb{R}^{2}"), {"x": torch.tensor([0.5, -1.0])})

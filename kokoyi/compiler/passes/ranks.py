@@ -18,6 +18,7 @@ class RankInference:
         self.source = source
         self.ranks: dict[int, int | None] = {}
         self.inverses: set[int] = set()  # ids of `A^{-1}` whose A has per-sample rank >= 2
+        self.recurrences: list = []  # the elements of the recurrences met since the last item
 
     def error(self, node: A.Node, message: str) -> KokoyiTypeError:
         return KokoyiTypeError.at(self.source, node.span, message)
@@ -30,6 +31,17 @@ class RankInference:
                         self.statement(stmt)
                 case A.Definition():
                     self.statement(item)
+            self.recurrence_elements_again()
+
+    def recurrence_elements_again(self) -> None:
+        """Infer the recurrences' elements again, now that their ranks (and those of the other
+        members of their groups) are known: what reads earlier elements had an unknown rank the
+        first time, where later passes know it (`(I + h_{t-1} J)^{-1}` is a matrix to invert)."""
+        for element in self.recurrences:
+            for n in A.walk(element):
+                self.ranks.pop(id(n), None)
+            self.rank(element)
+        self.recurrences.clear()
 
     def statement(self, stmt) -> None:
         for b in stmt.where:
@@ -48,12 +60,7 @@ class RankInference:
             sym.rank = None
             element = self.rank(builder.element)
             sym.rank = None if element is None else element + 1
-            if sym.rank is not None:
-                # Again with the rank known: what reads earlier elements (`(I + h_{t-1} J)^{-1}`,
-                # a matrix to invert) had an unknown rank the first time, as later passes do not.
-                for n in A.walk(builder.element):
-                    self.ranks.pop(id(n), None)
-                self.rank(builder.element)
+            self.recurrences.append(builder.element)
             return
         r = self.rank(stmt.value)
         if not sym.is_function:
