@@ -271,7 +271,22 @@ def map_children(e, fn):
         elif isinstance(old, tuple):
             if not old:  # (a Prim's attrs, mostly)
                 continue
-            new = _map_tuple(old, fn)
+            # (_map_tuple's loop, here: a call less per tuple of arguments)
+            items = None
+            for i, x in enumerate(old):
+                if isinstance(x, _NODES):
+                    y = fn(x)
+                elif isinstance(x, tuple):
+                    y = _map_tuple(x, fn)
+                else:
+                    continue
+                if y is not x:
+                    if items is None:
+                        items = list(old)
+                    items[i] = y
+            if items is None:
+                continue
+            new = tuple(items)
         else:
             continue
         if new is not old:
@@ -288,7 +303,14 @@ def with_fields(e, changes: dict):
     fields = copy.__dict__
     fields.update(e.__dict__)
     fields.update(changes)
+    if SIMPLIFIED in fields:  # (a mark of the original's structure, not the copy's)
+        del fields[SIMPLIFIED]
     return copy
+
+
+# The mark simplify leaves in a node's __dict__ (not a field: not compared, printed or
+# copied) saying that simplify gives the node back as it is (kokoyi/compiler/passes/simplify.py).
+SIMPLIFIED = "_simplified"
 
 
 _NODES = (Expr, Axis, Slice)
