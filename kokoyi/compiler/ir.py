@@ -212,12 +212,49 @@ class Function:
     source: object = field(default=None, compare=False, repr=False)  # its unit's kokoyi.errors.Source
 
 
+def _fast_init(cls) -> None:
+    """cls.__init__ as @dataclass(frozen=True) makes it (the same parameters, defaults and
+    fields), storing each field in the instance's dict rather than through object.__setattr__
+    per field: the call-time passes make thousands of nodes per first call."""
+    scope: dict = {}
+
+    def param(f):
+        if f.default is dataclasses.MISSING:
+            return f.name
+        scope[f"_default_{f.name}"] = f.default
+        return f"{f.name}=_default_{f.name}"
+
+    fields = dataclasses.fields(cls)
+    kw_only = [param(f) for f in fields if f.kw_only]
+    params = ["self"] + [param(f) for f in fields if not f.kw_only] + (["*"] + kw_only if kw_only else [])
+    lines = [f"def __init__({', '.join(params)}):", "    fields = self.__dict__"]
+    lines += [f"    fields[{f.name!r}] = {f.name}" for f in fields]
+    exec("\n".join(lines), scope)  # noqa: S102 - code made from the class's field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
+
+
+for _cls in (Expr, Lit, Var, Global, Axis, Iota, Prim, Reduce, Build, Slice, Take, Select, Apply, Lambda, Let,
+             Recur, RecurGroup, Fast, At, Tuple, Function):
+    _fast_init(_cls)
+del _cls
+
+
 # ---- traversal -------------------------------------------------------------------------------
 def children(e) -> tuple:
     """The IR nodes directly under e (expressions, axes and slices), in field order."""
+    names = _FIELDS.get(type(e))
+    if names is None:
+        names = _field_names(type(e))
     out = []
-    for name in _field_names(type(e)):
-        _collect(getattr(e, name), out)
+    fields = e.__dict__  # (hoist.info asks for every node's children inside a recurrence)
+    for name in names:
+        v = fields[name]
+        if isinstance(v, _NODES):
+            out.append(v)
+        elif isinstance(v, tuple) and v:
+            _collect(v, out)
     return tuple(out)
 
 
