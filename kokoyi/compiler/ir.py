@@ -333,6 +333,48 @@ def map_children(e, fn):
     return with_fields(e, changes) if changes else e
 
 
+class _Mappers(dict):
+    """node class -> map_children for its nodes, unrolled over the class's node fields (made at
+    the first node of a class): what the hottest walkers (simplify, rewrite, inline) call as
+    `ir.MAPPERS[type(e)](e, fn)`, without map_children's loop over the field names."""
+
+    def __missing__(self, cls):
+        names = _field_names(cls)
+        lines = ["def mapper(e, fn):", "    fields = e.__dict__", "    changes = None"]
+        for name in names:
+            lines += [f"    old = fields[{name!r}]",
+                      "    if isinstance(old, _NODES):",
+                      "        new = fn(old)",
+                      "    elif isinstance(old, tuple) and old:",  # (_map_tuple's loop, inline)
+                      "        items = None",
+                      "        for i, x in enumerate(old):",
+                      "            if isinstance(x, _NODES):",
+                      "                y = fn(x)",
+                      "            elif isinstance(x, tuple):",
+                      "                y = _map_tuple(x, fn)",
+                      "            else:",
+                      "                continue",
+                      "            if y is not x:",
+                      "                if items is None:",
+                      "                    items = list(old)",
+                      "                items[i] = y",
+                      "        new = old if items is None else tuple(items)",
+                      "    else:",
+                      "        new = old",
+                      "    if new is not old:",
+                      "        if changes is None:",
+                      "            changes = {}",
+                      f"        changes[{name!r}] = new"]
+        lines.append("    return e if changes is None else with_fields(e, changes)")
+        scope = {"_NODES": _NODES, "_map_tuple": _map_tuple, "with_fields": with_fields}
+        exec("\n".join(lines), scope)  # noqa: S102 - code made from the class's field names
+        mapper = self[cls] = scope["mapper"]
+        return mapper
+
+
+MAPPERS = _Mappers()
+
+
 def with_fields(e, changes: dict):
     """dataclasses.replace(e, **changes) without its per-call field walk and keyword __init__
     (nodes have no __post_init__; a frozen node's copy is filled before anyone sees it)."""

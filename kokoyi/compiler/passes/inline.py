@@ -60,7 +60,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
         if isinstance(fn, ir.Prim) and fn.op == "function":
             return ir.Prim(fn.attrs[0], args, span=e.span)
         return _with(e, "fn", _inline(e.fn, functions, lookup, active), "args", args)
-    return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
+    return ir.MAPPERS[kind](e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
 
 
@@ -165,7 +165,7 @@ def _rename(e, names: dict, suffix: str):
         inner = {**names, e.name: e.name + suffix}
         axis = _rename_axis(e.axis, names, suffix)
         return ir.with_fields(e, {"name": e.name + suffix, "axis": axis, "element": _rename(e.element, inner, suffix)})
-    return ir.map_children(e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
+    return ir.MAPPERS[kind](e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
                            else _rename(c, names, suffix))
 
 
@@ -195,7 +195,7 @@ def substitute(e, mapping: dict):
     if kind is ir.Lambda:
         inner = {k: v for k, v in mapping.items() if k not in e.params}
         return ir.with_fields(e, {"body": substitute(e.body, inner)})
-    return ir.map_children(e, lambda c: substitute(c, mapping))
+    return ir.MAPPERS[kind](e, lambda c: substitute(c, mapping))
 
 
 def _reads(e, name: str) -> bool:

@@ -38,7 +38,7 @@ def simplify_expr(e):
         return e
     if _MARK in e.__dict__:  # (simplify made it: nothing to simplify)
         return e
-    e = ir.map_children(e, simplify_expr)
+    e = ir.MAPPERS[type(e)](e, simplify_expr)
     if isinstance(e, ir.Prim):
         e = _prim(e)
         if type(e) in _LEAVES:

@@ -84,7 +84,7 @@ def rewrite_expr(e, env: dict):
             return e
         return ir.with_fields(e, {"value": value, "body": body})
     if cls not in _LEAVES:  # (a name or a number has no children to rewrite)
-        e = ir.map_children(e, lambda c: rewrite_expr(c, env))
+        e = ir.MAPPERS[cls](e, lambda c: rewrite_expr(c, env))
     # (an axis or a slice, mapped as a child, is no rule's root: candidates gives none)
     kind = (cls, e.op) if cls is ir.Prim else (cls, None)
     rules = _CANDIDATES.get(kind)
