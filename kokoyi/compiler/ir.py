@@ -308,22 +308,7 @@ def map_children(e, fn):
         elif isinstance(old, tuple):
             if not old:  # (a Prim's attrs, mostly)
                 continue
-            # (_map_tuple's loop, here: a call less per tuple of arguments)
-            items = None
-            for i, x in enumerate(old):
-                if isinstance(x, _NODES):
-                    y = fn(x)
-                elif isinstance(x, tuple):
-                    y = _map_tuple(x, fn)
-                else:
-                    continue
-                if y is not x:
-                    if items is None:
-                        items = list(old)
-                    items[i] = y
-            if items is None:
-                continue
-            new = tuple(items)
+            new = _map_tuple(old, fn)
         else:
             continue
         if new is not old:
