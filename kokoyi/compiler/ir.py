@@ -212,12 +212,49 @@ class Function:
     source: object = field(default=None, compare=False, repr=False)  # its unit's kokoyi.errors.Source
 
 
+def _fast_init(cls) -> None:
+    """cls.__init__ as @dataclass(frozen=True) makes it (the same parameters, defaults and
+    fields), storing each field in the instance's dict rather than through object.__setattr__
+    per field: the call-time passes make thousands of nodes per first call."""
+    scope: dict = {}
+
+    def param(f):
+        if f.default is dataclasses.MISSING:
+            return f.name
+        scope[f"_default_{f.name}"] = f.default
+        return f"{f.name}=_default_{f.name}"
+
+    fields = dataclasses.fields(cls)
+    kw_only = [param(f) for f in fields if f.kw_only]
+    params = ["self"] + [param(f) for f in fields if not f.kw_only] + (["*"] + kw_only if kw_only else [])
+    lines = [f"def __init__({', '.join(params)}):", "    fields = self.__dict__"]
+    lines += [f"    fields[{f.name!r}] = {f.name}" for f in fields]
+    exec("\n".join(lines), scope)  # noqa: S102 - code made from the class's field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
+
+
+for _cls in (Expr, Lit, Var, Global, Axis, Iota, Prim, Reduce, Build, Slice, Take, Select, Apply, Lambda, Let,
+             Recur, RecurGroup, Fast, At, Tuple, Function):
+    _fast_init(_cls)
+del _cls
+
+
 # ---- traversal -------------------------------------------------------------------------------
 def children(e) -> tuple:
     """The IR nodes directly under e (expressions, axes and slices), in field order."""
+    names = _FIELDS.get(type(e))
+    if names is None:
+        names = _field_names(type(e))
     out = []
-    for name in _field_names(type(e)):
-        _collect(getattr(e, name), out)
+    fields = e.__dict__  # (hoist.info asks for every node's children inside a recurrence)
+    for name in names:
+        v = fields[name]
+        if isinstance(v, _NODES):
+            out.append(v)
+        elif isinstance(v, tuple) and v:
+            _collect(v, out)
     return tuple(out)
 
 
@@ -281,6 +318,48 @@ def map_children(e, fn):
     return with_fields(e, changes) if changes else e
 
 
+class _Mappers(dict):
+    """node class -> map_children for its nodes, unrolled over the class's node fields (made at
+    the first node of a class): what the hottest walkers (simplify, rewrite, inline) call as
+    `ir.MAPPERS[type(e)](e, fn)`, without map_children's loop over the field names."""
+
+    def __missing__(self, cls):
+        names = _field_names(cls)
+        lines = ["def mapper(e, fn):", "    fields = e.__dict__", "    changes = None"]
+        for name in names:
+            lines += [f"    old = fields[{name!r}]",
+                      "    if isinstance(old, _NODES):",
+                      "        new = fn(old)",
+                      "    elif isinstance(old, tuple) and old:",  # (_map_tuple's loop, inline)
+                      "        items = None",
+                      "        for i, x in enumerate(old):",
+                      "            if isinstance(x, _NODES):",
+                      "                y = fn(x)",
+                      "            elif isinstance(x, tuple):",
+                      "                y = _map_tuple(x, fn)",
+                      "            else:",
+                      "                continue",
+                      "            if y is not x:",
+                      "                if items is None:",
+                      "                    items = list(old)",
+                      "                items[i] = y",
+                      "        new = old if items is None else tuple(items)",
+                      "    else:",
+                      "        new = old",
+                      "    if new is not old:",
+                      "        if changes is None:",
+                      "            changes = {}",
+                      f"        changes[{name!r}] = new"]
+        lines.append("    return e if changes is None else with_fields(e, changes)")
+        scope = {"_NODES": _NODES, "_map_tuple": _map_tuple, "with_fields": with_fields}
+        exec("\n".join(lines), scope)  # noqa: S102 - code made from the class's field names
+        mapper = self[cls] = scope["mapper"]
+        return mapper
+
+
+MAPPERS = _Mappers()
+
+
 def with_fields(e, changes: dict):
     """dataclasses.replace(e, **changes) without its per-call field walk and keyword __init__
     (nodes have no __post_init__; a frozen node's copy is filled before anyone sees it)."""
@@ -288,7 +367,14 @@ def with_fields(e, changes: dict):
     fields = copy.__dict__
     fields.update(e.__dict__)
     fields.update(changes)
+    if SIMPLIFIED in fields:  # (a mark of the original's structure, not the copy's)
+        del fields[SIMPLIFIED]
     return copy
+
+
+# The mark simplify leaves in a node's __dict__ (not a field: not compared, printed or
+# copied) saying that simplify gives the node back as it is (kokoyi/compiler/passes/simplify.py).
+SIMPLIFIED = "_simplified"
 
 
 _NODES = (Expr, Axis, Slice)

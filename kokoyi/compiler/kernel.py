@@ -15,7 +15,7 @@ results (`Ref`), Python constants, or tuples of these — with static attributes
 """
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field
 
 # The node classes are dataclasses for their fields (dataclasses.replace, fields, match
 # patterns), with __init__, __eq__ and __repr__ written out as @dataclass would generate them:
@@ -163,6 +163,8 @@ def statements(block: list):
     while stack:
         for s in stack[-1]:
             yield s
+            if s.__class__ is Assign:  # (most statements: nothing nested)
+                continue
             if isinstance(s, If):
                 stack.append(iter(s.then + s.orelse))
                 break
@@ -177,10 +179,22 @@ def with_blocks(s, fn):
     """s with each block nested in it (an If's branches, a For's `pre` and body) replaced by
     fn(block); other statements as they are."""
     if isinstance(s, If):
-        return replace(s, then=fn(s.then), orelse=fn(s.orelse))
+        return copy_with(s, then=fn(s.then), orelse=fn(s.orelse))
     if isinstance(s, For):
-        return replace(s, pre=fn(s.pre), body=fn(s.body))
+        return copy_with(s, pre=fn(s.pre), body=fn(s.body))
     return s
+
+
+def copy_with(s, **changes):
+    """dataclasses.replace(s, **changes) for a statement (Assign, If, For, Return), without its
+    per-call field walk and keyword __init__: the fields copied as they are (the __init__s only
+    fill defaults, which a made statement has), the names it reads (read_names) not kept."""
+    copy = object.__new__(s.__class__)
+    fields = copy.__dict__
+    fields.update(s.__dict__)
+    fields.pop("_read_names", None)
+    fields.update(changes)
+    return copy
 
 
 def nested(s) -> list:

@@ -106,7 +106,12 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
                 if real_inputs:
                     args = as_real(args, real_inputs, params)
         try:
+            built = specializations._counter
             entry, cast = specializations.lookup(args, levels, params)
+            # A call that built its kernel makes no guard (the next call of that signature,
+            # which finds the kernel built, makes it): the first call of a process already
+            # pays the code generation, and a guard's `compile` is ~1 ms more there.
+            ordinary = ordinary and specializations._counter == built
             if cast is not None:
                 args, params = cast_floats(args, cast), cast_floats(params, cast)
             if entry is not FALLBACK:
@@ -126,7 +131,8 @@ def module(python_name, *, name, inputs, params, param_hints, signature, where, 
             return failed(err, self, args, batch_level)
 
     def remember(ordinary, levels, batch_level, args, params, result):
-        """A guard for this call, once it ran its kernel as it is (no conversion, no check failed).
+        """A guard for this call, once it ran its kernel as it is (no conversion, no check failed)
+        and found that kernel built by an earlier call.
         With MAX_GUARDS kept, every 16th such call replaces the oldest (calls whose parameters
         are new objects each time never match; the signature used from then on gets its guard)."""
         if not ordinary or torch.compiler.is_compiling():  # (no code generated inside a trace)

@@ -106,7 +106,7 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
             case K.Assign():
                 args = _sub(s.args, rename)
                 if args is not s.args:
-                    s = dataclasses.replace(s, args=args)
+                    s = K.copy_with(s, args=args)
                 if s.out is not None and _pure(s, tuples):
                     key = _key(s)
                     if key is not None:
@@ -120,15 +120,15 @@ def _cse(block: list, seen: dict, rename: dict, tuples: set) -> list:
                             continue
                 out.append(s)
             case K.If():
-                out.append(dataclasses.replace(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename, tuples),
+                out.append(K.copy_with(s, cond=_sub(s.cond, rename), then=_cse(s.then, dict(seen), rename, tuples),
                                                orelse=_cse(s.orelse, dict(seen), rename, tuples)))
             case K.For():
                 inner = dict(seen)
                 pre = _cse(s.pre, inner, rename, tuples)
-                out.append(dataclasses.replace(s, start=_sub(s.start, rename), stop=_sub(s.stop, rename),
+                out.append(K.copy_with(s, start=_sub(s.start, rename), stop=_sub(s.stop, rename),
                                                pre=pre, body=_cse(s.body, inner, rename, tuples)))
             case K.Return():
-                out.append(dataclasses.replace(s, values=_sub(s.values, rename)))
+                out.append(K.copy_with(s, values=_sub(s.values, rename)))
     return out
 
 

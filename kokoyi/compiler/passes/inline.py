@@ -21,6 +21,7 @@ import itertools
 from kokoyi.compiler import ir
 
 _fresh = itertools.count(1)
+_UNBOUND = object()  # (a name `names` does not bind)
 _LEAVES = ir.LEAVES
 
 
@@ -59,7 +60,7 @@ def _inline(e, functions: dict, lookup, active: tuple):
         if isinstance(fn, ir.Prim) and fn.op == "function":
             return ir.Prim(fn.attrs[0], args, span=e.span)
         return _with(e, "fn", _inline(e.fn, functions, lookup, active), "args", args)
-    return ir.map_children(e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
+    return ir.MAPPERS[kind](e, lambda c: _inline(c, functions, lookup, active) if isinstance(c, ir.Expr) else
                            _inline_axis(c, functions, lookup, active))
 
 
@@ -74,7 +75,8 @@ def _lets(e: ir.Let, functions: dict, lookup, active: tuple, value=None):
     while True:
         if value is None:
             value = _inline(e.value, functions, lookup, active)
-        functions = {k: v for k, v in functions.items() if k != e.name}
+        if e.name in functions:  # (shadowed in the body)
+            functions = {k: v for k, v in functions.items() if k != e.name}
         if not _trivial(value):
             out = _with(e, "value", value, "body", _inline(e.body, functions, lookup, active))
             break
@@ -141,8 +143,19 @@ def _rename(e, names: dict, suffix: str):
         return e
     if kind is ir.Let:
         value = _rename(e.value, names, suffix)
-        inner = {**names, e.name: e.name + suffix}
-        return ir.with_fields(e, {"name": e.name + suffix, "value": value, "body": _rename(e.body, inner, suffix)})
+        # (the body sees the binding in names itself, restored after: a copy of names per let
+        # was quadratic in a body's chain of lets)
+        name = e.name
+        outer = names.get(name, _UNBOUND)
+        names[name] = name + suffix
+        try:
+            body = _rename(e.body, names, suffix)
+        finally:
+            if outer is _UNBOUND:
+                del names[name]
+            else:
+                names[name] = outer
+        return ir.with_fields(e, {"name": name + suffix, "value": value, "body": body})
     if kind is ir.Lambda:
         inner = {**names, **{p: p + suffix for p in e.params}}
         return ir.with_fields(e, {"params": tuple(p + suffix for p in e.params), "body": _rename(e.body, inner, suffix)})
@@ -152,7 +165,7 @@ def _rename(e, names: dict, suffix: str):
         inner = {**names, e.name: e.name + suffix}
         axis = _rename_axis(e.axis, names, suffix)
         return ir.with_fields(e, {"name": e.name + suffix, "axis": axis, "element": _rename(e.element, inner, suffix)})
-    return ir.map_children(e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
+    return ir.MAPPERS[kind](e, lambda c: _rename_axis(c, names, suffix) if isinstance(c, ir.Axis)
                            else _rename(c, names, suffix))
 
 
@@ -177,12 +190,12 @@ def substitute(e, mapping: dict):
         return e
     if kind is ir.Let:
         value = substitute(e.value, mapping)
-        inner = {k: v for k, v in mapping.items() if k != e.name}
+        inner = {k: v for k, v in mapping.items() if k != e.name} if e.name in mapping else mapping
         return ir.with_fields(e, {"value": value, "body": substitute(e.body, inner)})
     if kind is ir.Lambda:
         inner = {k: v for k, v in mapping.items() if k not in e.params}
         return ir.with_fields(e, {"body": substitute(e.body, inner)})
-    return ir.map_children(e, lambda c: substitute(c, mapping))
+    return ir.MAPPERS[kind](e, lambda c: substitute(c, mapping))
 
 
 def _reads(e, name: str) -> bool:

@@ -26,6 +26,7 @@ FOLD = {
 TRUTH_VALUED = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "not"}
 MAX_FOLDED_INT = 2 ** 63 - 1
 _LEAVES = ir.LEAVES
+_MARK = ir.SIMPLIFIED
 
 
 def simplify(f: ir.Function) -> ir.Function:
@@ -35,9 +36,19 @@ def simplify(f: ir.Function) -> ir.Function:
 def simplify_expr(e):
     if type(e) in _LEAVES:  # (most calls: a name or a number, nothing to simplify)
         return e
-    e = ir.map_children(e, simplify_expr)
+    if _MARK in e.__dict__:  # (simplify made it: nothing to simplify)
+        return e
+    e = ir.MAPPERS[type(e)](e, simplify_expr)
     if isinstance(e, ir.Prim):
-        return _prim(e)
+        e = _prim(e)
+        if type(e) in _LEAVES:
+            return e
+    # Marked as simplified: simplify gives a node it made back as it is (its children are
+    # simplified, and a rule's result is one no rule applies to: a child, a folded number,
+    # `logdet`, `solve`), and the same node object is the same IR. The passes after simplify
+    # (inline, rewrite, at a call inline, simplify and rewrite again) keep the nodes they do
+    # not change, so the next simplify skips those; ir.with_fields drops the mark on a copy.
+    e.__dict__[_MARK] = True
     return e
 
 

@@ -54,3 +54,33 @@ def front_end_expr(sig: str, e: str) -> str:
 ])
 def test_linear_algebra_rewrites(e, want):
     assert front_end_expr(r"A \in \mathbb{R}^{n \times n}, b \in \mathbb{R}^{n}", e) == f"(let n = dim[0](A) in {want})"
+
+
+SPELLINGS = ["x * 1", "(x * 1) + 0", "--x", "2 + 3 * 4", r"\log \det(x)", r"x^{-1} @ a", "(x > a) * 1",
+             r"\sum_{i=0}^{|x|-1} x[i] * 1", r"\{ x[i] + 0 \}_{i=0}^{|x|-1}"]
+
+
+@pytest.mark.parametrize("e", SPELLINGS)
+def test_simplify_gives_what_it_made_back_as_it_is(e):
+    # The mark that lets a later simplify skip a node (simplify_expr) is sound only where
+    # simplifying again changes nothing: the same object back, without looking inside.
+    from kokoyi.compiler.passes import simplify as S
+
+    body = compile_unit(f"\\Module{{M}}{{x, a}} \\Return {e} \\\\ \\EndModule", "s.kyi", stop_after="lower").ir[0].body
+    once = S.simplify_expr(body)
+    unmarked = ir.map_children(once, lambda c: ir.with_fields(c, {}) if type(c) not in ir.LEAVES else c)
+    again = S.simplify_expr(unmarked)  # (its children unmarked copies: simplified again, by the rules)
+    assert again == once and ir.dump(again) == ir.dump(once)
+    assert S.simplify_expr(once) is once
+
+
+def test_a_copy_of_a_simplified_node_is_simplified_again():
+    from kokoyi.compiler.passes import simplify as S
+
+    x, y = ir.Var("x"), ir.Var("y")
+    done = S.simplify_expr(ir.Prim("add", (x, y)))
+    assert ir.SIMPLIFIED in done.__dict__ and done == ir.Prim("add", (x, y))  # (a mark, not a field)
+    changed = ir.with_fields(done, {"args": (ir.Prim("mul", (x, ir.Lit(1))), y)})
+    assert ir.SIMPLIFIED not in changed.__dict__
+    assert S.simplify_expr(changed) == ir.Prim("add", (x, y))
+    assert repr(done) == repr(ir.Prim("add", (x, y)))

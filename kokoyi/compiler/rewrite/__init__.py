@@ -59,13 +59,14 @@ def rewrite(f: ir.Function) -> ir.Function:
 def rewrite_expr(e, env: dict):
     """e with recognised forms marked, bottom-up; env: let-bound names -> their values (rules
     see through lets, so the source's names stay in the generated code)."""
-    if isinstance(e, ir.Fast):
+    cls = type(e)  # (node classes are not subclassed: compared by identity)
+    if cls is ir.Fast:
         # A function's attention met again where it is inlined (at a call): its mask may be
         # known there (a causal one, is_causal).
         if e.op == "attention" and not e.args[4].value:
             return attention.rewrite(e.original, env) or e
         return e
-    if isinstance(e, ir.Let):
+    if cls is ir.Let:
         value = rewrite_expr(e.value, env)
         # (the body sees the binding in env itself, restored after: a copy of env per let was
         # quadratic in a body's chain of lets; no rule keeps env)
@@ -82,13 +83,13 @@ def rewrite_expr(e, env: dict):
         if value is e.value and body is e.body:
             return e
         return ir.with_fields(e, {"value": value, "body": body})
-    if type(e) not in _LEAVES:  # (a name or a number has no children to rewrite)
-        e = ir.map_children(e, lambda c: rewrite_expr(c, env))
-    if isinstance(e, ir.Expr):
-        kind = (type(e), e.op if isinstance(e, ir.Prim) else None)
-        rules = _CANDIDATES.get(kind)
-        for rule in candidates(kind) if rules is None else rules:
-            out = rule(e, env)
-            if out is not None:
-                return out
+    if cls not in _LEAVES:  # (a name or a number has no children to rewrite)
+        e = ir.MAPPERS[cls](e, lambda c: rewrite_expr(c, env))
+    # (an axis or a slice, mapped as a child, is no rule's root: candidates gives none)
+    kind = (cls, e.op) if cls is ir.Prim else (cls, None)
+    rules = _CANDIDATES.get(kind)
+    for rule in candidates(kind) if rules is None else rules:
+        out = rule(e, env)
+        if out is not None:
+            return out
     return e
