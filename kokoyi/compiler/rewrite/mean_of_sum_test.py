@@ -8,23 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import kokoyi
-from kokoyi.compiler import ir
-from kokoyi.compiler.pipeline import at_call, compile_unit
+from kokoyi.compiler.rewrite.rewrite_test import rewritten
 from kokoyi.test_utils import Host
 
 LOSS = r"""\Module{P}{L, y}
   \Return SCALED \\
 \EndModule"""
 CE = r"\sum_{t=0}^{|y|-1} \CrossEntropy(L[t], y[t])"
-
-
-def rewritten(text: str) -> str:
-    state = compile_unit(text, "m.kyi", stop_after="rewrite")
-    functions = {f.name: f for f in state.ir}
-    out = [at_call(f, functions.get) for f in state.ir]
-    for f in out:
-        ir.verify(f)
-    return ir.dump(out[-1])
 
 
 @pytest.mark.parametrize("scaled", [rf"\frac{{1}}{{|y|}} {CE}", rf"\frac{{{CE}}}{{|y|}}", rf"({CE}) * \frac{{1}}{{|y|}}",
@@ -72,3 +62,22 @@ def test_an_empty_range_is_nan_not_an_error():
     forward = _compiled("mean_of_sum_empty.kyi")
     got = Host(None, forward)(torch.randn(3, 0, 5), torch.zeros(3, 0, dtype=torch.long), batch_level=[1, 1])
     assert got.shape == (3,) and bool(got.isnan().all())
+
+
+def test_a_sum_computed_otherwise_is_divided_as_written():
+    """A sum of products over the range is one einsum contracting the range's axis too
+    (batch/loops.py), not a reduction of an axis: it is divided by its count as written, values
+    and gradients unchanged."""
+    kokoyi.compile(r"""\Module{P}{A, B}
+  \Return \frac{1}{|A|} \sum_{i=0}^{|A|-1} A[i] @ B[i] \\
+\EndModule""", filename="mean_of_sum_einsum.kyi")
+    forward = kokoyi.symbol["P"]
+    g = torch.Generator().manual_seed(2)
+    A = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64).requires_grad_()
+    B = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    got = Host(None, forward)(A, B, batch_level=[1, 1])
+    want = torch.einsum("bikj,bijm->bkm", A, B) * (1 / 3)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got.sum(), A)[0], torch.autograd.grad(want.sum(), A)[0])
+    codes = [entry[2] for entry in forward.__kokoyi_specializations__.cache.values()]
+    assert codes and all("einsum" in c and ".mean(" not in c for c in codes), codes
