@@ -133,3 +133,33 @@ def test_the_loops_step_where_torchs_lstm_does_not_apply(monkeypatch):
     # forward one product; backward the gradients of the state and of the stacked matrices
     assert sum(steps.get(k, 0) for k in PRODUCTS) == 3, steps
     assert steps["aten::sigmoid"] == 1, steps
+
+
+def test_the_fast_form_makes_nothing_only_the_loop_reads(monkeypatch):
+    """Where torch's LSTM runs the steps, neither the matrices stacked in the source's gate order
+    (Fused.w, made on first use: lstm_sequence stacks them in torch's) nor the inputs unbound
+    into steps (for the loop's steps) are made; where the loop runs, both are, values equal."""
+    from kokoyi.runtime.recur import Fused
+
+    kokoyi.compile(LSTM_SOURCE, filename="lstm_sequence_test.kyi")
+    hidden, n = 5, 3
+    (wf, wi, wc, wo), h0, c0, g = params(hidden, hidden + n, 3)
+    model = Host((wf, wi, wc, wo, h0, c0), kokoyi.symbol["LSTM"])
+    x = torch.randn(2, 6, n, generator=g)
+    seen, real = [], kx.lstm_sequence
+
+    def wrapped(fused, *args):
+        seen.append(fused)
+        return real(fused, *args)
+
+    monkeypatch.setattr(kx, "lstm_sequence", wrapped)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        got = model(x, batch_level=[1])
+    calls = collections.Counter(e.name for e in prof.events())
+    assert calls["aten::unbind"] == 1  # torch's output into steps; not the inputs
+    with pytest.raises(AttributeError):
+        Fused.w.__get__(seen[-1])  # (the slot itself, not Fused.__getattr__: never made)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    looped = model(x, batch_level=[1])
+    torch.testing.assert_close(looped, got)
+    assert Fused.w.__get__(seen[-1]).shape == (4 * hidden, hidden + n)  # made where the loop ran

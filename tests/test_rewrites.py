@@ -26,6 +26,8 @@ CASES = {
                     {"h": torch.randn(2, 5, 6)}, [], "kx.pool2d("),
     "sum_pooling": (r"\Module{P}{h} \Return \{ \sum_{a=0}^{2} \sum_{b=0}^{1} h[c, i+a, 2j+b] \}_{c=0, i=0, j=0}^{1, 2, 1} \\ \EndModule",
                     {"h": torch.randn(2, 5, 4)}, [], "kx.pool2d("),
+    "mean_of_sum": (r"\Module{P}{L, y} \Return \frac{1}{|y|} \sum_{t=0}^{|y|-1} \CrossEntropy(L[t], y[t]) \\ \EndModule",
+                    {"L": torch.randn(4, 3), "y": torch.tensor([0, 2, 1, 2])}, [], ".mean(1)"),
     "cross_entropy": (r"\Module{P}{z, y \in \mathbb{Z}} m \gets \max(z) \\ \Return m + \log \sum_{k=0}^{|z|-1} \exp(z_k - m) - z_y \\ \EndModule",
                       {"z": torch.randn(4), "y": torch.tensor(2)}, [], "kx.cross_entropy_rows("),
     "huber": (r"\Module{P}{q, y} \delta \gets q - y \\ \Return \begin{cases} \frac{1}{2} \delta^2 & \text{if } |\delta| < 1 \\ |\delta| - \frac{1}{2} & \text{otherwise} \end{cases} \\ \EndModule",

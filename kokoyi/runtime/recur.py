@@ -61,11 +61,21 @@ class Fused:
     __slots__ = ("w", "b", "sizes", "wt", "rows", "runs", "parts")
 
     def __init__(self, w, b, sizes, parts=None) -> None:
-        self.w, self.b, self.sizes = w, b, sizes
+        if w is not None:  # (None: the matrices in `parts` stacked on first use, __getattr__)
+            self.w = w
+        self.b, self.sizes = b, sizes
         self.parts = parts  # (the matrices and biases stacked, or None: lstm_sequence restacks them in its order)
         self.wt = None  # w transposed, made on first use (a view and an autograd node: not for one product)
         self.rows = sum(sizes)  # (w's rows: the matrices stacked)
         self.runs: dict = {}  # plan -> _runs(sizes, plan): looked up once per step, so kept here
+
+    def __getattr__(self, name):
+        """w where it was not given: the matrices stacked now, once (called only while the slot
+        is unset; lstm_sequence, which stacks them in its own order, never reads it)."""
+        if name != "w" or self.parts is None:
+            raise AttributeError(name)
+        w = self.w = torch.cat(self.parts[0], 0)
+        return w
 
     def product(self, x, q):
         """x @ w^T + b (+ q: a value per row, added inside the product), split into the parts."""
@@ -86,8 +96,9 @@ class Fused:
 
 
 def fuse_rows(ws) -> Fused:
-    """Matrices with the same columns stacked (once per call, before a loop)."""
-    return Fused(torch.cat(ws, 0), None, [w.shape[0] for w in ws], (tuple(ws), None))
+    """Matrices with the same columns stacked (once per call, before a loop), on first use of
+    the stacked matrix (Fused.w): an LSTM run by lstm_sequence reads the matrices themselves."""
+    return Fused(None, None, [w.shape[0] for w in ws], (tuple(ws), None))
 
 
 def fuse_layers(layers) -> Fused | None:
@@ -246,15 +257,20 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
     the initial elements, kokoyi/compiler/batch/initial.py)."""
     held = start if held is None else held
     if fused is None or not isinstance(xs, torch.Tensor) or xs.dim() != 3 or dim not in (0, 1) \
-            or axis not in (1, -1) or fused.w.dim() != 2 or len(h_list) != held or len(c_list) != held \
+            or axis not in (1, -1) or len(h_list) != held or len(c_list) != held \
             or xs.shape[dim] != stop - start or torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return True
-    h, c, w = h_list[-1], c_list[-1], fused.w
-    batch, n, (rows, cols) = xs.shape[1 - dim], xs.shape[-1], w.shape
+    # the matrices themselves where the Fused has them (its stacked matrix is then not made)
+    ms = fused.parts[0] if fused.parts is not None else (fused.w,)
+    h, c, m = h_list[-1], c_list[-1], ms[0]
+    if any(not isinstance(w, torch.Tensor) or w.dim() != 2 or w.shape[1] != m.shape[1] or w.dtype != m.dtype
+           for w in ms):
+        return True
+    batch, n, rows, cols = xs.shape[1 - dim], xs.shape[-1], sum(w.shape[0] for w in ms), m.shape[1]
     hidden = rows // 4
     if not (isinstance(h, torch.Tensor) and isinstance(c, torch.Tensor)) or h.shape != (batch, hidden) \
             or c.shape != (batch, hidden) or 4 * hidden != rows or hidden + n != cols \
-            or not (xs.dtype == w.dtype == h.dtype == c.dtype) or xs.dtype not in (torch.float32, torch.float64) \
+            or not (xs.dtype == m.dtype == h.dtype == c.dtype) or xs.dtype not in (torch.float32, torch.float64) \
             or sorted(roles) != sorted(_TORCH_ORDER):
         return True
     order = [roles.index(r) for r in _TORCH_ORDER]
@@ -263,7 +279,9 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
         # the matrices stacked again in torch's order: a copy whose backward hands each matrix its
         # rows of the gradient, not a gather of the stacked rows and its scatter into zeros
         w = torch.cat([parts[0][k] for k in order], 0)
-    elif order != [0, 1, 2, 3]:
+    else:
+        w = fused.w
+    if parts is None and order != [0, 1, 2, 3]:
         w = w.view(4, hidden, cols)[order].reshape(rows, cols)
     wx, wh = (w[:, :n], w[:, n:]) if at == 0 else (w[:, hidden:], w[:, :hidden])
     params = (wx, wh)

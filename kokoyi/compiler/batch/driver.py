@@ -62,6 +62,7 @@ class Batcher:
         self.row_masks: list[Val] = []  # inside element-wise cases rows: where each applies
         self.loop_masks: list[Val] = []  # inside loops with a dependent range: where it holds
         self.loss_reduction: dict | None = None  # a reduced_loss being batched (batch/fast.py)
+        self.sum_as_mean = None  # the ir.Reduce of a mean_of_sum being batched (batch/fast.py)
         self.inlining: list[str] = []
         self.probing = 0  # > 0: evaluating only to learn a kind (control._kind_of)
         self.no_grad = 0  # > 0: a module call whose result only \StopGrad reads (run under no_grad)  # global functions being inlined (recursion guard)

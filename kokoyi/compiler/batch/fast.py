@@ -232,3 +232,38 @@ def _lerp(b, e):
         return None
     codes, axes, rank = _operands(b, [x, y, a], "float")
     return Val(b.emit("lerp", *codes, hint="v"), axes, rank, "float")
+
+
+@rule("mean_of_sum")
+def _mean_of_sum(b, e):
+    """A sum over 0..N-1 divided by N (kokoyi/compiler/rewrite/mean_of_sum.py): the sum reduced
+    as a mean where loops._reduce reduces the whole axis at once (b.sum_as_mean); where it
+    computed the sum otherwise (a mask, a product of sums, a Python loop), that sum divided as
+    written."""
+    from kokoyi.compiler import ir
+    from kokoyi.compiler import kernel as K
+
+    (total,) = e.args
+    saved = b.sum_as_mean
+    b.sum_as_mean = total
+    try:
+        v = b.ev(total)
+    finally:
+        b.sum_as_mean = saved
+    if isinstance(v.code, K.Ref):
+        for s in reversed(b.block):
+            if isinstance(s, K.Assign) and s.out == v.code.name:
+                if s.op == "reduce_axis" and s.attrs.get("op") == "mean":
+                    return v
+                break
+    name = b.ns.create("summed")
+    outer = b.env.get(name)
+    b.env[name] = v
+    try:
+        args = tuple(ir.Var(name, span=a.span) if a is total else a for a in e.original.args)
+        return b.ev(ir.with_fields(e.original, {"args": args}))
+    finally:
+        if outer is None:
+            b.env.pop(name, None)
+        else:
+            b.env[name] = outer

@@ -122,9 +122,11 @@ def _reduce(b, e: ir.Reduce) -> Val:
             if e.axis.name not in axes:
                 axes = tuple(a for a in b.order if a in axes or a == e.axis.name)
             kind = body.kind
-            if e.op in ("sum", "prod") and kind == "bool":
+            # a sum over the whole axis divided by its count (batch/fast.py `mean_of_sum`): its mean
+            op = "mean" if e.op == "sum" and mask is None and b.sum_as_mean is e else e.op
+            if op in ("sum", "prod") and kind == "bool":
                 kind = "int"
-            if e.op == "mean":
+            if op == "mean":
                 kind = "float"
             x = b.expand(Val(b.tensor(body, kind), body.axes, body.rank, kind), axes)
             pos = axes.index(e.axis.name)
@@ -141,7 +143,7 @@ def _reduce(b, e: ir.Reduce) -> Val:
     guards = _guards(b, axes)  # (where the reduction is evaluated: its own axis is closed again)
     if e.op in NONEMPTY:
         b.do("require_nonempty", n, m0, pos, body.rank, b.site(e), NONEMPTY[e.op], guards)
-    code = b.emit("reduce_axis", x, pos, m, FILL[e.op], lo_code, op=e.op, hint=e.op)
+    code = b.emit("reduce_axis", x, pos, m, FILL[op], lo_code, op=op, hint=op)
     out_kind = "int" if e.op in ("argmax", "argmin") else kind
     return Val(code, out_axes, body.rank, out_kind)
 

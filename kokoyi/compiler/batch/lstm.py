@@ -38,8 +38,10 @@ def _block(block: list, names, everywhere: dict) -> list:
                 s = dataclasses.replace(s, then=_block(s.then, names, everywhere),
                                         orelse=_block(s.orelse, names, everywhere))
             case K.For():
-                found = _match(s, everywhere)
+                found = _match(s, everywhere, out)
                 if found is not None:
+                    later = {id(w) for w in found["waiting"]}
+                    out[:] = [w for w in out if id(w) not in later]
                     out.extend(_replace(s, found, names))
                     continue
         out.append(s)
@@ -58,7 +60,9 @@ def _product(s, op: str, defs: dict) -> tuple | None:
     return None if a is None or b is None else (a, b)
 
 
-def _match(loop: K.For, everywhere: dict) -> dict | None:
+def _match(loop: K.For, everywhere: dict, before: list) -> dict | None:
+    """What _replace needs where loop's step is an LSTM cell (`before`: the statements of its
+    block before it), else None."""
     body = loop.body
     defs: dict = {}
     _definitions(body, defs)
@@ -133,8 +137,12 @@ def _match(loop: K.For, everywhere: dict) -> dict | None:
     project = [s for s in loop.pre if s.op == "project_steps" and K.Ref(s.out) == proj]
     if len(project) != 1:
         return None
+    # the inputs unbound into steps for the loop's steps alone (an unbind cannot fail): made only
+    # where the loop runs, not before torch's LSTM, which reads the inputs whole
+    waiting = [s for s in [*before, *loop.pre] if isinstance(s, K.Assign) and s.op == "unbind" and s.out is not None
+               and all(id(r) in inside for r in everywhere.get(s.out, []))]
     return {"project": project[0], "roles": tuple(roles[j] for j in range(4)), "h": lists_h, "c": lists_c,
-            "held": loop.start + offset + 1}
+            "held": loop.start + offset + 1, "waiting": waiting}
 
 
 def _offset(index, var: str, defs: dict):
@@ -152,10 +160,12 @@ def _offset(index, var: str, defs: dict):
 def _replace(loop: K.For, found: dict, names) -> list:
     project = found["project"]
     fused, xs, dim, at, axis = project.args
-    before = [s for s in loop.pre if s is not project]
+    waiting = found["waiting"]
+    later = {id(s) for s in waiting}
+    before = [s for s in loop.pre if s is not project and id(s) not in later]
     todo = names.new("loop_needed")
     held = () if found["held"] == loop.start else (found["held"],)
     call = K.Assign(todo, "lstm_sequence", (fused, xs, dim, at, axis, found["roles"], found["h"], found["c"],
                                             loop.start, loop.stop, *held), {}, loop.line)
-    fallback = dataclasses.replace(loop, pre=[project])
+    fallback = dataclasses.replace(loop, pre=[*waiting, project])
     return [*before, call, K.If(K.Ref(todo), [fallback], [], loop.line)]

@@ -17,6 +17,7 @@ the plain read it prints).
     kx.check_static(h, 1, (0, 0), ...)                      ->  if h.shape[1] <= 0 or h.shape[2] <= 0: kx.check_static(...)
     kx.nonempty_last(z)                                     ->  if 0 in z.shape: kx.nonempty_last(z)
     s = kx.reduce_axis('sum', v, 1, None, 0, None)          ->  s = v.sum(1) if v.shape[1] else kx.reduce_axis(...)
+    (a mean alike: v.mean(1), which is the sum divided by the count)
 
 A conversion to a dtype (a nested module's result in the caller's dtype) is its own kind of
 the same: `x.to(dtype)` parses its arguments and returns x itself when x has the dtype
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 from kokoyi.compiler import kernel as K
 
-REDUCE = {"sum": "sum", "max": "amax", "min": "amin"}  # kx.reduce_axis's op -> its method on a non-empty axis
+REDUCE = {"sum": "sum", "max": "amax", "min": "amin", "mean": "mean"}  # kx.reduce_axis's op -> its method on a non-empty axis
 
 
 def _int(a) -> bool:

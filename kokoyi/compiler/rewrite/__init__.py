@@ -21,6 +21,7 @@ from kokoyi.compiler.rewrite import (
     huber,
     leaky_relu,
     lerp,
+    mean_of_sum,
     pooling,
     population_std,
     reduced_loss,
@@ -29,7 +30,7 @@ from kokoyi.compiler.rewrite import (
 )
 
 RULES = (discounted_scan, population_std, standardize, leaky_relu, pooling, cross_entropy, contraction, attention,
-         solve, lerp, huber, bce_logits, reduced_loss)
+         solve, lerp, huber, bce_logits, reduced_loss, mean_of_sum)
 REWRITES = tuple(rule.rewrite for rule in RULES)
 
 # (node class, Prim op or None) -> the rewrites that can match such a node at the root (each

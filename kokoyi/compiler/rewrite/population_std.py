@@ -9,9 +9,14 @@ from kokoyi.compiler.rewrite.match import is_lit, is_prim_of, resolve, same
 def std_of(e, env):
     """x when e is the population std of x written out, else None."""
     e = resolve(e, env)
-    if not (isinstance(e, ir.Prim) and e.op == "sqrt" and isinstance(e.args[0], ir.Prim) and e.args[0].op == "div"):
+    if not (isinstance(e, ir.Prim) and e.op == "sqrt"):
         return None
-    total, count = (resolve(a, env) for a in e.args[0].args)
+    quotient = e.args[0]
+    if isinstance(quotient, ir.Fast) and quotient.op == "mean_of_sum":  # (marked first, bottom-up)
+        quotient = quotient.original
+    if not (isinstance(quotient, ir.Prim) and quotient.op == "div"):
+        return None
+    total, count = (resolve(a, env) for a in quotient.args)
     if not (isinstance(total, ir.Reduce) and total.op == "sum" and isinstance(count, ir.Prim) and count.op == "bars"):
         return None
     (x,) = count.args
