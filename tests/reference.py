@@ -904,8 +904,7 @@ class Interpreter:
 
     def setbuilder(self, e: A.SetBuilder, env):
         out = self._table(e, e.bounds, env)
-        if isinstance(A.strip(e.element), A.Num) or (
-                isinstance(A.strip(e.element), A.Unary) and isinstance(A.strip(A.strip(e.element).operand), A.Num)):
+        if _written_number(e.element):
             out = self.flt(out)  # a set-builder of literals takes the module's floating dtype
         return out
 
@@ -1237,8 +1236,7 @@ class Interpreter:
             case A.BigOp():
                 return e.op == "mean" or (e.op not in ("argmax", "argmin") and self.is_float(e.body, env))
             case A.SetBuilder():
-                el = A.strip(e.element)
-                return isinstance(el, A.Num) or self.is_float(e.element, env)
+                return _written_number(e.element) or self.is_float(e.element, env)
             case A.Cases():
                 return any(self.is_float(r.value, env) for r in e.rows)
         return True
@@ -1275,6 +1273,15 @@ def _written_minus_one(e) -> bool:
 # Element-wise built-ins that keep a Python number a Python number in compiled code (their
 # batching family, kokoyi/compiler/builtins.py; max, min and clip make tensors).
 _PYTHON_BUILTINS = {name for name, f in FUNCTIONS.items() if BATCHING.get(f.runtime) in ("float", "same", "int")}
+def _written_number(e) -> bool:
+    """Whether e is a number as written (`2`, `-1`, `(0.5)`): a set-builder of one takes the
+    module's floating dtype (LANGUAGE.md 6a)."""
+    e = A.strip(e)
+    if isinstance(e, A.Unary) and e.op == "-":
+        e = A.strip(e.operand)
+    return isinstance(e, A.Num)
+
+
 _FOLDED = {"+": "add", "-": "sub", "*": "mul", "/": "div", "<": "lt", ">": "gt", "<=": "le", ">=": "ge",
            "==": "eq", "!=": "ne"}
 _ELEMENTWISE_BUILTINS = {"exp", "Exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "sign",

@@ -1018,3 +1018,16 @@ def test_a_matrix_inverted_in_a_recurrence_step_is_inverted_on_every_path(body):
     (which reads none) a solve: rank inference met h_{t-1} before h's rank was known. The
     recurrences' elements are now inferred again after the module's statements."""
     assert_agrees(module(body, r"x \in \mathbb{R}^{2}"), {"x": torch.tensor([0.5, -1.0])})
+
+
+@pytest.mark.parametrize("literal", ["-1", "1", "(-2)"])
+def test_a_row_not_taken_that_builds_a_negative_literal_is_a_float(literal):
+    """Seed 39000666, a reference defect: `\\{ -1 \\}_{i=0}^{N-1}` is a float vector (a set-builder
+    of a number as written, LANGUAGE.md 6a) on every path; the reference computed it so, but
+    its static kind of a row that applies nowhere (is_float) took only `1`, not `-1`, for a
+    number, so cases(\\{-1\\} if data; \\{ argmax ... \\}) was int64 there. One rule now
+    (_written_number) for both."""
+    src = module(rf"\Return \begin{{cases}} \{{ {literal} \}}_{{i=0}}^{{N - 1}} & k > 0 \\ "
+                 r"\{ \argmax_{j=i}^{1} (2) \}_{i=0}^{N - 1} & \text{otherwise} \end{cases} \\",
+                 r"x \in \mathbb{R}^{N}, k \in \mathbb{Z}")
+    assert_agrees(src, {"x": torch.tensor([0.5, -1.0]), "k": torch.tensor(-2)})
