@@ -458,13 +458,15 @@ def _run_reference(program: Program, params, path: Path, args, idxs):
 def _within_conditioning(a, b, kappa: float) -> bool:
     """Whether a and b (float tensors of one shape) differ by no more than linear algebra
     on matrices of condition kappa (n * cond(A), recorded by the reference) can make them: a
-    relative kappa * eps of the dtype; an infinite or NaN matrix is infinitely ill-conditioned."""
-    if kappa <= 1.0 or not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape):
-        return False
-    if not (a.is_floating_point() and b.is_floating_point()) or a.dtype != b.dtype:
+    relative kappa * eps of the dtype; an infinite or NaN matrix is infinitely ill-conditioned,
+    so any output may differ, integers and truth values made from it too (seed 39004051: the
+    ceiling of the determinant of a singular matrix, +-1e-8, is 1 or 0)."""
+    if kappa <= 1.0 or not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
         return False
     if not math.isfinite(kappa):
-        return True
+        return True  # also what is rounded or compared from it: ceil(det) of a singular matrix
+    if not (a.is_floating_point() and b.is_floating_point()):
+        return False
     rtol = kappa * torch.finfo(b.dtype).eps
     if rtol <= _tolerance(b.dtype)[0]:
         return False

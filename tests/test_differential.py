@@ -1031,3 +1031,15 @@ def test_a_row_not_taken_that_builds_a_negative_literal_is_a_float(literal):
                  r"\{ \argmax_{j=i}^{1} (2) \}_{i=0}^{N - 1} & \text{otherwise} \end{cases} \\",
                  r"x \in \mathbb{R}^{N}, k \in \mathbb{Z}")
     assert_agrees(src, {"x": torch.tensor([0.5, -1.0]), "k": torch.tensor(-2)})
+
+
+def test_the_ceiling_of_the_determinant_of_a_singular_matrix_is_ill_conditioned():
+    """Seed 39004051, a checker defect: det of a rank-one matrix is 0 up to rounding, whose sign
+    depends on the LU's order (batched or not), so its ceiling is 1 or 0. The reference records
+    an infinite condition for it; the checker excused floats alone."""
+    src = module(r"\Return \lceil \det(\{ \{ \sqrt{2} (y_{i}) \}_{j=0}^{|y| - 1} \}_{i=0}^{|y| - 1}) \rceil \\", "y")
+    prog = differential.program(src, {"y": torch.tensor([-1.9949544668197632, 0.0707709863781929])})
+    findings, stats = differential.check(prog)
+    assert not findings and stats.paths >= 3
+    assert differential._within_conditioning(torch.tensor([1, 0]), torch.tensor([0, 0]), math.inf)
+    assert not differential._within_conditioning(torch.tensor([1, 0]), torch.tensor([0, 0]), 1e6)
