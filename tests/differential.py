@@ -496,10 +496,15 @@ def _check_gradients(got, want, args, params, weight_state, kappa=1.0, condition
     g.set_state(weight_state)
     ws = [torch.randn(want[i].shape, generator=g, dtype=torch.float64) for i in kept]
     grads = []
-    for side in outs:
+    for k, side in enumerate(outs):
         terms = [(side[i] * w.to(side[i].dtype)).sum() for i, w in zip(kept, ws) if side[i].requires_grad]
         if terms:
-            gs = torch.autograd.grad(sum(terms), leaves, allow_unused=True, retain_graph=True)
+            try:
+                gs = torch.autograd.grad(sum(terms), leaves, allow_unused=True, retain_graph=True)
+            except RuntimeError as err:  # the module's backward failing is a finding, not the checker's fault
+                if k != 0:
+                    raise
+                return "crash", f"the gradient raised RuntimeError: {str(err).splitlines()[0]}", args
         else:
             gs = [None] * len(leaves)
         grads.append([torch.zeros_like(leaf) if x is None else x for leaf, x in zip(leaves, gs)])

@@ -1043,3 +1043,13 @@ def test_the_ceiling_of_the_determinant_of_a_singular_matrix_is_ill_conditioned(
     assert not findings and stats.paths >= 3
     assert differential._within_conditioning(torch.tensor([1, 0]), torch.tensor([0, 0]), math.inf)
     assert not differential._within_conditioning(torch.tensor([1, 0]), torch.tensor([0, 0]), 1e6)
+
+
+def test_the_gradient_of_a_diagonal_of_a_gelu_is_computed_on_every_path():
+    """Seed 41000333 (a checker error, then a runtime defect): the gradient that a diagonal
+    hands back is strided, and torch's CPU GELU backward (oneDNN) raised "could not construct a
+    memory descriptor using strides" on the batched paths (pytorch#112006). kk.gelu hands its
+    backward a contiguous gradient; a module's backward that raises is now a finding ("crash"),
+    not a fault of the checker."""
+    src = module(r"\Return \operatorname{diag}(\operatorname{diag}(\GELU(\{ x[|x| - 1 - i] \}_{i=0}^{1})))[0] \\", "x")
+    assert_agrees(src, {"x": torch.tensor([0.3, -1.0, 2.0, 0.5])})

@@ -99,7 +99,19 @@ sign = _elementwise("sign", torch.sign, needs_float=False)
 relu = _elementwise("relu", torch.relu, needs_float=False)
 sigmoid = _elementwise("sigmoid", torch.sigmoid)
 softplus = _elementwise("softplus", F.softplus)
-gelu = _elementwise("gelu", F.gelu)
+
+
+def _gelu_tensor(x):
+    """F.gelu, whose gradient reaches its backward contiguous: torch's CPU kernel (oneDNN)
+    rejects some strided gradients, a diagonal's among them ("could not construct a memory
+    descriptor using strides"; pytorch#112006), which `\\operatorname{diag}` of a GELU hands it."""
+    y = F.gelu(x)
+    if y.requires_grad and not torch.compiler.is_compiling():
+        y.register_hook(torch.Tensor.contiguous)
+    return y
+
+
+gelu = _elementwise("gelu", _gelu_tensor)
 
 
 def power(a, b):

@@ -226,3 +226,13 @@ def test_conv2d_layer_is_the_layers_own_call_and_leaves_hooks_and_other_paddings
     kk.conv2d_layer(layer, x)
     handle.remove()
     assert seen == [(3, 4, 6, 6)]
+
+
+def test_gelu_takes_a_strided_gradient():
+    """torch's CPU GELU backward rejects a diagonal's strided gradient (pytorch#112006); kk.gelu
+    hands it a contiguous one, with the gradient F.gelu gives."""
+    x = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.2, 1.5]], requires_grad=True)
+    (g,) = torch.autograd.grad(torch.diag_embed(kk.gelu(x)).diagonal(0, -2, -1)[:, 0].sum(), x)
+    y = x.detach().clone().requires_grad_(True)
+    (want,) = torch.autograd.grad(torch.nn.functional.gelu(y)[:, 0].sum(), y)
+    assert torch.equal(g, want)

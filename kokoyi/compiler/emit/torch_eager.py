@@ -27,7 +27,7 @@ TEMPLATES = {
     "exp": "torch.exp({0})", "log": "torch.log({0})", "sin": "torch.sin({0})", "cos": "torch.cos({0})",
     "tan": "torch.tan({0})", "sinh": "torch.sinh({0})", "cosh": "torch.cosh({0})", "tanh": "torch.tanh({0})",
     "sqrt": "torch.sqrt({0})", "sigmoid": "torch.sigmoid({0})", "softplus": "torch.nn.functional.softplus({0})",
-    "gelu": "torch.nn.functional.gelu({0})", "abs": "torch.abs({0})", "sign": "torch.sign({0})",
+    "gelu": "kk.gelu({0})", "abs": "torch.abs({0})", "sign": "torch.sign({0})",
     "relu": "torch.relu({0})", "floor": "kx.floor_to_int({0})", "ceil": "kx.ceil_to_int({0})", "stop_grad": "{0}.detach()",
     "maximum": "torch.maximum({0}, {1})", "minimum": "torch.minimum({0}, {1})", "clip": "torch.clamp({0}, {1}, {2})",
     "floor_int": "math.floor({0})", "ceil_int": "math.ceil({0})",
