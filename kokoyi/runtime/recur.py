@@ -274,24 +274,19 @@ def lstm_sequence(fused: Fused | None, xs, dim: int, at: int, axis: int, roles: 
             or sorted(roles) != sorted(_TORCH_ORDER):
         return True
     order = [roles.index(r) for r in _TORCH_ORDER]
-    parts = fused.parts if order != [0, 1, 2, 3] else None
-    if parts is not None:
+    restack = fused.parts is not None and len(ms) == 4 and order != [0, 1, 2, 3]  # (four matrices, one a gate)
+    w, b = None if restack else fused.w, fused.b
+    if restack:
         # the matrices stacked again in torch's order: a copy whose backward hands each matrix its
         # rows of the gradient, not a gather of the stacked rows and its scatter into zeros
-        w = torch.cat([parts[0][k] for k in order], 0)
-    else:
-        w = fused.w
-    if parts is None and order != [0, 1, 2, 3]:
+        w = torch.cat([ms[k] for k in order], 0)
+        b = b if b is None else torch.cat([fused.parts[1][k] for k in order], 0)
+    elif order != [0, 1, 2, 3]:  # one stacked matrix: its gates' rows gathered
         w = w.view(4, hidden, cols)[order].reshape(rows, cols)
+        b = b if b is None else b.view(4, hidden)[order].reshape(rows)
     wx, wh = (w[:, :n], w[:, n:]) if at == 0 else (w[:, hidden:], w[:, :hidden])
-    params = (wx, wh)
-    if fused.b is not None:
-        if parts is not None and parts[1] is not None:
-            b = torch.cat([parts[1][k] for k in order], 0)
-        else:
-            b = fused.b.view(4, hidden)[order].reshape(rows) if order != [0, 1, 2, 3] else fused.b
-        params = (wx, wh, b, torch.zeros_like(b))
-    out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, fused.b is not None, 1, 0.0, False,
+    params = (wx, wh) if b is None else (wx, wh, b, torch.zeros_like(b))
+    out = torch._VF.lstm(xs, (h.unsqueeze(0), c.unsqueeze(0)), params, b is not None, 1, 0.0, False,
                          False, dim == 1)[0]
     steps = out.unbind(dim)
     if steps:

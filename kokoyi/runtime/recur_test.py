@@ -141,3 +141,22 @@ def test_an_lstm_in_another_gate_order_restacks_its_matrices():
     assert torch.equal(got, want)
     for a, b in zip(grads, torch.autograd.grad(want.square().sum(), (wi, wf, wo, wc))):
         assert torch.equal(a, b)
+
+
+def test_an_lstm_of_one_stacked_matrix_in_another_gate_order_gathers_its_rows():
+    """fuse_rows of one matrix holding the four gates (i, f, o, g): there are no four matrices to
+    stack again, so its rows are gathered in torch's order; values as torch's LSTM on that order."""
+    from kokoyi.runtime.recur import fuse_rows, lstm_sequence
+    torch.manual_seed(3)
+    hidden, n, batch, steps = 3, 2, 4, 5
+    w = torch.randn(4 * hidden, hidden + n, requires_grad=True)
+    xs = torch.randn(batch, steps, n)
+    h0, c0 = torch.zeros(batch, hidden), torch.zeros(batch, hidden)
+    h_list, c_list = [h0], [c0]
+    assert not lstm_sequence(fuse_rows((w,)), xs, 1, 1, 1, ("i", "f", "o", "g"), h_list, c_list, 0, steps, 1)
+    got = kx.stack_states(h_list[1:], 1, (batch,), 1, True, torch.float32)
+    wi, wf, wo, wc = w.split(hidden)
+    torch_order = torch.cat((wi, wf, wc, wo))
+    want = torch._VF.lstm(xs, (h0[None], c0[None]), (torch_order[:, hidden:], torch_order[:, :hidden]), False, 1,
+                          0.0, False, False, True)[0]
+    assert torch.equal(got, want)
